@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Sluice builds and tests with, only those missing. Safe to re-run.
+set -euo pipefail
+
+packages=(
+  g++ cmake ninja-build pkg-config python3   # toolchain; python3 runs the protocol code generator
+  libboost1.81-all-dev                       # Asio and Beast (header-only use)
+  libgtest-dev                               # unit tests
+  librdkafka-dev kcat                        # compat tests and benchmarks only
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+echo "installing: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

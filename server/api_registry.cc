@@ -1,0 +1,187 @@
+#include "server/api_registry.h"
+
+#include <array>
+#include <exception>
+#include <type_traits>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "server/handlers/handlers.h"
+#include "server/logging.h"
+#include "wire/codec.h"
+#include "wire/generated/api_specs.h"
+#include "wire/generated/request_header.h"
+#include "wire/generated/response_header.h"
+
+namespace sluice::server {
+
+namespace {
+
+template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+
+template <class T>
+struct is_awaitable : std::false_type {};
+template <class T>
+struct is_awaitable<boost::asio::awaitable<T>> : std::true_type {};
+
+// Frame = int32 size, response header, body. The size is patched in after encoding because the
+// body may end in file slices that only the frame's part list accounts for.
+template <class Resp>
+void encode_response(const request_context& ctx, const Resp& response, wire::frame& out) {
+  out.clear();
+  {
+    wire::writer w(out);
+    w.i32(0);
+    wire::response_header header;
+    header.correlation_id = ctx.correlation_id;
+    header.encode(w, wire::response_header_version(ctx.api_key, ctx.api_version));
+    response.encode(w, ctx.api_version);
+  }
+  int64_t size = out.total_size() - 4;
+  for (int i = 0; i < 4; ++i) out.bytes[i] = static_cast<uint8_t>(size >> (24 - 8 * i));
+}
+
+template <class Resp>
+void finish(const request_context& ctx, const std::optional<Resp>& response,
+            response_slot& slot) {
+  if (response) {
+    encode_response(ctx, *response, slot.frame);
+  } else {
+    slot.send = false;
+  }
+  slot.close_after = ctx.close_connection;
+  slot.ready = true;
+}
+
+void fail_slot(const request_context& ctx, response_slot& slot, const char* what) {
+  log_error("closing connection from ", ctx.peer, ": API ", ctx.api_key, " v", ctx.api_version,
+            " failed: ", what);
+  slot.send = false;
+  slot.close_after = true;
+  slot.ready = true;
+}
+
+template <class Req, auto Handler>
+bool invoke(request_context ctx, inbound_request request, std::shared_ptr<response_slot> slot,
+            std::shared_ptr<response_sink> sink) {
+  auto decoded = std::make_unique<Req>();
+  {
+    wire::reader r(request.bytes());
+    wire::request_header header;
+    if (!header.decode(r, wire::request_header_version(ctx.api_key, ctx.api_version))) {
+      return false;
+    }
+    ctx.correlation_id = header.correlation_id;
+    ctx.client_id = std::move(header.client_id);
+    if (!decoded->decode(r, ctx.api_version)) return false;
+  }
+  using result = std::invoke_result_t<decltype(Handler), request_context&, Req&>;
+  if constexpr (is_awaitable<result>::value) {
+    // Taken before the lambda captures (moves) ctx: argument evaluation order is unspecified.
+    boost::asio::any_io_executor executor = ctx.executor;
+    boost::asio::co_spawn(
+        executor,
+        [ctx = std::move(ctx), request = std::move(request), decoded = std::move(decoded), slot,
+         sink]() mutable -> boost::asio::awaitable<void> {
+          try {
+            auto response = co_await Handler(ctx, *decoded);
+            finish(ctx, std::optional(std::move(response)), *slot);
+          } catch (const std::exception& e) {
+            fail_slot(ctx, *slot, e.what());
+          }
+          sink->response_ready();
+        },
+        boost::asio::detached);
+  } else {
+    try {
+      if constexpr (is_optional<result>::value) {
+        finish(ctx, Handler(ctx, *decoded), *slot);
+      } else {
+        finish(ctx, std::optional(Handler(ctx, *decoded)), *slot);
+      }
+    } catch (const std::exception& e) {
+      fail_slot(ctx, *slot, e.what());
+    }
+    sink->response_ready();
+  }
+  return true;
+}
+
+template <class Req, auto Handler>
+api_handler entry(int16_t min_version, int16_t max_version) {
+  return {Req::api_key, wire::find_api_spec(Req::api_key)->name, min_version, max_version,
+          &invoke<Req, Handler>};
+}
+
+const std::array<api_handler, 5>& registry() {
+  // Ranges: README "Supported APIs". Produce is advertised from v0 as Kafka 4 does, because
+  // librdkafka < 2.11.1 turns compression off unless Produce v0 is in range; v0-2 are refused by
+  // the handler. Fetch starts at 4 (record batch v2 only).
+  static const std::array<api_handler, 5> handlers = {
+      entry<wire::produce_request, handle_produce>(0, 9),
+      entry<wire::fetch_request, handle_fetch>(4, 12),
+      entry<wire::list_offsets_request, handle_list_offsets>(0, 7),
+      entry<wire::metadata_request, handle_metadata>(0, 12),
+      entry<wire::api_versions_request, handle_api_versions>(0, 3),
+  };
+  return handlers;
+}
+
+}  // namespace
+
+std::span<const api_handler> api_handlers() { return registry(); }
+
+const api_handler* find_api_handler(int16_t key) {
+  for (const api_handler& h : registry()) {
+    if (h.key == key) return &h;
+  }
+  return nullptr;
+}
+
+bool dispatch_request(request_context ctx, inbound_request request,
+                      std::shared_ptr<response_slot> slot, std::shared_ptr<response_sink> sink,
+                      std::string& reason) {
+  if (request.size < 4) {
+    reason = "request shorter than its header";
+    return false;
+  }
+  const uint8_t* p = request.data.get();
+  ctx.api_key = static_cast<int16_t>((p[0] << 8) | p[1]);
+  ctx.api_version = static_cast<int16_t>((p[2] << 8) | p[3]);
+  const api_handler* handler = find_api_handler(ctx.api_key);
+  if (handler == nullptr) {
+    reason = "unknown API key " + std::to_string(ctx.api_key);
+    return false;
+  }
+  if (ctx.api_version < handler->min_version || ctx.api_version > handler->max_version) {
+    if (ctx.api_key != wire::api_versions_request::api_key) {
+      reason = std::string(handler->name) + " v" + std::to_string(ctx.api_version) +
+               " is not supported";
+      return false;
+    }
+    // KIP-511: read the header at the highest version we know (its layout is stable), ignore
+    // the body, and answer in a v0 body under a v0 response header.
+    wire::reader r(request.bytes());
+    wire::request_header header;
+    if (!header.decode(r, wire::request_header_version(ctx.api_key, handler->max_version))) {
+      reason = "unparseable ApiVersions header";
+      return false;
+    }
+    ctx.correlation_id = header.correlation_id;
+    ctx.api_version = 0;
+    finish(ctx, std::optional(unsupported_api_versions_response()), *slot);
+    sink->response_ready();
+    return true;
+  }
+  if (!handler->invoke(std::move(ctx), std::move(request), slot, sink)) {
+    reason = std::string(handler->name) + " request does not parse";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace sluice::server

@@ -1,0 +1,71 @@
+#pragma once
+// The one list of Kafka APIs this broker serves. Each entry names the API, the version range it
+// advertises and the handler; dispatch, the version check and the ApiVersions response all come
+// from it (api_registry.cc), so no second list has to be kept in sync by hand.
+//
+// A handler is a function `Resp handle_x(request_context&, Req&)` over the generated message
+// structs. It may return `std::optional<Resp>` (nullopt: no response, as for acks=0 produce) or
+// `boost::asio::awaitable<Resp>` when it waits (long-poll fetch). The runner here decodes the
+// request, calls the handler and encodes the response frame; handlers never branch on the codec's
+// versions.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "server/request_context.h"
+#include "wire/frame.h"
+
+namespace sluice::server {
+
+// The response to one request, filled when the handler finishes. A connection sends slots
+// strictly in request order.
+struct response_slot {
+  wire::frame frame;
+  bool ready = false;
+  bool send = true;          // false: nothing goes on the wire (acks=0 produce)
+  bool close_after = false;  // close the connection once everything before it is sent
+};
+
+// Told when a slot becomes ready: the connection that owns the slot.
+class response_sink {
+ public:
+  virtual void response_ready() = 0;
+
+ protected:
+  ~response_sink() = default;
+};
+
+// One request frame as read from the socket, without its size prefix: header then body. Owned,
+// because a handler that waits outlives the read buffer, and because produce stamps offsets into
+// these bytes before they are written to the log.
+struct inbound_request {
+  std::unique_ptr<uint8_t[]> data;
+  size_t size = 0;
+  std::span<uint8_t> bytes() const { return {data.get(), size}; }
+};
+
+struct api_handler {
+  int16_t key;
+  std::string_view name;
+  int16_t min_version;
+  int16_t max_version;
+  // Decodes, handles and encodes; completes `slot` now or later through `sink`. Returns false if
+  // the request cannot be parsed, in which case the connection is closed (Kafka does the same).
+  bool (*invoke)(request_context ctx, inbound_request request, std::shared_ptr<response_slot> slot,
+                 std::shared_ptr<response_sink> sink);
+};
+
+std::span<const api_handler> api_handlers();
+const api_handler* find_api_handler(int16_t key);
+
+// Routes one request frame. Returns false when the connection must be closed: unknown API key,
+// a version outside the advertised range (except ApiVersions, which answers UNSUPPORTED_VERSION
+// in a v0 body as KIP-511 requires), or a body that does not parse. `reason` then says why, for
+// the one log line.
+bool dispatch_request(request_context ctx, inbound_request request,
+                      std::shared_ptr<response_slot> slot, std::shared_ptr<response_sink> sink,
+                      std::string& reason);
+
+}  // namespace sluice::server

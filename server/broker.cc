@@ -1,0 +1,167 @@
+#include "server/broker.h"
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <boost/asio/ip/v6_only.hpp>
+
+#include "server/logging.h"
+#include "server/session.h"
+
+namespace sluice::server {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+broker::broker(asio::io_context& io, broker_config config) : io_(io), config_(std::move(config)) {}
+
+broker::~broker() = default;
+
+std::string broker::start() {
+  storage::log_config log_defaults;
+  log_defaults.segment_bytes = config_.log_segment_bytes;
+  log_defaults.index_interval_bytes = config_.log_index_interval_bytes;
+  logs_ = std::make_unique<storage::log_manager>(config_.log_dir, log_defaults);
+  if (std::error_code ec = logs_->load()) {
+    return "cannot use log directory " + config_.log_dir.string() + ": " + ec.message();
+  }
+  cluster_id_ = load_cluster_id();
+  if (cluster_id_.empty()) {
+    return "cannot write " + (config_.log_dir / "meta.properties").string();
+  }
+  topics_ = std::make_unique<topic_registry>(*logs_, config_.node_id);
+  if (std::error_code ec = topics_->load()) {
+    return "cannot load topics from " + config_.log_dir.string() + ": " + ec.message();
+  }
+
+  for (size_t i = 0; i < config_.listeners.size(); ++i) {
+    const listener& l = config_.listeners[i];
+    boost::system::error_code ec;
+    asio::ip::address address = l.host.empty() ? asio::ip::address(asio::ip::address_v6::any())
+                                               : asio::ip::make_address(l.host, ec);
+    if (ec) {
+      // A host name rather than an address: resolve it once.
+      tcp::resolver resolver(io_);
+      auto results = resolver.resolve(l.host, std::to_string(l.port), ec);
+      if (ec || results.empty()) return "cannot resolve listener host " + l.host;
+      address = results.begin()->endpoint().address();
+    }
+    auto acceptor = std::make_unique<tcp::acceptor>(io_);
+    tcp::endpoint endpoint(address, l.port);
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec && address.is_v6()) acceptor->set_option(asio::ip::v6_only(false), ec);
+    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return "cannot listen on " + l.name + "://" + l.host + ":" + std::to_string(l.port) + ": " +
+             ec.message();
+    }
+    uint16_t bound_port = acceptor->local_endpoint().port();
+    // An ephemeral listener advertises the port it actually got.
+    if (i < config_.advertised_listeners.size() && config_.advertised_listeners[i].port == 0) {
+      config_.advertised_listeners[i].port = bound_port;
+    }
+    std::string shown_host = l.host.empty() ? "0.0.0.0" : l.host;
+    log_info("listening on ", l.name, "://", shown_host, ":", bound_port, " (advertised as ",
+             advertised().host, ":", advertised().port, ")");
+    accept(*acceptor);
+    acceptors_.push_back(std::move(acceptor));
+  }
+  return {};
+}
+
+void broker::accept(tcp::acceptor& acceptor) {
+  acceptor.async_accept([this, &acceptor](boost::system::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping_) return;
+      // Out of descriptors and the like: log and keep accepting.
+      log_warn("accept failed: ", ec.message());
+      accept(acceptor);
+      return;
+    }
+    auto s = std::make_shared<session>(std::move(socket), *this, next_session_id_++);
+    sessions_.emplace(s->id(), s);
+    s->start();
+    accept(acceptor);
+  });
+}
+
+void broker::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  log_info("shutting down: no new connections, answering in-flight requests");
+  for (auto& a : acceptors_) {
+    boost::system::error_code ec;
+    a->close(ec);
+  }
+  // Parked fetches answer now with what they have.
+  for (const auto& [name, t] : topics_->all()) {
+    for (const auto& p : t.partitions) p->wake_waiters();
+  }
+  std::vector<std::shared_ptr<session>> live;
+  for (auto& [id, weak] : sessions_) {
+    if (auto s = weak.lock()) live.push_back(std::move(s));
+  }
+  for (auto& s : live) s->shutdown();
+  if (sessions_.empty()) return;
+  grace_timer_.emplace(io_, std::chrono::milliseconds(config_.shutdown_grace_ms));
+  grace_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    log_warn("shutdown grace period over: closing ", sessions_.size(), " connection(s)");
+    std::vector<std::shared_ptr<session>> remaining;
+    for (auto& [id, weak] : sessions_) {
+      if (auto s = weak.lock()) remaining.push_back(std::move(s));
+    }
+    for (auto& s : remaining) s->close();
+    sessions_.clear();
+  });
+}
+
+void broker::on_session_closed(uint64_t id) {
+  sessions_.erase(id);
+  if (stopping_ && sessions_.empty() && grace_timer_) grace_timer_->cancel();
+}
+
+void broker::close_storage() {
+  if (!logs_) return;
+  if (std::error_code ec = logs_->shutdown()) {
+    log_error("clean shutdown of ", config_.log_dir.string(), " failed: ", ec.message());
+  }
+}
+
+wire::error_code broker::find_or_create_topic(std::string_view name, bool allow_auto_create,
+                                              topic*& out) {
+  out = topics_->find(name);
+  if (out != nullptr) return wire::error_code::none;
+  if (!is_valid_topic_name(name)) return wire::error_code::invalid_topic_exception;
+  // Internal topics are the broker's own to create (Kafka: never by a client's request).
+  if (!allow_auto_create || !config_.auto_create_topics_enable || name.starts_with("__")) {
+    return wire::error_code::unknown_topic_or_partition;
+  }
+  return topics_->create(name, config_.num_partitions, out);
+}
+
+// Kafka keeps the cluster id in meta.properties in each log dir; so does Sluice, with the same
+// keys, generating one on first start.
+std::string broker::load_cluster_id() {
+  std::filesystem::path path = config_.log_dir / "meta.properties";
+  std::ifstream in(path);
+  std::string line;
+  while (in && std::getline(in, line)) {
+    if (line.starts_with("cluster.id=")) return line.substr(11);
+  }
+  static constexpr char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::mt19937_64 rng{std::random_device{}()};
+  std::string id;
+  for (int i = 0; i < 22; ++i) id.push_back(alphabet[rng() % 64]);
+  std::ofstream out(path, std::ios::trunc);
+  out << "#\n# Written by sluice\nversion=1\ncluster.id=" << id << "\nnode.id=" << config_.node_id
+      << "\n";
+  out.close();
+  return out ? id : std::string{};
+}
+
+}  // namespace sluice::server

@@ -1,0 +1,168 @@
+// Fetch (key 1), versions 4-12.
+//
+// Zero copy: each partition's `records` is a list of file slices from the segment store; the
+// session sends them with sendfile, so record bytes never enter user space here.
+//
+// Every requested partition appears in the response (the Java consumer drops a full-fetch
+// response that omits one). Consumers (replica_id -1) read up to the high watermark, or the last
+// stable offset under read_committed; a follower (replica_id >= 0, a replica of the partition)
+// reads up to the log end offset and its fetch offset is recorded as its log end offset, which
+// drives the high watermark. Byte limits follow KIP-74: partition_max_bytes and max_bytes cap the
+// response, except that the first batch of the first non-empty partition is returned whole.
+//
+// Long poll: with fewer than min_bytes available and no partition in error, the request parks on
+// every partition it names until an append wakes it or max_wait_ms passes, then answers with what
+// there is. Broker shutdown wakes parked fetches too.
+//
+// Deviations: fetch sessions (KIP-227) are declined with session_id 0, which every client
+// handles by sending full fetches; an incremental request naming a session gets
+// FETCH_SESSION_ID_NOT_FOUND. aborted_transactions is empty under read_committed (no
+// transactions yet) and null otherwise, as in Kafka. Topic ids (v13+) are not served yet.
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "server/broker.h"
+#include "server/errors.h"
+#include "server/handlers/handlers.h"
+
+namespace sluice::server {
+
+namespace {
+
+namespace asio = boost::asio;
+using wire::error_code;
+
+constexpr int8_t read_committed = 1;
+
+// A fetch parked on some partitions until one of them gets data or the deadline passes.
+class parked_fetch final : public data_waiter {
+ public:
+  parked_fetch(asio::any_io_executor executor, std::vector<partition*> partitions)
+      : timer_(std::move(executor)), partitions_(std::move(partitions)) {
+    for (partition* p : partitions_) p->add_waiter(this);
+  }
+  ~parked_fetch() {
+    for (partition* p : partitions_) p->remove_waiter(this);
+  }
+  parked_fetch(const parked_fetch&) = delete;
+  parked_fetch& operator=(const parked_fetch&) = delete;
+
+  void on_data() override { timer_.cancel(); }
+
+  asio::awaitable<void> wait_until(asio::steady_timer::time_point deadline) {
+    timer_.expires_at(deadline);
+    boost::system::error_code ignored;
+    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+
+ private:
+  asio::steady_timer timer_;
+  std::vector<partition*> partitions_;
+};
+
+struct fill_result {
+  int64_t bytes = 0;
+  bool has_error = false;
+  std::vector<partition*> partitions;  // the ones that exist, to park on
+};
+
+error_code check_leader_epoch(int32_t requested, const partition& p) {
+  if (requested == -1 || requested == p.leader_epoch()) return error_code::none;
+  return requested < p.leader_epoch() ? error_code::fenced_leader_epoch
+                                      : error_code::unknown_leader_epoch;
+}
+
+// Builds the whole response from the current state of the logs.
+fill_result fill(broker& b, const wire::fetch_request& request, wire::fetch_response& response) {
+  fill_result result;
+  const bool follower = request.replica_id >= 0;
+  int64_t budget = std::max<int64_t>(request.max_bytes, 0);
+  response.responses.clear();
+  response.responses.reserve(request.topics.size());
+  for (const auto& requested_topic : request.topics) {
+    auto& topic_out = response.responses.emplace_back();
+    topic_out.topic = requested_topic.topic;
+    topic_out.partitions.reserve(requested_topic.partitions.size());
+    for (const auto& requested : requested_topic.partitions) {
+      auto& out = topic_out.partitions.emplace_back();
+      out.partition_index = requested.partition;
+      out.high_watermark = -1;
+      partition* p = b.topics().find_partition(requested_topic.topic, requested.partition);
+      error_code ec = error_code::none;
+      if (p == nullptr) {
+        ec = error_code::unknown_topic_or_partition;
+      } else if (ec = check_leader_epoch(requested.current_leader_epoch, *p);
+                 ec == error_code::none && follower && !p->is_replica(request.replica_id)) {
+        ec = error_code::not_leader_or_follower;
+      }
+      if (ec != error_code::none) {
+        out.error_code = static_cast<int16_t>(ec);
+        result.has_error = true;
+        continue;
+      }
+      result.partitions.push_back(p);
+      if (follower) p->record_follower_fetch(request.replica_id, requested.fetch_offset);
+      out.high_watermark = p->high_watermark();
+      out.last_stable_offset = p->last_stable_offset();
+      out.log_start_offset = p->log_start_offset();
+      if (request.isolation_level == read_committed) out.aborted_transactions.emplace();
+      const int64_t max_offset = follower                                     ? p->log_end_offset()
+                                 : request.isolation_level == read_committed ? out.last_stable_offset
+                                                                             : out.high_watermark;
+      const int64_t offset = requested.fetch_offset;
+      if (offset < p->log_start_offset() || offset > p->log_end_offset()) {
+        out.error_code = static_cast<int16_t>(error_code::offset_out_of_range);
+        result.has_error = true;
+        continue;
+      }
+      const bool first_data = result.bytes == 0;
+      const int64_t limit = std::min<int64_t>(requested.partition_max_bytes, budget);
+      if (offset >= max_offset || (limit <= 0 && !first_data)) continue;
+      storage::read_info read;
+      if (std::error_code rec = p->log().read(offset, limit, max_offset, first_data, read)) {
+        out.error_code = static_cast<int16_t>(to_kafka_error(rec));
+        result.has_error = true;
+        continue;
+      }
+      out.records.slices = std::move(read.slices);
+      result.bytes += read.bytes;
+      budget -= read.bytes;
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
+                                                   wire::fetch_request& request) {
+  wire::fetch_response response;
+  // Sessions are declined (session_id 0); a request that names one refers to nothing we know.
+  if (request.session_id != 0) {
+    response.error_code = static_cast<int16_t>(error_code::fetch_session_id_not_found);
+    co_return response;
+  }
+  if (request.session_epoch != -1 && request.session_epoch != 0) {
+    response.error_code = static_cast<int16_t>(error_code::invalid_fetch_session_epoch);
+    co_return response;
+  }
+  const auto deadline =
+      asio::steady_timer::clock_type::now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
+  for (;;) {
+    fill_result filled = fill(ctx.broker, request, response);
+    if (filled.bytes >= request.min_bytes || filled.has_error || ctx.broker.stopping() ||
+        asio::steady_timer::clock_type::now() >= deadline || filled.partitions.empty()) {
+      co_return response;
+    }
+    parked_fetch parked(ctx.executor, std::move(filled.partitions));
+    co_await parked.wait_until(deadline);
+  }
+}
+
+}  // namespace sluice::server

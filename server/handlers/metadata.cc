@@ -1,0 +1,88 @@
+// Metadata (key 3), versions 0-12.
+//
+// One broker: it is the controller and the leader of every partition, replicas = ISR = {self}.
+// Topics: v0 empty list = all topics; v1+ null = all, empty = none (MetadataRequest.json). A
+// requested unknown topic is created when the request allows it (v4+ flag, older versions
+// always) and auto.create.topics.enable is on; it is returned at once with its leader, where Kafka
+// answers LEADER_NOT_AVAILABLE first and makes the client ask again. Internal topics (`__*`) are
+// listed only when named. Topic ids are real (v10+), read from partition.metadata.
+//
+// Deviations: topic lookup by id only (v10+ requests naming a topic by id alone) is answered
+// UNKNOWN_TOPIC_ID; authorized operations are reported as "not requested" (INT32_MIN).
+
+#include <limits>
+
+#include "server/broker.h"
+#include "server/handlers/handlers.h"
+
+namespace sluice::server {
+
+namespace {
+
+constexpr int32_t authorized_operations_omitted = std::numeric_limits<int32_t>::min();
+
+wire::metadata_response::metadata_response_topic describe(const topic& t) {
+  wire::metadata_response::metadata_response_topic out;
+  out.name = t.name;
+  out.topic_id = t.id;
+  out.is_internal = t.internal;
+  out.topic_authorized_operations = authorized_operations_omitted;
+  for (const auto& p : t.partitions) {
+    wire::metadata_response::metadata_response_partition mp;
+    mp.partition_index = p->index();
+    mp.leader_id = p->leader_id();
+    mp.leader_epoch = p->leader_epoch();
+    mp.replica_nodes = p->replicas();
+    mp.isr_nodes = p->isr();
+    out.partitions.push_back(std::move(mp));
+  }
+  return out;
+}
+
+}  // namespace
+
+wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_request& request) {
+  broker& b = ctx.broker;
+  wire::metadata_response response;
+  wire::metadata_response::metadata_response_broker self;
+  self.node_id = b.config().node_id;
+  self.host = b.advertised().host;
+  self.port = b.advertised().port;
+  response.brokers.push_back(std::move(self));
+  response.cluster_id = b.cluster_id();
+  response.controller_id = b.config().node_id;
+  response.cluster_authorized_operations = authorized_operations_omitted;
+
+  bool all_topics = !request.topics.has_value() || (ctx.api_version == 0 && request.topics->empty());
+  if (all_topics) {
+    for (const auto& [name, t] : b.topics().all()) {
+      if (!t.internal) response.topics.push_back(describe(t));
+    }
+    return response;
+  }
+  for (const auto& requested : *request.topics) {
+    if (!requested.name) {
+      wire::metadata_response::metadata_response_topic unknown;
+      unknown.error_code = static_cast<int16_t>(wire::error_code::unknown_topic_id);
+      unknown.topic_id = requested.topic_id;
+      unknown.topic_authorized_operations = authorized_operations_omitted;
+      response.topics.push_back(std::move(unknown));
+      continue;
+    }
+    topic* t = nullptr;
+    wire::error_code ec =
+        b.find_or_create_topic(*requested.name, request.allow_auto_topic_creation, t);
+    if (ec != wire::error_code::none) {
+      wire::metadata_response::metadata_response_topic failed;
+      failed.error_code = static_cast<int16_t>(ec);
+      failed.name = *requested.name;
+      failed.topic_authorized_operations = authorized_operations_omitted;
+      response.topics.push_back(std::move(failed));
+      continue;
+    }
+    response.topics.push_back(describe(*t));
+  }
+  return response;
+}
+
+}  // namespace sluice::server

@@ -1,0 +1,54 @@
+#include "server/logging.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+namespace sluice::server {
+
+namespace {
+log_level min_level = log_level::info;
+
+const char* level_name(log_level level) {
+  switch (level) {
+    case log_level::debug:
+      return "DEBUG";
+    case log_level::info:
+      return "INFO ";
+    case log_level::warn:
+      return "WARN ";
+    case log_level::error:
+      return "ERROR";
+  }
+  return "?";
+}
+}  // namespace
+
+void set_log_level(log_level level) { min_level = level; }
+
+bool log_enabled(log_level level) { return level >= min_level; }
+
+void write_log_line(log_level level, std::string_view message) {
+  using namespace std::chrono;
+  auto now = system_clock::now();
+  std::time_t secs = system_clock::to_time_t(now);
+  auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char stamp[64];
+  std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(millis));
+  std::string line;
+  line.reserve(message.size() + 40);
+  line.append(stamp).append(" ").append(level_name(level)).append(" ").append(message);
+  line.push_back('\n');
+  // One write(2) per line so concurrent writers (the storage sink, signal paths) never interleave.
+  ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
+  (void)ignored;
+}
+
+}  // namespace sluice::server

@@ -1,0 +1,39 @@
+#pragma once
+// What a handler may know about a request beyond its decoded body. Handlers take a context and a
+// decoded request and return a response struct; they never see the socket, so they can be driven
+// with bytes alone.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+
+namespace sluice::server {
+
+class broker;
+
+struct request_context {
+  request_context(::sluice::server::broker& owner, boost::asio::any_io_executor ex)
+      : broker(owner), executor(std::move(ex)) {}
+
+  ::sluice::server::broker& broker;
+  boost::asio::any_io_executor executor;
+  int16_t api_key = 0;
+  int16_t api_version = 0;
+  int32_t correlation_id = 0;
+  std::optional<std::string> client_id;
+  std::string peer;  // remote address, for log lines
+
+  // Set by a handler that must not answer and instead close the connection after this request:
+  // Kafka's rule for a failed acks=0 produce, which has no response to carry the error.
+  bool close_connection = false;
+};
+
+inline int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace sluice::server

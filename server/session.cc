@@ -1,0 +1,278 @@
+#include "server/session.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "server/broker.h"
+#include "server/logging.h"
+
+namespace sluice::server {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+constexpr size_t read_buffer_size = 64 * 1024;
+constexpr size_t max_iovecs = 64;  // well under IOV_MAX; more parts go out in another writev
+
+std::string describe(const tcp::socket& s) {
+  boost::system::error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  if (ec) return "unknown peer";
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+}  // namespace
+
+session::session(tcp::socket socket, broker& owner, uint64_t id)
+    : socket_(std::move(socket)),
+      broker_(owner),
+      id_(id),
+      peer_(describe(socket_)),
+      writer_wake_(socket_.get_executor()),
+      reader_wake_(socket_.get_executor()) {}
+
+session::~session() = default;
+
+void session::start() {
+  boost::system::error_code ec;
+  socket_.set_option(tcp::no_delay(true), ec);
+  socket_.native_non_blocking(true, ec);
+  if (ec) {
+    log_warn("connection from ", peer_, ": cannot make socket non-blocking: ", ec.message());
+    close();
+    return;
+  }
+  auto self = shared_from_this();
+  asio::co_spawn(socket_.get_executor(), [self]() { return self->read_loop(); }, asio::detached);
+  asio::co_spawn(socket_.get_executor(), [self]() { return self->write_loop(); }, asio::detached);
+}
+
+void session::shutdown() {
+  if (closed_) return;
+  boost::system::error_code ec;
+  // Ends the pending read with EOF; the write loop then drains what was already read.
+  socket_.shutdown(tcp::socket::shutdown_receive, ec);
+  reader_wake_.cancel();
+}
+
+void session::close() {
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ec;
+  socket_.close(ec);
+  writer_wake_.cancel();
+  reader_wake_.cancel();
+  broker_.on_session_closed(id_);
+}
+
+void session::response_ready() {
+  if (!pipeline_.empty() && pipeline_.front()->ready) writer_wake_.cancel();
+}
+
+asio::awaitable<void> session::read_loop() {
+  auto self = shared_from_this();
+  const int32_t max_frame = broker_.config().socket_request_max_bytes;
+  const size_t max_queued = static_cast<size_t>(broker_.config().queued_max_requests_per_connection);
+  std::vector<uint8_t> buffer(read_buffer_size);
+  size_t begin = 0;
+  size_t end = 0;
+  boost::system::error_code ec;
+  while (!closed_) {
+    while (end - begin < 4) {
+      if (begin > 0) {
+        std::memmove(buffer.data(), buffer.data() + begin, end - begin);
+        end -= begin;
+        begin = 0;
+      }
+      size_t n = co_await socket_.async_read_some(
+          asio::buffer(buffer.data() + end, buffer.size() - end),
+          asio::redirect_error(asio::use_awaitable, ec));
+      if (ec || closed_) {
+        if (end - begin > 0 && !closed_) {
+          log_info("connection from ", peer_, " closed in the middle of a request frame");
+        }
+        reading_done_ = true;
+        writer_wake_.cancel();
+        co_return;
+      }
+      end += n;
+    }
+    const uint8_t* p = buffer.data() + begin;
+    int32_t size = static_cast<int32_t>((uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
+                                        (uint32_t{p[2]} << 8) | uint32_t{p[3]});
+    if (size < 0 || size > max_frame) {
+      log_warn("closing connection from ", peer_, ": request size ", size, " outside [0, ",
+               max_frame, "] (socket.request.max.bytes)");
+      close();
+      co_return;
+    }
+    begin += 4;
+    inbound_request request;
+    request.size = static_cast<size_t>(size);
+    request.data = std::make_unique_for_overwrite<uint8_t[]>(request.size);
+    size_t have = std::min(end - begin, request.size);
+    std::memcpy(request.data.get(), buffer.data() + begin, have);
+    begin += have;
+    if (have < request.size) {
+      co_await asio::async_read(socket_, asio::buffer(request.data.get() + have, request.size - have),
+                                asio::redirect_error(asio::use_awaitable, ec));
+      if (ec || closed_) {
+        if (!closed_) log_info("connection from ", peer_, " closed in the middle of a request frame");
+        reading_done_ = true;
+        writer_wake_.cancel();
+        co_return;
+      }
+    }
+
+    auto slot = std::make_shared<response_slot>();
+    pipeline_.push_back(slot);
+    std::string reason;
+    request_context ctx{broker_, socket_.get_executor()};
+    ctx.peer = peer_;
+    if (!dispatch_request(std::move(ctx), std::move(request), slot, self, reason)) {
+      log_warn("closing connection from ", peer_, ": ", reason);
+      close();
+      co_return;
+    }
+    // Back-pressure: stop reading while the pipeline is full; the write loop wakes us.
+    while (pipeline_.size() >= max_queued && !closed_) {
+      reader_wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await reader_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+}
+
+asio::awaitable<void> session::write_loop() {
+  auto self = shared_from_this();
+  std::vector<iovec> iov;
+  boost::system::error_code ec;
+  while (!closed_) {
+    if (pipeline_.empty() || !pipeline_.front()->ready) {
+      if (reading_done_ && pipeline_.empty()) break;
+      writer_wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await writer_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    // Send every ready response at the head, coalescing byte runs of consecutive responses into
+    // one writev; a file slice flushes the run and goes out with sendfile.
+    size_t done = 0;
+    bool ok = true;
+    bool close_after = false;
+    iov.clear();
+    for (const auto& slot : pipeline_) {
+      if (!slot->ready || close_after) break;
+      ++done;
+      close_after = slot->close_after;
+      if (!slot->send) continue;
+      wire::frame& f = slot->frame;
+      for (const wire::frame::part& part : f.parts) {
+        if (!part.is_slice) {
+          iov.push_back({f.bytes.data() + part.index, part.length});
+          if (iov.size() == max_iovecs && !(ok = co_await write_iovecs(iov))) break;
+          continue;
+        }
+        if (!(ok = co_await write_iovecs(iov))) break;
+        if (!(ok = co_await send_slice(f.slices[part.index]))) break;
+      }
+      if (!ok) break;
+    }
+    if (ok) ok = co_await write_iovecs(iov);
+    if (!ok || closed_) break;
+    pipeline_.erase(pipeline_.begin(), pipeline_.begin() + static_cast<ptrdiff_t>(done));
+    reader_wake_.cancel();
+    if (close_after) break;
+  }
+  close();
+}
+
+asio::awaitable<bool> session::wait_writable() {
+  boost::system::error_code ec;
+  co_await socket_.async_wait(tcp::socket::wait_write,
+                              asio::redirect_error(asio::use_awaitable, ec));
+  co_return !ec && !closed_;
+}
+
+asio::awaitable<bool> session::write_iovecs(std::vector<iovec>& iov) {
+  size_t first = 0;
+  while (first < iov.size()) {
+    ssize_t n = ::writev(socket_.native_handle(), iov.data() + first,
+                         static_cast<int>(iov.size() - first));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (!co_await wait_writable()) co_return false;
+        continue;
+      }
+      co_return false;  // peer gone: close quietly
+    }
+    auto left = static_cast<size_t>(n);
+    while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+    if (left > 0) {
+      iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
+  }
+  iov.clear();
+  co_return true;
+}
+
+asio::awaitable<bool> session::send_slice(const wire::file_slice& slice) {
+  off_t offset = static_cast<off_t>(slice.position);
+  int64_t left = slice.length;
+  bool use_sendfile = true;
+  while (left > 0) {
+    ssize_t n;
+    if (use_sendfile) {
+      n = ::sendfile(socket_.native_handle(), slice.fd, &offset,
+                     static_cast<size_t>(std::min<int64_t>(left, 1 << 30)));
+      if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
+        // A file system without sendfile support: fall back to copying through user space.
+        use_sendfile = false;
+        continue;
+      }
+    } else {
+      uint8_t chunk[64 * 1024];
+      ssize_t r = ::pread(slice.fd, chunk, static_cast<size_t>(std::min<int64_t>(left, sizeof chunk)),
+                          offset);
+      if (r <= 0) {
+        n = r;
+      } else {
+        n = ::send(socket_.native_handle(), chunk, static_cast<size_t>(r), MSG_NOSIGNAL);
+        if (n > 0) offset += n;
+      }
+    }
+    if (n > 0) {
+      left -= n;
+      continue;
+    }
+    if (n == 0) {
+      // The file ended before the slice did: the segment was truncated under us. The frame size
+      // already promised these bytes, so the stream cannot continue.
+      log_error("connection from ", peer_, ": segment file shorter than the fetch response slice");
+      co_return false;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (!co_await wait_writable()) co_return false;
+      continue;
+    }
+    co_return false;
+  }
+  co_return true;
+}
+
+}  // namespace sluice::server

@@ -1,0 +1,68 @@
+#pragma once
+// One client connection.
+//
+//   read_loop:  frame -> dispatch -> slot appended to `pipeline_` (request order)
+//                 pauses while `pipeline_` holds queued.max.requests slots
+//   write_loop: sends the ready prefix of `pipeline_`, strictly in order:
+//                 byte runs with writev(2), file slices with sendfile(2)
+//
+// Handlers may finish out of order (a parked fetch, then a produce); the pipeline keeps responses
+// in request order, which every client relies on (Java checks correlation ids). The socket is in
+// non-blocking mode and the write loop calls writev/sendfile itself, waiting for writability on
+// EAGAIN: record bytes go from the page cache to the socket without passing through user space.
+//
+// Threading: the broker's io thread only. A session keeps itself alive through the shared_ptrs
+// its loops and its pending handlers hold.
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "server/api_registry.h"
+
+namespace sluice::server {
+
+class broker;
+
+class session : public response_sink, public std::enable_shared_from_this<session> {
+ public:
+  session(boost::asio::ip::tcp::socket socket, broker& owner, uint64_t id);
+  ~session();
+
+  void start();
+  // Stop reading new requests, answer those already read, then close.
+  void shutdown();
+  // Close now; pending responses are dropped.
+  void close();
+
+  void response_ready() override;
+  uint64_t id() const { return id_; }
+  const std::string& peer() const { return peer_; }
+
+ private:
+  boost::asio::awaitable<void> read_loop();
+  boost::asio::awaitable<void> write_loop();
+  boost::asio::awaitable<bool> write_iovecs(std::vector<iovec>& iov);
+  boost::asio::awaitable<bool> send_slice(const wire::file_slice& slice);
+  boost::asio::awaitable<bool> wait_writable();
+
+  boost::asio::ip::tcp::socket socket_;
+  broker& broker_;
+  uint64_t id_;
+  std::string peer_;
+  std::deque<std::shared_ptr<response_slot>> pipeline_;
+  boost::asio::steady_timer writer_wake_;
+  boost::asio::steady_timer reader_wake_;
+  bool reading_done_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace sluice::server

@@ -1,0 +1,393 @@
+// Handlers driven with bytes alone: requests are encoded with the generated codec, routed through
+// dispatch_request exactly as a connection does, and the response frames decoded again. No
+// sockets are involved; the broker's listener is bound to an ephemeral port but never used.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include <boost/asio/io_context.hpp>
+
+#include "server/api_registry.h"
+#include "server/broker.h"
+#include "server/handlers/handlers.h"
+#include "wire/codec.h"
+#include "wire/error_code.h"
+#include "wire/generated/request_header.h"
+#include "wire/generated/response_header.h"
+#include "wire/record_batch.h"
+
+namespace sluice::server {
+namespace {
+
+using wire::error_code;
+
+struct counting_sink : response_sink {
+  int ready = 0;
+  void response_ready() override { ++ready; }
+};
+
+class handlers_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("sluice-handlers-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    config_result r = load_config({}, {"listeners=PLAINTEXT://127.0.0.1:0",
+                                       "log.dirs=" + dir_.string(), "num.partitions=2"});
+    ASSERT_TRUE(r.error.empty()) << r.error;
+    broker_ = std::make_unique<broker>(io_, r.config);
+    ASSERT_EQ(broker_->start(), "");
+  }
+  void TearDown() override {
+    broker_->stop();
+    io_.run_for(std::chrono::seconds(1));
+    broker_->close_storage();
+    broker_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Sends one request; returns the response slot once the handler finished.
+  template <class Req>
+  std::shared_ptr<response_slot> call(int16_t version, const Req& request, bool* accepted = nullptr,
+                                      std::chrono::milliseconds wait = std::chrono::seconds(2)) {
+    wire::frame f;
+    {
+      wire::writer w(f);
+      wire::request_header header;
+      header.request_api_key = Req::api_key;
+      header.request_api_version = version;
+      header.correlation_id = ++correlation_id_;
+      header.client_id = "handlers-test";
+      header.encode(w, wire::request_header_version(Req::api_key, version));
+      request.encode(w, version);
+    }
+    inbound_request in;
+    in.size = f.bytes.size();
+    in.data = std::make_unique<uint8_t[]>(in.size);
+    std::copy(f.bytes.begin(), f.bytes.end(), in.data.get());
+    auto slot = std::make_shared<response_slot>();
+    auto sink = std::make_shared<counting_sink>();
+    std::string reason;
+    bool ok = dispatch_request(request_context{*broker_, io_.get_executor()}, std::move(in), slot,
+                               sink, reason);
+    if (accepted) *accepted = ok;
+    auto deadline = std::chrono::steady_clock::now() + wait;
+    while (!slot->ready && ok && std::chrono::steady_clock::now() < deadline) {
+      io_.run_one_for(std::chrono::milliseconds(10));
+    }
+    return slot;
+  }
+
+  // Decodes a response frame (size, header, body). File slices are read back from their files so
+  // that the decoder sees the bytes a client would.
+  template <class Resp>
+  Resp decode(const response_slot& slot, int16_t api_key, int16_t version) {
+    std::vector<uint8_t> bytes;
+    for (const auto& part : slot.frame.parts) {
+      if (!part.is_slice) {
+        bytes.insert(bytes.end(), slot.frame.bytes.begin() + part.index,
+                     slot.frame.bytes.begin() + part.index + part.length);
+      } else {
+        const wire::file_slice& s = slot.frame.slices[part.index];
+        std::vector<uint8_t> chunk(s.length);
+        EXPECT_EQ(::pread(s.fd, chunk.data(), chunk.size(), s.position), s.length);
+        bytes.insert(bytes.end(), chunk.begin(), chunk.end());
+      }
+    }
+    held_.push_back(std::move(bytes));
+    auto& held = held_.back();
+    wire::reader r(held);
+    EXPECT_EQ(r.i32(), static_cast<int32_t>(held.size() - 4));
+    wire::response_header header;
+    EXPECT_TRUE(header.decode(r, wire::response_header_version(api_key, version)));
+    EXPECT_EQ(header.correlation_id, correlation_id_);
+    Resp response;
+    EXPECT_TRUE(response.decode(r, version));
+    EXPECT_EQ(r.remaining(), 0u);
+    return response;
+  }
+
+  static std::vector<uint8_t> batch(int records, int64_t timestamp = 1000) {
+    std::vector<std::vector<uint8_t>> values;
+    std::vector<wire::record_to_build> input;
+    for (int i = 0; i < records; ++i) {
+      values.push_back({static_cast<uint8_t>('a' + i % 26)});
+    }
+    for (int i = 0; i < records; ++i) {
+      input.push_back({timestamp + i, std::nullopt, std::span<const uint8_t>(values[i])});
+    }
+    return wire::build_record_batch({}, input);
+  }
+
+  wire::produce_response produce(const std::string& topic, int32_t partition,
+                                 std::vector<uint8_t>& bytes, int16_t acks = 1,
+                                 int16_t version = 9) {
+    wire::produce_request request;
+    request.acks = acks;
+    request.timeout_ms = 1000;
+    auto& t = request.topic_data.emplace_back();
+    t.name = topic;
+    auto& p = t.partition_data.emplace_back();
+    p.index = partition;
+    p.records.bytes = bytes;
+    auto slot = call(version, request);
+    return decode<wire::produce_response>(*slot, 0, version);
+  }
+
+  boost::asio::io_context io_;
+  std::filesystem::path dir_;
+  std::unique_ptr<broker> broker_;
+  int32_t correlation_id_ = 0;
+  std::vector<std::vector<uint8_t>> held_;
+};
+
+TEST_F(handlers_test, api_versions_lists_the_registry) {
+  for (int16_t version : {0, 1, 2, 3}) {
+    auto slot = call(version, wire::api_versions_request{});
+    auto response = decode<wire::api_versions_response>(*slot, 18, version);
+    EXPECT_EQ(response.error_code, 0);
+    ASSERT_EQ(response.api_keys.size(), api_handlers().size());
+    for (const auto& k : response.api_keys) {
+      const api_handler* h = find_api_handler(k.api_key);
+      ASSERT_NE(h, nullptr);
+      EXPECT_EQ(k.min_version, h->min_version);
+      EXPECT_EQ(k.max_version, h->max_version);
+    }
+  }
+}
+
+TEST_F(handlers_test, unsupported_api_versions_gets_error_35_in_a_v0_body) {
+  auto slot = call(int16_t{7}, wire::api_versions_request{});
+  ASSERT_TRUE(slot->ready);
+  auto response = decode<wire::api_versions_response>(*slot, 18, 0);
+  EXPECT_EQ(response.error_code, static_cast<int16_t>(error_code::unsupported_version));
+  ASSERT_EQ(response.api_keys.size(), 1u);
+  EXPECT_EQ(response.api_keys[0].api_key, 18);
+  EXPECT_EQ(response.api_keys[0].max_version, 3);
+}
+
+TEST_F(handlers_test, unsupported_version_of_other_apis_closes) {
+  bool accepted = true;
+  call(int16_t{0}, wire::fetch_request{}, &accepted);
+  EXPECT_FALSE(accepted);
+  call(int16_t{13}, wire::metadata_request{}, &accepted);
+  EXPECT_FALSE(accepted);
+}
+
+TEST_F(handlers_test, metadata_creates_and_lists_topics) {
+  wire::metadata_request request;
+  request.topics.emplace();
+  auto& t = request.topics->emplace_back();
+  t.name = "orders";
+  auto response = decode<wire::metadata_response>(*call(12, request), 3, 12);
+  ASSERT_EQ(response.brokers.size(), 1u);
+  EXPECT_EQ(response.brokers[0].node_id, 1);
+  EXPECT_EQ(response.controller_id, 1);
+  ASSERT_EQ(response.topics.size(), 1u);
+  EXPECT_EQ(response.topics[0].error_code, 0);
+  EXPECT_NE(response.topics[0].topic_id, wire::uuid{});
+  ASSERT_EQ(response.topics[0].partitions.size(), 2u);
+  EXPECT_EQ(response.topics[0].partitions[1].leader_id, 1);
+  EXPECT_EQ(response.topics[0].partitions[1].isr_nodes, std::vector<int32_t>{1});
+
+  // v1+: null lists every topic; empty lists none.
+  wire::metadata_request all;
+  all.topics.reset();
+  EXPECT_EQ(decode<wire::metadata_response>(*call(1, all), 3, 1).topics.size(), 1u);
+  wire::metadata_request none;
+  none.topics.emplace();
+  EXPECT_EQ(decode<wire::metadata_response>(*call(1, none), 3, 1).topics.size(), 0u);
+  // v0: empty lists every topic.
+  EXPECT_EQ(decode<wire::metadata_response>(*call(0, none), 3, 0).topics.size(), 1u);
+}
+
+TEST_F(handlers_test, metadata_respects_allow_auto_topic_creation_and_internal_names) {
+  wire::metadata_request request;
+  request.topics.emplace();
+  request.topics->emplace_back().name = "not-created";
+  request.topics->emplace_back().name = "__consumer_offsets";
+  request.topics->emplace_back().name = "bad name!";
+  request.allow_auto_topic_creation = false;
+  auto response = decode<wire::metadata_response>(*call(9, request), 3, 9);
+  ASSERT_EQ(response.topics.size(), 3u);
+  EXPECT_EQ(response.topics[0].error_code,
+            static_cast<int16_t>(error_code::unknown_topic_or_partition));
+  EXPECT_EQ(response.topics[1].error_code,
+            static_cast<int16_t>(error_code::unknown_topic_or_partition));
+  EXPECT_EQ(response.topics[2].error_code, static_cast<int16_t>(error_code::invalid_topic_exception));
+}
+
+TEST_F(handlers_test, produce_assigns_contiguous_offsets_and_stamps_in_place) {
+  auto first = batch(3);
+  auto second = batch(2);
+  auto r1 = produce("events", 0, first);
+  ASSERT_EQ(r1.responses[0].partition_responses[0].error_code, 0);
+  EXPECT_EQ(r1.responses[0].partition_responses[0].base_offset, 0);
+  auto r2 = produce("events", 0, second);
+  EXPECT_EQ(r2.responses[0].partition_responses[0].base_offset, 3);
+  EXPECT_EQ(wire::record_batch(second).base_offset(), 3);
+  EXPECT_EQ(wire::record_batch(second).validate(), wire::batch_error::ok);
+}
+
+TEST_F(handlers_test, produce_rejects_bad_batches_whole) {
+  auto good = batch(1);
+  auto corrupt = batch(2);
+  corrupt.back() ^= 0xff;  // a record byte: covered by the CRC
+  EXPECT_EQ(produce("t", 0, corrupt).responses[0].partition_responses[0].error_code,
+            static_cast<int16_t>(error_code::corrupt_message));
+  auto two = batch(1);
+  two.insert(two.end(), good.begin(), good.end());
+  EXPECT_EQ(produce("t", 0, two).responses[0].partition_responses[0].error_code,
+            static_cast<int16_t>(error_code::invalid_record));
+  auto unknown_partition = batch(1);
+  EXPECT_EQ(produce("t", 9, unknown_partition).responses[0].partition_responses[0].error_code,
+            static_cast<int16_t>(error_code::unknown_topic_or_partition));
+  auto bad_acks = batch(1);
+  EXPECT_EQ(produce("t", 0, bad_acks, 2).responses[0].partition_responses[0].error_code,
+            static_cast<int16_t>(error_code::invalid_required_acks));
+  auto old_version = batch(1);
+  EXPECT_EQ(produce("t", 0, old_version, 1, 2).responses[0].partition_responses[0].error_code,
+            static_cast<int16_t>(error_code::unsupported_version));
+  // Nothing of the rejected batches reached the log.
+  EXPECT_EQ(broker_->topics().find_partition("t", 0)->log_end_offset(), 0);
+}
+
+TEST_F(handlers_test, acks_zero_sends_nothing_and_closes_on_error) {
+  wire::produce_request request;
+  request.acks = 0;
+  auto& t = request.topic_data.emplace_back();
+  t.name = "quiet";
+  auto& p = t.partition_data.emplace_back();
+  auto bytes = batch(1);
+  p.records.bytes = bytes;
+  auto ok = call(9, request);
+  ASSERT_TRUE(ok->ready);
+  EXPECT_FALSE(ok->send);
+  EXPECT_FALSE(ok->close_after);
+  p.index = 42;
+  auto failed = call(9, request);
+  EXPECT_FALSE(failed->send);
+  EXPECT_TRUE(failed->close_after);
+}
+
+TEST_F(handlers_test, fetch_serves_file_slices_verbatim) {
+  auto b = batch(4);
+  produce("logs", 1, b);
+  wire::fetch_request request;
+  request.replica_id = -1;
+  request.max_wait_ms = 0;
+  request.min_bytes = 1;
+  request.max_bytes = 1 << 20;
+  auto& t = request.topics.emplace_back();
+  t.topic = "logs";
+  for (int32_t i : {0, 1, 7}) {
+    auto& p = t.partitions.emplace_back();
+    p.partition = i;
+    p.fetch_offset = 0;
+    p.partition_max_bytes = 1 << 20;
+  }
+  auto slot = call(12, request);
+  ASSERT_FALSE(slot->frame.slices.empty());
+  auto response = decode<wire::fetch_response>(*slot, 1, 12);
+  ASSERT_EQ(response.responses.size(), 1u);
+  const auto& parts = response.responses[0].partitions;
+  ASSERT_EQ(parts.size(), 3u);  // every requested partition appears
+  EXPECT_EQ(parts[0].error_code, 0);
+  EXPECT_EQ(parts[0].records.bytes.size(), 0u);
+  EXPECT_EQ(parts[1].high_watermark, 4);
+  EXPECT_TRUE(std::equal(parts[1].records.bytes.begin(), parts[1].records.bytes.end(), b.begin(),
+                         b.end()));
+  EXPECT_EQ(parts[2].error_code, static_cast<int16_t>(error_code::unknown_topic_or_partition));
+}
+
+TEST_F(handlers_test, fetch_out_of_range_and_fenced_epoch) {
+  auto b = batch(1);
+  produce("r", 0, b);
+  wire::fetch_request request;
+  request.max_wait_ms = 0;
+  auto& t = request.topics.emplace_back();
+  t.topic = "r";
+  auto& p = t.partitions.emplace_back();
+  p.fetch_offset = 5;
+  p.partition_max_bytes = 1024;
+  auto response = decode<wire::fetch_response>(*call(12, request), 1, 12);
+  EXPECT_EQ(response.responses[0].partitions[0].error_code,
+            static_cast<int16_t>(error_code::offset_out_of_range));
+  request.topics[0].partitions[0].fetch_offset = 0;
+  request.topics[0].partitions[0].current_leader_epoch = 3;
+  response = decode<wire::fetch_response>(*call(12, request), 1, 12);
+  EXPECT_EQ(response.responses[0].partitions[0].error_code,
+            static_cast<int16_t>(error_code::unknown_leader_epoch));
+}
+
+TEST_F(handlers_test, fetch_long_poll_waits_then_wakes_on_produce) {
+  auto b = batch(1);
+  produce("poll", 0, b);
+  wire::fetch_request request;
+  request.max_wait_ms = 300;
+  request.min_bytes = 1;
+  auto& t = request.topics.emplace_back();
+  t.topic = "poll";
+  auto& p = t.partitions.emplace_back();
+  p.fetch_offset = 1;
+  p.partition_max_bytes = 1 << 20;
+
+  // Nothing arrives: the answer comes after max_wait_ms, empty.
+  auto start = std::chrono::steady_clock::now();
+  auto idle = call(12, request);
+  auto waited = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(idle->ready);
+  EXPECT_GE(waited, std::chrono::milliseconds(280));
+  EXPECT_EQ(decode<wire::fetch_response>(*idle, 1, 12).responses[0].partitions[0].records.bytes.size(),
+            0u);
+
+  // A produce wakes a parked fetch at once.
+  request.max_wait_ms = 10000;
+  auto parked = call(12, request, nullptr, std::chrono::milliseconds(50));
+  EXPECT_FALSE(parked->ready);
+  auto more = batch(2);
+  start = std::chrono::steady_clock::now();
+  produce("poll", 0, more);
+  while (!parked->ready) io_.run_one_for(std::chrono::milliseconds(10));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
+  auto response = decode<wire::fetch_response>(*parked, 1, 12);
+  EXPECT_EQ(response.responses[0].partitions[0].records.bytes.size(), more.size());
+}
+
+TEST_F(handlers_test, list_offsets_earliest_latest_and_by_timestamp) {
+  auto b1 = batch(3, 1000);  // offsets 0-2, timestamps 1000-1002
+  auto b2 = batch(3, 2000);  // offsets 3-5, timestamps 2000-2002
+  produce("ts", 0, b1);
+  produce("ts", 0, b2);
+  wire::list_offsets_request request;
+  request.replica_id = -1;
+  auto& t = request.topics.emplace_back();
+  t.name = "ts";
+  for (int64_t ts : {-2, -1, 1001, 1500, 2002, 9999, -3}) {
+    auto& p = t.partitions.emplace_back();
+    p.timestamp = ts;
+  }
+  auto response = decode<wire::list_offsets_response>(*call(7, request), 2, 7);
+  const auto& parts = response.topics[0].partitions;
+  ASSERT_EQ(parts.size(), 7u);
+  EXPECT_EQ(parts[0].offset, 0);
+  EXPECT_EQ(parts[1].offset, 6);
+  EXPECT_EQ(parts[2].offset, 1);
+  EXPECT_EQ(parts[2].timestamp, 1001);
+  EXPECT_EQ(parts[3].offset, 3);
+  EXPECT_EQ(parts[4].offset, 5);
+  EXPECT_EQ(parts[5].offset, -1);
+  EXPECT_EQ(parts[6].offset, 5);
+  EXPECT_EQ(parts[6].timestamp, 2002);
+
+  // v0 answers in old_style_offsets.
+  auto v0 = decode<wire::list_offsets_response>(*call(0, request), 2, 0);
+  EXPECT_EQ(v0.topics[0].partitions[1].old_style_offsets, std::vector<int64_t>{6});
+}
+
+}  // namespace
+}  // namespace sluice::server

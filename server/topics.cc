@@ -1,0 +1,120 @@
+#include "server/topics.h"
+
+#include <algorithm>
+#include <random>
+
+#include "server/logging.h"
+
+namespace sluice::server {
+
+namespace {
+// Leader epoch of every partition on a single broker. Replication will persist and bump it.
+constexpr int32_t initial_leader_epoch = 0;
+}  // namespace
+
+bool is_valid_topic_name(std::string_view name) {
+  if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+  });
+}
+
+wire::uuid random_topic_id() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  wire::uuid id{};
+  for (;;) {
+    for (size_t i = 0; i < id.size(); i += 8) {
+      uint64_t r = rng();
+      for (size_t j = 0; j < 8; ++j) id[i + j] = static_cast<uint8_t>(r >> (8 * j));
+    }
+    id[6] = static_cast<uint8_t>((id[6] & 0x0f) | 0x40);  // version 4
+    id[8] = static_cast<uint8_t>((id[8] & 0x3f) | 0x80);  // IETF variant
+    // 62 is '-' in URL-safe base64: the first six bits of the id.
+    if ((id[0] >> 2) != 62) return id;
+  }
+}
+
+topic_registry::topic_registry(storage::log_manager& logs, int32_t node_id)
+    : logs_(logs), node_id_(node_id) {}
+
+std::error_code topic_registry::load() {
+  for (storage::log* l : logs_.logs()) {
+    const storage::topic_partition& tp = l->tp();
+    topic& t = topics_[tp.topic];
+    if (t.name.empty()) {
+      t.name = tp.topic;
+      t.internal = tp.topic.starts_with("__");
+    }
+    if (auto id = l->topic_id()) {
+      t.id = *id;
+    }
+    if (static_cast<size_t>(tp.partition) >= t.partitions.size()) {
+      t.partitions.resize(static_cast<size_t>(tp.partition) + 1);
+    }
+    t.partitions[static_cast<size_t>(tp.partition)] =
+        std::make_unique<partition>(*l, node_id_, initial_leader_epoch);
+  }
+  for (auto& [name, t] : topics_) {
+    for (size_t i = 0; i < t.partitions.size(); ++i) {
+      if (!t.partitions[i]) {
+        // A missing partition directory in the middle of a topic: recreate it empty rather than
+        // serve a topic with a hole in its partition list.
+        log_warn("topic ", name, ": partition ", i, " has no directory; recreating it empty");
+        std::error_code ec;
+        storage::log* l = logs_.create({name, static_cast<int32_t>(i)}, t.id, ec);
+        if (ec) return ec;
+        t.partitions[i] = std::make_unique<partition>(*l, node_id_, initial_leader_epoch);
+      }
+    }
+    if (t.id == wire::uuid{}) {
+      t.id = random_topic_id();
+      for (auto& p : t.partitions) {
+        std::error_code ec;
+        p->log().set_topic_id(t.id, ec);
+        if (ec) return ec;
+      }
+    }
+  }
+  return {};
+}
+
+topic* topic_registry::find(std::string_view name) {
+  auto it = topics_.find(name);
+  return it == topics_.end() ? nullptr : &it->second;
+}
+
+partition* topic_registry::find_partition(std::string_view name, int32_t index) {
+  topic* t = find(name);
+  if (t == nullptr || index < 0 || static_cast<size_t>(index) >= t->partitions.size()) {
+    return nullptr;
+  }
+  return t->partitions[static_cast<size_t>(index)].get();
+}
+
+wire::error_code topic_registry::create(std::string_view name, int32_t partitions,
+                                        topic*& out) {
+  out = nullptr;
+  if (!is_valid_topic_name(name)) return wire::error_code::invalid_topic_exception;
+  if (partitions < 1) return wire::error_code::invalid_partitions;
+  if (find(name) != nullptr) return wire::error_code::topic_already_exists;
+  topic t;
+  t.name = std::string(name);
+  t.id = random_topic_id();
+  t.internal = name.starts_with("__");
+  for (int32_t i = 0; i < partitions; ++i) {
+    std::error_code ec;
+    storage::log* l = logs_.create({t.name, i}, t.id, ec);
+    if (ec) {
+      log_error("topic ", name, ": cannot create partition ", i, ": ", ec.message());
+      return wire::error_code::kafka_storage_error;
+    }
+    t.partitions.push_back(std::make_unique<partition>(*l, node_id_, initial_leader_epoch));
+  }
+  log_info("created topic ", name, " with ", partitions, " partition(s)");
+  auto [it, inserted] = topics_.emplace(t.name, std::move(t));
+  out = &it->second;
+  return wire::error_code::none;
+}
+
+}  // namespace sluice::server
