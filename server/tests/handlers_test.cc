@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 
 #include <boost/asio/io_context.hpp>
 
@@ -15,6 +16,7 @@
 #include "server/handlers/handlers.h"
 #include "wire/codec.h"
 #include "wire/error_code.h"
+#include "wire/generated/api_specs.h"
 #include "wire/generated/request_header.h"
 #include "wire/generated/response_header.h"
 #include "wire/record_batch.h"
@@ -70,6 +72,7 @@ class handlers_test : public ::testing::Test {
     in.data = std::make_unique<uint8_t[]>(in.size);
     std::copy(f.bytes.begin(), f.bytes.end(), in.data.get());
     auto slot = std::make_shared<response_slot>();
+    correlation_of_[slot.get()] = correlation_id_;
     auto sink = std::make_shared<counting_sink>();
     std::string reason;
     bool ok = dispatch_request(request_context{*broker_, io_.get_executor()}, std::move(in), slot,
@@ -104,7 +107,7 @@ class handlers_test : public ::testing::Test {
     EXPECT_EQ(r.i32(), static_cast<int32_t>(held.size() - 4));
     wire::response_header header;
     EXPECT_TRUE(header.decode(r, wire::response_header_version(api_key, version)));
-    EXPECT_EQ(header.correlation_id, correlation_id_);
+    EXPECT_EQ(header.correlation_id, correlation_of_[&slot]);
     Resp response;
     EXPECT_TRUE(response.decode(r, version));
     EXPECT_EQ(r.remaining(), 0u);
@@ -142,6 +145,7 @@ class handlers_test : public ::testing::Test {
   std::filesystem::path dir_;
   std::unique_ptr<broker> broker_;
   int32_t correlation_id_ = 0;
+  std::map<const response_slot*, int32_t> correlation_of_;
   std::vector<std::vector<uint8_t>> held_;
 };
 
@@ -229,8 +233,21 @@ TEST_F(handlers_test, produce_assigns_contiguous_offsets_and_stamps_in_place) {
   EXPECT_EQ(r1.responses[0].partition_responses[0].base_offset, 0);
   auto r2 = produce("events", 0, second);
   EXPECT_EQ(r2.responses[0].partition_responses[0].base_offset, 3);
-  EXPECT_EQ(wire::record_batch(second).base_offset(), 3);
-  EXPECT_EQ(wire::record_batch(second).validate(), wire::batch_error::ok);
+
+  // The stored batch carries the broker-owned fields; its CRC still holds because both lie
+  // outside it, and every other byte is the producer's.
+  storage::read_info read;
+  partition* p = broker_->topics().find_partition("events", 0);
+  ASSERT_FALSE(p->log().read(3, 1 << 20, p->high_watermark(), true, read));
+  ASSERT_EQ(read.bytes, static_cast<int64_t>(second.size()));
+  std::vector<uint8_t> stored(second.size());
+  ASSERT_EQ(::pread(read.slices[0].fd, stored.data(), stored.size(), read.slices[0].position),
+            static_cast<ssize_t>(stored.size()));
+  wire::record_batch view(stored);
+  EXPECT_EQ(view.base_offset(), 3);
+  EXPECT_EQ(view.partition_leader_epoch(), p->leader_epoch());
+  EXPECT_EQ(view.validate(), wire::batch_error::ok);
+  EXPECT_TRUE(std::equal(stored.begin() + 16, stored.end(), second.begin() + 16));
 }
 
 TEST_F(handlers_test, produce_rejects_bad_batches_whole) {
@@ -299,8 +316,10 @@ TEST_F(handlers_test, fetch_serves_file_slices_verbatim) {
   EXPECT_EQ(parts[0].error_code, 0);
   EXPECT_EQ(parts[0].records.bytes.size(), 0u);
   EXPECT_EQ(parts[1].high_watermark, 4);
-  EXPECT_TRUE(std::equal(parts[1].records.bytes.begin(), parts[1].records.bytes.end(), b.begin(),
-                         b.end()));
+  // Verbatim but for the partition leader epoch (bytes 12-15), stamped by the broker.
+  ASSERT_EQ(parts[1].records.bytes.size(), b.size());
+  EXPECT_TRUE(std::equal(b.begin(), b.begin() + 12, parts[1].records.bytes.begin()));
+  EXPECT_TRUE(std::equal(b.begin() + 16, b.end(), parts[1].records.bytes.begin() + 16));
   EXPECT_EQ(parts[2].error_code, static_cast<int16_t>(error_code::unknown_topic_or_partition));
 }
 

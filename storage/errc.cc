@@ -1,0 +1,46 @@
+#include "storage/errc.h"
+
+#include <string>
+
+namespace sluice::storage {
+
+namespace {
+
+class category_impl : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "sluice.storage"; }
+  std::string message(int v) const override {
+    switch (static_cast<errc>(v)) {
+      case errc::corrupt_message:
+        return "corrupt record batch";
+      case errc::invalid_record:
+        return "invalid record batch";
+      case errc::offset_out_of_range:
+        return "offset out of range";
+      case errc::io_error:
+        return "storage I/O error";
+      case errc::record_batch_too_large:
+        return "record batch larger than the segment size";
+      case errc::inconsistent_topic_id:
+        return "inconsistent topic id";
+      case errc::invalid_topic_partition:
+        return "invalid topic or partition";
+      case errc::log_closed:
+        return "log is closed";
+    }
+    return "unknown storage error";
+  }
+};
+
+}  // namespace
+
+const std::error_category& storage_category() {
+  static const category_impl category;
+  return category;
+}
+
+std::error_code make_error_code(errc e) {
+  return {static_cast<int>(e), storage_category()};
+}
+
+}  // namespace sluice::storage

@@ -1,0 +1,35 @@
+#pragma once
+// Errors of the storage layer. The server maps them to Kafka error codes in one switch; the Kafka
+// code each one usually becomes is noted beside it.
+
+#include <system_error>
+#include <type_traits>
+
+namespace sluice::storage {
+
+enum class errc {
+  // A batch's size or CRC-32C is wrong (CORRUPT_MESSAGE).
+  corrupt_message = 1,
+  // A well-framed batch breaks a rule: magic, offsets, record count (INVALID_RECORD).
+  invalid_record,
+  // A read outside [log_start_offset, log_end_offset] (OFFSET_OUT_OF_RANGE).
+  offset_out_of_range,
+  // The file system failed; the details went to the log sink (KAFKA_STORAGE_ERROR).
+  io_error,
+  // One append larger than segment_bytes (RECORD_LIST_TOO_LARGE).
+  record_batch_too_large,
+  // partition.metadata names another topic id (INCONSISTENT_TOPIC_ID).
+  inconsistent_topic_id,
+  // A topic name or partition that cannot name a directory (INVALID_TOPIC_EXCEPTION).
+  invalid_topic_partition,
+  // The log was closed: shutdown in progress (KAFKA_STORAGE_ERROR).
+  log_closed,
+};
+
+const std::error_category& storage_category();
+std::error_code make_error_code(errc e);
+
+}  // namespace sluice::storage
+
+template <>
+struct std::is_error_code_enum<sluice::storage::errc> : std::true_type {};

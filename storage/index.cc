@@ -1,0 +1,203 @@
+#include "storage/index.h"
+
+#include <fcntl.h>
+
+#include <algorithm>
+
+namespace sluice::storage {
+
+namespace {
+
+void put_be(std::vector<uint8_t>& out, uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; --i)
+    out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+uint64_t get_be(const uint8_t* p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; ++i)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+}  // namespace
+
+std::error_code index_file::open(const std::filesystem::path& path, bool truncate) {
+  path_ = path;
+  int flags = O_RDWR | O_CREAT | (truncate ? O_TRUNC : 0);
+  if (auto ec = open_file(path, flags, fd_)) return ec;
+  return file_size(fd_.fd(), path_, size_);
+}
+
+std::error_code index_file::read_all(std::vector<uint8_t>& out) const {
+  out.resize(static_cast<size_t>(size_));
+  size_t got = 0;
+  if (auto ec = pread_some(fd_.fd(), out, 0, got, path_)) return ec;
+  out.resize(got);
+  return {};
+}
+
+std::error_code index_file::append(std::span<const uint8_t> entries_bytes) {
+  if (auto ec = pwrite_all(fd_.fd(), entries_bytes, size_, path_)) return ec;
+  size_ += static_cast<int64_t>(entries_bytes.size());
+  return {};
+}
+
+std::error_code index_file::truncate(int64_t size) {
+  if (auto ec = truncate_file(fd_.fd(), size, path_)) return ec;
+  size_ = size;
+  return {};
+}
+
+std::error_code index_file::sync() {
+  return sync_file(fd_.fd(), path_);
+}
+
+// ---- offset index ----
+
+bool offset_index::load(int64_t log_size, std::error_code& ec) {
+  entries_.clear();
+  on_disk_ = 0;
+  std::vector<uint8_t> bytes;
+  if ((ec = file_.read_all(bytes))) return false;
+  if (bytes.size() % entry_size != 0) return false;
+  entries_.reserve(bytes.size() / entry_size);
+  for (size_t at = 0; at < bytes.size(); at += entry_size) {
+    entry_t e{static_cast<int32_t>(get_be(&bytes[at], 4)),
+              static_cast<int32_t>(get_be(&bytes[at + 4], 4))};
+    bool increasing = entries_.empty() || (e.relative_offset > entries_.back().relative_offset &&
+                                           e.position > entries_.back().position);
+    if (e.relative_offset < 0 || e.position < 0 || e.position >= log_size || !increasing) {
+      entries_.clear();
+      return false;
+    }
+    entries_.push_back(e);
+  }
+  on_disk_ = entries_.size();
+  return true;
+}
+
+offset_position offset_index::lookup(int64_t target) const {
+  int64_t rel = target - base_;
+  auto it = std::upper_bound(entries_.begin(), entries_.end(), rel,
+                             [](int64_t r, const entry_t& e) { return r < e.relative_offset; });
+  if (it == entries_.begin()) return {base_, 0};
+  --it;
+  return {base_ + it->relative_offset, it->position};
+}
+
+int64_t offset_index::skip_ahead(int64_t from, int64_t max_position, int64_t max_offset) const {
+  auto by_position = std::upper_bound(entries_.begin(), entries_.end(), max_position,
+                                      [](int64_t p, const entry_t& e) { return p < e.position; });
+  auto by_offset =
+      std::upper_bound(entries_.begin(), entries_.end(), max_offset - base_,
+                       [](int64_t r, const entry_t& e) { return r < e.relative_offset; });
+  auto end = std::min(by_position, by_offset);
+  if (end == entries_.begin()) return from;
+  return std::max<int64_t>(from, std::prev(end)->position);
+}
+
+void offset_index::append(int64_t offset, int64_t position) {
+  entries_.push_back({static_cast<int32_t>(offset - base_), static_cast<int32_t>(position)});
+}
+
+std::error_code offset_index::flush_entries() {
+  if (on_disk_ == entries_.size()) return {};
+  std::vector<uint8_t> bytes;
+  bytes.reserve((entries_.size() - on_disk_) * entry_size);
+  for (size_t i = on_disk_; i < entries_.size(); ++i) {
+    put_be(bytes, static_cast<uint32_t>(entries_[i].relative_offset), 4);
+    put_be(bytes, static_cast<uint32_t>(entries_[i].position), 4);
+  }
+  if (auto ec = file_.append(bytes)) return ec;
+  on_disk_ = entries_.size();
+  return {};
+}
+
+std::error_code offset_index::truncate_to(int64_t offset) {
+  int64_t rel = offset - base_;
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), rel,
+                             [](const entry_t& e, int64_t r) { return e.relative_offset < r; });
+  entries_.erase(it, entries_.end());
+  on_disk_ = std::min(on_disk_, entries_.size());
+  return file_.truncate(static_cast<int64_t>(on_disk_) * entry_size);
+}
+
+std::error_code offset_index::reset() {
+  entries_.clear();
+  on_disk_ = 0;
+  return file_.truncate(0);
+}
+
+// ---- time index ----
+
+bool time_index::load(std::error_code& ec) {
+  entries_.clear();
+  on_disk_ = 0;
+  std::vector<uint8_t> bytes;
+  if ((ec = file_.read_all(bytes))) return false;
+  if (bytes.size() % entry_size != 0) return false;
+  entries_.reserve(bytes.size() / entry_size);
+  for (size_t at = 0; at < bytes.size(); at += entry_size) {
+    entry_t e{static_cast<int64_t>(get_be(&bytes[at], 8)),
+              static_cast<int32_t>(get_be(&bytes[at + 8], 4))};
+    bool increasing = entries_.empty() || (e.timestamp > entries_.back().timestamp &&
+                                           e.relative_offset >= entries_.back().relative_offset);
+    if (e.relative_offset < 0 || !increasing) {
+      entries_.clear();
+      return false;
+    }
+    entries_.push_back(e);
+  }
+  on_disk_ = entries_.size();
+  return true;
+}
+
+timestamp_offset time_index::last() const {
+  if (entries_.empty()) return {-1, base_};
+  return {entries_.back().timestamp, base_ + entries_.back().relative_offset};
+}
+
+std::optional<timestamp_offset> time_index::last_below(int64_t ts) const {
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), ts,
+                             [](const entry_t& e, int64_t t) { return e.timestamp < t; });
+  if (it == entries_.begin()) return std::nullopt;
+  --it;
+  return timestamp_offset{it->timestamp, base_ + it->relative_offset};
+}
+
+void time_index::maybe_append(int64_t timestamp, int64_t offset) {
+  if (timestamp > last().timestamp) {
+    entries_.push_back({timestamp, static_cast<int32_t>(offset - base_)});
+  }
+}
+
+std::error_code time_index::flush_entries() {
+  if (on_disk_ == entries_.size()) return {};
+  std::vector<uint8_t> bytes;
+  bytes.reserve((entries_.size() - on_disk_) * entry_size);
+  for (size_t i = on_disk_; i < entries_.size(); ++i) {
+    put_be(bytes, static_cast<uint64_t>(entries_[i].timestamp), 8);
+    put_be(bytes, static_cast<uint32_t>(entries_[i].relative_offset), 4);
+  }
+  if (auto ec = file_.append(bytes)) return ec;
+  on_disk_ = entries_.size();
+  return {};
+}
+
+std::error_code time_index::truncate_to(int64_t offset) {
+  int64_t rel = offset - base_;
+  auto it = std::find_if(entries_.begin(), entries_.end(),
+                         [rel](const entry_t& e) { return e.relative_offset >= rel; });
+  entries_.erase(it, entries_.end());
+  on_disk_ = std::min(on_disk_, entries_.size());
+  return file_.truncate(static_cast<int64_t>(on_disk_) * entry_size);
+}
+
+std::error_code time_index::reset() {
+  entries_.clear();
+  on_disk_ = 0;
+  return file_.truncate(0);
+}
+
+}  // namespace sluice::storage

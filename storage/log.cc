@@ -1,0 +1,485 @@
+#include "storage/log.h"
+
+#include <algorithm>
+#include <string_view>
+
+#include "storage/checkpoint.h"
+#include "storage/file_io.h"
+#include "storage/log_sink.h"
+#include "storage/segment.h"
+#include "wire/record_batch.h"
+
+namespace sluice::storage {
+
+namespace {
+
+constexpr size_t position_hint_slots = 8;
+
+errc map_batch_error(wire::batch_error e) {
+  switch (e) {
+    case wire::batch_error::truncated:
+    case wire::batch_error::invalid_length:
+    case wire::batch_error::crc_mismatch:
+      return errc::corrupt_message;
+    case wire::batch_error::ok:  // not reached: callers map errors only
+    case wire::batch_error::unsupported_magic:
+    case wire::batch_error::invalid_offset_delta:
+    case wire::batch_error::record_count_mismatch:
+      return errc::invalid_record;
+  }
+  return errc::invalid_record;
+}
+
+// "<20 digits>.<kind>" -> base offset and kind (log, index, timeindex, ...).
+bool parse_segment_file(std::string_view name, int64_t& base, std::string_view& kind) {
+  size_t dot = name.find('.');
+  if (dot != 20) return false;
+  base = 0;
+  for (size_t i = 0; i < 20; ++i) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    if (base > (INT64_MAX - 9) / 10) return false;
+    base = base * 10 + (name[i] - '0');
+  }
+  kind = name.substr(dot + 1);
+  return true;
+}
+
+bool has_suffix(std::string_view name, std::string_view suffix) {
+  return name.ends_with(suffix);
+}
+
+}  // namespace
+
+log::log(std::filesystem::path dir, topic_partition tp, log_config cfg)
+    : dir_(std::move(dir)), tp_(std::move(tp)), cfg_(cfg), hints_(position_hint_slots) {
+  cfg_.segment_bytes =
+      std::clamp<int64_t>(cfg_.segment_bytes, wire::record_batch_header_size, INT32_MAX);
+  cfg_.index_interval_bytes = std::max(cfg_.index_interval_bytes, 0);
+}
+
+log::~log() = default;
+
+std::string log::name() const {
+  return partition_dir_name(tp_);
+}
+
+std::unique_ptr<log> log::open(const std::filesystem::path& dir, topic_partition tp, log_config cfg,
+                               bool recover_unflushed, int64_t recovery_point,
+                               std::error_code& ec) {
+  std::unique_ptr<log> l(new log(dir, std::move(tp), cfg));
+  ec = l->load(recover_unflushed, recovery_point);
+  if (ec) return nullptr;
+  return l;
+}
+
+std::error_code log::load(bool recover_unflushed, int64_t recovery_point) {
+  std::error_code fs_ec;
+  std::filesystem::create_directories(dir_, fs_ec);
+  if (fs_ec) return io_failure("cannot create partition directory", dir_, fs_ec.value());
+
+  std::string text;
+  bool missing = false;
+  if (auto ec = read_small_file(dir_ / partition_metadata_file, text, missing)) return ec;
+  if (!missing) {
+    topic_id_ = parse_partition_metadata(text);
+    if (!topic_id_) {
+      // Kafka refuses to load such a partition rather than guess its topic id.
+      log_event("storage: " + name() + ": malformed " + partition_metadata_file);
+      return errc::io_error;
+    }
+  }
+
+  // Collect segment base offsets; drop left-overs of interrupted operations and orphan indexes.
+  std::vector<int64_t> bases;
+  std::vector<std::pair<int64_t, std::filesystem::path>> index_files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, fs_ec)) {
+    std::string file = entry.path().filename().string();
+    if (has_suffix(file, ".tmp") || has_suffix(file, ".deleted") || has_suffix(file, ".cleaned") ||
+        has_suffix(file, ".swap")) {
+      if (auto ec = remove_file(entry.path())) return ec;
+      continue;
+    }
+    int64_t base = 0;
+    std::string_view kind;
+    if (!parse_segment_file(file, base, kind)) continue;
+    if (kind == "log") {
+      bases.push_back(base);
+    } else if (kind == "index" || kind == "timeindex") {
+      index_files.emplace_back(base, entry.path());
+    }
+  }
+  if (fs_ec) return io_failure("cannot list", dir_, fs_ec.value());
+  std::sort(bases.begin(), bases.end());
+  for (const auto& [base, path] : index_files) {
+    if (!std::binary_search(bases.begin(), bases.end(), base)) {
+      if (auto ec = remove_file(path)) return ec;
+    }
+  }
+
+  std::error_code ec;
+  for (int64_t base : bases) {
+    std::unique_ptr<segment> s = segment::open(dir_, base, ec);
+    if (ec) return ec;
+    segments_.push_back(std::move(s));
+  }
+
+  // Segments from the one holding the recovery point on were not known to be fsynced.
+  size_t first_unflushed = segments_.size();
+  if (recover_unflushed && !segments_.empty()) {
+    first_unflushed = 0;
+    for (size_t i = 0; i < segments_.size(); ++i) {
+      if (segments_[i]->base_offset() <= recovery_point) first_unflushed = i;
+    }
+  }
+  for (size_t i = 0; i < first_unflushed; ++i) {
+    bool needs_recovery = false;
+    if ((ec = segments_[i]->load(needs_recovery))) return ec;
+    if (!needs_recovery) continue;
+    segment::recovery_result r;
+    if ((ec = segments_[i]->recover(cfg_.index_interval_bytes, r))) return ec;
+    std::string line = "storage: " + name() + ": rebuilt the indexes of " +
+                       segments_[i]->log_path().filename().string();
+    if (r.truncated_bytes > 0) {
+      line +=
+          "; truncated " + std::to_string(r.truncated_bytes) + " invalid bytes (" + r.reason + ")";
+    }
+    log_event(line);
+  }
+  for (size_t i = first_unflushed; i < segments_.size(); ++i) {
+    segment::recovery_result r;
+    if ((ec = segments_[i]->recover(cfg_.index_interval_bytes, r))) return ec;
+    if (r.truncated_bytes == 0) continue;
+    size_t later = segments_.size() - i - 1;
+    for (size_t j = i + 1; j < segments_.size(); ++j) {
+      segments_[j]->close();
+      if ((ec = segments_[j]->remove_files())) return ec;
+    }
+    segments_.resize(i + 1);
+    std::string line = "storage: " + name() + ": recovery truncated " +
+                       segments_[i]->log_path().filename().string() + " at byte " +
+                       std::to_string(segments_[i]->size()) + " (offset " +
+                       std::to_string(segments_[i]->next_offset()) + "), dropping " +
+                       std::to_string(r.truncated_bytes) + " bytes: " + r.reason;
+    if (later > 0) line += "; deleted " + std::to_string(later) + " later segment(s)";
+    log_event(line);
+    break;
+  }
+
+  if (segments_.empty()) {
+    std::unique_ptr<segment> s = segment::create(dir_, 0, ec);
+    if (ec) return ec;
+    segments_.push_back(std::move(s));
+    if ((ec = sync_dir(dir_))) return ec;
+  }
+
+  if (recover_unflushed) {
+    // What recovery kept may still be only in the page cache: make it durable, so the recovery
+    // point can move to the end.
+    for (size_t i = std::min(first_unflushed, segments_.size() - 1); i < segments_.size(); ++i) {
+      if ((ec = segments_[i]->flush())) return ec;
+    }
+    if ((ec = sync_dir(dir_))) return ec;
+    recovery_point_ = log_end_offset();
+  } else {
+    recovery_point_ = std::clamp(recovery_point, log_start_offset(), log_end_offset());
+  }
+  high_watermark_ = log_start_offset();
+  return {};
+}
+
+void log::set_topic_id(wire::uuid id, std::error_code& ec) {
+  ec.clear();
+  if (topic_id_) {
+    if (*topic_id_ != id) ec = errc::inconsistent_topic_id;
+    return;
+  }
+  if ((ec = replace_file(dir_ / partition_metadata_file, format_partition_metadata(id)))) return;
+  topic_id_ = id;
+}
+
+int64_t log::log_start_offset() const {
+  return segments_.front()->base_offset();
+}
+
+int64_t log::log_end_offset() const {
+  return segments_.back()->next_offset();
+}
+
+void log::set_high_watermark(int64_t hw) {
+  high_watermark_ = std::clamp(hw, log_start_offset(), log_end_offset());
+}
+
+int64_t log::size_bytes() const {
+  int64_t n = 0;
+  for (const auto& s : segments_)
+    n += s->size();
+  return n;
+}
+
+size_t log::segment_for(int64_t offset) const {
+  auto it = std::upper_bound(
+      segments_.begin(), segments_.end(), offset,
+      [](int64_t o, const std::unique_ptr<segment>& s) { return o < s->base_offset(); });
+  return it == segments_.begin() ? 0 : static_cast<size_t>(it - segments_.begin() - 1);
+}
+
+std::error_code log::append(std::span<uint8_t> batches, int32_t leader_epoch, append_info& out) {
+  out = {};
+  if (closed_) return errc::log_closed;
+  if (batches.empty()) return errc::invalid_record;
+
+  // Validate everything before touching anything: an append is all or nothing.
+  wire::batch_reader reader(batches);
+  int32_t count = 0;
+  while (auto b = reader.next()) {
+    if (wire::batch_error e = b->validate(); e != wire::batch_error::ok) return map_batch_error(e);
+    ++count;
+  }
+  if (reader.error() != wire::batch_error::ok) return map_batch_error(reader.error());
+  auto bytes = static_cast<int64_t>(batches.size());
+  if (bytes > cfg_.segment_bytes) return errc::record_batch_too_large;
+
+  // Stamp offsets and the leader epoch in place (outside the CRC).
+  int64_t next = log_end_offset();
+  int64_t max_ts = -1;
+  int64_t offset_of_max_ts = next;
+  for (size_t pos = 0; pos < batches.size();) {
+    wire::mutable_record_batch b(batches.subspan(pos));
+    b.set_base_offset(next);
+    b.set_partition_leader_epoch(leader_epoch);
+    if (b.max_timestamp() > max_ts) {
+      max_ts = b.max_timestamp();
+      offset_of_max_ts = b.last_offset();
+    }
+    next = b.next_offset();
+    pos += static_cast<size_t>(b.size_bytes());
+  }
+  int64_t first = log_end_offset();
+  int64_t last = next - 1;
+
+  segment* active = segments_.back().get();
+  if (active->size() > 0 &&
+      (active->size() + bytes > cfg_.segment_bytes || last - active->base_offset() > INT32_MAX)) {
+    if (auto ec = roll()) return ec;
+    active = segments_.back().get();
+  }
+  // Even a fresh segment cannot index offsets more than 2^31 - 1 past its base.
+  if (last - active->base_offset() > INT32_MAX) return errc::invalid_record;
+  if (auto ec =
+          active->append(batches, last, max_ts, offset_of_max_ts, cfg_.index_interval_bytes)) {
+    return ec;
+  }
+  out = {first, last, max_ts, count, bytes};
+  return {};
+}
+
+std::error_code log::roll() {
+  segment& old = *segments_.back();
+  if (auto ec = old.append_final_time_entry()) return ec;
+  if (auto ec = old.flush()) return ec;
+  std::error_code ec;
+  std::unique_ptr<segment> s = segment::create(dir_, log_end_offset(), ec);
+  if (ec) return ec;
+  segments_.push_back(std::move(s));
+  if ((ec = sync_dir(dir_))) return ec;
+  // Everything before the new segment is fsynced.
+  recovery_point_ = std::max(recovery_point_, segments_.back()->base_offset());
+  return {};
+}
+
+void log::remember_position(int64_t offset, int64_t segment_base, int64_t position) const {
+  for (position_hint& h : hints_) {
+    if (h.offset == offset) {
+      h = {offset, segment_base, position};
+      return;
+    }
+  }
+  hints_[next_hint_] = {offset, segment_base, position};
+  next_hint_ = (next_hint_ + 1) % hints_.size();
+}
+
+std::error_code log::locate(size_t seg, int64_t offset, int64_t& position) const {
+  const segment& s = *segments_[seg];
+  for (const position_hint& h : hints_) {
+    if (h.offset == offset && h.segment_base == s.base_offset() && h.position <= s.size()) {
+      position = h.position;
+      return {};
+    }
+  }
+  segment::batch_info first;
+  return s.find(offset, 0, position, first);
+}
+
+std::error_code log::read(int64_t offset, int64_t max_bytes, int64_t max_offset, bool min_one,
+                          read_info& out) const {
+  out.slices.clear();
+  out.bytes = 0;
+  if (closed_) return errc::log_closed;
+  if (offset < log_start_offset() || offset > log_end_offset()) return errc::offset_out_of_range;
+  max_offset = std::min(max_offset, log_end_offset());
+  if (offset >= max_offset) return {};
+
+  size_t seg = segment_for(offset);
+  int64_t position = 0;
+  if (auto ec = locate(seg, offset, position)) return ec;
+
+  // End of the last batch taken and the offset after it, for the position cache.
+  int64_t end_offset = -1;
+  bool done = false;
+  for (; seg < segments_.size() && !done; ++seg, position = 0) {
+    const segment& s = *segments_[seg];
+    int64_t start = position;
+    int64_t budget = max_bytes - out.bytes;
+    if (s.next_offset() <= max_offset && s.size() - start <= budget) {
+      // The common tailing case: everything left in this segment fits. No header reads.
+      position = s.size();
+      if (position > start) end_offset = s.next_offset();
+    } else {
+      // Jump over whole indexed appends that fit, then walk headers to the exact boundary.
+      int64_t byte_limit =
+          budget >= s.size() - start ? s.size() : start + std::max<int64_t>(budget, 0);
+      position = s.skip_ahead(start, byte_limit, max_offset);
+      if (position > start) end_offset = -1;  // not known until a header is read
+      while (position < s.size()) {
+        segment::batch_info b;
+        if (std::error_code ec = s.batch_at(position, b)) {
+          log_event("storage: " + name() + ": unreadable batch at byte " +
+                    std::to_string(position) + " of " + s.log_path().filename().string() + ": " +
+                    ec.message());
+          if (out.bytes == 0 && position == start) return ec;
+          done = true;
+          break;
+        }
+        end_offset = b.base_offset;
+        if (b.last_offset >= max_offset) {
+          done = true;
+          break;
+        }
+        if (position + b.size - start > budget) {
+          // Kafka's minOneMessage: an oversized first batch still goes out whole.
+          if (min_one && out.bytes == 0 && position == start) {
+            position += b.size;
+            end_offset = b.last_offset + 1;
+          }
+          done = true;
+          break;
+        }
+        position += b.size;
+        end_offset = b.last_offset + 1;
+      }
+      if (position == s.size() && !done) end_offset = s.next_offset();
+    }
+    if (position > start) {
+      out.slices.push_back({s.fd(), start, position - start, s.keep_alive()});
+      out.bytes += position - start;
+    }
+    // Full, but only once something was taken: with min_one an empty result must still look at
+    // the next segment when this one had nothing left.
+    if (!out.slices.empty() && out.bytes >= max_bytes) done = true;
+    if (done || seg + 1 == segments_.size()) {
+      if (end_offset >= 0) remember_position(end_offset, s.base_offset(), position);
+      break;
+    }
+  }
+  return {};
+}
+
+std::optional<std::pair<int64_t, int64_t>> log::timestamp_and_offset_for(int64_t ts) const {
+  if (closed_) return std::nullopt;
+  for (const auto& s : segments_) {
+    if (s->max_timestamp().timestamp < ts) continue;
+    std::optional<timestamp_offset> found;
+    if (std::error_code ec = s->find_timestamp(ts, log_start_offset(), found)) {
+      log_event("storage: " + name() + ": timestamp search failed in " +
+                s->log_path().filename().string() + ": " + ec.message());
+      return std::nullopt;
+    }
+    if (found) return std::make_pair(found->timestamp, found->offset);
+  }
+  return std::nullopt;
+}
+
+std::optional<int64_t> log::offset_for_timestamp(int64_t ts) const {
+  if (auto found = timestamp_and_offset_for(ts)) return found->second;
+  return std::nullopt;
+}
+
+std::pair<int64_t, int64_t> log::max_timestamp_and_offset() const {
+  const segment* best = nullptr;
+  for (const auto& s : segments_) {
+    if (s->max_timestamp().timestamp >= 0 &&
+        (best == nullptr || s->max_timestamp().timestamp > best->max_timestamp().timestamp)) {
+      best = s.get();
+    }
+  }
+  if (best == nullptr || closed_) return {-1, -1};
+  timestamp_offset r;
+  if (std::error_code ec = best->max_timestamp_record(r)) {
+    log_event("storage: " + name() + ": max timestamp look-up failed: " + ec.message());
+    return {best->max_timestamp().timestamp, best->max_timestamp().offset};
+  }
+  return {r.timestamp, r.offset};
+}
+
+std::error_code log::flush() {
+  if (closed_) return errc::log_closed;
+  if (auto ec = segments_.back()->flush()) return ec;
+  recovery_point_ = log_end_offset();
+  return {};
+}
+
+std::error_code log::truncate_fully(int64_t offset) {
+  // The new segment first: its name sorts below every existing one, and if it cannot be created
+  // the log is left as it was.
+  std::error_code ec;
+  std::unique_ptr<segment> fresh = segment::create(dir_, offset, ec);
+  if (ec) return ec;
+  for (auto& s : segments_) {
+    s->close();
+    if (std::error_code e = s->remove_files(); e && !ec) ec = e;
+  }
+  segments_.clear();
+  segments_.push_back(std::move(fresh));
+  if (std::error_code e = sync_dir(dir_); e && !ec) ec = e;
+  return ec;
+}
+
+std::error_code log::truncate_to(int64_t offset) {
+  if (closed_) return errc::log_closed;
+  if (offset >= log_end_offset()) return {};
+  std::fill(hints_.begin(), hints_.end(), position_hint{});
+  std::error_code ec;
+  if (offset < log_start_offset()) {
+    ec = truncate_fully(offset);
+  } else {
+    size_t keep = segment_for(offset);
+    bool deleted = keep + 1 < segments_.size();
+    for (size_t i = keep + 1; i < segments_.size(); ++i) {
+      segments_[i]->close();
+      if ((ec = segments_[i]->remove_files())) break;
+    }
+    segments_.resize(keep + 1);
+    if (!ec) ec = segments_.back()->truncate_to(offset);
+    if (!ec && deleted) ec = sync_dir(dir_);
+  }
+  high_watermark_ = std::clamp(high_watermark_, log_start_offset(), log_end_offset());
+  recovery_point_ = std::clamp(recovery_point_, log_start_offset(), log_end_offset());
+  return ec;
+}
+
+void log::close() {
+  if (closed_) return;
+  segment& active = *segments_.back();
+  std::error_code ec = active.append_final_time_entry();
+  if (!ec) ec = active.flush();
+  if (ec) {
+    log_event("storage: " + name() + ": flush on close failed: " + ec.message());
+  } else {
+    recovery_point_ = log_end_offset();
+  }
+  for (auto& s : segments_)
+    s->close();
+  closed_ = true;
+}
+
+}  // namespace sluice::storage

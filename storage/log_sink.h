@@ -1,0 +1,20 @@
+#pragma once
+// Where storage reports events worth an operator's attention (recovery truncations, index
+// rebuilds, I/O failures): one line per event, no trailing newline, naming the topic-partition.
+// The default sink writes the line to stderr; the server installs its own at start.
+//
+// Threading: set the sink once at start-up, before storage is used; storage calls it from the
+// thread that owns the logs.
+
+#include <functional>
+#include <string_view>
+
+namespace sluice::storage {
+
+// Installs `sink`; an empty function restores the stderr default.
+void set_log_sink(std::function<void(std::string_view)> sink);
+
+// Sends one line to the current sink.
+void log_event(std::string_view line);
+
+}  // namespace sluice::storage

@@ -1,0 +1,389 @@
+#include "storage/segment.h"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+
+#include "storage/errc.h"
+#include "wire/record_batch.h"
+
+namespace sluice::storage {
+
+namespace {
+
+constexpr int64_t max_relative_offset = INT32_MAX;
+
+// Reads a file front to back in large chunks, so recovery costs one pread per MiB rather than
+// two per batch.
+class chunk_reader {
+ public:
+  chunk_reader(int fd, const std::filesystem::path& path) : fd_(fd), path_(path) {}
+
+  // [position, position + n) of the file, or a short span at end of file.
+  std::error_code view(int64_t position, size_t n, std::span<const uint8_t>& out) {
+    if (position >= start_ && static_cast<uint64_t>(position - start_) + n <= len_) {
+      out = std::span<const uint8_t>(buf_).subspan(static_cast<size_t>(position - start_), n);
+      return {};
+    }
+    size_t want = std::max(n, chunk);
+    if (buf_.size() < want) buf_.resize(want);
+    size_t got = 0;
+    if (auto ec = pread_some(fd_, std::span<uint8_t>(buf_).first(want), position, got, path_)) {
+      return ec;
+    }
+    start_ = position;
+    len_ = got;
+    out = std::span<const uint8_t>(buf_).first(std::min(n, got));
+    return {};
+  }
+
+ private:
+  static constexpr size_t chunk = 1 << 20;
+  int fd_;
+  const std::filesystem::path& path_;
+  std::vector<uint8_t> buf_;
+  int64_t start_ = 0;
+  size_t len_ = 0;
+};
+
+}  // namespace
+
+std::string segment_file_name(int64_t base_offset, std::string_view suffix) {
+  char digits[32];
+  std::snprintf(digits, sizeof digits, "%020lld", static_cast<long long>(base_offset));
+  std::string name(digits);
+  name.append(suffix);
+  return name;
+}
+
+segment::segment(const std::filesystem::path& dir, int64_t base_offset)
+    : base_(base_offset),
+      log_path_(dir / segment_file_name(base_offset, ".log")),
+      offset_index_path_(dir / segment_file_name(base_offset, ".index")),
+      time_index_path_(dir / segment_file_name(base_offset, ".timeindex")),
+      offset_index_(base_offset),
+      time_index_(base_offset),
+      next_offset_(base_offset),
+      max_ts_{-1, base_offset} {}
+
+std::unique_ptr<segment> segment::create(const std::filesystem::path& dir, int64_t base_offset,
+                                         std::error_code& ec) {
+  std::unique_ptr<segment> s(new segment(dir, base_offset));
+  if ((ec = s->open_files(true))) return nullptr;
+  return s;
+}
+
+std::unique_ptr<segment> segment::open(const std::filesystem::path& dir, int64_t base_offset,
+                                       std::error_code& ec) {
+  std::unique_ptr<segment> s(new segment(dir, base_offset));
+  if ((ec = s->open_files(false))) return nullptr;
+  return s;
+}
+
+std::error_code segment::open_files(bool create) {
+  std::error_code exists_ec;
+  indexes_existed_ = std::filesystem::exists(offset_index_path_, exists_ec) &&
+                     std::filesystem::exists(time_index_path_, exists_ec);
+  file_handle log_fd;
+  int flags = O_RDWR | O_CREAT | (create ? O_TRUNC : 0);
+  if (auto ec = open_file(log_path_, flags, log_fd)) return ec;
+  log_file_ = std::make_shared<file_handle>(std::move(log_fd));
+  if (auto ec = file_size(log_file_->fd(), log_path_, size_)) return ec;
+  if (auto ec = offset_index_.open(offset_index_path_, create)) return ec;
+  return time_index_.open(time_index_path_, create);
+}
+
+std::error_code segment::load(bool& needs_recovery) {
+  needs_recovery = false;
+  if (!indexes_existed_ && size_ > 0) {
+    needs_recovery = true;
+    return {};
+  }
+  std::error_code ec;
+  bool offsets_ok = offset_index_.load(size_, ec);
+  if (ec) return ec;
+  bool times_ok = time_index_.load(ec);
+  if (ec) return ec;
+  if (!offsets_ok || !times_ok) {
+    needs_recovery = true;
+    return {};
+  }
+  ec = derive_tail_state();
+  if (ec == errc::corrupt_message ||
+      (!time_index_.empty() && time_index_.last().offset >= next_offset_)) {
+    needs_recovery = true;
+    return {};
+  }
+  return ec;
+}
+
+std::error_code segment::derive_tail_state() {
+  int64_t position = 0;
+  next_offset_ = base_;
+  if (!offset_index_.empty()) {
+    position = offset_index_.entry(offset_index_.size() - 1).position;
+  }
+  max_ts_ = time_index_.last();
+  bytes_since_last_index_entry_ = size_ - position;
+  while (position < size_) {
+    batch_info b;
+    if (auto ec = batch_at(position, b)) return ec;
+    if (b.base_offset < next_offset_ || b.last_offset - base_ > max_relative_offset) {
+      return errc::corrupt_message;
+    }
+    next_offset_ = b.last_offset + 1;
+    if (b.max_timestamp > max_ts_.timestamp) max_ts_ = {b.max_timestamp, b.last_offset};
+    position += b.size;
+  }
+  return {};
+}
+
+std::error_code segment::recover(int32_t index_interval_bytes, recovery_result& out) {
+  out = {};
+  if (auto ec = offset_index_.reset()) return ec;
+  if (auto ec = time_index_.reset()) return ec;
+  int64_t file_bytes = 0;
+  if (auto ec = file_size(log_file_->fd(), log_path_, file_bytes)) return ec;
+
+  chunk_reader reader(log_file_->fd(), log_path_);
+  int64_t valid = 0;
+  int64_t last_index_entry = 0;
+  int64_t next = base_;
+  timestamp_offset max_ts{-1, base_};
+  while (valid < file_bytes) {
+    if (file_bytes - valid < static_cast<int64_t>(wire::record_batch_header_size)) {
+      out.reason = "torn batch header";
+      break;
+    }
+    std::span<const uint8_t> bytes;
+    if (auto ec = reader.view(valid, wire::record_batch_header_size, bytes)) return ec;
+    wire::record_batch header(bytes);
+    if (bytes.size() < wire::record_batch_header_size) {
+      out.reason = "torn batch header";
+      break;
+    }
+    if (header.magic() != wire::current_magic) {
+      out.reason = "magic is not 2";
+      break;
+    }
+    if (header.batch_length() < wire::min_batch_length) {
+      out.reason = "invalid batch length";
+      break;
+    }
+    int64_t size = header.size_bytes();
+    if (size > file_bytes - valid) {
+      out.reason = "torn batch (file ends inside it)";
+      break;
+    }
+    if (auto ec = reader.view(valid, static_cast<size_t>(size), bytes)) return ec;
+    wire::record_batch batch(bytes);
+    if (wire::batch_error e = batch.validate(/*check_record_count=*/false);
+        e != wire::batch_error::ok) {
+      out.reason = make_error_code(e).message();
+      break;
+    }
+    if (batch.base_offset() < next || batch.last_offset() - base_ > max_relative_offset) {
+      out.reason = "offsets out of order for the segment";
+      break;
+    }
+    // Kafka's recover(): the same cadence as appends, one batch at a time.
+    if (batch.max_timestamp() > max_ts.timestamp)
+      max_ts = {batch.max_timestamp(), batch.last_offset()};
+    if (valid - last_index_entry > index_interval_bytes) {
+      offset_index_.append(batch.last_offset(), valid);
+      time_index_.maybe_append(max_ts.timestamp, max_ts.offset);
+      last_index_entry = valid;
+    }
+    valid += size;
+    next = batch.last_offset() + 1;
+  }
+  out.truncated_bytes = file_bytes - valid;
+  if (out.truncated_bytes > 0) {
+    if (auto ec = truncate_file(log_file_->fd(), valid, log_path_)) return ec;
+  }
+  size_ = valid;
+  next_offset_ = next;
+  max_ts_ = max_ts;
+  bytes_since_last_index_entry_ = valid - last_index_entry;
+  // As after a clean close, the time index ends with the segment's largest timestamp.
+  time_index_.maybe_append(max_ts_.timestamp, max_ts_.offset);
+  if (auto ec = offset_index_.flush_entries()) return ec;
+  return time_index_.flush_entries();
+}
+
+std::error_code segment::append(std::span<const uint8_t> bytes, int64_t last_offset,
+                                int64_t max_timestamp, int64_t offset_of_max_timestamp,
+                                int32_t index_interval_bytes) {
+  int64_t position = size_;
+  if (auto ec = pwrite_all(log_file_->fd(), bytes, position, log_path_)) {
+    // Cut off whatever part of the write landed, so the file never holds a torn batch that a
+    // later append would bury. If even that fails, size_ still bounds every read and the next
+    // append overwrites the debris.
+    (void)truncate_file(log_file_->fd(), position, log_path_);
+    return ec;
+  }
+  size_ += static_cast<int64_t>(bytes.size());
+  next_offset_ = last_offset + 1;
+  if (max_timestamp > max_ts_.timestamp) max_ts_ = {max_timestamp, offset_of_max_timestamp};
+  if (bytes_since_last_index_entry_ > index_interval_bytes) {
+    offset_index_.append(last_offset, position);
+    time_index_.maybe_append(max_ts_.timestamp, max_ts_.offset);
+    bytes_since_last_index_entry_ = 0;
+    // An index write failure is not the append's failure: the batches are in the .log, and the
+    // entries stay in memory and are written again by the next flush (or rebuilt by recovery).
+    (void)offset_index_.flush_entries();
+    (void)time_index_.flush_entries();
+  }
+  bytes_since_last_index_entry_ += static_cast<int64_t>(bytes.size());
+  return {};
+}
+
+std::error_code segment::batch_at(int64_t position, batch_info& out) const {
+  constexpr auto header_size = static_cast<int64_t>(wire::record_batch_header_size);
+  if (position < 0 || size_ - position < header_size) return errc::corrupt_message;
+  std::array<uint8_t, wire::record_batch_header_size> buf;
+  size_t got = 0;
+  if (auto ec = pread_some(log_file_->fd(), buf, position, got, log_path_)) return ec;
+  if (got < buf.size()) return errc::corrupt_message;
+  wire::record_batch h(buf);
+  if (h.magic() != wire::current_magic || h.batch_length() < wire::min_batch_length ||
+      h.size_bytes() > size_ - position || h.last_offset_delta() < 0) {
+    return errc::corrupt_message;
+  }
+  out.position = position;
+  out.size = h.size_bytes();
+  out.base_offset = h.base_offset();
+  out.last_offset = h.last_offset();
+  out.max_timestamp = h.max_timestamp();
+  out.attributes = h.attributes();
+  return {};
+}
+
+std::error_code segment::find(int64_t offset, int64_t from, int64_t& position,
+                              batch_info& first) const {
+  int64_t p = std::max(offset_index_.lookup(offset).position, from);
+  while (p < size_) {
+    if (auto ec = batch_at(p, first)) return ec;
+    if (first.last_offset >= offset) {
+      position = p;
+      return {};
+    }
+    p += first.size;
+  }
+  position = size_;
+  return {};
+}
+
+std::error_code segment::read_batch(const batch_info& b, std::vector<uint8_t>& out) const {
+  out.resize(static_cast<size_t>(b.size));
+  size_t got = 0;
+  if (auto ec = pread_some(log_file_->fd(), out, b.position, got, log_path_)) return ec;
+  if (got < out.size()) return errc::corrupt_message;
+  return {};
+}
+
+std::error_code segment::find_timestamp(int64_t ts, int64_t min_offset,
+                                        std::optional<timestamp_offset>& out) const {
+  out.reset();
+  // Every batch up to the offset of the last time entry below ts holds only smaller timestamps
+  // (entries record the running maximum), so the search starts after it. Kafka starts at the last
+  // entry <= ts instead, which can miss an equal timestamp in an earlier batch.
+  int64_t from_offset = min_offset;
+  if (auto below = time_index_.last_below(ts))
+    from_offset = std::max(from_offset, below->offset + 1);
+  int64_t position = offset_index_.lookup(from_offset).position;
+  std::vector<uint8_t> bytes;
+  while (position < size_) {
+    batch_info b;
+    if (auto ec = batch_at(position, b)) return ec;
+    position += b.size;
+    if (b.last_offset < from_offset || b.max_timestamp < ts) continue;
+    bool compressed = (b.attributes & wire::batch_attribute::compression_mask) != 0;
+    bool log_append_time = (b.attributes & wire::batch_attribute::log_append_time) != 0;
+    if (compressed || log_append_time) {
+      // Under LogAppendTime every record carries maxTimestamp, so the first record matches.
+      out = timestamp_offset{b.max_timestamp, std::max(b.base_offset, from_offset)};
+      return {};
+    }
+    if (auto ec = read_batch(b, bytes)) return ec;
+    wire::record_batch batch(bytes);
+    wire::record_reader records(batch);
+    while (auto r = records.next()) {
+      int64_t offset = batch.base_offset() + r->offset_delta;
+      int64_t record_ts = batch.base_timestamp() + r->timestamp_delta;
+      if (offset >= from_offset && record_ts >= ts) {
+        out = timestamp_offset{record_ts, offset};
+        return {};
+      }
+    }
+  }
+  return {};
+}
+
+std::error_code segment::max_timestamp_record(timestamp_offset& out) const {
+  out = max_ts_;
+  batch_info b;
+  int64_t position = 0;
+  if (auto ec = find(max_ts_.offset, 0, position, b)) return ec;
+  if (position >= size_) return {};
+  out.offset = b.base_offset;
+  bool compressed = (b.attributes & wire::batch_attribute::compression_mask) != 0;
+  bool log_append_time = (b.attributes & wire::batch_attribute::log_append_time) != 0;
+  if (compressed || log_append_time) return {};
+  std::vector<uint8_t> bytes;
+  if (auto ec = read_batch(b, bytes)) return ec;
+  wire::record_batch batch(bytes);
+  wire::record_reader records(batch);
+  while (auto r = records.next()) {
+    if (batch.base_timestamp() + r->timestamp_delta == max_ts_.timestamp) {
+      out.offset = batch.base_offset() + r->offset_delta;
+      return {};
+    }
+  }
+  return {};
+}
+
+std::error_code segment::truncate_to(int64_t offset) {
+  int64_t position = 0;
+  batch_info first;
+  if (auto ec = find(offset, 0, position, first)) return ec;
+  if (position >= size_) return {};
+  if (auto ec = offset_index_.truncate_to(offset)) return ec;
+  if (auto ec = time_index_.truncate_to(offset)) return ec;
+  if (auto ec = truncate_file(log_file_->fd(), position, log_path_)) return ec;
+  size_ = position;
+  if (auto ec = sync_file(log_file_->fd(), log_path_)) return ec;
+  return derive_tail_state();
+}
+
+std::error_code segment::append_final_time_entry() {
+  time_index_.maybe_append(max_ts_.timestamp, max_ts_.offset);
+  return time_index_.flush_entries();
+}
+
+std::error_code segment::flush() {
+  if (!log_file_) return {};
+  if (auto ec = offset_index_.flush_entries()) return ec;
+  if (auto ec = time_index_.flush_entries()) return ec;
+  if (auto ec = sync_file(log_file_->fd(), log_path_)) return ec;
+  if (auto ec = offset_index_.sync()) return ec;
+  return time_index_.sync();
+}
+
+void segment::close() {
+  offset_index_.close();
+  time_index_.close();
+  log_file_.reset();
+}
+
+std::error_code segment::remove_files() {
+  std::error_code first;
+  for (const auto* p : {&log_path_, &offset_index_path_, &time_index_path_}) {
+    if (auto ec = remove_file(*p); ec && !first) first = ec;
+  }
+  return first;
+}
+
+}  // namespace sluice::storage
