@@ -141,6 +141,9 @@ void writer::uvarlong(uint64_t v) {
 }
 
 void writer::string(std::string_view s, bool compact) {
+  // A classic string has an int16 length. Responses never need more (names are at most 249
+  // characters; messages are short); cutting an oversized one keeps the stream in sync.
+  if (!compact && s.size() > INT16_MAX) s = s.substr(0, INT16_MAX);
   if (compact) {
     uvarint(static_cast<uint32_t>(s.size() + 1));
   } else {
