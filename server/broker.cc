@@ -8,6 +8,7 @@
 
 #include "server/logging.h"
 #include "server/session.h"
+#include "storage/log_sink.h"
 
 namespace sluice::server {
 
@@ -18,7 +19,25 @@ broker::broker(asio::io_context& io, broker_config config) : io_(io), config_(st
 
 broker::~broker() = default;
 
+namespace {
+
+void bind_acceptor(tcp::acceptor& acceptor, const tcp::endpoint& endpoint,
+                   boost::system::error_code& ec) {
+  acceptor.open(endpoint.protocol(), ec);
+  // Dual-stack: a wildcard IPv6 socket also accepts IPv4 clients.
+  if (!ec && endpoint.address().is_v6()) acceptor.set_option(asio::ip::v6_only(false), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+}
+
+// Kafka checkpoints recovery points every 60 s (log.flush.offset.checkpoint.interval.ms) and high
+// watermarks every 5 s; one timer does both here, at the shorter period.
+constexpr std::chrono::seconds checkpoint_interval{5};
+}  // namespace
+
 std::string broker::start() {
+  storage::set_log_sink([](std::string_view line) { log_warn(line); });
   storage::log_config log_defaults;
   log_defaults.segment_bytes = config_.log_segment_bytes;
   log_defaults.index_interval_bytes = config_.log_index_interval_bytes;
@@ -48,12 +67,12 @@ std::string broker::start() {
       address = results.begin()->endpoint().address();
     }
     auto acceptor = std::make_unique<tcp::acceptor>(io_);
-    tcp::endpoint endpoint(address, l.port);
-    acceptor->open(endpoint.protocol(), ec);
-    if (!ec && address.is_v6()) acceptor->set_option(asio::ip::v6_only(false), ec);
-    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor->bind(endpoint, ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    bind_acceptor(*acceptor, tcp::endpoint(address, l.port), ec);
+    if (ec && l.host.empty()) {
+      // A wildcard listener on a host without IPv6 (common in containers): IPv4 only.
+      acceptor = std::make_unique<tcp::acceptor>(io_);
+      bind_acceptor(*acceptor, tcp::endpoint(asio::ip::address_v4::any(), l.port), ec);
+    }
     if (ec) {
       return "cannot listen on " + l.name + "://" + l.host + ":" + std::to_string(l.port) + ": " +
              ec.message();
@@ -69,7 +88,20 @@ std::string broker::start() {
     accept(*acceptor);
     acceptors_.push_back(std::move(acceptor));
   }
+  checkpoint_timer_.emplace(io_);
+  schedule_checkpoint();
   return {};
+}
+
+void broker::schedule_checkpoint() {
+  checkpoint_timer_->expires_after(checkpoint_interval);
+  checkpoint_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    if (std::error_code cec = logs_->checkpoint()) {
+      log_error("writing checkpoints in ", config_.log_dir.string(), " failed: ", cec.message());
+    }
+    schedule_checkpoint();
+  });
 }
 
 void broker::accept(tcp::acceptor& acceptor) {
@@ -92,6 +124,7 @@ void broker::stop() {
   if (stopping_) return;
   stopping_ = true;
   log_info("shutting down: no new connections, answering in-flight requests");
+  if (checkpoint_timer_) checkpoint_timer_->cancel();
   for (auto& a : acceptors_) {
     boost::system::error_code ec;
     a->close(ec);

@@ -53,6 +53,7 @@ class broker {
 
  private:
   void accept(boost::asio::ip::tcp::acceptor& acceptor);
+  void schedule_checkpoint();
   std::string load_cluster_id();
 
   boost::asio::io_context& io_;
@@ -64,6 +65,7 @@ class broker {
   uint64_t next_session_id_ = 1;
   bool stopping_ = false;
   std::optional<boost::asio::steady_timer> grace_timer_;
+  std::optional<boost::asio::steady_timer> checkpoint_timer_;
   std::string cluster_id_;
 };
 

@@ -21,6 +21,7 @@
 #include "server/broker.h"
 #include "server/errors.h"
 #include "server/handlers/handlers.h"
+#include "server/logging.h"
 #include "wire/record_batch.h"
 
 namespace sluice::server {
@@ -100,6 +101,11 @@ std::optional<wire::produce_response> handle_produce(request_context& ctx,
       if (ec != error_code::none) {
         out.error_code = static_cast<int16_t>(ec);
         failed = true;
+        if (ec == error_code::corrupt_message || ec == error_code::invalid_record ||
+            ec == error_code::kafka_storage_error) {
+          log_warn("produce to ", topic_data.name, "-", partition_data.index, " from ", ctx.peer,
+                   " (client ", ctx.client_id.value_or(""), ") rejected: ", wire::error_name(ec));
+        }
       }
     }
   }
