@@ -112,20 +112,25 @@ bool invoke(request_context ctx, inbound_request request, std::shared_ptr<respon
 }
 
 template <class Req, auto Handler>
-api_handler entry(int16_t min_version, int16_t max_version) {
-  return {Req::api_key, wire::find_api_spec(Req::api_key)->name, min_version, max_version,
+api_handler entry(int16_t min_version, int16_t max_version, int16_t min_served_version = -1) {
+  return {Req::api_key,
+          wire::find_api_spec(Req::api_key)->name,
+          min_version,
+          max_version,
+          min_served_version < 0 ? min_version : min_served_version,
           &invoke<Req, Handler>};
 }
 
-const std::array<api_handler, 5>& registry() {
+const std::array<api_handler, 6>& registry() {
   // Ranges: README "Supported APIs". Produce is advertised from v0 as Kafka 4 does, because
-  // librdkafka < 2.11.1 turns compression off unless Produce v0 is in range; v0-2 are refused by
-  // the handler. Fetch starts at 4 (record batch v2 only).
-  static const std::array<api_handler, 5> handlers = {
-      entry<wire::produce_request, handle_produce>(0, 9),
+  // librdkafka < 2.11.1 turns compression off unless Produce v0 is in range, and served from v3
+  // (record batch v2). Fetch starts at 4 for the same reason.
+  static const std::array<api_handler, 6> handlers = {
+      entry<wire::produce_request, handle_produce>(0, 9, 3),
       entry<wire::fetch_request, handle_fetch>(4, 12),
       entry<wire::list_offsets_request, handle_list_offsets>(0, 7),
       entry<wire::metadata_request, handle_metadata>(0, 12),
+      entry<wire::find_coordinator_request, handle_find_coordinator>(0, 4),
       entry<wire::api_versions_request, handle_api_versions>(0, 3),
   };
   return handlers;
@@ -157,7 +162,7 @@ bool dispatch_request(request_context ctx, inbound_request request,
     reason = "unknown API key " + std::to_string(ctx.api_key);
     return false;
   }
-  if (ctx.api_version < handler->min_version || ctx.api_version > handler->max_version) {
+  if (ctx.api_version < handler->min_served_version || ctx.api_version > handler->max_version) {
     if (ctx.api_key != wire::api_versions_request::api_key) {
       reason = std::string(handler->name) + " v" + std::to_string(ctx.api_version) +
                " is not supported";

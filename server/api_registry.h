@@ -49,8 +49,12 @@ struct inbound_request {
 struct api_handler {
   int16_t key;
   std::string_view name;
-  int16_t min_version;
+  int16_t min_version;  // advertised
   int16_t max_version;
+  // Lowest version actually served; below it a request is refused like any unsupported version.
+  // Only Produce differs from min_version: Kafka 4 advertises Produce v0-2 for librdkafka's sake
+  // but serves only v3+ (KAFKA-18659).
+  int16_t min_served_version;
   // Decodes, handles and encodes; completes `slot` now or later through `sink`. Returns false if
   // the request cannot be parsed, in which case the connection is closed (Kafka does the same).
   bool (*invoke)(request_context ctx, inbound_request request, std::shared_ptr<response_slot> slot,
@@ -61,7 +65,7 @@ std::span<const api_handler> api_handlers();
 const api_handler* find_api_handler(int16_t key);
 
 // Routes one request frame. Returns false when the connection must be closed: unknown API key,
-// a version outside the advertised range (except ApiVersions, which answers UNSUPPORTED_VERSION
+// a version outside the served range (except ApiVersions, which answers UNSUPPORTED_VERSION
 // in a v0 body as KIP-511 requires), or a body that does not parse. `reason` then says why, for
 // the one log line.
 bool dispatch_request(request_context ctx, inbound_request request,

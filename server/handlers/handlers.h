@@ -11,6 +11,8 @@
 #include "wire/generated/api_versions_response.h"
 #include "wire/generated/fetch_request.h"
 #include "wire/generated/fetch_response.h"
+#include "wire/generated/find_coordinator_request.h"
+#include "wire/generated/find_coordinator_response.h"
 #include "wire/generated/list_offsets_request.h"
 #include "wire/generated/list_offsets_response.h"
 #include "wire/generated/metadata_request.h"
@@ -32,6 +34,9 @@ std::optional<wire::produce_response> handle_produce(request_context& ctx,
 
 boost::asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
                                                           wire::fetch_request& request);
+
+wire::find_coordinator_response handle_find_coordinator(request_context& ctx,
+                                                        wire::find_coordinator_request& request);
 
 wire::list_offsets_response handle_list_offsets(request_context& ctx,
                                                 wire::list_offsets_request& request);

@@ -1,6 +1,7 @@
 // Produce (key 0), versions 3-9; advertised from 0 like Kafka 4 (KAFKA-18659), because
 // librdkafka before 2.11.1 stops compressing unless Produce v0 is in the advertised range.
-// v0-2 carry legacy message sets and are answered UNSUPPORTED_VERSION per partition.
+// v0-2 (legacy message sets) are refused by dispatch like any unsupported version: the
+// connection is closed, as Kafka 4 does.
 //
 // Each partition's `records` must be exactly one RecordBatch v2 with base offset 0 (Kafka's rules
 // for Produce v3+ from clients). The batch is validated (framing, magic, CRC-32C, offset delta vs
@@ -31,7 +32,6 @@ namespace {
 using wire::error_code;
 
 constexpr int16_t zstd_codec = 4;
-constexpr int16_t first_batch_v2_version = 3;
 constexpr int16_t first_zstd_version = 7;
 
 // Checks Kafka applies to a client's records before the log sees them.
@@ -66,9 +66,7 @@ std::optional<wire::produce_response> handle_produce(request_context& ctx,
     topic_out.name = topic_data.name;
     topic* t = nullptr;
     error_code topic_error = error_code::none;
-    if (ctx.api_version < first_batch_v2_version) {
-      topic_error = error_code::unsupported_version;
-    } else if (!valid_acks) {
+    if (!valid_acks) {
       topic_error = error_code::invalid_required_acks;
     } else {
       topic_error = b.find_or_create_topic(topic_data.name, true, t);

@@ -180,6 +180,11 @@ TEST_F(handlers_test, unsupported_version_of_other_apis_closes) {
   EXPECT_FALSE(accepted);
   call(int16_t{13}, wire::metadata_request{}, &accepted);
   EXPECT_FALSE(accepted);
+  // Produce v0-2 are advertised (for librdkafka < 2.11.1) but refused, as Kafka 4 does.
+  call(int16_t{2}, wire::produce_request{}, &accepted);
+  EXPECT_FALSE(accepted);
+  call(int16_t{3}, wire::produce_request{}, &accepted);
+  EXPECT_TRUE(accepted);
 }
 
 TEST_F(handlers_test, metadata_creates_and_lists_topics) {
@@ -266,9 +271,6 @@ TEST_F(handlers_test, produce_rejects_bad_batches_whole) {
   auto bad_acks = batch(1);
   EXPECT_EQ(produce("t", 0, bad_acks, 2).responses[0].partition_responses[0].error_code,
             static_cast<int16_t>(error_code::invalid_required_acks));
-  auto old_version = batch(1);
-  EXPECT_EQ(produce("t", 0, old_version, 1, 2).responses[0].partition_responses[0].error_code,
-            static_cast<int16_t>(error_code::unsupported_version));
   // Nothing of the rejected batches reached the log.
   EXPECT_EQ(broker_->topics().find_partition("t", 0)->log_end_offset(), 0);
 }
@@ -406,6 +408,29 @@ TEST_F(handlers_test, list_offsets_earliest_latest_and_by_timestamp) {
   // v0 answers in old_style_offsets.
   auto v0 = decode<wire::list_offsets_response>(*call(0, request), 2, 0);
   EXPECT_EQ(v0.topics[0].partitions[1].old_style_offsets, std::vector<int64_t>{6});
+}
+
+TEST_F(handlers_test, find_coordinator_single_and_batched) {
+  wire::find_coordinator_request single;
+  single.key = "my-group";
+  auto v0 = decode<wire::find_coordinator_response>(*call(0, single), 10, 0);
+  EXPECT_EQ(v0.error_code, 0);
+  EXPECT_EQ(v0.node_id, 1);
+  EXPECT_EQ(v0.host, "127.0.0.1");
+  EXPECT_EQ(v0.port, broker_->advertised().port);
+
+  wire::find_coordinator_request batched;
+  batched.coordinator_keys = {"a", "", "b"};
+  auto v4 = decode<wire::find_coordinator_response>(*call(4, batched), 10, 4);
+  ASSERT_EQ(v4.coordinators.size(), 3u);
+  EXPECT_EQ(v4.coordinators[0].key, "a");
+  EXPECT_EQ(v4.coordinators[0].node_id, 1);
+  EXPECT_EQ(v4.coordinators[1].error_code, static_cast<int16_t>(error_code::invalid_request));
+  EXPECT_EQ(v4.coordinators[2].key, "b");
+
+  single.key_type = 7;
+  auto bad = decode<wire::find_coordinator_response>(*call(1, single), 10, 1);
+  EXPECT_EQ(bad.error_code, static_cast<int16_t>(error_code::invalid_request));
 }
 
 }  // namespace
