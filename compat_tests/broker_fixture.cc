@@ -1,0 +1,245 @@
+#include "compat_tests/broker_fixture.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace sluice::compat {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string sluice_bin() {
+  const char* bin = std::getenv("SLUICE_BIN");
+  if (bin == nullptr || *bin == '\0') {
+    throw std::runtime_error("SLUICE_BIN is not set (CTest sets it; by hand: SLUICE_BIN=<path>)");
+  }
+  if (::access(bin, X_OK) != 0) {
+    throw std::runtime_error(std::string("SLUICE_BIN=") + bin + " is not executable");
+  }
+  return bin;
+}
+
+// Reaps `pid` if it has exited; returns true and its wait status then.
+bool try_reap(pid_t pid, int& status) {
+  for (;;) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return true;
+    if (r < 0 && errno == EINTR) continue;
+    return false;
+  }
+}
+
+int decode_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+}  // namespace
+
+bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (cond()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return cond();
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+std::string read_partition_log(const fs::path& partition_dir) {
+  std::vector<fs::path> segments;
+  for (const auto& e : fs::directory_iterator(partition_dir)) {
+    if (e.path().extension() == ".log") segments.push_back(e.path());
+  }
+  // Segment names are zero-padded base offsets, so lexical order is offset order.
+  std::sort(segments.begin(), segments.end());
+  std::string all;
+  for (const auto& s : segments)
+    all += slurp(s);
+  return all;
+}
+
+broker::broker(config_map overrides) {
+  std::string tmpl = (fs::temp_directory_path() / "sluice-compat-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  work_dir_ = tmpl;
+  data_dir_ = work_dir_ / "data";
+  fs::create_directories(data_dir_);
+  config_ = {
+      {"node.id", "1"},
+      {"listeners", "PLAINTEXT://127.0.0.1:0"},
+      {"log.dirs", data_dir_.string()},
+      {"num.partitions", "1"},
+      {"auto.create.topics.enable", "true"},
+  };
+  for (auto& [k, v] : overrides)
+    config_[k] = v;
+  write_properties();
+  start(0);
+}
+
+broker::~broker() {
+  bool failed = ::testing::Test::HasFailure();
+  if (running()) kill9();
+  if (failed) {
+    std::string l = log();
+    if (l.size() > 8000) l = "...\n" + l.substr(l.size() - 8000);
+    std::cerr << "---- sluice stderr (" << log_path_.string() << ") ----\n"
+              << l << "\n---- end of sluice stderr ----\n";
+  }
+  if (std::getenv("SLUICE_COMPAT_KEEP") != nullptr) {
+    std::cerr << "keeping " << work_dir_.string() << "\n";
+  } else {
+    std::error_code ec;
+    fs::remove_all(work_dir_, ec);
+  }
+}
+
+void broker::write_properties() const {
+  std::ofstream out(work_dir_ / "server.properties");
+  out << "# written by the sluice compat tests\n";
+  for (const auto& [k, v] : config_)
+    out << k << "=" << v << "\n";
+}
+
+void broker::start(uint16_t port) {
+  std::string bin = sluice_bin();
+  ++runs_;
+  log_path_ = work_dir_ / ("broker-" + std::to_string(runs_) + ".stderr");
+
+  std::vector<std::string> args = {bin, (work_dir_ / "server.properties").string()};
+  if (port != 0) {
+    args.push_back("--override");
+    args.push_back("listeners=PLAINTEXT://" + host_ + ":" + std::to_string(port));
+  }
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (log_fd < 0) throw std::runtime_error("cannot create " + log_path_.string());
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_t parent = ::getpid();
+
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    // Child: only async-signal-safe calls from here to exec.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    ::dup2(null_fd, 0);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    // Do not leak the test's sockets (proxies, client connections) into the broker.
+    ::syscall(SYS_close_range, 3u, ~0u, 0u);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  ::close(null_fd);
+  pid_ = pid;
+
+  static const std::regex listening(R"(listening on PLAINTEXT://([^\s:]+):(\d+))");
+  std::smatch m;
+  std::string text;
+  bool up = wait_until(
+      [&] {
+        text = log();
+        if (std::regex_search(text, m, listening)) return true;
+        int status = 0;
+        if (try_reap(pid_, status)) {
+          pid_ = -1;
+          throw std::runtime_error("sluice exited with status " +
+                                   std::to_string(decode_status(status)) +
+                                   " before listening; stderr:\n" + text);
+        }
+        return false;
+      },
+      15s);
+  if (!up) {
+    kill9();
+    throw std::runtime_error("sluice did not print 'listening on' within 15 s; stderr:\n" + text);
+  }
+  host_ = m[1].str();
+  port_ = static_cast<uint16_t>(std::stoi(m[2].str()));
+  if (port != 0 && port_ != port) {
+    throw std::runtime_error("restart asked for port " + std::to_string(port) + " but got " +
+                             std::to_string(port_));
+  }
+}
+
+int broker::stop(std::chrono::milliseconds timeout) {
+  if (!running()) return -1;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  bool exited = wait_until([&] { return try_reap(pid_, status); }, timeout);
+  if (!exited) {
+    kill9();
+    return -1;
+  }
+  pid_ = -1;
+  return decode_status(status);
+}
+
+void broker::kill9() {
+  if (!running()) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+}
+
+void broker::restart() {
+  if (running()) throw std::logic_error("restart: broker still running");
+  start(port_);
+}
+
+std::string broker::log() const {
+  return slurp(log_path_);
+}
+
+double broker::cpu_seconds() const {
+  if (!running()) return 0;
+  std::string stat = slurp("/proc/" + std::to_string(pid_) + "/stat");
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream in(stat.substr(close + 2));
+  std::string field;
+  long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) utime = std::stoll(field);
+    if (i == 15) stime = std::stoll(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+}  // namespace sluice::compat

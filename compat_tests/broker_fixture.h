@@ -1,0 +1,80 @@
+#pragma once
+// Runs the real `sluice` binary as a child process for the compat tests.
+//
+// The binary comes from $SLUICE_BIN (CTest sets it to $<TARGET_FILE:sluice>). Each `broker` gets a
+// fresh temporary directory holding server.properties, the data directory (log.dirs) and one
+// stderr log per run. It binds port 0 and learns the real port from the `listening on
+// PLAINTEXT://host:port` line it prints; a restart passes that port explicitly so clients that
+// cached the address reconnect to the same place.
+//
+// Threading: a `broker` is used from the test's main thread. The child is started with
+// PR_SET_PDEATHSIG tied to the thread that forked it, so never start or restart from a helper
+// thread that may exit before the test does.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+
+namespace sluice::compat {
+
+using config_map = std::map<std::string, std::string>;
+
+class broker {
+ public:
+  // Starts the broker with defaults (node.id=1, listeners on 127.0.0.1:0, one partition per
+  // auto-created topic) overridden by `overrides`. Throws if it does not come up in time.
+  explicit broker(config_map overrides = {});
+  ~broker();
+  broker(const broker&) = delete;
+  broker& operator=(const broker&) = delete;
+
+  const std::string& host() const { return host_; }
+  uint16_t port() const { return port_; }
+  std::string bootstrap() const { return host_ + ":" + std::to_string(port_); }
+  const std::filesystem::path& data_dir() const { return data_dir_; }
+  std::filesystem::path partition_dir(const std::string& topic, int32_t partition) const {
+    return data_dir_ / (topic + "-" + std::to_string(partition));
+  }
+  pid_t pid() const { return pid_; }
+  bool running() const { return pid_ > 0; }
+
+  // SIGTERM and wait. Returns the exit code, 128+signal if killed by a signal, or -1 if it did not
+  // exit within the timeout (then it is SIGKILLed).
+  int stop(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // SIGKILL and reap.
+  void kill9();
+  // Starts again on the same data directory and port.
+  void restart();
+
+  // stderr of the current (or last) run.
+  std::string log() const;
+  // User+system CPU seconds the running broker has used so far (from /proc).
+  double cpu_seconds() const;
+
+ private:
+  void start(uint16_t port);
+  void write_properties() const;
+
+  config_map config_;
+  std::filesystem::path work_dir_;
+  std::filesystem::path data_dir_;
+  std::filesystem::path log_path_;
+  int runs_ = 0;
+  pid_t pid_ = -1;
+  std::string host_;
+  uint16_t port_ = 0;
+};
+
+// Polls `cond` every few milliseconds until it is true or `timeout` passes; returns its last value.
+bool wait_until(const std::function<bool()>& cond,
+                std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// Contents of the partition's .log segments concatenated in offset order.
+std::string read_partition_log(const std::filesystem::path& partition_dir);
+
+}  // namespace sluice::compat

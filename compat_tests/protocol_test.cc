@@ -1,0 +1,101 @@
+// Connection semantics every client depends on, checked with raw frames.
+//
+// Client behaviours relied on (README 1.3, 6.5):
+// - Clients pipeline: librdkafka keeps up to max.in.flight requests per connection, kafka-python
+//   2.0.2 sends ApiVersions v0 and Metadata v0 back to back. Responses must come back strictly in
+//   request order; Java throws on a correlation-id mismatch (AbstractResponse.java:103-104) and
+//   librdkafka matches each response to the oldest in-flight request.
+// - Ordering holds even when an earlier request is a long-polling Fetch: a later, instantly
+//   answerable request waits behind it.
+// - Produce with acks=0 gets no response at all, but is still applied; the next response on the
+//   connection belongs to the next request.
+
+#include <gtest/gtest.h>
+
+#include "compat_tests/broker_fixture.h"
+#include "compat_tests/raw_kafka.h"
+
+namespace sluice::compat {
+namespace {
+
+using namespace std::chrono_literals;
+
+void create_topic(raw_connection& conn, const std::string& topic) {
+  bytes md = round_trip(conn, metadata_v4_request(1000, {topic}, true));
+  auto topics = parse_metadata_v4_topics(split_response(md, false).body);
+  ASSERT_EQ(topics.size(), 1u);
+}
+
+int32_t next_correlation_id(raw_connection& conn) {
+  bytes payload;
+  auto st = conn.read_frame(payload, 10s);
+  if (st != raw_connection::status::ok) throw std::runtime_error("no response");
+  return split_response(payload, false).correlation_id;
+}
+
+TEST(Protocol, PipelinedRequestsAreAnsweredInOrder) {
+  broker b;
+  raw_connection conn(b.host(), b.port());
+  create_topic(conn, "pipe");
+
+  // 60 requests of four kinds, written in one go before reading anything.
+  bytes all;
+  bytes batch = build_record_batch({{"k", "v", 0}}, 1700000000000);
+  for (int32_t i = 0; i < 60; ++i) {
+    bytes req;
+    switch (i % 4) {
+      case 0:
+        req = api_versions_request(0, i);
+        break;
+      case 1:
+        req = metadata_v4_request(i, {"pipe"}, false);
+        break;
+      case 2:
+        req = produce_request(7, i, "pipe", 0, batch);
+        break;
+      case 3:
+        req = fetch_request(4, i, "pipe", 0, 0, /*max_wait_ms=*/0, /*min_bytes=*/0);
+        break;
+    }
+    all.insert(all.end(), req.begin(), req.end());
+  }
+  ASSERT_TRUE(conn.send(all));
+  for (int32_t i = 0; i < 60; ++i) {
+    ASSERT_EQ(next_correlation_id(conn), i) << "responses out of request order";
+  }
+}
+
+TEST(Protocol, LongPollDoesNotLetLaterResponsesOvertake) {
+  broker b;
+  raw_connection conn(b.host(), b.port());
+  create_topic(conn, "slow");
+  bytes fetch = fetch_request(4, 1, "slow", 0, 0, /*max_wait_ms=*/300, /*min_bytes=*/1);
+  bytes av = api_versions_request(0, 2);
+  bytes both = fetch;
+  both.insert(both.end(), av.begin(), av.end());
+  ASSERT_TRUE(conn.send(both));
+  EXPECT_EQ(next_correlation_id(conn), 1) << "ApiVersions overtook the parked Fetch";
+  EXPECT_EQ(next_correlation_id(conn), 2);
+}
+
+TEST(Protocol, AcksZeroProduceGetsNoResponseButIsApplied) {
+  broker b;
+  raw_connection conn(b.host(), b.port());
+  create_topic(conn, "fire");
+  bytes batch = build_record_batch({{"k", "fire-and-forget", 0}}, 1700000000000);
+  bytes req = produce_request(7, 1, "fire", 0, batch, /*acks=*/0);
+  bytes av = api_versions_request(0, 2);
+  req.insert(req.end(), av.begin(), av.end());
+  ASSERT_TRUE(conn.send(req));
+  EXPECT_EQ(next_correlation_id(conn), 2) << "acks=0 Produce must not be answered";
+
+  // The record was appended: a fetch sees it at offset 0.
+  ASSERT_TRUE(wait_until([&] {
+    bytes resp = round_trip(conn, fetch_request(4, 3, "fire", 0, 0, 0, 0));
+    auto parts = parse_fetch_v4(split_response(resp, false).body);
+    return parts.size() == 1 && parts[0].high_watermark == 1;
+  }));
+}
+
+}  // namespace
+}  // namespace sluice::compat

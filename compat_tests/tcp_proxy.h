@@ -1,0 +1,50 @@
+#pragma once
+// A loopback TCP proxy that records what clients send.
+//
+// Start it first, start the broker with advertised.listeners pointing at `port()` (so metadata
+// sends clients back through the proxy and nothing bypasses it), then `set_upstream()` to the
+// broker's real port. Every accepted connection is relayed byte-for-byte to the upstream; the
+// client->broker bytes of each connection are kept for the test to parse.
+//
+// Threading: one internal thread does all socket work with poll(2). Public methods may be called
+// from any thread; the captures are guarded by a mutex.
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sluice::compat {
+
+class tcp_proxy {
+ public:
+  tcp_proxy();
+  ~tcp_proxy();
+  tcp_proxy(const tcp_proxy&) = delete;
+  tcp_proxy& operator=(const tcp_proxy&) = delete;
+
+  uint16_t port() const { return port_; }
+  void set_upstream(const std::string& host, uint16_t port);
+
+  // Client->broker bytes of every connection so far, in accept order.
+  std::vector<std::vector<uint8_t>> client_streams() const;
+
+ private:
+  void run();
+
+  int listen_fd_ = -1;
+  int wake_pipe_[2] = {-1, -1};
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+
+  mutable std::mutex mu_;
+  std::string upstream_host_;
+  uint16_t upstream_port_ = 0;
+  std::vector<std::vector<uint8_t>> captures_;
+
+  std::thread thread_;
+};
+
+}  // namespace sluice::compat
