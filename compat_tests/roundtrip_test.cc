@@ -73,7 +73,7 @@ expected_message make_message(size_t i, int32_t partitions) {
 
 std::string describe(const std::optional<std::string>& s) {
   if (!s) return "null";
-  if (s->size() > 40) return "<" + std::to_string(s->size()) + " bytes>";
+  if (s->size() > 40) return std::string("<") + std::to_string(s->size()) + " bytes>";
   return "\"" + *s + "\"";
 }
 
