@@ -26,6 +26,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
+std::string key_of(size_t i) {
+  std::string k = "k";
+  k += std::to_string(i);
+  return k;
+}
+
 std::string payload(size_t seq) {
   std::string s = std::string("seq=") + std::to_string(seq) + ";";
   while (s.size() < 120)
@@ -81,7 +87,7 @@ TEST(Restart, CleanShutdownKeepsEverything) {
     // RECORD_LIST_TOO_LARGE (18), and librdkafka's default batch.size is ~1 MB.
     producer p(b.bootstrap(), {{"acks", "1"}, {"batch.size", "4096"}});
     for (size_t i = 0; i < kMessages; ++i)
-      p.produce(topic, 0, std::string("k") + std::to_string(i), payload(i));
+      p.produce(topic, 0, key_of(i), payload(i));
     ASSERT_TRUE(p.flush(30s));
     auto ds = p.deliveries();
     for (size_t i = 0; i < kMessages; ++i) {
@@ -110,7 +116,7 @@ TEST(Restart, CleanShutdownKeepsEverything) {
   auto got = read_all(b, topic, &hi);
   ASSERT_EQ(hi, static_cast<int64_t>(kMessages));
   for (size_t i = 0; i < got.size(); ++i) {
-    ASSERT_EQ(got[i].key, std::string("k") + std::to_string(i));
+    ASSERT_EQ(got[i].key, key_of(i));
     ASSERT_EQ(got[i].value, payload(i));
   }
   produce_more_contiguous(b, topic, hi, 100);
