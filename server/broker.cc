@@ -37,14 +37,21 @@ constexpr std::chrono::seconds checkpoint_interval{5};
 }  // namespace
 
 std::string broker::start() {
-  storage::set_log_sink([](std::string_view line) { log_warn(line); });
   storage::log_config log_defaults;
   log_defaults.segment_bytes = config_.log_segment_bytes;
   log_defaults.index_interval_bytes = config_.log_index_interval_bytes;
   logs_ = std::make_unique<storage::log_manager>(config_.log_dir, log_defaults);
-  if (std::error_code ec = logs_->load()) {
-    return "cannot use log directory " + config_.log_dir.string() + ": " + ec.message();
+  // Storage's lines during load are held back: on failure the last one is the detail of the one
+  // fatal message; on success they are logged (recovery truncations matter to operators).
+  std::vector<std::string> load_lines;
+  storage::set_log_sink([&load_lines](std::string_view line) { load_lines.emplace_back(line); });
+  std::error_code load_ec = logs_->load();
+  storage::set_log_sink([](std::string_view line) { log_warn(line); });
+  if (load_ec) {
+    return "cannot use log directory " + config_.log_dir.string() + ": " +
+           (load_lines.empty() ? load_ec.message() : load_lines.back());
   }
+  for (const std::string& line : load_lines) log_warn(line);
   cluster_id_ = load_cluster_id();
   if (cluster_id_.empty()) {
     return "cannot write " + (config_.log_dir / "meta.properties").string();
