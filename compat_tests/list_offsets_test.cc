@@ -50,7 +50,8 @@ TEST(ListOffsets, EarliestLatestAndByTimestamp) {
 
   // Three separately flushed groups: three batches of ten records each.
   for (int i = 0; i < 30; ++i) {
-    p.produce(topic, 0, std::string("k") + std::to_string(i), std::string("v") + std::to_string(i), {}, timestamp_of(i));
+    p.produce(topic, 0, std::string("k") + std::to_string(i), std::string("v") + std::to_string(i),
+              {}, timestamp_of(i));
     if (i % 10 == 9) {
       ASSERT_TRUE(p.flush(30s));
     }

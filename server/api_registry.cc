@@ -42,12 +42,12 @@ void encode_response(const request_context& ctx, const Resp& response, wire::fra
     response.encode(w, ctx.api_version);
   }
   int64_t size = out.total_size() - 4;
-  for (int i = 0; i < 4; ++i) out.bytes[i] = static_cast<uint8_t>(size >> (24 - 8 * i));
+  for (int i = 0; i < 4; ++i)
+    out.bytes[i] = static_cast<uint8_t>(size >> (24 - 8 * i));
 }
 
 template <class Resp>
-void finish(const request_context& ctx, const std::optional<Resp>& response,
-            response_slot& slot) {
+void finish(const request_context& ctx, const std::optional<Resp>& response, response_slot& slot) {
   if (response) {
     encode_response(ctx, *response, slot.frame);
   } else {
@@ -138,7 +138,9 @@ const std::array<api_handler, 6>& registry() {
 
 }  // namespace
 
-std::span<const api_handler> api_handlers() { return registry(); }
+std::span<const api_handler> api_handlers() {
+  return registry();
+}
 
 const api_handler* find_api_handler(int16_t key) {
   for (const api_handler& h : registry()) {
@@ -164,8 +166,8 @@ bool dispatch_request(request_context ctx, inbound_request request,
   }
   if (ctx.api_version < handler->min_served_version || ctx.api_version > handler->max_version) {
     if (ctx.api_key != wire::api_versions_request::api_key) {
-      reason = std::string(handler->name) + " v" + std::to_string(ctx.api_version) +
-               " is not supported";
+      reason =
+          std::string(handler->name) + " v" + std::to_string(ctx.api_version) + " is not supported";
       return false;
     }
     // KIP-511: read the header at the highest version we know (its layout is stable), ignore

@@ -51,7 +51,8 @@ std::string broker::start() {
     return "cannot use log directory " + config_.log_dir.string() + ": " +
            (load_lines.empty() ? load_ec.message() : load_lines.back());
   }
-  for (const std::string& line : load_lines) log_warn(line);
+  for (const std::string& line : load_lines)
+    log_warn(line);
   cluster_id_ = load_cluster_id();
   if (cluster_id_.empty()) {
     return "cannot write " + (config_.log_dir / "meta.properties").string();
@@ -138,13 +139,15 @@ void broker::stop() {
   }
   // Parked fetches answer now with what they have.
   for (const auto& [name, t] : topics_->all()) {
-    for (const auto& p : t.partitions) p->wake_waiters();
+    for (const auto& p : t.partitions)
+      p->wake_waiters();
   }
   std::vector<std::shared_ptr<session>> live;
   for (auto& [id, weak] : sessions_) {
     if (auto s = weak.lock()) live.push_back(std::move(s));
   }
-  for (auto& s : live) s->shutdown();
+  for (auto& s : live)
+    s->shutdown();
   if (sessions_.empty()) return;
   grace_timer_.emplace(io_, std::chrono::milliseconds(config_.shutdown_grace_ms));
   grace_timer_->async_wait([this](boost::system::error_code ec) {
@@ -154,7 +157,8 @@ void broker::stop() {
     for (auto& [id, weak] : sessions_) {
       if (auto s = weak.lock()) remaining.push_back(std::move(s));
     }
-    for (auto& s : remaining) s->close();
+    for (auto& s : remaining)
+      s->close();
     sessions_.clear();
   });
 }
@@ -196,7 +200,8 @@ std::string broker::load_cluster_id() {
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::mt19937_64 rng{std::random_device{}()};
   std::string id;
-  for (int i = 0; i < 22; ++i) id.push_back(alphabet[rng() % 64]);
+  for (int i = 0; i < 22; ++i)
+    id.push_back(alphabet[rng() % 64]);
   std::ofstream out(path, std::ios::trunc);
   out << "#\n# Written by sluice\nversion=1\ncluster.id=" << id << "\nnode.id=" << config_.node_id
       << "\n";

@@ -46,8 +46,7 @@ class broker {
   const std::string& cluster_id() const { return cluster_id_; }
 
   // Finds or, when allowed, creates a topic for a request; the error is Kafka's.
-  wire::error_code find_or_create_topic(std::string_view name, bool allow_auto_create,
-                                        topic*& out);
+  wire::error_code find_or_create_topic(std::string_view name, bool allow_auto_create, topic*& out);
 
   void on_session_closed(uint64_t id);
 

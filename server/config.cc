@@ -209,8 +209,8 @@ config_result load_config(const std::filesystem::path& properties_file,
       return result;
     }
     std::string_view ov = o;
-    if (std::string err = apply(result, trim(ov.substr(0, eq)), trim(ov.substr(eq + 1)),
-                                "--override");
+    if (std::string err =
+            apply(result, trim(ov.substr(0, eq)), trim(ov.substr(eq + 1)), "--override");
         !err.empty()) {
       result.error = err;
       return result;

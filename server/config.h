@@ -11,8 +11,8 @@
 namespace sluice::server {
 
 struct listener {
-  std::string name;  // security protocol / listener name: only PLAINTEXT is served
-  std::string host;  // empty: all interfaces
+  std::string name;   // security protocol / listener name: only PLAINTEXT is served
+  std::string host;   // empty: all interfaces
   uint16_t port = 0;  // 0: an ephemeral port, reported in the start-up log line
 };
 

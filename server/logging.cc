@@ -27,9 +27,13 @@ const char* level_name(log_level level) {
 }
 }  // namespace
 
-void set_log_level(log_level level) { min_level = level; }
+void set_log_level(log_level level) {
+  min_level = level;
+}
 
-bool log_enabled(log_level level) { return level >= min_level; }
+bool log_enabled(log_level level) {
+  return level >= min_level;
+}
 
 void write_log_line(log_level level, std::string_view message) {
   using namespace std::chrono;

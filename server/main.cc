@@ -58,7 +58,8 @@ int main(int argc, char** argv) {
     std::cerr << "sluice: " << loaded.error << "\n";
     return 2;
   }
-  for (const std::string& w : loaded.warnings) log_warn(w);
+  for (const std::string& w : loaded.warnings)
+    log_warn(w);
 
   // A peer that disappears must not kill the broker: writes report EPIPE instead.
   std::signal(SIGPIPE, SIG_IGN);

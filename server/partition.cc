@@ -41,14 +41,19 @@ void partition::maybe_advance_high_watermark() {
   if (hw > high_watermark()) log_.set_high_watermark(hw);
 }
 
-void partition::add_waiter(data_waiter* w) { waiters_.push_back(w); }
+void partition::add_waiter(data_waiter* w) {
+  waiters_.push_back(w);
+}
 
-void partition::remove_waiter(data_waiter* w) { std::erase(waiters_, w); }
+void partition::remove_waiter(data_waiter* w) {
+  std::erase(waiters_, w);
+}
 
 void partition::wake_waiters() {
   // A woken waiter unregisters itself, so walk a copy.
   std::vector<data_waiter*> woken = waiters_;
-  for (data_waiter* w : woken) w->on_data();
+  for (data_waiter* w : woken)
+    w->on_data();
 }
 
 }  // namespace sluice::server

@@ -57,8 +57,10 @@ void session::start() {
     return;
   }
   auto self = shared_from_this();
-  asio::co_spawn(socket_.get_executor(), [self]() { return self->read_loop(); }, asio::detached);
-  asio::co_spawn(socket_.get_executor(), [self]() { return self->write_loop(); }, asio::detached);
+  asio::co_spawn(
+      socket_.get_executor(), [self]() { return self->read_loop(); }, asio::detached);
+  asio::co_spawn(
+      socket_.get_executor(), [self]() { return self->write_loop(); }, asio::detached);
 }
 
 void session::shutdown() {
@@ -86,7 +88,8 @@ void session::response_ready() {
 asio::awaitable<void> session::read_loop() {
   auto self = shared_from_this();
   const int32_t max_frame = broker_.config().socket_request_max_bytes;
-  const size_t max_queued = static_cast<size_t>(broker_.config().queued_max_requests_per_connection);
+  const size_t max_queued =
+      static_cast<size_t>(broker_.config().queued_max_requests_per_connection);
   std::vector<uint8_t> buffer(read_buffer_size);
   size_t begin = 0;
   size_t end = 0;
@@ -98,9 +101,9 @@ asio::awaitable<void> session::read_loop() {
         end -= begin;
         begin = 0;
       }
-      size_t n = co_await socket_.async_read_some(
-          asio::buffer(buffer.data() + end, buffer.size() - end),
-          asio::redirect_error(asio::use_awaitable, ec));
+      size_t n =
+          co_await socket_.async_read_some(asio::buffer(buffer.data() + end, buffer.size() - end),
+                                           asio::redirect_error(asio::use_awaitable, ec));
       if (ec || closed_) {
         if (end - begin > 0 && !closed_) {
           log_info("connection from ", peer_, " closed in the middle of a request frame");
@@ -128,10 +131,12 @@ asio::awaitable<void> session::read_loop() {
     std::memcpy(request.data.get(), buffer.data() + begin, have);
     begin += have;
     if (have < request.size) {
-      co_await asio::async_read(socket_, asio::buffer(request.data.get() + have, request.size - have),
+      co_await asio::async_read(socket_,
+                                asio::buffer(request.data.get() + have, request.size - have),
                                 asio::redirect_error(asio::use_awaitable, ec));
       if (ec || closed_) {
-        if (!closed_) log_info("connection from ", peer_, " closed in the middle of a request frame");
+        if (!closed_)
+          log_info("connection from ", peer_, " closed in the middle of a request frame");
         reading_done_ = true;
         writer_wake_.cancel();
         co_return;
@@ -209,8 +214,8 @@ asio::awaitable<bool> session::wait_writable() {
 asio::awaitable<bool> session::write_iovecs(std::vector<iovec>& iov) {
   size_t first = 0;
   while (first < iov.size()) {
-    ssize_t n = ::writev(socket_.native_handle(), iov.data() + first,
-                         static_cast<int>(iov.size() - first));
+    ssize_t n =
+        ::writev(socket_.native_handle(), iov.data() + first, static_cast<int>(iov.size() - first));
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -220,7 +225,8 @@ asio::awaitable<bool> session::write_iovecs(std::vector<iovec>& iov) {
       co_return false;  // peer gone: close quietly
     }
     auto left = static_cast<size_t>(n);
-    while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+    while (first < iov.size() && left >= iov[first].iov_len)
+      left -= iov[first++].iov_len;
     if (left > 0) {
       iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + left;
       iov[first].iov_len -= left;
@@ -246,8 +252,8 @@ asio::awaitable<bool> session::send_slice(const wire::file_slice& slice) {
       }
     } else {
       uint8_t chunk[64 * 1024];
-      ssize_t r = ::pread(slice.fd, chunk, static_cast<size_t>(std::min<int64_t>(left, sizeof chunk)),
-                          offset);
+      ssize_t r = ::pread(slice.fd, chunk,
+                          static_cast<size_t>(std::min<int64_t>(left, sizeof chunk)), offset);
       if (r <= 0) {
         n = r;
       } else {

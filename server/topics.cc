@@ -15,8 +15,8 @@ constexpr int32_t initial_leader_epoch = 0;
 bool is_valid_topic_name(std::string_view name) {
   if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
@@ -26,7 +26,8 @@ wire::uuid random_topic_id() {
   for (;;) {
     for (size_t i = 0; i < id.size(); i += 8) {
       uint64_t r = rng();
-      for (size_t j = 0; j < 8; ++j) id[i + j] = static_cast<uint8_t>(r >> (8 * j));
+      for (size_t j = 0; j < 8; ++j)
+        id[i + j] = static_cast<uint8_t>(r >> (8 * j));
     }
     id[6] = static_cast<uint8_t>((id[6] & 0x0f) | 0x40);  // version 4
     id[8] = static_cast<uint8_t>((id[8] & 0x3f) | 0x80);  // IETF variant
@@ -92,8 +93,7 @@ partition* topic_registry::find_partition(std::string_view name, int32_t index) 
   return t->partitions[static_cast<size_t>(index)].get();
 }
 
-wire::error_code topic_registry::create(std::string_view name, int32_t partitions,
-                                        topic*& out) {
+wire::error_code topic_registry::create(std::string_view name, int32_t partitions, topic*& out) {
   out = nullptr;
   if (!is_valid_topic_name(name)) return wire::error_code::invalid_topic_exception;
   if (partitions < 1) return wire::error_code::invalid_partitions;

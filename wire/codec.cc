@@ -5,7 +5,9 @@
 
 namespace sluice::wire {
 
-double reader::f64() { return std::bit_cast<double>(fixed<uint64_t>()); }
+double reader::f64() {
+  return std::bit_cast<double>(fixed<uint64_t>());
+}
 
 wire::uuid reader::uuid() {
   wire::uuid u{};
@@ -130,7 +132,9 @@ wire::records reader::records(bool compact) {
   return r;
 }
 
-void writer::f64(double v) { fixed<uint64_t>(std::bit_cast<uint64_t>(v)); }
+void writer::f64(double v) {
+  fixed<uint64_t>(std::bit_cast<uint64_t>(v));
+}
 
 void writer::uvarlong(uint64_t v) {
   while (v >= 0x80) {

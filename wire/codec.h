@@ -54,7 +54,7 @@ class reader {
 
   uint32_t uvarint();
   uint64_t uvarlong();
-  int32_t varint();  // zigzag
+  int32_t varint();   // zigzag
   int64_t varlong();  // zigzag
 
   // Length prefixes. Return -1 for null, else a length already checked against remaining().
@@ -100,7 +100,8 @@ class reader {
       return 0;
     }
     T v = 0;
-    for (size_t i = 0; i < sizeof(T); ++i) v = static_cast<T>((v << 8) | data_[pos_ + i]);
+    for (size_t i = 0; i < sizeof(T); ++i)
+      v = static_cast<T>((v << 8) | data_[pos_ + i]);
     pos_ += sizeof(T);
     return v;
   }
@@ -131,8 +132,13 @@ class writer {
 
   void uvarint(uint32_t v) { uvarlong(v); }
   void uvarlong(uint64_t v);
-  void varint(int32_t v) { uvarlong(static_cast<uint32_t>((static_cast<uint32_t>(v) << 1) ^ static_cast<uint32_t>(v >> 31))); }
-  void varlong(int64_t v) { uvarlong((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
+  void varint(int32_t v) {
+    uvarlong(
+        static_cast<uint32_t>((static_cast<uint32_t>(v) << 1) ^ static_cast<uint32_t>(v >> 31)));
+  }
+  void varlong(int64_t v) {
+    uvarlong((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+  }
 
   void string(std::string_view s, bool compact);
   void nullable_string(const std::optional<std::string>& s, bool compact);
@@ -154,7 +160,8 @@ class writer {
   template <class T>
   void fixed(T v) {
     uint8_t b[sizeof(T)];
-    for (size_t i = 0; i < sizeof(T); ++i) b[i] = static_cast<uint8_t>(v >> (8 * (sizeof(T) - 1 - i)));
+    for (size_t i = 0; i < sizeof(T); ++i)
+      b[i] = static_cast<uint8_t>(v >> (8 * (sizeof(T) - 1 - i)));
     out_.bytes.insert(out_.bytes.end(), b, b + sizeof(T));
   }
   void flush_run();

@@ -33,7 +33,8 @@ struct frame {
 
   int64_t total_size() const {
     int64_t n = 0;
-    for (const part& p : parts) n += static_cast<int64_t>(p.length);
+    for (const part& p : parts)
+      n += static_cast<int64_t>(p.length);
     return n;
   }
   void clear() {

@@ -22,7 +22,8 @@ struct records {
 
   int64_t size() const {
     int64_t n = static_cast<int64_t>(bytes.size());
-    for (const file_slice& s : slices) n += s.length;
+    for (const file_slice& s : slices)
+      n += s.length;
     return n;
   }
   bool operator==(const records& o) const {

@@ -45,10 +45,12 @@ class parked_fetch final : public data_waiter {
  public:
   parked_fetch(asio::any_io_executor executor, std::vector<partition*> partitions)
       : timer_(std::move(executor)), partitions_(std::move(partitions)) {
-    for (partition* p : partitions_) p->add_waiter(this);
+    for (partition* p : partitions_)
+      p->add_waiter(this);
   }
   ~parked_fetch() {
-    for (partition* p : partitions_) p->remove_waiter(this);
+    for (partition* p : partitions_)
+      p->remove_waiter(this);
   }
   parked_fetch(const parked_fetch&) = delete;
   parked_fetch& operator=(const parked_fetch&) = delete;
@@ -112,9 +114,10 @@ fill_result fill(broker& b, const wire::fetch_request& request, wire::fetch_resp
       out.last_stable_offset = p->last_stable_offset();
       out.log_start_offset = p->log_start_offset();
       if (request.isolation_level == read_committed) out.aborted_transactions.emplace();
-      const int64_t max_offset = follower                                     ? p->log_end_offset()
-                                 : request.isolation_level == read_committed ? out.last_stable_offset
-                                                                             : out.high_watermark;
+      const int64_t max_offset = follower ? p->log_end_offset()
+                                 : request.isolation_level == read_committed
+                                     ? out.last_stable_offset
+                                     : out.high_watermark;
       const int64_t offset = requested.fetch_offset;
       if (offset < p->log_start_offset() || offset > p->log_end_offset()) {
         out.error_code = static_cast<int16_t>(error_code::offset_out_of_range);
@@ -152,8 +155,8 @@ asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
     response.error_code = static_cast<int16_t>(error_code::invalid_fetch_session_epoch);
     co_return response;
   }
-  const auto deadline =
-      asio::steady_timer::clock_type::now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
+  const auto deadline = asio::steady_timer::clock_type::now() +
+                        std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
   for (;;) {
     fill_result filled = fill(ctx.broker, request, response);
     if (filled.bytes >= request.min_bytes || filled.has_error || ctx.broker.stopping() ||

@@ -23,7 +23,7 @@
 namespace sluice::server {
 
 wire::api_versions_response handle_api_versions(request_context& ctx,
-                                                 wire::api_versions_request& request);
+                                                wire::api_versions_request& request);
 // The v0-format body answering an ApiVersions version this broker does not support (KIP-511).
 wire::api_versions_response unsupported_api_versions_response();
 

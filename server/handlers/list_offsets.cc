@@ -39,8 +39,8 @@ wire::list_offsets_response handle_list_offsets(request_context& ctx,
       out.partition_index = requested.partition_index;
       out.timestamp = -1;
       out.offset = -1;
-      partition* p = ctx.broker.topics().find_partition(requested_topic.name,
-                                                        requested.partition_index);
+      partition* p =
+          ctx.broker.topics().find_partition(requested_topic.name, requested.partition_index);
       if (p == nullptr) {
         out.error_code = static_cast<int16_t>(error_code::unknown_topic_or_partition);
         continue;

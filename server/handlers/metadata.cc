@@ -53,7 +53,8 @@ wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_req
   response.controller_id = b.config().node_id;
   response.cluster_authorized_operations = authorized_operations_omitted;
 
-  bool all_topics = !request.topics.has_value() || (ctx.api_version == 0 && request.topics->empty());
+  bool all_topics =
+      !request.topics.has_value() || (ctx.api_version == 0 && request.topics->empty());
   if (all_topics) {
     for (const auto& [name, t] : b.topics().all()) {
       if (!t.internal) response.topics.push_back(describe(t));

@@ -84,7 +84,8 @@ std::optional<wire::produce_response> handle_produce(request_context& ctx,
         if (p == nullptr) ec = error_code::unknown_topic_or_partition;
       }
       if (ec == error_code::none) {
-        ec = check_client_batch(partition_data.records, ctx.api_version, b.config().message_max_bytes);
+        ec = check_client_batch(partition_data.records, ctx.api_version,
+                                b.config().message_max_bytes);
       }
       if (ec == error_code::none) {
         storage::append_info info;

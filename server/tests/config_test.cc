@@ -76,10 +76,10 @@ TEST(config, explicit_advertised_listener_wins) {
 
 TEST(config, help_lists_every_key) {
   std::string help = config_help();
-  for (const char* key : {"node.id", "listeners", "advertised.listeners", "log.dirs",
-                          "num.partitions", "auto.create.topics.enable", "log.segment.bytes",
-                          "log.index.interval.bytes", "message.max.bytes",
-                          "socket.request.max.bytes"}) {
+  for (const char* key :
+       {"node.id", "listeners", "advertised.listeners", "log.dirs", "num.partitions",
+        "auto.create.topics.enable", "log.segment.bytes", "log.index.interval.bytes",
+        "message.max.bytes", "socket.request.max.bytes"}) {
     EXPECT_NE(help.find(key), std::string::npos) << key;
   }
 }

@@ -38,8 +38,8 @@ class handlers_test : public ::testing::Test {
            ("sluice-handlers-" + std::to_string(::getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
-    config_result r = load_config({}, {"listeners=PLAINTEXT://127.0.0.1:0",
-                                       "log.dirs=" + dir_.string(), "num.partitions=2"});
+    config_result r = load_config(
+        {}, {"listeners=PLAINTEXT://127.0.0.1:0", "log.dirs=" + dir_.string(), "num.partitions=2"});
     ASSERT_TRUE(r.error.empty()) << r.error;
     broker_ = std::make_unique<broker>(io_, r.config);
     ASSERT_EQ(broker_->start(), "");
@@ -227,7 +227,8 @@ TEST_F(handlers_test, metadata_respects_allow_auto_topic_creation_and_internal_n
             static_cast<int16_t>(error_code::unknown_topic_or_partition));
   EXPECT_EQ(response.topics[1].error_code,
             static_cast<int16_t>(error_code::unknown_topic_or_partition));
-  EXPECT_EQ(response.topics[2].error_code, static_cast<int16_t>(error_code::invalid_topic_exception));
+  EXPECT_EQ(response.topics[2].error_code,
+            static_cast<int16_t>(error_code::invalid_topic_exception));
 }
 
 TEST_F(handlers_test, produce_assigns_contiguous_offsets_and_stamps_in_place) {
@@ -363,8 +364,9 @@ TEST_F(handlers_test, fetch_long_poll_waits_then_wakes_on_produce) {
   auto waited = std::chrono::steady_clock::now() - start;
   ASSERT_TRUE(idle->ready);
   EXPECT_GE(waited, std::chrono::milliseconds(280));
-  EXPECT_EQ(decode<wire::fetch_response>(*idle, 1, 12).responses[0].partitions[0].records.bytes.size(),
-            0u);
+  EXPECT_EQ(
+      decode<wire::fetch_response>(*idle, 1, 12).responses[0].partitions[0].records.bytes.size(),
+      0u);
 
   // A produce wakes a parked fetch at once.
   request.max_wait_ms = 10000;
@@ -373,7 +375,8 @@ TEST_F(handlers_test, fetch_long_poll_waits_then_wakes_on_produce) {
   auto more = batch(2);
   start = std::chrono::steady_clock::now();
   produce("poll", 0, more);
-  while (!parked->ready) io_.run_one_for(std::chrono::milliseconds(10));
+  while (!parked->ready)
+    io_.run_one_for(std::chrono::milliseconds(10));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
   auto response = decode<wire::fetch_response>(*parked, 1, 12);
   EXPECT_EQ(response.responses[0].partitions[0].records.bytes.size(), more.size());

@@ -6,9 +6,8 @@
 // (c) Every proper prefix of a golden vector fails to decode; random and mutated buffers never
 //     crash (the tests also run under ASan/UBSan) and whatever decodes re-encodes consistently.
 //
-// Golden vectors captured from real clients go next to these, named
-// <api>_<request|response>_v<N>_<source>, checked with testing::expect_roundtrip or
-// testing::expect_request_frame_roundtrip (wire/tests/test_util.h).
+// Golden vectors captured from real clients are in wire/tests/captured/, checked by
+// captured_test.cc (wire/README.md, "Captured vectors").
 
 #include <gtest/gtest.h>
 
