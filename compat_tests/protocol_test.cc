@@ -65,6 +65,29 @@ TEST(Protocol, PipelinedRequestsAreAnsweredInOrder) {
   }
 }
 
+// With queued.max.requests=2 the broker stops reading after two unanswered requests and resumes
+// as responses go out; 200 pipelined produces still all land, once each, answered in order.
+TEST(Protocol, FullPipelinePausesReadingWithoutLosingRequests) {
+  broker b(config_map{{"queued.max.requests", "2"}});
+  raw_connection conn(b.host(), b.port());
+  create_topic(conn, "pressure");
+  bytes all;
+  bytes batch = build_record_batch({{"k", "v", 0}}, 1700000000000);
+  constexpr int32_t count = 200;
+  for (int32_t i = 0; i < count; ++i) {
+    bytes req = produce_request(7, i, "pressure", 0, batch);
+    all.insert(all.end(), req.begin(), req.end());
+  }
+  ASSERT_TRUE(conn.send(all));
+  for (int32_t i = 0; i < count; ++i) {
+    ASSERT_EQ(next_correlation_id(conn), i) << "responses out of request order";
+  }
+  bytes lo = round_trip(conn, list_offsets_v7_request(count, "pressure", 0, -1));
+  auto latest = parse_list_offsets_v7(split_response(lo, true).body);
+  ASSERT_EQ(latest.size(), 1u);
+  EXPECT_EQ(latest[0].offset, count);
+}
+
 TEST(Protocol, LongPollDoesNotLetLaterResponsesOvertake) {
   broker b;
   raw_connection conn(b.host(), b.port());
