@@ -27,7 +27,7 @@ using asio::ip::tcp;
 
 namespace {
 constexpr size_t read_buffer_size = 64 * 1024;
-constexpr size_t max_iovecs = 64;  // well under IOV_MAX; more parts go out in another writev
+constexpr size_t max_iovecs = 64;  // well under IOV_MAX; more parts go out in another sendmsg
 
 std::string describe(const tcp::socket& s) {
   boost::system::error_code ec;
@@ -173,7 +173,7 @@ asio::awaitable<void> session::write_loop() {
       continue;
     }
     // Send every ready response at the head, coalescing byte runs of consecutive responses into
-    // one writev; a file slice flushes the run and goes out with sendfile.
+    // one sendmsg; a file slice flushes the run and goes out with sendfile.
     size_t done = 0;
     bool ok = true;
     bool close_after = false;
@@ -187,15 +187,15 @@ asio::awaitable<void> session::write_loop() {
       for (const wire::frame::part& part : f.parts) {
         if (!part.is_slice) {
           iov.push_back({f.bytes.data() + part.index, part.length});
-          if (iov.size() == max_iovecs && !(ok = co_await write_iovecs(iov))) break;
+          if (iov.size() == max_iovecs && !(ok = co_await write_iovecs(iov, true))) break;
           continue;
         }
-        if (!(ok = co_await write_iovecs(iov))) break;
+        if (!(ok = co_await write_iovecs(iov, true))) break;
         if (!(ok = co_await send_slice(f.slices[part.index]))) break;
       }
       if (!ok) break;
     }
-    if (ok) ok = co_await write_iovecs(iov);
+    if (ok) ok = co_await write_iovecs(iov, false);
     if (!ok || closed_) break;
     pipeline_.erase(pipeline_.begin(), pipeline_.begin() + static_cast<ptrdiff_t>(done));
     reader_wake_.cancel();
@@ -211,11 +211,13 @@ asio::awaitable<bool> session::wait_writable() {
   co_return !ec && !closed_;
 }
 
-asio::awaitable<bool> session::write_iovecs(std::vector<iovec>& iov) {
+asio::awaitable<bool> session::write_iovecs(std::vector<iovec>& iov, bool more) {
   size_t first = 0;
   while (first < iov.size()) {
-    ssize_t n =
-        ::writev(socket_.native_handle(), iov.data() + first, static_cast<int>(iov.size() - first));
+    msghdr msg{};
+    msg.msg_iov = iov.data() + first;
+    msg.msg_iovlen = iov.size() - first;
+    ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -4,11 +4,11 @@
 //   read_loop:  frame -> dispatch -> slot appended to `pipeline_` (request order)
 //                 pauses while `pipeline_` holds queued.max.requests slots
 //   write_loop: sends the ready prefix of `pipeline_`, strictly in order:
-//                 byte runs with writev(2), file slices with sendfile(2)
+//                 byte runs gathered with sendmsg(2), file slices with sendfile(2)
 //
 // Handlers may finish out of order (a parked fetch, then a produce); the pipeline keeps responses
 // in request order, which every client relies on (Java checks correlation ids). The socket is in
-// non-blocking mode and the write loop calls writev/sendfile itself, waiting for writability on
+// non-blocking mode and the write loop calls sendmsg/sendfile itself, waiting for writability on
 // EAGAIN: record bytes go from the page cache to the socket without passing through user space.
 //
 // Threading: the broker's io thread only. A session keeps itself alive through the shared_ptrs
@@ -50,7 +50,9 @@ class session : public response_sink, public std::enable_shared_from_this<sessio
  private:
   boost::asio::awaitable<void> read_loop();
   boost::asio::awaitable<void> write_loop();
-  boost::asio::awaitable<bool> write_iovecs(std::vector<iovec>& iov);
+  // `more`: further bytes follow at once (a file slice), so the kernel may hold a partial segment
+  // back instead of pushing it out on its own (MSG_MORE), despite TCP_NODELAY.
+  boost::asio::awaitable<bool> write_iovecs(std::vector<iovec>& iov, bool more);
   boost::asio::awaitable<bool> send_slice(const wire::file_slice& slice);
   boost::asio::awaitable<bool> wait_writable();
 
