@@ -1,0 +1,178 @@
+#pragma once
+// The classic consumer group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) and the
+// committed offsets of every group, as one state machine with Kafka's semantics
+// (core/src/main/scala/kafka/coordinator/group/GroupCoordinator.scala, GroupMetadata.scala).
+//
+// Group states, as Kafka names them:
+//
+//   Empty --join--> PreparingRebalance --all rejoined / rebalance timeout--> CompletingRebalance
+//     ^                 ^   |                                                   |
+//     |                 |   +--no members left--> Empty         leader's SyncGroup
+//     |                 |                                                       v
+//     |                 +------- join, leave, session expiry, metadata change - Stable
+//     +-- DeleteGroups removes an Empty group (Dead)
+//
+// Ownership and threading: one instance, owned by the io thread, holds every group; nothing
+// takes a lock. Time comes only from steady_timers on the executor (heartbeat deadlines, the
+// rebalance timeout, the initial rebalance delay), so tests drive it with io_context::run_for.
+// A JoinGroup or SyncGroup that must wait parks as a coroutine until the state machine answers
+// it; the parked reply outlives the coordinator, which answers NOT_COORDINATOR on shutdown.
+//
+// The methods take the decoded request and return the response struct; version differences are
+// the codec's, except where Kafka's semantics depend on the version (MEMBER_ID_REQUIRED from
+// JoinGroup v4, LeaveGroup's single member before v3, OffsetFetch's groups from v8).
+//
+// Deviations from Kafka, each deliberate:
+// - Protocol support of a rejoining member is checked against the other members only (Kafka
+//   counts the member's previous protocols too, so a lone member cannot switch assignors).
+// - A static member rejoining a Stable group keeps its assignment without a rebalance only if
+//   its protocol metadata is unchanged and the selected protocol stays the same (Kafka 3.x
+//   checks the latter only).
+// - A JoinGroup or SyncGroup that replaces a still-parked one from the same member answers the
+//   older one REBALANCE_IN_PROGRESS (Kafka drops it unanswered).
+// Not done yet: offset expiry (offsets.retention.minutes), removal of empty groups without
+// offsets, group.max.size, the pending-sync timeout of Kafka 3.x, reloading group metadata.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "server/groups/group_store.h"
+#include "wire/generated/delete_groups_request.h"
+#include "wire/generated/delete_groups_response.h"
+#include "wire/generated/describe_groups_request.h"
+#include "wire/generated/describe_groups_response.h"
+#include "wire/generated/heartbeat_request.h"
+#include "wire/generated/heartbeat_response.h"
+#include "wire/generated/join_group_request.h"
+#include "wire/generated/join_group_response.h"
+#include "wire/generated/leave_group_request.h"
+#include "wire/generated/leave_group_response.h"
+#include "wire/generated/list_groups_request.h"
+#include "wire/generated/list_groups_response.h"
+#include "wire/generated/offset_commit_request.h"
+#include "wire/generated/offset_commit_response.h"
+#include "wire/generated/offset_delete_request.h"
+#include "wire/generated/offset_delete_response.h"
+#include "wire/generated/offset_fetch_request.h"
+#include "wire/generated/offset_fetch_response.h"
+#include "wire/generated/sync_group_request.h"
+#include "wire/generated/sync_group_response.h"
+
+namespace sluice::server {
+
+enum class group_state { empty, preparing_rebalance, completing_rebalance, stable, dead };
+
+// Kafka's names ("Empty", "PreparingRebalance", ...), as ListGroups and DescribeGroups show them.
+std::string_view group_state_name(group_state state);
+
+// Kafka's broker settings for groups, with Kafka's defaults.
+struct group_coordinator_config {
+  std::chrono::milliseconds min_session_timeout{6'000};        // group.min.session.timeout.ms
+  std::chrono::milliseconds max_session_timeout{1'800'000};    // group.max.session.timeout.ms
+  std::chrono::milliseconds initial_rebalance_delay{3'000};    // group.initial.rebalance.delay.ms
+  std::chrono::milliseconds new_member_join_timeout{300'000};  // Kafka's NewMemberJoinTimeoutMs
+  size_t max_offset_metadata_bytes = 4096;                     // offset.metadata.max.bytes
+};
+
+class group_coordinator {
+ public:
+  // `store` (may be null) receives every change Kafka would persist; it must outlive this.
+  group_coordinator(boost::asio::any_io_executor executor, group_coordinator_config config,
+                    group_store* store = nullptr);
+  ~group_coordinator();
+  group_coordinator(const group_coordinator&) = delete;
+  group_coordinator& operator=(const group_coordinator&) = delete;
+
+  // Waits until the rebalance completes (or answers at once: errors, MEMBER_ID_REQUIRED, a
+  // follower rejoining a Stable group, a static member rejoining without rebalance). The request
+  // is read before the first suspension only.
+  boost::asio::awaitable<wire::join_group_response> join(wire::join_group_request& request,
+                                                         int16_t version, std::string client_id,
+                                                         std::string client_host);
+  // Waits, in CompletingRebalance, until the leader's SyncGroup brings the assignments.
+  boost::asio::awaitable<wire::sync_group_response> sync(wire::sync_group_request& request,
+                                                         int16_t version);
+  wire::heartbeat_response heartbeat(wire::heartbeat_request& request, int16_t version);
+  wire::leave_group_response leave(wire::leave_group_request& request, int16_t version);
+
+  wire::offset_commit_response commit_offsets(wire::offset_commit_request& request,
+                                              int16_t version);
+  wire::offset_fetch_response fetch_offsets(wire::offset_fetch_request& request, int16_t version);
+  wire::offset_delete_response delete_offsets(wire::offset_delete_request& request,
+                                              int16_t version);
+
+  wire::list_groups_response list_groups(wire::list_groups_request& request, int16_t version);
+  wire::describe_groups_response describe_groups(wire::describe_groups_request& request,
+                                                 int16_t version);
+  wire::delete_groups_response delete_groups(wire::delete_groups_request& request, int16_t version);
+
+  // Replay of a committed offset read back from __consumer_offsets at start; creates the group
+  // (Empty) if needed. Does not call the store.
+  void load_offset(std::string_view group_id, const offset_record& record);
+
+  // Answers every parked request NOT_COORDINATOR and forgets all groups (broker shutdown).
+  void shutdown();
+
+  // For tests and logs: the group's state, nullopt if there is no such group.
+  std::optional<group_state> state_of(std::string_view group_id) const;
+
+ private:
+  template <class Resp>
+  class parked_reply;
+  using join_reply = parked_reply<wire::join_group_response>;
+  using sync_reply = parked_reply<wire::sync_group_response>;
+  struct member;
+  struct group;
+  struct join_params;
+
+  std::shared_ptr<join_reply> do_join(wire::join_group_request& request, int16_t version,
+                                      std::string client_id, std::string client_host);
+  void join_unknown_member(group& g, join_params& p, const std::shared_ptr<join_reply>& reply);
+  void join_known_member(group& g, join_params& p, const std::shared_ptr<join_reply>& reply);
+  void rejoin_static_member(group& g, member& m, const std::string& old_id, join_params& p,
+                            const std::shared_ptr<join_reply>& reply);
+  void add_member_and_rebalance(group& g, std::string member_id, join_params& p,
+                                const std::shared_ptr<join_reply>& reply);
+  void update_member_and_rebalance(group& g, member& m, join_params& p,
+                                   const std::shared_ptr<join_reply>& reply);
+  std::shared_ptr<sync_reply> do_sync(wire::sync_group_request& request);
+
+  void maybe_prepare_rebalance(group& g);
+  void prepare_rebalance(group& g);
+  void arm_rebalance_timer(group& g, std::chrono::milliseconds delay);
+  void on_rebalance_timer(group& g);
+  void try_complete_join(group& g);
+  void complete_join(group& g);
+  void remove_member(group& g, std::string_view member_id);
+  void propagate_assignment(group& g, wire::error_code error);
+  void schedule_heartbeat_expiry(group& g, member& m, std::chrono::milliseconds timeout);
+  void on_heartbeat_expired(const std::string& group_id, const std::string& member_id,
+                            uint64_t epoch);
+  void add_pending_member(group& g, const std::string& member_id,
+                          std::chrono::milliseconds timeout);
+  wire::error_code store_group(group& g);
+
+  group* find_group(std::string_view group_id) const;
+  group& get_or_create_group(std::string_view group_id);
+  std::string new_member_id(std::string_view prefix);
+
+  boost::asio::any_io_executor executor_;
+  group_coordinator_config config_;
+  group_store* store_;
+  std::map<std::string, std::unique_ptr<group>, std::less<>> groups_;
+  // Timer handlers hold a weak reference: one that fires after destruction does nothing.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  uint64_t next_epoch_ = 1;  // stamps timer arms, so a superseded arm that still fires is ignored
+  std::mt19937_64 rng_;
+};
+
+}  // namespace sluice::server

@@ -1,0 +1,637 @@
+// The group coordinator driven directly, without sockets: requests are the generated structs,
+// time is the io_context's, with session timeouts of 100 ms so expiry tests run in a fraction
+// of a second.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "server/groups/group_coordinator.h"
+#include "wire/error_code.h"
+
+namespace sluice::server {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using wire::error_code;
+
+int16_t code(error_code e) {
+  return static_cast<int16_t>(e);
+}
+std::vector<uint8_t> bytes(std::string_view s) {
+  return {s.begin(), s.end()};
+}
+
+struct recording_store : group_store {
+  std::vector<group_metadata_record> groups;
+  std::vector<offset_record> offsets;
+  std::vector<topic_partition> removed_offsets;
+  std::vector<std::string> removed_groups;
+  error_code fail_offsets = error_code::none;
+
+  error_code store_group(std::string_view, const group_metadata_record& record) override {
+    groups.push_back(record);
+    return error_code::none;
+  }
+  error_code store_offsets(std::string_view, std::span<const offset_record> o) override {
+    if (fail_offsets != error_code::none) return fail_offsets;
+    offsets.insert(offsets.end(), o.begin(), o.end());
+    return error_code::none;
+  }
+  void remove_offsets(std::string_view, std::span<const topic_partition> p) override {
+    removed_offsets.insert(removed_offsets.end(), p.begin(), p.end());
+  }
+  void remove_group(std::string_view group_id) override { removed_groups.emplace_back(group_id); }
+};
+
+using protocol_list = std::vector<std::pair<std::string, std::string>>;
+
+wire::join_group_request join_request(std::string group, std::string member_id,
+                                      std::optional<std::string> instance = std::nullopt,
+                                      protocol_list protocols = {{"range", "sub"}}) {
+  wire::join_group_request r;
+  r.group_id = std::move(group);
+  r.member_id = std::move(member_id);
+  r.group_instance_id = std::move(instance);
+  r.session_timeout_ms = 100;
+  r.rebalance_timeout_ms = 300;
+  r.protocol_type = "consumer";
+  for (auto& [name, metadata] : protocols) {
+    auto& p = r.protocols.emplace_back();
+    p.name = name;
+    p.metadata = bytes(metadata);
+  }
+  return r;
+}
+
+// The result of a request that may park, filled when its coroutine finishes.
+template <class Resp>
+using outcome = std::shared_ptr<std::optional<Resp>>;
+
+class group_coordinator_test : public ::testing::Test {
+ protected:
+  void make(std::chrono::milliseconds initial_delay = 0ms) {
+    group_coordinator_config config;
+    config.min_session_timeout = 10ms;
+    config.initial_rebalance_delay = initial_delay;
+    gc_ = std::make_unique<group_coordinator>(io_.get_executor(), config, &store_);
+  }
+  void SetUp() override { make(); }
+
+  void run(std::chrono::milliseconds d = 5ms) {
+    io_.restart();
+    io_.run_for(d);
+  }
+
+  outcome<wire::join_group_response> start_join(wire::join_group_request request,
+                                                int16_t version = 5, std::string client = "c") {
+    auto out = std::make_shared<std::optional<wire::join_group_response>>();
+    asio::co_spawn(
+        io_,
+        [](group_coordinator& gc, wire::join_group_request req, int16_t v, std::string client,
+           outcome<wire::join_group_response> out) -> asio::awaitable<void> {
+          *out = co_await gc.join(req, v, client, "/127.0.0.1");
+        }(*gc_, std::move(request), version, std::move(client), out),
+        asio::detached);
+    run();
+    return out;
+  }
+
+  outcome<wire::sync_group_response> start_sync(
+      const std::string& group, const std::string& member_id, int32_t generation,
+      std::vector<std::pair<std::string, std::string>> assignments = {},
+      std::optional<std::string> instance = std::nullopt) {
+    wire::sync_group_request r;
+    r.group_id = group;
+    r.member_id = member_id;
+    r.generation_id = generation;
+    r.group_instance_id = std::move(instance);
+    for (auto& [m, a] : assignments) {
+      auto& e = r.assignments.emplace_back();
+      e.member_id = m;
+      e.assignment = bytes(a);
+    }
+    auto out = std::make_shared<std::optional<wire::sync_group_response>>();
+    asio::co_spawn(
+        io_,
+        [](group_coordinator& gc, wire::sync_group_request req,
+           outcome<wire::sync_group_response> out) -> asio::awaitable<void> {
+          *out = co_await gc.sync(req, 5);
+        }(*gc_, std::move(r), out),
+        asio::detached);
+    run();
+    return out;
+  }
+
+  int16_t heartbeat(const std::string& group, const std::string& member_id, int32_t generation,
+                    std::optional<std::string> instance = std::nullopt) {
+    wire::heartbeat_request r;
+    r.group_id = group;
+    r.member_id = member_id;
+    r.generation_id = generation;
+    r.group_instance_id = std::move(instance);
+    return gc_->heartbeat(r, 4).error_code;
+  }
+
+  // Keeps the given members alive while time passes.
+  void run_heartbeating(std::chrono::milliseconds total,
+                        const std::vector<std::pair<std::string, int32_t>>& members,
+                        const std::string& group = "g") {
+    for (auto t = 0ms; t < total; t += 20ms) {
+      run(20ms);
+      for (auto& [id, gen] : members)
+        heartbeat(group, id, gen);
+    }
+  }
+
+  // Joins a dynamic member with JoinGroup v4+: MEMBER_ID_REQUIRED first, then the real join.
+  std::string member_id_for(const std::string& group, std::string client = "c") {
+    auto first = start_join(join_request(group, ""), 5, std::move(client));
+    EXPECT_TRUE(*first);
+    EXPECT_EQ((*first)->error_code, code(error_code::member_id_required));
+    return (*first)->member_id;
+  }
+
+  struct member_view {
+    std::string id;
+    int32_t generation;
+  };
+
+  // Two dynamic members a (leader) and b in Stable, with assignments "a" and "b".
+  std::pair<member_view, member_view> stable_pair(const std::string& group = "g") {
+    auto a = start_join(join_request(group, member_id_for(group, "a")), 5, "a");
+    EXPECT_TRUE(*a);
+    member_view ma{(*a)->member_id, (*a)->generation_id};
+    auto b = start_join(join_request(group, member_id_for(group, "b")), 5, "b");
+    EXPECT_FALSE(*b);  // a has not rejoined yet
+    EXPECT_EQ(heartbeat(group, ma.id, ma.generation), code(error_code::rebalance_in_progress));
+    auto a2 = start_join(join_request(group, ma.id), 5, "a");
+    EXPECT_TRUE(*a2 && *b);
+    member_view mb{(*b)->member_id, (*b)->generation_id};
+    ma.generation = (*a2)->generation_id;
+    auto sb = start_sync(group, mb.id, mb.generation);
+    auto sa = start_sync(group, ma.id, ma.generation, {{ma.id, "a"}, {mb.id, "b"}});
+    EXPECT_TRUE(*sa && *sb);
+    EXPECT_EQ(gc_->state_of(group), group_state::stable);
+    return {ma, mb};
+  }
+
+  asio::io_context io_;
+  recording_store store_;
+  std::unique_ptr<group_coordinator> gc_;
+};
+
+TEST_F(group_coordinator_test, two_members_join_one_generation_with_one_leader) {
+  make(30ms);  // Kafka's initial rebalance delay lets both arrive before the first generation
+  auto a = start_join(join_request("g", ""), 3, "a");
+  auto b = start_join(join_request("g", ""), 3, "b");
+  EXPECT_FALSE(*a);
+  EXPECT_FALSE(*b);
+  EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
+  run(100ms);
+  ASSERT_TRUE(*a && *b);
+  const auto& ra = **a;
+  const auto& rb = **b;
+  EXPECT_EQ(ra.error_code, 0);
+  EXPECT_EQ(rb.error_code, 0);
+  EXPECT_EQ(ra.generation_id, 1);
+  EXPECT_EQ(rb.generation_id, 1);
+  EXPECT_EQ(ra.leader, ra.member_id);  // the first to join leads
+  EXPECT_EQ(rb.leader, ra.member_id);
+  EXPECT_EQ(ra.protocol_name, "range");
+  EXPECT_TRUE(ra.member_id.starts_with("a-"));
+  EXPECT_EQ(ra.member_id.size(), 2 + 36u);
+  ASSERT_EQ(ra.members.size(), 2u);  // the leader sees every member's metadata
+  EXPECT_EQ(ra.members[1].member_id, rb.member_id);
+  EXPECT_EQ(ra.members[1].metadata, bytes("sub"));
+  EXPECT_TRUE(rb.members.empty());
+  EXPECT_EQ(gc_->state_of("g"), group_state::completing_rebalance);
+}
+
+TEST_F(group_coordinator_test, member_id_required_then_join_with_it) {
+  auto first = start_join(join_request("g", ""), 4, "client");
+  ASSERT_TRUE(*first);
+  EXPECT_EQ((*first)->error_code, code(error_code::member_id_required));
+  std::string id = (*first)->member_id;
+  EXPECT_TRUE(id.starts_with("client-"));
+  EXPECT_EQ(gc_->state_of("g"), group_state::empty);  // a pending member is not a member
+
+  auto second = start_join(join_request("g", id), 4, "client");
+  ASSERT_TRUE(*second);
+  EXPECT_EQ((*second)->error_code, 0);
+  EXPECT_EQ((*second)->member_id, id);
+  EXPECT_EQ((*second)->generation_id, 1);
+  EXPECT_EQ((*second)->leader, id);
+
+  // A made-up member id is refused.
+  auto bogus = start_join(join_request("g", "c-made-up"), 4);
+  ASSERT_TRUE(*bogus);
+  EXPECT_EQ((*bogus)->error_code, code(error_code::unknown_member_id));
+}
+
+TEST_F(group_coordinator_test, pending_member_expires_after_session_timeout) {
+  auto a = start_join(join_request("g", member_id_for("g")));
+  ASSERT_TRUE(*a);
+  std::string pending = member_id_for("g");
+  run(150ms);
+  auto late = start_join(join_request("g", pending));
+  ASSERT_TRUE(*late);
+  EXPECT_EQ((*late)->error_code, code(error_code::unknown_member_id));
+}
+
+TEST_F(group_coordinator_test, sync_gives_every_member_its_assignment) {
+  auto [a, b] = stable_pair();
+  EXPECT_EQ(a.generation, b.generation);
+  // Stable: a later SyncGroup returns the stored assignment at once.
+  auto again = start_sync("g", b.id, b.generation);
+  ASSERT_TRUE(*again);
+  EXPECT_EQ((*again)->assignment, bytes("b"));
+  EXPECT_EQ((*again)->protocol_name, "range");
+  ASSERT_FALSE(store_.groups.empty());
+  EXPECT_EQ(store_.groups.back().members.size(), 2u);
+  EXPECT_EQ(store_.groups.back().members[0].assignment, bytes("a"));
+}
+
+TEST_F(group_coordinator_test, follower_sync_waits_for_leader) {
+  make(30ms);
+  auto a = start_join(join_request("g", ""), 3, "a");
+  auto b = start_join(join_request("g", ""), 3, "b");
+  run(100ms);
+  ASSERT_TRUE(*a && *b);
+  auto sb = start_sync("g", (*b)->member_id, 1);
+  EXPECT_FALSE(*sb);
+  EXPECT_EQ(heartbeat("g", (*b)->member_id, 1), 0);  // allowed between join and sync
+  auto sa = start_sync("g", (*a)->member_id, 1, {{(*b)->member_id, "for-b"}});
+  ASSERT_TRUE(*sa && *sb);
+  EXPECT_EQ((*sb)->error_code, 0);
+  EXPECT_EQ((*sb)->assignment, bytes("for-b"));
+  EXPECT_TRUE((*sa)->assignment.empty());  // the leader left itself out: empty assignment
+  auto stale = start_sync("g", (*a)->member_id, 0);
+  ASSERT_TRUE(*stale);
+  EXPECT_EQ((*stale)->error_code, code(error_code::illegal_generation));
+}
+
+TEST_F(group_coordinator_test, heartbeat_answers_during_rebalance_and_with_stale_ids) {
+  auto [a, b] = stable_pair();
+  EXPECT_EQ(heartbeat("g", a.id, a.generation), 0);
+  EXPECT_EQ(heartbeat("g", a.id, a.generation - 1), code(error_code::illegal_generation));
+  EXPECT_EQ(heartbeat("g", "nobody", a.generation), code(error_code::unknown_member_id));
+  EXPECT_EQ(heartbeat("other", a.id, a.generation), code(error_code::unknown_member_id));
+  auto c = start_join(join_request("g", member_id_for("g", "c")));
+  EXPECT_FALSE(*c);
+  EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
+  EXPECT_EQ(heartbeat("g", a.id, a.generation), code(error_code::rebalance_in_progress));
+  EXPECT_EQ(heartbeat("g", b.id, b.generation), code(error_code::rebalance_in_progress));
+}
+
+TEST_F(group_coordinator_test, leader_leaving_triggers_rebalance_and_a_new_leader) {
+  auto [a, b] = stable_pair();
+  wire::leave_group_request leave;
+  leave.group_id = "g";
+  leave.members.emplace_back().member_id = a.id;
+  leave.members.emplace_back().member_id = "nobody";
+  wire::leave_group_response r = gc_->leave(leave, 3);
+  EXPECT_EQ(r.error_code, 0);
+  ASSERT_EQ(r.members.size(), 2u);
+  EXPECT_EQ(r.members[0].error_code, 0);
+  EXPECT_EQ(r.members[1].error_code, code(error_code::unknown_member_id));
+  EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
+  EXPECT_EQ(heartbeat("g", b.id, b.generation), code(error_code::rebalance_in_progress));
+
+  auto b2 = start_join(join_request("g", b.id));
+  ASSERT_TRUE(*b2);
+  EXPECT_EQ((*b2)->generation_id, b.generation + 1);
+  EXPECT_EQ((*b2)->leader, b.id);
+  EXPECT_EQ((*b2)->members.size(), 1u);
+
+  // The last member leaving (v0: one member, top-level error) empties the group.
+  wire::leave_group_request v0;
+  v0.group_id = "g";
+  v0.member_id = b.id;
+  EXPECT_EQ(gc_->leave(v0, 0).error_code, 0);
+  EXPECT_EQ(gc_->state_of("g"), group_state::empty);
+  EXPECT_EQ(gc_->leave(v0, 0).error_code, code(error_code::unknown_member_id));
+}
+
+TEST_F(group_coordinator_test, member_without_heartbeats_is_expired) {
+  auto [a, b] = stable_pair();
+  run_heartbeating(150ms, {{a.id, a.generation}});  // b stays silent past its 100 ms session
+  EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
+  EXPECT_EQ(heartbeat("g", b.id, b.generation), code(error_code::unknown_member_id));
+  EXPECT_EQ(heartbeat("g", a.id, a.generation), code(error_code::rebalance_in_progress));
+  auto a2 = start_join(join_request("g", a.id));
+  ASSERT_TRUE(*a2);
+  EXPECT_EQ((*a2)->members.size(), 1u);
+  EXPECT_EQ((*a2)->generation_id, a.generation + 1);
+}
+
+TEST_F(group_coordinator_test, rebalance_timeout_evicts_member_that_does_not_rejoin) {
+  auto [a, b] = stable_pair();
+  auto a2 = start_join(join_request("g", a.id));  // the leader rejoins: rebalance
+  EXPECT_FALSE(*a2);
+  // b keeps heartbeating but never rejoins; the 300 ms rebalance timeout ends the wait.
+  run_heartbeating(150ms, {{b.id, b.generation}});
+  EXPECT_FALSE(*a2);
+  run_heartbeating(200ms, {{b.id, b.generation}});
+  ASSERT_TRUE(*a2);
+  EXPECT_EQ((*a2)->error_code, 0);
+  EXPECT_EQ((*a2)->generation_id, a.generation + 1);
+  ASSERT_EQ((*a2)->members.size(), 1u);
+  EXPECT_EQ((*a2)->members[0].member_id, a.id);
+  EXPECT_EQ(heartbeat("g", b.id, b.generation), code(error_code::unknown_member_id));
+}
+
+class static_group_test : public group_coordinator_test {
+ protected:
+  // Static members a ("ia", leader) and b ("ib") in Stable with assignments "a" and "b".
+  void SetUp() override {
+    make(30ms);
+    auto ja = start_join(join_request("g", "", "ia"), 5, "a");
+    auto jb = start_join(join_request("g", "", "ib"), 5, "b");
+    run(100ms);
+    ASSERT_TRUE(*ja && *jb);
+    a = {(*ja)->member_id, (*ja)->generation_id};
+    b = {(*jb)->member_id, (*jb)->generation_id};
+    EXPECT_TRUE(a.id.starts_with("ia-"));  // static ids start with the instance id
+    auto sb = start_sync("g", b.id, b.generation, {}, "ib");
+    auto sa = start_sync("g", a.id, a.generation, {{a.id, "a"}, {b.id, "b"}}, "ia");
+    ASSERT_TRUE(*sa && *sb);
+    ASSERT_EQ(gc_->state_of("g"), group_state::stable);
+  }
+  member_view a, b;
+};
+
+TEST_F(static_group_test, restarted_static_member_gets_its_assignment_without_rebalance) {
+  auto again = start_join(join_request("g", "", "ib"), 5, "b");
+  ASSERT_TRUE(*again);
+  const auto& r = **again;
+  EXPECT_EQ(r.error_code, 0);
+  EXPECT_NE(r.member_id, b.id);
+  EXPECT_EQ(r.generation_id, b.generation);  // same generation: nothing rebalanced
+  EXPECT_EQ(r.leader, a.id);
+  EXPECT_TRUE(r.members.empty());
+  EXPECT_EQ(gc_->state_of("g"), group_state::stable);
+  EXPECT_EQ(heartbeat("g", a.id, a.generation, "ia"), 0);
+
+  auto sync = start_sync("g", r.member_id, r.generation_id, {}, "ib");
+  ASSERT_TRUE(*sync);
+  EXPECT_EQ((*sync)->error_code, 0);
+  EXPECT_EQ((*sync)->assignment, bytes("b"));
+  EXPECT_EQ(store_.groups.back().members[1].member_id, r.member_id);
+}
+
+TEST_F(static_group_test, restarted_static_leader_is_not_told_it_leads) {
+  auto v5 = start_join(join_request("g", "", "ia"), 5, "a");
+  ASSERT_TRUE(*v5);
+  EXPECT_EQ((*v5)->leader, a.id);  // the old id: the new incarnation must not assign
+  EXPECT_NE((*v5)->member_id, a.id);
+  auto v9 = start_join(join_request("g", "", "ia"), 9, "a");
+  ASSERT_TRUE(*v9);
+  EXPECT_EQ((*v9)->leader, (*v9)->member_id);  // KIP-814: leader, but skip the assignment
+  EXPECT_TRUE((*v9)->skip_assignment);
+  EXPECT_EQ((*v9)->members.size(), 2u);
+  EXPECT_EQ(gc_->state_of("g"), group_state::stable);
+}
+
+TEST_F(static_group_test, changed_metadata_rebalances) {
+  auto again = start_join(join_request("g", "", "ib", {{"range", "other-topics"}}), 5, "b");
+  EXPECT_FALSE(*again);
+  EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
+}
+
+TEST_F(static_group_test, old_member_id_of_an_instance_is_fenced) {
+  auto again = start_join(join_request("g", "", "ib"), 5, "b");
+  ASSERT_TRUE(*again);
+  EXPECT_EQ(heartbeat("g", b.id, b.generation, "ib"), code(error_code::fenced_instance_id));
+  auto old_join = start_join(join_request("g", b.id, "ib"), 5, "b");
+  ASSERT_TRUE(*old_join);
+  EXPECT_EQ((*old_join)->error_code, code(error_code::fenced_instance_id));
+  auto old_sync = start_sync("g", b.id, b.generation, {}, "ib");
+  ASSERT_TRUE(*old_sync);
+  EXPECT_EQ((*old_sync)->error_code, code(error_code::fenced_instance_id));
+
+  wire::offset_commit_request commit;
+  commit.group_id = "g";
+  commit.member_id = b.id;
+  commit.group_instance_id = "ib";
+  commit.generation_id_or_member_epoch = b.generation;
+  commit.topics.emplace_back().name = "t";
+  commit.topics[0].partitions.emplace_back().committed_offset = 1;
+  EXPECT_EQ(gc_->commit_offsets(commit, 7).topics[0].partitions[0].error_code,
+            code(error_code::fenced_instance_id));
+
+  wire::leave_group_request leave;
+  leave.group_id = "g";
+  auto& who = leave.members.emplace_back();
+  who.member_id = b.id;
+  who.group_instance_id = "ib";
+  EXPECT_EQ(gc_->leave(leave, 3).members[0].error_code, code(error_code::fenced_instance_id));
+  // By instance id alone the current incarnation leaves.
+  who.member_id = "";
+  EXPECT_EQ(gc_->leave(leave, 3).members[0].error_code, 0);
+  EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
+}
+
+wire::offset_commit_request commit_request(const std::string& group, const std::string& member,
+                                           int32_t generation) {
+  wire::offset_commit_request r;
+  r.group_id = group;
+  r.member_id = member;
+  r.generation_id_or_member_epoch = generation;
+  auto& t = r.topics.emplace_back();
+  t.name = "t";
+  auto& p0 = t.partitions.emplace_back();
+  p0.partition_index = 0;
+  p0.committed_offset = 42;
+  p0.committed_leader_epoch = 7;
+  p0.committed_metadata = "meta";
+  auto& p1 = t.partitions.emplace_back();
+  p1.partition_index = 1;
+  p1.committed_offset = 5;
+  p1.committed_metadata = std::nullopt;
+  return r;
+}
+
+TEST_F(group_coordinator_test, offsets_round_trip_with_metadata_and_leader_epoch) {
+  auto [a, b] = stable_pair();
+  wire::offset_commit_request commit = commit_request("g", a.id, a.generation);
+  wire::offset_commit_response cr = gc_->commit_offsets(commit, 8);
+  ASSERT_EQ(cr.topics.size(), 1u);
+  ASSERT_EQ(cr.topics[0].partitions.size(), 2u);
+  EXPECT_EQ(cr.topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ(cr.topics[0].partitions[1].error_code, 0);
+  ASSERT_EQ(store_.offsets.size(), 2u);
+  EXPECT_EQ(store_.offsets[0].value.metadata, "meta");
+  EXPECT_GT(store_.offsets[0].value.commit_timestamp_ms, 0);
+
+  wire::offset_fetch_request fetch;
+  fetch.group_id = "g";
+  auto& ft = fetch.topics->emplace_back();
+  ft.name = "t";
+  ft.partition_indexes = {0, 1, 2};
+  wire::offset_fetch_response fr = gc_->fetch_offsets(fetch, 7);
+  ASSERT_EQ(fr.topics.size(), 1u);
+  ASSERT_EQ(fr.topics[0].partitions.size(), 3u);
+  EXPECT_EQ(fr.topics[0].partitions[0].committed_offset, 42);
+  EXPECT_EQ(fr.topics[0].partitions[0].committed_leader_epoch, 7);
+  EXPECT_EQ(fr.topics[0].partitions[0].metadata, "meta");
+  EXPECT_EQ(fr.topics[0].partitions[1].committed_offset, 5);
+  EXPECT_EQ(fr.topics[0].partitions[1].metadata, "");
+  EXPECT_EQ(fr.topics[0].partitions[2].committed_offset, -1);  // never committed
+
+  // v8: several groups, and a null topic list means every committed partition.
+  wire::offset_fetch_request v8;
+  auto& g1 = v8.groups.emplace_back();
+  g1.group_id = "g";
+  g1.topics = std::nullopt;
+  v8.groups.emplace_back().group_id = "unknown";
+  wire::offset_fetch_response r8 = gc_->fetch_offsets(v8, 8);
+  ASSERT_EQ(r8.groups.size(), 2u);
+  ASSERT_EQ(r8.groups[0].topics.size(), 1u);
+  EXPECT_EQ(r8.groups[0].topics[0].partitions.size(), 2u);
+  EXPECT_TRUE(r8.groups[1].topics.empty());
+
+  // Membership is checked.
+  wire::offset_commit_request stale = commit_request("g", a.id, a.generation - 1);
+  EXPECT_EQ(gc_->commit_offsets(stale, 8).topics[0].partitions[0].error_code,
+            code(error_code::illegal_generation));
+  wire::offset_commit_request stranger = commit_request("g", "nobody", a.generation);
+  EXPECT_EQ(gc_->commit_offsets(stranger, 8).topics[0].partitions[0].error_code,
+            code(error_code::unknown_member_id));
+  // A failed append leaves the committed offsets as they were.
+  store_.fail_offsets = error_code::coordinator_not_available;
+  wire::offset_commit_request again = commit_request("g", a.id, a.generation);
+  again.topics[0].partitions[0].committed_offset = 99;
+  EXPECT_EQ(gc_->commit_offsets(again, 8).topics[0].partitions[0].error_code,
+            code(error_code::coordinator_not_available));
+  EXPECT_EQ(gc_->fetch_offsets(fetch, 7).topics[0].partitions[0].committed_offset, 42);
+}
+
+TEST_F(group_coordinator_test, standalone_commit_needs_an_empty_group) {
+  wire::offset_commit_request simple = commit_request("solo", "", -1);
+  EXPECT_EQ(gc_->commit_offsets(simple, 2).topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ(gc_->state_of("solo"), group_state::empty);
+  wire::offset_commit_request with_generation = commit_request("nowhere", "", 3);
+  EXPECT_EQ(gc_->commit_offsets(with_generation, 2).topics[0].partitions[0].error_code,
+            code(error_code::illegal_generation));
+
+  auto a = start_join(join_request("solo", member_id_for("solo")));
+  ASSERT_TRUE(*a);
+  EXPECT_EQ(gc_->commit_offsets(simple, 2).topics[0].partitions[0].error_code,
+            code(error_code::unknown_member_id));
+}
+
+TEST_F(group_coordinator_test, inconsistent_protocols_are_refused_and_votes_pick_the_protocol) {
+  make(30ms);
+  auto a = start_join(join_request("g", "", std::nullopt, {{"range", ""}, {"rr", ""}}), 3);
+  auto b = start_join(join_request("g", "", std::nullopt, {{"rr", ""}, {"range", ""}}), 3);
+  auto c = start_join(join_request("g", "", std::nullopt, {{"rr", ""}, {"range", ""}}), 3);
+  auto other = start_join(join_request("g", "", std::nullopt, {{"sticky", ""}}), 3);
+  ASSERT_TRUE(*other);
+  EXPECT_EQ((*other)->error_code, code(error_code::inconsistent_group_protocol));
+  auto wrong_type = join_request("g", "");
+  wrong_type.protocol_type = "connect";
+  auto w = start_join(wrong_type, 3);
+  ASSERT_TRUE(*w);
+  EXPECT_EQ((*w)->error_code, code(error_code::inconsistent_group_protocol));
+  run(100ms);
+  ASSERT_TRUE(*a && *b && *c);
+  EXPECT_EQ((*a)->protocol_name, "rr");  // two votes against one
+  EXPECT_EQ((*a)->members.size(), 3u);
+}
+
+TEST_F(group_coordinator_test, list_describe_and_delete_groups) {
+  auto [a, b] = stable_pair("busy");
+  wire::offset_commit_request simple = commit_request("idle", "", -1);
+  gc_->commit_offsets(simple, 2);
+
+  wire::list_groups_request all;
+  wire::list_groups_response listed = gc_->list_groups(all, 4);
+  ASSERT_EQ(listed.groups.size(), 2u);
+  EXPECT_EQ(listed.groups[0].group_id, "busy");
+  EXPECT_EQ(listed.groups[0].group_state, "Stable");
+  EXPECT_EQ(listed.groups[0].protocol_type, "consumer");
+  EXPECT_EQ(listed.groups[1].group_state, "Empty");
+  wire::list_groups_request stable_only;
+  stable_only.states_filter = {"stable"};
+  EXPECT_EQ(gc_->list_groups(stable_only, 4).groups.size(), 1u);
+
+  wire::describe_groups_request describe;
+  describe.groups = {"busy", "missing"};
+  wire::describe_groups_response d = gc_->describe_groups(describe, 5);
+  ASSERT_EQ(d.groups.size(), 2u);
+  EXPECT_EQ(d.groups[0].group_state, "Stable");
+  EXPECT_EQ(d.groups[0].protocol_data, "range");
+  ASSERT_EQ(d.groups[0].members.size(), 2u);
+  EXPECT_EQ(d.groups[0].members[0].member_id, a.id);
+  EXPECT_EQ(d.groups[0].members[0].client_id, "a");
+  EXPECT_EQ(d.groups[0].members[0].client_host, "/127.0.0.1");
+  EXPECT_EQ(d.groups[0].members[0].member_metadata, bytes("sub"));
+  EXPECT_EQ(d.groups[0].members[1].member_assignment, bytes("b"));
+  EXPECT_EQ(d.groups[1].group_state, "Dead");
+  EXPECT_EQ(d.groups[1].error_code, 0);
+
+  wire::delete_groups_request del;
+  del.groups_names = {"busy", "idle", "missing"};
+  wire::delete_groups_response dr = gc_->delete_groups(del, 2);
+  ASSERT_EQ(dr.results.size(), 3u);
+  EXPECT_EQ(dr.results[0].error_code, code(error_code::non_empty_group));
+  EXPECT_EQ(dr.results[1].error_code, 0);
+  EXPECT_EQ(dr.results[2].error_code, code(error_code::group_id_not_found));
+  EXPECT_FALSE(gc_->state_of("idle"));
+  EXPECT_EQ(store_.removed_groups, std::vector<std::string>{"idle"});
+  EXPECT_EQ(store_.removed_offsets.size(), 2u);
+  wire::offset_fetch_request fetch;
+  fetch.group_id = "idle";
+  fetch.topics = std::nullopt;
+  EXPECT_TRUE(gc_->fetch_offsets(fetch, 7).topics.empty());
+}
+
+TEST_F(group_coordinator_test, offset_delete_refuses_subscribed_topics) {
+  // A consumer subscription (version 0) naming topic "t".
+  std::string sub = std::string("\0\0\0\0\0\1\0\1t", 9);
+  auto a = start_join(join_request("g", member_id_for("g"), std::nullopt, {{"range", sub}}));
+  ASSERT_TRUE(*a);
+  auto s = start_sync("g", (*a)->member_id, (*a)->generation_id);
+  ASSERT_TRUE(*s);
+  wire::offset_commit_request commit = commit_request("g", (*a)->member_id, (*a)->generation_id);
+  commit.topics.emplace_back().name = "u";
+  commit.topics[1].partitions.emplace_back().committed_offset = 3;
+  gc_->commit_offsets(commit, 8);
+
+  wire::offset_delete_request del;
+  del.group_id = "g";
+  for (const char* topic : {"t", "u"}) {
+    auto& t = del.topics.emplace_back();
+    t.name = topic;
+    t.partitions.emplace_back().partition_index = 0;
+  }
+  wire::offset_delete_response r = gc_->delete_offsets(del, 0);
+  EXPECT_EQ(r.error_code, 0);
+  EXPECT_EQ(r.topics[0].partitions[0].error_code, code(error_code::group_subscribed_to_topic));
+  EXPECT_EQ(r.topics[1].partitions[0].error_code, 0);
+  EXPECT_EQ(store_.removed_offsets.size(), 1u);
+}
+
+TEST_F(group_coordinator_test, shutdown_answers_parked_requests) {
+  make(30ms);
+  auto a = start_join(join_request("g", ""), 3);
+  EXPECT_FALSE(*a);
+  gc_.reset();
+  run();
+  ASSERT_TRUE(*a);
+  EXPECT_EQ((*a)->error_code, code(error_code::not_coordinator));
+}
+
+}  // namespace
+}  // namespace sluice::server
