@@ -121,16 +121,28 @@ api_handler entry(int16_t min_version, int16_t max_version, int16_t min_served_v
           &invoke<Req, Handler>};
 }
 
-const std::array<api_handler, 6>& registry() {
+const std::array<api_handler, 16>& registry() {
   // Ranges: README "Supported APIs". Produce is advertised from v0 as Kafka 4 does, because
   // librdkafka < 2.11.1 turns compression off unless Produce v0 is in range, and served from v3
   // (record batch v2). Fetch starts at 4 for the same reason.
-  static const std::array<api_handler, 6> handlers = {
+  static const std::array<api_handler, 16> handlers = {
       entry<wire::produce_request, handle_produce>(0, 9, 3),
       entry<wire::fetch_request, handle_fetch>(4, 12),
       entry<wire::list_offsets_request, handle_list_offsets>(0, 7),
       entry<wire::metadata_request, handle_metadata>(0, 12),
       entry<wire::find_coordinator_request, handle_find_coordinator>(0, 4),
+      // Group APIs from v0: librdkafka < 2.11.1 turns its group consumer off unless JoinGroup,
+      // SyncGroup, Heartbeat, LeaveGroup and FindCoordinator v0 and OffsetCommit v1-2 are in range.
+      entry<wire::join_group_request, handle_join_group>(0, 9),
+      entry<wire::sync_group_request, handle_sync_group>(0, 5),
+      entry<wire::heartbeat_request, handle_heartbeat>(0, 4),
+      entry<wire::leave_group_request, handle_leave_group>(0, 5),
+      entry<wire::offset_commit_request, handle_offset_commit>(0, 8),
+      entry<wire::offset_fetch_request, handle_offset_fetch>(0, 8),
+      entry<wire::list_groups_request, handle_list_groups>(0, 4),
+      entry<wire::describe_groups_request, handle_describe_groups>(0, 5),
+      entry<wire::delete_groups_request, handle_delete_groups>(0, 2),
+      entry<wire::offset_delete_request, handle_offset_delete>(0, 0),
       entry<wire::api_versions_request, handle_api_versions>(0, 3),
   };
   return handlers;

@@ -62,6 +62,16 @@ std::string broker::start() {
     return "cannot load topics from " + config_.log_dir.string() + ": " + ec.message();
   }
 
+  group_coordinator_config groups_config;
+  groups_config.min_session_timeout =
+      std::chrono::milliseconds(config_.group_min_session_timeout_ms);
+  groups_config.max_session_timeout =
+      std::chrono::milliseconds(config_.group_max_session_timeout_ms);
+  groups_config.initial_rebalance_delay =
+      std::chrono::milliseconds(config_.group_initial_rebalance_delay_ms);
+  groups_config.max_offset_metadata_bytes = static_cast<size_t>(config_.offset_metadata_max_bytes);
+  groups_ = std::make_unique<group_coordinator>(io_.get_executor(), groups_config);
+
   for (size_t i = 0; i < config_.listeners.size(); ++i) {
     const listener& l = config_.listeners[i];
     boost::system::error_code ec;
@@ -133,6 +143,8 @@ void broker::stop() {
   stopping_ = true;
   log_info("shutting down: no new connections, answering in-flight requests");
   if (checkpoint_timer_) checkpoint_timer_->cancel();
+  // Parked joins and syncs answer now (NOT_COORDINATOR: clients find the coordinator again).
+  if (groups_) groups_->shutdown();
   for (auto& a : acceptors_) {
     boost::system::error_code ec;
     a->close(ec);

@@ -18,6 +18,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "server/config.h"
+#include "server/groups/group_coordinator.h"
 #include "server/topics.h"
 #include "storage/log.h"
 
@@ -40,6 +41,7 @@ class broker {
 
   const broker_config& config() const { return config_; }
   topic_registry& topics() { return *topics_; }
+  group_coordinator& groups() { return *groups_; }
   bool stopping() const { return stopping_; }
   // The address clients are told to use for this broker (Metadata, FindCoordinator).
   const listener& advertised() const { return config_.advertised_listeners.front(); }
@@ -59,6 +61,7 @@ class broker {
   broker_config config_;
   std::unique_ptr<storage::log_manager> logs_;
   std::unique_ptr<topic_registry> topics_;
+  std::unique_ptr<group_coordinator> groups_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::map<uint64_t, std::weak_ptr<session>> sessions_;
   uint64_t next_session_id_ = 1;

@@ -137,6 +137,24 @@ const std::vector<key_spec>& key_table() {
        [](broker_config& c, std::string_view v) {
          return parse_int<int32_t>(v, 1, c.queued_max_requests_per_connection);
        }},
+      {"group.min.session.timeout.ms", "", "6000", "smallest session timeout a member may ask for",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 1, c.group_min_session_timeout_ms);
+       }},
+      {"group.max.session.timeout.ms", "", "1800000",
+       "largest session timeout a member may ask for",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 1, c.group_max_session_timeout_ms);
+       }},
+      {"group.initial.rebalance.delay.ms", "", "3000",
+       "how long a new group waits for more members before its first rebalance",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 0, c.group_initial_rebalance_delay_ms);
+       }},
+      {"offset.metadata.max.bytes", "", "4096", "largest metadata string of a committed offset",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 0, c.offset_metadata_max_bytes);
+       }},
   };
   return keys;
 }

@@ -29,6 +29,10 @@ struct broker_config {
   int32_t message_max_bytes = 1048588;
   int32_t socket_request_max_bytes = 104857600;
   int32_t queued_max_requests_per_connection = 64;
+  int32_t group_min_session_timeout_ms = 6000;
+  int32_t group_max_session_timeout_ms = 1800000;
+  int32_t group_initial_rebalance_delay_ms = 3000;
+  int32_t offset_metadata_max_bytes = 4096;
   int64_t shutdown_grace_ms = 5000;
 };
 

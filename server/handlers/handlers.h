@@ -9,16 +9,36 @@
 #include "server/request_context.h"
 #include "wire/generated/api_versions_request.h"
 #include "wire/generated/api_versions_response.h"
+#include "wire/generated/delete_groups_request.h"
+#include "wire/generated/delete_groups_response.h"
+#include "wire/generated/describe_groups_request.h"
+#include "wire/generated/describe_groups_response.h"
 #include "wire/generated/fetch_request.h"
 #include "wire/generated/fetch_response.h"
 #include "wire/generated/find_coordinator_request.h"
 #include "wire/generated/find_coordinator_response.h"
+#include "wire/generated/heartbeat_request.h"
+#include "wire/generated/heartbeat_response.h"
+#include "wire/generated/join_group_request.h"
+#include "wire/generated/join_group_response.h"
+#include "wire/generated/leave_group_request.h"
+#include "wire/generated/leave_group_response.h"
+#include "wire/generated/list_groups_request.h"
+#include "wire/generated/list_groups_response.h"
 #include "wire/generated/list_offsets_request.h"
 #include "wire/generated/list_offsets_response.h"
 #include "wire/generated/metadata_request.h"
 #include "wire/generated/metadata_response.h"
+#include "wire/generated/offset_commit_request.h"
+#include "wire/generated/offset_commit_response.h"
+#include "wire/generated/offset_delete_request.h"
+#include "wire/generated/offset_delete_response.h"
+#include "wire/generated/offset_fetch_request.h"
+#include "wire/generated/offset_fetch_response.h"
 #include "wire/generated/produce_request.h"
 #include "wire/generated/produce_response.h"
+#include "wire/generated/sync_group_request.h"
+#include "wire/generated/sync_group_response.h"
 
 namespace sluice::server {
 
@@ -37,6 +57,27 @@ boost::asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
 
 wire::find_coordinator_response handle_find_coordinator(request_context& ctx,
                                                         wire::find_coordinator_request& request);
+
+// Consumer groups: thin calls into the broker's group coordinator (server/groups/).
+boost::asio::awaitable<wire::join_group_response> handle_join_group(
+    request_context& ctx, wire::join_group_request& request);
+boost::asio::awaitable<wire::sync_group_response> handle_sync_group(
+    request_context& ctx, wire::sync_group_request& request);
+wire::heartbeat_response handle_heartbeat(request_context& ctx, wire::heartbeat_request& request);
+wire::leave_group_response handle_leave_group(request_context& ctx,
+                                              wire::leave_group_request& request);
+wire::offset_commit_response handle_offset_commit(request_context& ctx,
+                                                  wire::offset_commit_request& request);
+wire::offset_fetch_response handle_offset_fetch(request_context& ctx,
+                                                wire::offset_fetch_request& request);
+wire::offset_delete_response handle_offset_delete(request_context& ctx,
+                                                  wire::offset_delete_request& request);
+wire::list_groups_response handle_list_groups(request_context& ctx,
+                                              wire::list_groups_request& request);
+wire::describe_groups_response handle_describe_groups(request_context& ctx,
+                                                      wire::describe_groups_request& request);
+wire::delete_groups_response handle_delete_groups(request_context& ctx,
+                                                  wire::delete_groups_request& request);
 
 wire::list_offsets_response handle_list_offsets(request_context& ctx,
                                                 wire::list_offsets_request& request);

@@ -1,0 +1,407 @@
+#include "server/groups/offsets_log.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <utility>
+
+#include "server/errors.h"
+#include "server/logging.h"
+#include "storage/errc.h"
+#include "wire/codec.h"
+#include "wire/record_batch.h"
+
+namespace sluice::server {
+
+namespace offsets_record {
+namespace {
+
+template <class F>
+std::vector<uint8_t> encode(F&& body) {
+  wire::frame f;
+  {
+    wire::writer w(f);
+    body(w);
+  }
+  return std::move(f.bytes);
+}
+
+// wire::reader wants a mutable span (it hands out mutable views for in-place patching of
+// produce batches); it never writes through it, and nothing here keeps its views.
+wire::reader reader_over(std::span<const uint8_t> bytes) {
+  return wire::reader(std::span<uint8_t>(const_cast<uint8_t*>(bytes.data()), bytes.size()));
+}
+
+bool finished(const wire::reader& r) {
+  return r.ok() && r.remaining() == 0;
+}
+
+// The tag section closing each struct of a flexible version; no tags are defined, so all are
+// skipped.
+void skip_tags(wire::reader& r) {
+  std::vector<wire::raw_tagged_field> ignored;
+  r.tagged_fields(ignored, [](uint32_t, wire::reader&) { return false; });
+}
+
+}  // namespace
+
+std::vector<uint8_t> offset_commit_key(std::string_view group_id, const topic_partition& tp) {
+  return encode([&](wire::writer& w) {
+    w.i16(offset_commit_key_version);
+    w.string(group_id, false);
+    w.string(tp.topic, false);
+    w.i32(tp.partition);
+  });
+}
+
+std::vector<uint8_t> offset_commit_value(const committed_offset& value) {
+  return encode([&](wire::writer& w) {
+    w.i16(offset_commit_value_version);
+    w.i64(value.offset);
+    w.i32(value.leader_epoch);
+    w.string(value.metadata, false);
+    w.i64(value.commit_timestamp_ms);
+  });
+}
+
+std::vector<uint8_t> group_metadata_key(std::string_view group_id) {
+  return encode([&](wire::writer& w) {
+    w.i16(group_metadata_key_version);
+    w.string(group_id, false);
+  });
+}
+
+std::vector<uint8_t> group_metadata_value(const group_metadata_record& record,
+                                          int64_t current_state_timestamp_ms) {
+  return encode([&](wire::writer& w) {
+    w.i16(group_metadata_value_version);
+    w.string(record.protocol_type, false);
+    w.i32(record.generation);
+    w.nullable_string(record.protocol_name, false);
+    w.nullable_string(record.leader, false);
+    w.i64(current_state_timestamp_ms);
+    w.array_length(static_cast<int32_t>(record.members.size()), false);
+    for (const group_metadata_record::member& m : record.members) {
+      w.string(m.member_id, false);
+      w.nullable_string(m.group_instance_id, false);
+      w.string(m.client_id, false);
+      w.string(m.client_host, false);
+      w.i32(m.rebalance_timeout_ms);
+      w.i32(m.session_timeout_ms);
+      w.bytes(m.subscription, false);
+      w.bytes(m.assignment, false);
+    }
+  });
+}
+
+bool decode_key(std::span<const uint8_t> bytes, key& out) {
+  wire::reader r = reader_over(bytes);
+  out = key{};
+  out.version = r.i16();
+  if (!r.ok()) return false;
+  switch (out.version) {
+    case 0:
+    case 1:
+      out.type = key::kind::offset_commit;
+      out.group_id = r.string(false);
+      out.partition.topic = r.string(false);
+      out.partition.partition = r.i32();
+      return finished(r);
+    case 2:
+      out.type = key::kind::group_metadata;
+      out.group_id = r.string(false);
+      return finished(r);
+    default:
+      out.type = key::kind::unknown;
+      return true;
+  }
+}
+
+bool decode_offset_commit_value(std::span<const uint8_t> bytes, committed_offset& out) {
+  wire::reader r = reader_over(bytes);
+  int16_t version = r.i16();
+  if (!r.ok() || version < 0 || version > 4) return false;
+  bool flexible = version >= 4;
+  out = committed_offset{};
+  out.offset = r.i64();
+  if (version >= 3) out.leader_epoch = r.i32();
+  out.metadata = r.string(flexible);
+  out.commit_timestamp_ms = r.i64();
+  if (version == 1) r.i64();  // expireTimestamp: per-commit retention, dropped by Kafka 2.1+
+  if (flexible) skip_tags(r);
+  return finished(r);
+}
+
+bool decode_group_metadata_value(std::span<const uint8_t> bytes, group_metadata_record& out,
+                                 int64_t& current_state_timestamp_ms) {
+  wire::reader r = reader_over(bytes);
+  int16_t version = r.i16();
+  if (!r.ok() || version < 0 || version > 4) return false;
+  bool flexible = version >= 4;
+  out = group_metadata_record{};
+  out.protocol_type = r.string(flexible);
+  out.generation = r.i32();
+  out.protocol_name = r.nullable_string(flexible);
+  out.leader = r.nullable_string(flexible);
+  current_state_timestamp_ms = version >= 2 ? r.i64() : -1;
+  // A member is at least 3 strings, 2 bytes and an int32: 1 byte each even in compact form.
+  int32_t count = r.array_length(flexible, 6);
+  if (count < 0) return false;
+  out.members.resize(static_cast<size_t>(count));
+  for (group_metadata_record::member& m : out.members) {
+    m.member_id = r.string(flexible);
+    if (version >= 3) m.group_instance_id = r.nullable_string(flexible);
+    m.client_id = r.string(flexible);
+    m.client_host = r.string(flexible);
+    // Before v1 one timeout served both, as in JoinGroup v0.
+    if (version >= 1) m.rebalance_timeout_ms = r.i32();
+    m.session_timeout_ms = r.i32();
+    if (version == 0) m.rebalance_timeout_ms = m.session_timeout_ms;
+    m.subscription = r.bytes(flexible);
+    m.assignment = r.bytes(flexible);
+    if (flexible) skip_tags(r);
+    if (!r.ok()) return false;
+  }
+  if (flexible) skip_tags(r);
+  return finished(r);
+}
+
+}  // namespace offsets_record
+
+// ---- replay ----------------------------------------------------------------------------------
+
+namespace {
+
+// How much one log::read asks for; a batch larger than this still comes whole (min_one).
+constexpr int64_t replay_read_bytes = 1 << 20;
+
+std::error_code pread_all(const wire::file_slice& slice, std::vector<uint8_t>& out) {
+  out.resize(static_cast<size_t>(slice.length));
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(slice.fd, out.data() + done, out.size() - done,
+                        static_cast<off_t>(slice.position + static_cast<int64_t>(done)));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return {errno, std::system_category()};
+    }
+    if (n == 0) return storage::errc::corrupt_message;  // the file ends inside the slice
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+// Applies one record to the state: the last record per key wins, a null value deletes.
+std::error_code apply_record(const wire::record_view& rec,
+                             std::map<std::string, persisted_group, std::less<>>& groups,
+                             replay_stats& stats) {
+  using offsets_record::key;
+  key k;
+  if (!rec.key || !offsets_record::decode_key(*rec.key, k)) return storage::errc::invalid_record;
+  if (k.type == key::kind::unknown) {
+    ++stats.skipped_records;
+    return {};
+  }
+  auto it = groups.find(k.group_id);
+  if (!rec.value) {
+    if (it == groups.end()) return {};
+    if (k.type == key::kind::offset_commit) {
+      it->second.offsets.erase(k.partition);
+    } else {
+      it->second.metadata.reset();
+      it->second.current_state_timestamp_ms = -1;
+    }
+    if (!it->second.metadata && it->second.offsets.empty()) groups.erase(it);
+    return {};
+  }
+  if (it == groups.end()) it = groups.emplace(k.group_id, persisted_group{}).first;
+  if (k.type == key::kind::offset_commit) {
+    committed_offset value;
+    if (!offsets_record::decode_offset_commit_value(*rec.value, value))
+      return storage::errc::invalid_record;
+    it->second.offsets[k.partition] = std::move(value);
+  } else {
+    group_metadata_record value;
+    int64_t ts = -1;
+    if (!offsets_record::decode_group_metadata_value(*rec.value, value, ts))
+      return storage::errc::invalid_record;
+    it->second.metadata = std::move(value);
+    it->second.current_state_timestamp_ms = ts;
+  }
+  return {};
+}
+
+}  // namespace
+
+std::error_code read_consumer_offsets(const storage::log& log,
+                                      std::map<std::string, persisted_group, std::less<>>& out,
+                                      replay_stats* stats) {
+  replay_stats local;
+  replay_stats& st = stats ? *stats : local;
+  const std::string where = log.tp().topic + "-" + std::to_string(log.tp().partition);
+  int64_t offset = log.log_start_offset();
+  const int64_t end = log.log_end_offset();
+  std::vector<uint8_t> buffer;
+  while (offset < end) {
+    storage::read_info info;
+    if (std::error_code ec = log.read(offset, replay_read_bytes, end, true, info)) return ec;
+    if (info.slices.empty()) break;  // nothing below `end` after `offset`: cannot happen
+    for (const wire::file_slice& slice : info.slices) {
+      if (std::error_code ec = pread_all(slice, buffer)) return ec;
+      wire::batch_reader batches(buffer);
+      while (std::optional<wire::record_batch> batch = batches.next()) {
+        offset = batch->next_offset();
+        ++st.batches;
+        if (batch->validate(false) != wire::batch_error::ok) {
+          log_error(where, ": batch at offset ", batch->base_offset(), " is corrupt");
+          return storage::errc::corrupt_message;
+        }
+        if (batch->is_control() || batch->is_transactional()) {
+          // Transactional offset commits (TxnOffsetCommit) would wait for their commit marker;
+          // Sluice writes none yet.
+          ++st.skipped_batches;
+          continue;
+        }
+        if (batch->compression() != 0) {
+          log_error(where, ": compressed batch at offset ", batch->base_offset(),
+                    " (not supported in __consumer_offsets)");
+          return storage::errc::invalid_record;
+        }
+        wire::record_reader records(*batch);
+        while (std::optional<wire::record_view> rec = records.next()) {
+          ++st.records;
+          if (std::error_code ec = apply_record(*rec, out, st)) {
+            log_error(where, ": undecodable record at offset ",
+                      batch->base_offset() + rec->offset_delta);
+            return ec;
+          }
+        }
+        if (!records.ok()) {
+          log_error(where, ": malformed records in batch at offset ", batch->base_offset());
+          return storage::errc::invalid_record;
+        }
+      }
+      if (batches.error() != wire::batch_error::ok) {
+        log_error(where, ": bad batch framing near offset ", offset);
+        return storage::errc::corrupt_message;
+      }
+    }
+  }
+  if (st.skipped_records > 0) {
+    log_warn(where, ": skipped ", st.skipped_records, " records with unknown key versions");
+  }
+  return {};
+}
+
+void deliver(const std::map<std::string, persisted_group, std::less<>>& groups,
+             group_loader& loader) {
+  for (const auto& [group_id, g] : groups) {
+    if (g.metadata) loader.load_group(group_id, *g.metadata, g.current_state_timestamp_ms);
+    for (const auto& [tp, value] : g.offsets)
+      loader.load_offset(group_id, offset_record{tp, value});
+  }
+}
+
+std::error_code replay_consumer_offsets(const storage::log& log, group_loader& loader,
+                                        replay_stats* stats) {
+  std::map<std::string, persisted_group, std::less<>> groups;
+  if (std::error_code ec = read_consumer_offsets(log, groups, stats)) return ec;
+  deliver(groups, loader);
+  return {};
+}
+
+// ---- writing -----------------------------------------------------------------------------------
+
+namespace {
+
+int64_t system_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool is_storage_failure(wire::error_code e) {
+  return e == wire::error_code::kafka_storage_error;
+}
+
+bool is_too_large(wire::error_code e) {
+  return e == wire::error_code::message_too_large || e == wire::error_code::record_list_too_large;
+}
+
+}  // namespace
+
+offsets_log::offsets_log(partition& p, std::function<int64_t()> now_ms)
+    : partition_(p), now_ms_(now_ms ? std::move(now_ms) : std::function<int64_t()>(system_now_ms)) {}
+
+std::error_code offsets_log::append(const std::vector<pending_record>& records) {
+  int64_t now = now_ms_();
+  std::vector<wire::record_to_build> to_build;
+  to_build.reserve(records.size());
+  for (const pending_record& r : records) {
+    wire::record_to_build b;
+    b.timestamp = now;
+    b.key = std::span<const uint8_t>(r.key);
+    if (r.value) b.value = std::span<const uint8_t>(*r.value);
+    to_build.push_back(b);
+  }
+  std::vector<uint8_t> batch = wire::build_record_batch({}, to_build);
+  storage::append_info info;
+  return partition_.append(batch, info);
+}
+
+wire::error_code offsets_log::store_group(std::string_view group_id,
+                                          const group_metadata_record& record) {
+  std::vector<pending_record> records;
+  records.push_back({offsets_record::group_metadata_key(group_id),
+                     offsets_record::group_metadata_value(record, now_ms_())});
+  std::error_code ec = append(records);
+  if (!ec) return wire::error_code::none;
+  wire::error_code e = to_kafka_error(ec);
+  log_error(consumer_offsets_topic, ": storing group ", group_id, " failed: ", ec.message());
+  return is_storage_failure(e) ? wire::error_code::not_coordinator
+                               : wire::error_code::unknown_server_error;
+}
+
+wire::error_code offsets_log::store_offsets(std::string_view group_id,
+                                            std::span<const offset_record> offsets) {
+  if (offsets.empty()) return wire::error_code::none;
+  std::vector<pending_record> records;
+  records.reserve(offsets.size());
+  for (const offset_record& o : offsets) {
+    records.push_back({offsets_record::offset_commit_key(group_id, o.partition),
+                       offsets_record::offset_commit_value(o.value)});
+  }
+  std::error_code ec = append(records);
+  if (!ec) return wire::error_code::none;
+  wire::error_code e = to_kafka_error(ec);
+  log_error(consumer_offsets_topic, ": storing offsets of group ", group_id,
+            " failed: ", ec.message());
+  if (is_storage_failure(e)) return wire::error_code::not_coordinator;
+  if (is_too_large(e)) return wire::error_code::invalid_commit_offset_size;
+  return wire::error_code::unknown_server_error;
+}
+
+void offsets_log::remove_offsets(std::string_view group_id,
+                                 std::span<const topic_partition> partitions) {
+  if (partitions.empty()) return;
+  std::vector<pending_record> records;
+  records.reserve(partitions.size());
+  for (const topic_partition& tp : partitions)
+    records.push_back({offsets_record::offset_commit_key(group_id, tp), std::nullopt});
+  if (std::error_code ec = append(records)) {
+    log_error(consumer_offsets_topic, ": tombstones for offsets of group ", group_id,
+              " failed: ", ec.message());
+  }
+}
+
+void offsets_log::remove_group(std::string_view group_id) {
+  std::vector<pending_record> records;
+  records.push_back({offsets_record::group_metadata_key(group_id), std::nullopt});
+  if (std::error_code ec = append(records)) {
+    log_error(consumer_offsets_topic, ": tombstone for group ", group_id,
+              " failed: ", ec.message());
+  }
+}
+
+}  // namespace sluice::server

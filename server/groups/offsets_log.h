@@ -1,0 +1,162 @@
+#pragma once
+// Consumer group state persisted as Kafka persists it: records in the internal topic
+// `__consumer_offsets`, in the same segment store as every other topic, replayed at start.
+//
+// One partition. Kafka spreads groups over offsets.topic.num.partitions (50) partitions, picking
+// abs(groupId.hashCode()) % 50, so that coordinators can move between brokers one partition at a
+// time. A single broker coordinates every group, so Sluice keeps them all in
+// `__consumer_offsets-0`; the record format is Kafka's, so Kafka's tools
+// (kafka-console-consumer --formatter ...OffsetsMessageFormatter) read it unchanged. Several
+// partitions would only need the hash and one offsets_log per partition.
+//
+// Records (key and value each start with an int16 version; classic, non-flexible encodings;
+// strings int16-length, bytes int32-length, arrays int32-count, -1 for null):
+//
+//   OffsetCommitKey    v1 (v0 read): group string, topic string, partition int32
+//   OffsetCommitValue  v3 (v0-v4 read): offset int64, leaderEpoch int32 (v3+), metadata string,
+//                      commitTimestamp int64, expireTimestamp int64 (v1 only)
+//   GroupMetadataKey   v2: group string
+//   GroupMetadataValue v3 (v0-v4 read): protocolType string, generation int32,
+//                      protocol string?, leader string?, currentStateTimestamp int64 (v2+),
+//                      members [memberId string, groupInstanceId string? (v3+), clientId string,
+//                      clientHost string, rebalanceTimeout int32 (v1+), sessionTimeout int32,
+//                      subscription bytes, assignment bytes]
+//
+// A deletion is the key with a null value (a tombstone). Versions 4 of the values are flexible
+// (compact lengths, tagged fields): written by Kafka 3.5+ only, read here for the logs such a
+// broker would leave, never written.
+//
+// Writes: each group_store call appends one uncompressed batch (producer id -1, CreateTime = the
+// wall clock) holding all its records, through the partition, so the batch gets the partition's
+// leader epoch, the high watermark follows and parked fetches of __consumer_offsets wake. The
+// append is a pwrite into the page cache, as for produce with acks=1: a commit survives a broker
+// crash, not a machine crash before the next flush (Kafka's guarantee with one replica).
+//
+// Replay: read every batch from log_start_offset to log_end_offset; per key the last record wins
+// and a tombstone deletes. The log is never compacted (Sluice has no log cleaner yet), so it grows
+// with every commit and replay reads all of it; compaction would keep only the last record per
+// key, which replay already assumes.
+//
+// Threading: io thread only, like the partition it writes to.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "server/groups/group_store.h"
+#include "server/partition.h"
+#include "storage/log.h"
+
+namespace sluice::server {
+
+inline constexpr std::string_view consumer_offsets_topic = "__consumer_offsets";
+
+// Record encodings, exposed for the tests and for tools. Every function here is pure.
+namespace offsets_record {
+
+inline constexpr int16_t offset_commit_key_version = 1;
+inline constexpr int16_t group_metadata_key_version = 2;
+inline constexpr int16_t offset_commit_value_version = 3;
+inline constexpr int16_t group_metadata_value_version = 3;
+
+std::vector<uint8_t> offset_commit_key(std::string_view group_id, const topic_partition& tp);
+std::vector<uint8_t> offset_commit_value(const committed_offset& value);
+std::vector<uint8_t> group_metadata_key(std::string_view group_id);
+std::vector<uint8_t> group_metadata_value(const group_metadata_record& record,
+                                          int64_t current_state_timestamp_ms);
+
+struct key {
+  enum class kind { offset_commit, group_metadata, unknown };
+  kind type = kind::unknown;
+  int16_t version = -1;
+  std::string group_id;
+  topic_partition partition;  // offset_commit only
+};
+
+// False if the bytes do not parse (or have bytes left over). An unknown version is not a parse
+// failure: it gives kind::unknown, which replay skips as Kafka does.
+bool decode_key(std::span<const uint8_t> bytes, key& out);
+bool decode_offset_commit_value(std::span<const uint8_t> bytes, committed_offset& out);
+bool decode_group_metadata_value(std::span<const uint8_t> bytes, group_metadata_record& out,
+                                 int64_t& current_state_timestamp_ms);
+
+}  // namespace offsets_record
+
+// What replay found for one group: the last metadata record and committed offset per partition
+// that no tombstone followed.
+struct persisted_group {
+  std::optional<group_metadata_record> metadata;
+  int64_t current_state_timestamp_ms = -1;  // from GroupMetadataValue v2+, else -1
+  std::map<topic_partition, committed_offset> offsets;
+};
+
+struct replay_stats {
+  int64_t batches = 0;
+  int64_t records = 0;
+  int64_t skipped_records = 0;  // unknown key versions (e.g. KIP-848 records), as Kafka skips
+  int64_t skipped_batches = 0;  // control and transactional batches (not written by Sluice yet)
+};
+
+// Reads the whole log. Errors: storage::errc::corrupt_message for a batch whose framing or CRC
+// is bad, storage::errc::invalid_record for a compressed batch (Sluice never writes one) or a
+// record whose key or value does not parse, and whatever log::read or pread reports. On error
+// `out` holds what was read before the bad batch; the caller decides whether to start anyway.
+std::error_code read_consumer_offsets(const storage::log& log,
+                                      std::map<std::string, persisted_group, std::less<>>& out,
+                                      replay_stats* stats = nullptr);
+
+// Receives the replayed state. For each group, in group id order: load_group (if its metadata
+// survived) and then load_offset for each partition in (topic, partition) order.
+class group_loader {
+ public:
+  virtual void load_group(std::string_view group_id, const group_metadata_record& record,
+                          int64_t current_state_timestamp_ms) = 0;
+  virtual void load_offset(std::string_view group_id, const offset_record& record) = 0;
+
+ protected:
+  ~group_loader() = default;
+};
+
+void deliver(const std::map<std::string, persisted_group, std::less<>>& groups,
+             group_loader& loader);
+
+// read_consumer_offsets then deliver (only when the read succeeded).
+std::error_code replay_consumer_offsets(const storage::log& log, group_loader& loader,
+                                        replay_stats* stats = nullptr);
+
+// The group_store over partition 0 of __consumer_offsets. Append failures become the error codes
+// Kafka's GroupMetadataManager returns for them: a storage failure (also a closed log at shutdown)
+// NOT_COORDINATOR, an oversized commit INVALID_COMMIT_OFFSET_SIZE, anything else
+// UNKNOWN_SERVER_ERROR. Tombstone appends that fail (remove_*) are logged; the interface has no
+// way to report them.
+class offsets_log final : public group_store {
+ public:
+  // `p` must outlive this. `now_ms` is the wall clock (record timestamps, currentStateTimestamp).
+  explicit offsets_log(partition& p, std::function<int64_t()> now_ms = {});
+
+  wire::error_code store_group(std::string_view group_id,
+                               const group_metadata_record& record) override;
+  wire::error_code store_offsets(std::string_view group_id,
+                                 std::span<const offset_record> offsets) override;
+  void remove_offsets(std::string_view group_id,
+                      std::span<const topic_partition> partitions) override;
+  void remove_group(std::string_view group_id) override;
+
+ private:
+  struct pending_record {
+    std::vector<uint8_t> key;
+    std::optional<std::vector<uint8_t>> value;
+  };
+  std::error_code append(const std::vector<pending_record>& records);
+
+  partition& partition_;
+  std::function<int64_t()> now_ms_;
+};
+
+}  // namespace sluice::server

@@ -1,0 +1,17 @@
+// DeleteGroups (key 42), versions 0-2.
+//
+// Deletes empty groups and their offsets; NON_EMPTY_GROUP while members remain,
+// GROUP_ID_NOT_FOUND for an unknown group.
+
+#include "server/broker.h"
+#include "server/groups/group_coordinator.h"
+#include "server/handlers/handlers.h"
+
+namespace sluice::server {
+
+wire::delete_groups_response handle_delete_groups(request_context& ctx,
+                                                  wire::delete_groups_request& request) {
+  return ctx.broker.groups().delete_groups(request, ctx.api_version);
+}
+
+}  // namespace sluice::server
