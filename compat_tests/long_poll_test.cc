@@ -70,8 +70,11 @@ TEST(LongPoll, WaitingConsumerIsWokenByProduce) {
   for (double l : latencies)
     std::cout << " " << l;
   std::cout << "\n";
+  // The bound tells a wake-up from the 5000 ms timeout with room for a loaded 2-core CI machine
+  // (one round took over 100 ms while builds and benchmarks saturated both cores). The printed
+  // figures, about 0.1 ms, and bench/ are where the speed itself is shown.
   for (size_t i = 0; i < latencies.size(); ++i) {
-    EXPECT_LT(latencies[i], 100.0)
+    EXPECT_LT(latencies[i], 1000.0)
         << "round " << i << ": produce-ack -> consume took " << latencies[i]
         << " ms with fetch.wait.max.ms=5000; a parked Fetch must be answered when data arrives";
   }
