@@ -70,7 +70,7 @@ std::string broker::start() {
   groups_config.initial_rebalance_delay =
       std::chrono::milliseconds(config_.group_initial_rebalance_delay_ms);
   groups_config.max_offset_metadata_bytes = static_cast<size_t>(config_.offset_metadata_max_bytes);
-  groups_ = std::make_unique<group_coordinator>(io_.get_executor(), groups_config);
+  if (std::string err = load_groups(groups_config); !err.empty()) return err;
 
   for (size_t i = 0; i < config_.listeners.size(); ++i) {
     const listener& l = config_.listeners[i];
@@ -108,6 +108,52 @@ std::string broker::start() {
   }
   checkpoint_timer_.emplace(io_);
   schedule_checkpoint();
+  return {};
+}
+
+namespace {
+// Feeds what __consumer_offsets holds back into the coordinator.
+class coordinator_loader final : public group_loader {
+ public:
+  explicit coordinator_loader(group_coordinator& c) : coordinator_(c) {}
+  void load_group(std::string_view id, const group_metadata_record& r, int64_t ts) override {
+    coordinator_.load_group(id, r, ts);
+  }
+  void load_offset(std::string_view id, const offset_record& r) override {
+    coordinator_.load_offset(id, r);
+  }
+
+ private:
+  group_coordinator& coordinator_;
+};
+}  // namespace
+
+// Group state lives in the internal topic __consumer_offsets, as in Kafka: the coordinator
+// appends every commit and group change to it, and its records are replayed here before the
+// broker serves anyone.
+std::string broker::load_groups(const group_coordinator_config& groups_config) {
+  topic* offsets_topic = topics_->find(consumer_offsets_topic);
+  if (offsets_topic == nullptr) {
+    wire::error_code e = topics_->create(consumer_offsets_topic, 1, offsets_topic);
+    if (e != wire::error_code::none) {
+      return "cannot create " + std::string(consumer_offsets_topic) + ": " +
+             std::string(wire::error_name(e));
+    }
+  }
+  partition& offsets_partition = *offsets_topic->partitions.front();
+  offsets_log_ = std::make_unique<offsets_log>(offsets_partition);
+  groups_ =
+      std::make_unique<group_coordinator>(io_.get_executor(), groups_config, offsets_log_.get());
+  coordinator_loader loader(*groups_);
+  replay_stats stats;
+  // Refusing to start beats serving without commits that a client was told are safe.
+  if (std::error_code ec = replay_consumer_offsets(offsets_partition.log(), loader, &stats)) {
+    return "cannot replay " + std::string(consumer_offsets_topic) + "-0: " + ec.message();
+  }
+  if (stats.records > 0) {
+    log_info("replayed ", consumer_offsets_topic, "-0: ", stats.records, " records in ",
+             stats.batches, " batches");
+  }
   return {};
 }
 

@@ -19,6 +19,7 @@
 
 #include "server/config.h"
 #include "server/groups/group_coordinator.h"
+#include "server/groups/offsets_log.h"
 #include "server/topics.h"
 #include "storage/log.h"
 
@@ -55,12 +56,15 @@ class broker {
  private:
   void accept(boost::asio::ip::tcp::acceptor& acceptor);
   void schedule_checkpoint();
+  std::string load_groups(const group_coordinator_config& groups_config);
   std::string load_cluster_id();
 
   boost::asio::io_context& io_;
   broker_config config_;
   std::unique_ptr<storage::log_manager> logs_;
   std::unique_ptr<topic_registry> topics_;
+  // Declared before groups_ so that the coordinator, which writes through it, goes first.
+  std::unique_ptr<offsets_log> offsets_log_;
   std::unique_ptr<group_coordinator> groups_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::map<uint64_t, std::weak_ptr<session>> sessions_;

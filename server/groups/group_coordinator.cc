@@ -1108,6 +1108,40 @@ void group_coordinator::load_offset(std::string_view group_id, const offset_reco
   get_or_create_group(group_id).offsets[record.partition] = record.value;
 }
 
+// Kafka's GroupMetadata.loadGroup and onGroupLoaded: the group comes back Stable with its
+// members and assignments (Empty without members), and every member gets a full session to
+// heartbeat again, so members that died with the broker are expired and trigger a rebalance.
+void group_coordinator::load_group(std::string_view group_id, const group_metadata_record& record,
+                                   int64_t /*current_state_timestamp_ms*/) {
+  group& g = get_or_create_group(group_id);
+  g.protocol_type = record.protocol_type;
+  g.generation = record.generation;
+  g.protocol_name = record.protocol_name;
+  g.leader_id = record.leader.value_or("");
+  g.members.clear();
+  g.static_members.clear();
+  for (const auto& r : record.members) {
+    auto m = std::make_unique<member>(executor_);
+    m->id = r.member_id;
+    m->instance_id = r.group_instance_id;
+    m->client_id = r.client_id;
+    m->client_host = r.client_host;
+    m->session_timeout_ms = r.session_timeout_ms;
+    m->rebalance_timeout_ms = r.rebalance_timeout_ms;
+    wire::join_group_request::join_group_request_protocol protocol;
+    protocol.name = record.protocol_name.value_or("");
+    protocol.metadata = r.subscription;
+    m->protocols.push_back(std::move(protocol));
+    m->assignment = r.assignment;
+    if (m->instance_id) g.static_members[*m->instance_id] = m->id;
+    g.members.push_back(std::move(m));
+  }
+  g.state = g.members.empty() ? group_state::empty : group_state::stable;
+  for (auto& m : g.members) {
+    schedule_heartbeat_expiry(g, *m, milliseconds(m->session_timeout_ms));
+  }
+}
+
 // ---- ListGroups, DescribeGroups, DeleteGroups ------------------------------------------------
 
 wire::list_groups_response group_coordinator::list_groups(wire::list_groups_request& request,

@@ -118,6 +118,10 @@ class group_coordinator {
   // Replay of a committed offset read back from __consumer_offsets at start; creates the group
   // (Empty) if needed. Does not call the store.
   void load_offset(std::string_view group_id, const offset_record& record);
+  // Replays a group's metadata read back from __consumer_offsets at start, before its offsets.
+  // Does not call the store.
+  void load_group(std::string_view group_id, const group_metadata_record& record,
+                  int64_t current_state_timestamp_ms);
 
   // Answers every parked request NOT_COORDINATOR and forgets all groups (broker shutdown).
   void shutdown();

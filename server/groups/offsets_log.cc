@@ -20,6 +20,8 @@ namespace {
 template <class F>
 std::vector<uint8_t> encode(F&& body) {
   wire::frame f;
+  // Also keeps GCC 12 from a false -Wstringop-overflow on the first insert into an empty vector.
+  f.bytes.reserve(64);
   {
     wire::writer w(f);
     body(w);
@@ -332,10 +334,10 @@ bool is_too_large(wire::error_code e) {
 }  // namespace
 
 offsets_log::offsets_log(partition& p, std::function<int64_t()> now_ms)
-    : partition_(p), now_ms_(now_ms ? std::move(now_ms) : std::function<int64_t()>(system_now_ms)) {}
+    : partition_(p),
+      now_ms_(now_ms ? std::move(now_ms) : std::function<int64_t()>(system_now_ms)) {}
 
-std::error_code offsets_log::append(const std::vector<pending_record>& records) {
-  int64_t now = now_ms_();
+std::error_code offsets_log::append(const std::vector<pending_record>& records, int64_t now) {
   std::vector<wire::record_to_build> to_build;
   to_build.reserve(records.size());
   for (const pending_record& r : records) {
@@ -352,10 +354,11 @@ std::error_code offsets_log::append(const std::vector<pending_record>& records) 
 
 wire::error_code offsets_log::store_group(std::string_view group_id,
                                           const group_metadata_record& record) {
+  int64_t now = now_ms_();
   std::vector<pending_record> records;
   records.push_back({offsets_record::group_metadata_key(group_id),
-                     offsets_record::group_metadata_value(record, now_ms_())});
-  std::error_code ec = append(records);
+                     offsets_record::group_metadata_value(record, now)});
+  std::error_code ec = append(records, now);
   if (!ec) return wire::error_code::none;
   wire::error_code e = to_kafka_error(ec);
   log_error(consumer_offsets_topic, ": storing group ", group_id, " failed: ", ec.message());
@@ -372,7 +375,7 @@ wire::error_code offsets_log::store_offsets(std::string_view group_id,
     records.push_back({offsets_record::offset_commit_key(group_id, o.partition),
                        offsets_record::offset_commit_value(o.value)});
   }
-  std::error_code ec = append(records);
+  std::error_code ec = append(records, now_ms_());
   if (!ec) return wire::error_code::none;
   wire::error_code e = to_kafka_error(ec);
   log_error(consumer_offsets_topic, ": storing offsets of group ", group_id,
@@ -389,7 +392,7 @@ void offsets_log::remove_offsets(std::string_view group_id,
   records.reserve(partitions.size());
   for (const topic_partition& tp : partitions)
     records.push_back({offsets_record::offset_commit_key(group_id, tp), std::nullopt});
-  if (std::error_code ec = append(records)) {
+  if (std::error_code ec = append(records, now_ms_())) {
     log_error(consumer_offsets_topic, ": tombstones for offsets of group ", group_id,
               " failed: ", ec.message());
   }
@@ -398,7 +401,7 @@ void offsets_log::remove_offsets(std::string_view group_id,
 void offsets_log::remove_group(std::string_view group_id) {
   std::vector<pending_record> records;
   records.push_back({offsets_record::group_metadata_key(group_id), std::nullopt});
-  if (std::error_code ec = append(records)) {
+  if (std::error_code ec = append(records, now_ms_())) {
     log_error(consumer_offsets_topic, ": tombstone for group ", group_id,
               " failed: ", ec.message());
   }

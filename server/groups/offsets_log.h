@@ -22,9 +22,8 @@
 //                      clientHost string, rebalanceTimeout int32 (v1+), sessionTimeout int32,
 //                      subscription bytes, assignment bytes]
 //
-// A deletion is the key with a null value (a tombstone). Versions 4 of the values are flexible
-// (compact lengths, tagged fields): written by Kafka 3.5+ only, read here for the logs such a
-// broker would leave, never written.
+// A deletion is the key with a null value (a tombstone). Version 4 of each value is flexible
+// (compact lengths, tagged fields): newer Kafka brokers write it; it is read here, never written.
 //
 // Writes: each group_store call appends one uncompressed batch (producer id -1, CreateTime = the
 // wall clock) holding all its records, through the partition, so the batch gets the partition's
@@ -153,7 +152,8 @@ class offsets_log final : public group_store {
     std::vector<uint8_t> key;
     std::optional<std::vector<uint8_t>> value;
   };
-  std::error_code append(const std::vector<pending_record>& records);
+  // One batch holding `records`, every record stamped `now`.
+  std::error_code append(const std::vector<pending_record>& records, int64_t now);
 
   partition& partition_;
   std::function<int64_t()> now_ms_;

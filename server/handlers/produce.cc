@@ -13,7 +13,8 @@
 // as Kafka does, since there is no response to carry the error. Any other acks value:
 // INVALID_REQUIRED_ACKS for every partition, nothing written. Unknown topics are created when
 // auto.create.topics.enable is on (the rule; Kafka leaves that to Metadata), else
-// UNKNOWN_TOPIC_OR_PARTITION.
+// UNKNOWN_TOPIC_OR_PARTITION. Clients cannot write to internal topics (`__consumer_offsets`):
+// INVALID_TOPIC_EXCEPTION, as Kafka answers.
 //
 // Deviations: compressed batches are not decompressed to validate inner records (Kafka does);
 // offsets come from the header, so a producer that lies about lastOffsetDelta is trusted.
@@ -70,6 +71,10 @@ std::optional<wire::produce_response> handle_produce(request_context& ctx,
       topic_error = error_code::invalid_required_acks;
     } else {
       topic_error = b.find_or_create_topic(topic_data.name, true, t);
+      // Internal topics hold the broker's own records (Kafka: INVALID_TOPIC_EXCEPTION).
+      if (topic_error == error_code::none && t->internal) {
+        topic_error = error_code::invalid_topic_exception;
+      }
     }
     for (auto& partition_data : topic_data.partition_data) {
       auto& out = topic_out.partition_responses.emplace_back();

@@ -218,16 +218,38 @@ TEST_F(handlers_test, metadata_respects_allow_auto_topic_creation_and_internal_n
   wire::metadata_request request;
   request.topics.emplace();
   request.topics->emplace_back().name = "not-created";
-  request.topics->emplace_back().name = "__consumer_offsets";
+  request.topics->emplace_back().name = "__internal_by_name";
   request.topics->emplace_back().name = "bad name!";
+  request.topics->emplace_back().name = "__consumer_offsets";
   request.allow_auto_topic_creation = false;
   auto response = decode<wire::metadata_response>(*call(9, request), 3, 9);
-  ASSERT_EQ(response.topics.size(), 3u);
+  ASSERT_EQ(response.topics.size(), 4u);
   EXPECT_EQ(response.topics[0].error_code,
             static_cast<int16_t>(error_code::unknown_topic_or_partition));
   EXPECT_EQ(response.topics[1].error_code,
             static_cast<int16_t>(error_code::unknown_topic_or_partition));
   EXPECT_EQ(response.topics[2].error_code,
+            static_cast<int16_t>(error_code::invalid_topic_exception));
+  // The broker's own __consumer_offsets exists, is internal, and is shown only when named.
+  EXPECT_EQ(response.topics[3].error_code, 0);
+  EXPECT_TRUE(response.topics[3].is_internal);
+
+  // Even with auto-creation allowed, a client never creates an internal topic.
+  request.allow_auto_topic_creation = true;
+  response = decode<wire::metadata_response>(*call(9, request), 3, 9);
+  EXPECT_EQ(response.topics[1].error_code,
+            static_cast<int16_t>(error_code::unknown_topic_or_partition));
+
+  wire::metadata_request all;
+  all.topics.reset();
+  for (const auto& t : decode<wire::metadata_response>(*call(9, all), 3, 9).topics) {
+    EXPECT_FALSE(t.is_internal) << t.name.value_or("");
+  }
+}
+
+TEST_F(handlers_test, produce_to_an_internal_topic_is_refused) {
+  auto b = batch(1);
+  EXPECT_EQ(produce("__consumer_offsets", 0, b).responses[0].partition_responses[0].error_code,
             static_cast<int16_t>(error_code::invalid_topic_exception));
 }
 
