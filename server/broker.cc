@@ -1,5 +1,6 @@
 #include "server/broker.h"
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -172,10 +173,20 @@ void broker::accept(tcp::acceptor& acceptor) {
   acceptor.async_accept([this, &acceptor](boost::system::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping_) return;
-      // Out of descriptors and the like: log and keep accepting.
-      log_warn("accept failed: ", ec.message());
-      accept(acceptor);
+      // Out of descriptors or memory: accepting again at once would fail again at once (and
+      // flood the log), so back off, doubling up to a second, and log only the first failure.
+      if (accept_backoff_ms_ == 0) log_warn("accept failed: ", ec.message(), "; backing off");
+      accept_backoff_ms_ = std::clamp(accept_backoff_ms_ * 2, 100, 1000);
+      auto retry =
+          std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(accept_backoff_ms_));
+      retry->async_wait([this, &acceptor, retry](boost::system::error_code wait_ec) {
+        if (!wait_ec && !stopping_) accept(acceptor);
+      });
       return;
+    }
+    if (accept_backoff_ms_ != 0) {
+      log_info("accepting connections again");
+      accept_backoff_ms_ = 0;
     }
     auto s = std::make_shared<session>(std::move(socket), *this, next_session_id_++);
     sessions_.emplace(s->id(), s);

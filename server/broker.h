@@ -72,6 +72,7 @@ class broker {
   bool stopping_ = false;
   std::optional<boost::asio::steady_timer> grace_timer_;
   std::optional<boost::asio::steady_timer> checkpoint_timer_;
+  int accept_backoff_ms_ = 0;  // 0: accepting normally
   std::string cluster_id_;
 };
 

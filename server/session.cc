@@ -90,7 +90,9 @@ asio::awaitable<void> session::read_loop() {
   const int32_t max_frame = broker_.config().socket_request_max_bytes;
   const size_t max_queued =
       static_cast<size_t>(broker_.config().queued_max_requests_per_connection);
-  std::vector<uint8_t> buffer(read_buffer_size);
+  // Not value-initialised: an idle connection keeps only the pages its requests touched.
+  auto buffer_storage = std::make_unique_for_overwrite<uint8_t[]>(read_buffer_size);
+  std::span<uint8_t> buffer(buffer_storage.get(), read_buffer_size);
   size_t begin = 0;
   size_t end = 0;
   boost::system::error_code ec;
