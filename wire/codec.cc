@@ -198,17 +198,6 @@ void writer::array_length(int32_t n, bool compact) {
   }
 }
 
-void writer::tag_section(std::vector<raw_tagged_field> entries) {
-  std::sort(entries.begin(), entries.end(),
-            [](const raw_tagged_field& a, const raw_tagged_field& b) { return a.tag < b.tag; });
-  uvarint(static_cast<uint32_t>(entries.size()));
-  for (const raw_tagged_field& e : entries) {
-    uvarint(e.tag);
-    uvarint(static_cast<uint32_t>(e.data.size()));
-    raw(e.data);
-  }
-}
-
 int64_t writer::written() const {
   return static_cast<int64_t>(out_.bytes.size() - initial_bytes_) + slice_bytes_;
 }

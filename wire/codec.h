@@ -149,10 +149,6 @@ class writer {
   void array_length(int32_t n, bool compact);
   void raw(std::span<const uint8_t> b) { out_.bytes.insert(out_.bytes.end(), b.begin(), b.end()); }
 
-  // Writes a tagged-field section from known entries (tag, encoded body) and unknown ones, in
-  // ascending tag order as the protocol requires.
-  void tag_section(std::vector<raw_tagged_field> entries);
-
   // Bytes written so far through this writer, slices included.
   int64_t written() const;
 

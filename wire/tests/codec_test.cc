@@ -480,16 +480,6 @@ TEST(codec, tag_body_longer_than_input_fails) {
   EXPECT_TRUE(unknown.empty());
 }
 
-TEST(codec, tag_section_is_written_in_ascending_tag_order) {
-  std::vector<raw_tagged_field> entries = {{9, {0x01}}, {0, {}}, {3, {0xaa, 0xbb}}};
-  EXPECT_EQ(written_hex([&](writer& w) { w.tag_section(entries); }),
-            "03"
-            "0000"
-            "0302aabb"
-            "090101");
-  EXPECT_EQ(written_hex([](writer& w) { w.tag_section({}); }), "00");
-}
-
 TEST(codec, from_hex_rejects_garbage) {
   EXPECT_EQ(from_hex(" 0a\nFF\t"), (std::vector<uint8_t>{0x0a, 0xff}));
   EXPECT_THROW(from_hex("0g"), std::invalid_argument);
