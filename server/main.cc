@@ -3,6 +3,8 @@
 // Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 2 for a bad configuration or an unusable
 // data directory, 1 for anything else.
 
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -19,6 +21,22 @@
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "dev"
 #endif
+
+namespace {
+
+// A partition holds one descriptor per segment and a connection one socket. Many systems start
+// processes with a soft limit of 1,024, a few hundred partitions' worth; the hard limit is what
+// the administrator actually allows, so take all of it, as Kafka's start scripts expect ulimit to.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  rlim_t wanted = limit.rlim_max;
+  limit.rlim_cur = wanted;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  sluice::server::log_info("raised the open-file limit to ", wanted);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace sluice::server;
@@ -63,6 +81,7 @@ int main(int argc, char** argv) {
 
   // A peer that disappears must not kill the broker: writes report EPIPE instead.
   std::signal(SIGPIPE, SIG_IGN);
+  raise_descriptor_limit();
 
   try {
     boost::asio::io_context io(1);

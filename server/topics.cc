@@ -107,6 +107,14 @@ wire::error_code topic_registry::create(std::string_view name, int32_t partition
     storage::log* l = logs_.create({t.name, i}, t.id, ec);
     if (ec) {
       log_error("topic ", name, ": cannot create partition ", i, ": ", ec.message());
+      // All or nothing: left on disk, the partitions made so far would load at the next start
+      // as a smaller topic that nobody asked for.
+      t.partitions.clear();
+      for (int32_t made = 0; made < i; ++made) {
+        if (std::error_code rm = logs_.remove({t.name, made})) {
+          log_error("topic ", name, ": cannot remove partition ", made, ": ", rm.message());
+        }
+      }
       return wire::error_code::kafka_storage_error;
     }
     t.partitions.push_back(std::make_unique<partition>(*l, node_id_, initial_leader_epoch));

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 
+#include <cerrno>
+
 #include <algorithm>
 
 namespace sluice::storage {
@@ -22,35 +24,57 @@ uint64_t get_be(const uint8_t* p, int n) {
 
 }  // namespace
 
-std::error_code index_file::open(const std::filesystem::path& path, bool truncate) {
-  path_ = path;
-  int flags = O_RDWR | O_CREAT | (truncate ? O_TRUNC : 0);
-  if (auto ec = open_file(path, flags, fd_)) return ec;
-  return file_size(fd_.fd(), path_, size_);
+std::error_code index_file::create() {
+  file_handle fd;
+  if (auto ec = open_file(path_, O_WRONLY | O_CREAT | O_TRUNC, fd)) return ec;
+  size_ = 0;
+  empty_on_next_write_ = false;
+  return {};
 }
 
-std::error_code index_file::read_all(std::vector<uint8_t>& out) const {
+std::error_code index_file::read_all(std::vector<uint8_t>& out, bool& missing) {
+  out.clear();
+  size_ = 0;
+  missing = false;
+  file_handle fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.is_open()) {
+    if (errno == ENOENT) {
+      missing = true;
+      return {};
+    }
+    return io_failure("cannot open", path_, errno);
+  }
+  if (auto ec = file_size(fd.fd(), path_, size_)) return ec;
   out.resize(static_cast<size_t>(size_));
   size_t got = 0;
-  if (auto ec = pread_some(fd_.fd(), out, 0, got, path_)) return ec;
+  if (auto ec = pread_some(fd.fd(), out, 0, got, path_)) return ec;
   out.resize(got);
   return {};
 }
 
-std::error_code index_file::append(std::span<const uint8_t> entries_bytes) {
-  if (auto ec = pwrite_all(fd_.fd(), entries_bytes, size_, path_)) return ec;
+std::error_code index_file::append_durable(std::span<const uint8_t> entries_bytes) {
+  file_handle fd;
+  int flags = O_WRONLY | O_CREAT | (empty_on_next_write_ ? O_TRUNC : 0);
+  if (auto ec = open_file(path_, flags, fd)) return ec;
+  empty_on_next_write_ = false;
+  if (size_ < 0) {
+    if (auto ec = file_size(fd.fd(), path_, size_)) return ec;
+  }
+  if (auto ec = pwrite_all(fd.fd(), entries_bytes, size_, path_)) return ec;
+  if (auto ec = sync_file(fd.fd(), path_)) return ec;
   size_ += static_cast<int64_t>(entries_bytes.size());
   return {};
 }
 
 std::error_code index_file::truncate(int64_t size) {
-  if (auto ec = truncate_file(fd_.fd(), size, path_)) return ec;
+  if (size == size_) return {};
+  file_handle fd;
+  if (auto ec = open_file(path_, O_WRONLY | O_CREAT, fd)) return ec;
+  empty_on_next_write_ = false;
+  if (auto ec = truncate_file(fd.fd(), size, path_)) return ec;
+  if (auto ec = sync_file(fd.fd(), path_)) return ec;
   size_ = size;
   return {};
-}
-
-std::error_code index_file::sync() {
-  return sync_file(fd_.fd(), path_);
 }
 
 // ---- offset index ----
@@ -59,8 +83,9 @@ bool offset_index::load(int64_t log_size, std::error_code& ec) {
   entries_.clear();
   on_disk_ = 0;
   std::vector<uint8_t> bytes;
-  if ((ec = file_.read_all(bytes))) return false;
-  if (bytes.size() % entry_size != 0) return false;
+  bool missing = false;
+  if ((ec = file_.read_all(bytes, missing))) return false;
+  if (missing || bytes.size() % entry_size != 0) return false;
   entries_.reserve(bytes.size() / entry_size);
   for (size_t at = 0; at < bytes.size(); at += entry_size) {
     entry_t e{static_cast<int32_t>(get_be(&bytes[at], 4)),
@@ -109,7 +134,7 @@ std::error_code offset_index::flush_entries() {
     put_be(bytes, static_cast<uint32_t>(entries_[i].relative_offset), 4);
     put_be(bytes, static_cast<uint32_t>(entries_[i].position), 4);
   }
-  if (auto ec = file_.append(bytes)) return ec;
+  if (auto ec = file_.append_durable(bytes)) return ec;
   on_disk_ = entries_.size();
   return {};
 }
@@ -135,8 +160,9 @@ bool time_index::load(std::error_code& ec) {
   entries_.clear();
   on_disk_ = 0;
   std::vector<uint8_t> bytes;
-  if ((ec = file_.read_all(bytes))) return false;
-  if (bytes.size() % entry_size != 0) return false;
+  bool missing = false;
+  if ((ec = file_.read_all(bytes, missing))) return false;
+  if (missing || bytes.size() % entry_size != 0) return false;
   entries_.reserve(bytes.size() / entry_size);
   for (size_t at = 0; at < bytes.size(); at += entry_size) {
     entry_t e{static_cast<int64_t>(get_be(&bytes[at], 8)),
@@ -180,7 +206,7 @@ std::error_code time_index::flush_entries() {
     put_be(bytes, static_cast<uint64_t>(entries_[i].timestamp), 8);
     put_be(bytes, static_cast<uint32_t>(entries_[i].relative_offset), 4);
   }
-  if (auto ec = file_.append(bytes)) return ec;
+  if (auto ec = file_.append_durable(bytes)) return ec;
   on_disk_ = entries_.size();
   return {};
 }

@@ -12,6 +12,11 @@
 // Deviation from Kafka: the files are not preallocated or memory-mapped. Entries live in a vector
 // (lookups are binary searches in memory) and the files are written append-only with their exact
 // size, so there is never a zero-filled tail to trim or to mistake for entries after a crash.
+// No descriptor is held: new entries reach the file only when the segment is flushed (on roll,
+// on close, or when the log is flushed), with one open, pwrite, fdatasync and close. A partition
+// then costs one descriptor (its active .log) instead of three, and appends make no index system
+// calls. Entries of an unflushed segment may be missing after a crash, which is fine: everything
+// past the recovery point is recovered and its indexes rebuilt from the .log.
 //
 // Threading: owned by one segment, on the io thread.
 
@@ -20,6 +25,7 @@
 #include <optional>
 #include <span>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "storage/file_io.h"
@@ -36,37 +42,46 @@ struct timestamp_offset {
   int64_t offset;
 };
 
-// File plumbing shared by both index kinds: the descriptor and how many entries are on disk.
+// File plumbing shared by both index kinds: the path, and how many bytes are on disk. Holds no
+// descriptor between calls.
 class index_file {
  public:
-  // Opens or creates the file; `truncate` empties it.
-  std::error_code open(const std::filesystem::path& path, bool truncate);
-  std::error_code read_all(std::vector<uint8_t>& out) const;
-  // Writes `entries_bytes` (whole entries) at the end of what is on disk.
-  std::error_code append(std::span<const uint8_t> entries_bytes);
+  explicit index_file(std::filesystem::path path) : path_(std::move(path)) {}
+
+  // Creates the file empty (truncating a left-over).
+  std::error_code create();
+  // Reads the whole file. A missing file sets `missing` and is not an error.
+  std::error_code read_all(std::vector<uint8_t>& out, bool& missing);
+  // Writes `entries_bytes` (whole entries) after what is on disk and makes them durable.
+  std::error_code append_durable(std::span<const uint8_t> entries_bytes);
   std::error_code truncate(int64_t size);
-  std::error_code sync();
-  void close() { fd_.close(); }
+  // Treats the file as empty without touching it: the next write truncates it. Saves system calls
+  // for the many empty segments found at start.
+  void empty_on_next_write() {
+    size_ = 0;
+    empty_on_next_write_ = true;
+  }
   const std::filesystem::path& path() const { return path_; }
-  int64_t size() const { return size_; }
 
  private:
   std::filesystem::path path_;
-  file_handle fd_;
-  int64_t size_ = 0;
+  // Bytes on disk; -1 until the file has been read, created or written.
+  int64_t size_ = -1;
+  bool empty_on_next_write_ = false;
 };
 
 class offset_index {
  public:
   static constexpr int64_t entry_size = 8;
 
-  explicit offset_index(int64_t base_offset) : base_(base_offset) {}
+  offset_index(std::filesystem::path path, int64_t base_offset)
+      : base_(base_offset), file_(std::move(path)) {}
 
-  std::error_code open(const std::filesystem::path& path, bool truncate) {
-    return file_.open(path, truncate);
-  }
-  // Reads the file into memory. False (entries cleared) if it is inconsistent: a partial entry,
-  // offsets or positions not strictly increasing, or a position at/after `log_size`.
+  std::error_code create() { return file_.create(); }
+  const std::filesystem::path& path() const { return file_.path(); }
+  // Reads the file into memory. False (entries cleared) if it is missing or inconsistent: a
+  // partial entry, offsets or positions not strictly increasing, or a position at/after
+  // `log_size`.
   bool load(int64_t log_size, std::error_code& ec);
 
   bool empty() const { return entries_.empty(); }
@@ -83,13 +98,18 @@ class offset_index {
   // In memory; written by flush_entries(). Offsets must increase and fit the segment (the caller
   // rolls before the relative offset would overflow).
   void append(int64_t offset, int64_t position);
+  // Writes the entries not yet on disk, durably; nothing at all when there are none.
   std::error_code flush_entries();
   // Drops entries with offset >= `offset`, in memory and on disk.
   std::error_code truncate_to(int64_t offset);
   // Drops every entry and empties the file.
   std::error_code reset();
-  std::error_code sync() { return file_.sync(); }
-  void close() { file_.close(); }
+  // Drops every entry; the file is emptied by the next write.
+  void reset_lazily() {
+    entries_.clear();
+    on_disk_ = 0;
+    file_.empty_on_next_write();
+  }
 
  private:
   struct entry_t {
@@ -106,12 +126,12 @@ class time_index {
  public:
   static constexpr int64_t entry_size = 12;
 
-  explicit time_index(int64_t base_offset) : base_(base_offset) {}
+  time_index(std::filesystem::path path, int64_t base_offset)
+      : base_(base_offset), file_(std::move(path)) {}
 
-  std::error_code open(const std::filesystem::path& path, bool truncate) {
-    return file_.open(path, truncate);
-  }
-  // False (entries cleared) if inconsistent: a partial entry, timestamps not strictly increasing,
+  std::error_code create() { return file_.create(); }
+  const std::filesystem::path& path() const { return file_.path(); }
+  // False (entries cleared) if missing or inconsistent: a partial entry, timestamps not strictly increasing,
   // offsets decreasing or below the base offset.
   bool load(std::error_code& ec);
 
@@ -131,8 +151,11 @@ class time_index {
   std::error_code flush_entries();
   std::error_code truncate_to(int64_t offset);
   std::error_code reset();
-  std::error_code sync() { return file_.sync(); }
-  void close() { file_.close(); }
+  void reset_lazily() {
+    entries_.clear();
+    on_disk_ = 0;
+    file_.empty_on_next_write();
+  }
 
  private:
   struct entry_t {

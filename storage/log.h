@@ -204,6 +204,11 @@ class log_manager {
   log* create(const topic_partition& tp, const wire::uuid& topic_id, std::error_code& ec);
   // Every log, sorted by topic then partition.
   std::vector<log*> logs();
+  // Closes the log of `tp` and deletes its directory; no-op for an unknown partition. As Kafka
+  // does, the directory is first renamed to "<topic>-<partition>.<random hex>-delete", so that a
+  // crash part-way leaves a directory the next load() deletes, never a partition that loads with
+  // some of its segments missing. File slices already handed out stay readable.
+  std::error_code remove(const topic_partition& tp);
 
   // Writes recovery-point-offset-checkpoint, log-start-offset-checkpoint and
   // replication-offset-checkpoint (high watermarks) atomically.

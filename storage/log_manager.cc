@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <random>
+#include <string_view>
 
 #include "storage/checkpoint.h"
 #include "storage/file_io.h"
@@ -22,6 +24,20 @@ offset_map read_checkpoint(const std::filesystem::path& path) {
   if (auto offsets = parse_offset_checkpoint(text)) return *std::move(offsets);
   log_event("storage: ignoring malformed checkpoint " + path.string());
   return {};
+}
+
+constexpr std::string_view deleted_dir_suffix = "-delete";
+
+std::string random_hex(size_t bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::random_device rd;
+  std::string out;
+  for (size_t i = 0; i < bytes; ++i) {
+    auto b = static_cast<uint8_t>(rd());
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
 }
 
 }  // namespace
@@ -50,9 +66,16 @@ std::error_code log_manager::load() {
   for (const auto& entry : std::filesystem::directory_iterator(root_, fs_ec)) {
     if (!entry.is_directory()) continue;
     std::string name = entry.path().filename().string();
+    if (name.ends_with(deleted_dir_suffix)) {
+      // A remove() that a crash interrupted.
+      std::filesystem::remove_all(entry.path(), fs_ec);
+      log_event("storage: deleted " + entry.path().string() +
+                (fs_ec ? " in part: " + fs_ec.message() : std::string()));
+      fs_ec.clear();
+      continue;
+    }
     std::optional<topic_partition> tp = parse_partition_dir_name(name);
     if (!tp) {
-      // e.g. Kafka's "<topic>-<partition>.<id>-delete" directories, or something foreign.
       log_event("storage: ignoring directory " + entry.path().string());
       continue;
     }
@@ -112,6 +135,23 @@ log* log_manager::create(const topic_partition& tp, const wire::uuid& topic_id,
   log* raw = l.get();
   logs_.emplace(tp, std::move(l));
   return raw;
+}
+
+std::error_code log_manager::remove(const topic_partition& tp) {
+  auto it = logs_.find(tp);
+  if (it == logs_.end()) return {};
+  std::unique_ptr<log> l = std::move(it->second);
+  logs_.erase(it);
+  l->close();
+  std::filesystem::path doomed = root_ / (partition_dir_name(tp) + "." + random_hex(16) +
+                                          std::string(deleted_dir_suffix));
+  std::error_code fs_ec;
+  std::filesystem::rename(l->dir(), doomed, fs_ec);
+  if (fs_ec) return io_failure("cannot rename", l->dir(), fs_ec.value());
+  if (auto ec = sync_dir(root_)) return ec;
+  std::filesystem::remove_all(doomed, fs_ec);
+  if (fs_ec) return io_failure("cannot delete", doomed, fs_ec.value());
+  return {};
 }
 
 std::vector<log*> log_manager::logs() {

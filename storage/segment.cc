@@ -61,10 +61,8 @@ std::string segment_file_name(int64_t base_offset, std::string_view suffix) {
 segment::segment(const std::filesystem::path& dir, int64_t base_offset)
     : base_(base_offset),
       log_path_(dir / segment_file_name(base_offset, ".log")),
-      offset_index_path_(dir / segment_file_name(base_offset, ".index")),
-      time_index_path_(dir / segment_file_name(base_offset, ".timeindex")),
-      offset_index_(base_offset),
-      time_index_(base_offset),
+      offset_index_(dir / segment_file_name(base_offset, ".index"), base_offset),
+      time_index_(dir / segment_file_name(base_offset, ".timeindex"), base_offset),
       next_offset_(base_offset),
       max_ts_{-1, base_offset} {}
 
@@ -83,22 +81,22 @@ std::unique_ptr<segment> segment::open(const std::filesystem::path& dir, int64_t
 }
 
 std::error_code segment::open_files(bool create) {
-  std::error_code exists_ec;
-  indexes_existed_ = std::filesystem::exists(offset_index_path_, exists_ec) &&
-                     std::filesystem::exists(time_index_path_, exists_ec);
   file_handle log_fd;
   int flags = O_RDWR | O_CREAT | (create ? O_TRUNC : 0);
   if (auto ec = open_file(log_path_, flags, log_fd)) return ec;
   log_file_ = std::make_shared<file_handle>(std::move(log_fd));
-  if (auto ec = file_size(log_file_->fd(), log_path_, size_)) return ec;
-  if (auto ec = offset_index_.open(offset_index_path_, create)) return ec;
-  return time_index_.open(time_index_path_, create);
+  if (!create) return file_size(log_file_->fd(), log_path_, size_);
+  // Kafka's layout has all three files from the start; tools listing a partition expect them.
+  if (auto ec = offset_index_.create()) return ec;
+  return time_index_.create();
 }
 
 std::error_code segment::load(bool& needs_recovery) {
   needs_recovery = false;
-  if (!indexes_existed_ && size_ > 0) {
-    needs_recovery = true;
+  // An empty .log has nothing to index, whatever its index files say (or whether they exist).
+  if (size_ == 0) {
+    offset_index_.reset_lazily();
+    time_index_.reset_lazily();
     return {};
   }
   std::error_code ec;
@@ -142,6 +140,8 @@ std::error_code segment::derive_tail_state() {
 
 std::error_code segment::recover(int32_t index_interval_bytes, recovery_result& out) {
   out = {};
+  // Recovered bytes may be in the page cache only (a process crash, not a machine crash).
+  unsynced_ = true;
   if (auto ec = offset_index_.reset()) return ec;
   if (auto ec = time_index_.reset()) return ec;
   int64_t file_bytes = 0;
@@ -231,11 +231,8 @@ std::error_code segment::append(std::span<const uint8_t> bytes, int64_t last_off
     offset_index_.append(last_offset, position);
     time_index_.maybe_append(max_ts_.timestamp, max_ts_.offset);
     bytes_since_last_index_entry_ = 0;
-    // An index write failure is not the append's failure: the batches are in the .log, and the
-    // entries stay in memory and are written again by the next flush (or rebuilt by recovery).
-    (void)offset_index_.flush_entries();
-    (void)time_index_.flush_entries();
   }
+  unsynced_ = true;
   bytes_since_last_index_entry_ += static_cast<int64_t>(bytes.size());
   return {};
 }
@@ -365,22 +362,23 @@ std::error_code segment::append_final_time_entry() {
 
 std::error_code segment::flush() {
   if (!log_file_) return {};
+  // The .log first: an index entry must never point past what is durable in the .log.
+  if (unsynced_) {
+    if (auto ec = sync_file(log_file_->fd(), log_path_)) return ec;
+    unsynced_ = false;
+  }
   if (auto ec = offset_index_.flush_entries()) return ec;
-  if (auto ec = time_index_.flush_entries()) return ec;
-  if (auto ec = sync_file(log_file_->fd(), log_path_)) return ec;
-  if (auto ec = offset_index_.sync()) return ec;
-  return time_index_.sync();
+  return time_index_.flush_entries();
 }
 
 void segment::close() {
-  offset_index_.close();
-  time_index_.close();
   log_file_.reset();
 }
 
 std::error_code segment::remove_files() {
   std::error_code first;
-  for (const auto* p : {&log_path_, &offset_index_path_, &time_index_path_}) {
+  const std::filesystem::path* paths[] = {&log_path_, &offset_index_.path(), &time_index_.path()};
+  for (const auto* p : paths) {
     if (auto ec = remove_file(*p); ec && !first) first = ec;
   }
   return first;

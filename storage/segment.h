@@ -99,9 +99,10 @@ class segment {
   std::error_code truncate_to(int64_t offset);
   // Kafka's onBecomeInactiveSegment / close: the final time index entry.
   std::error_code append_final_time_entry();
-  // Writes pending index entries and fdatasyncs the .log and both indexes.
+  // Makes everything appended durable: fdatasyncs the .log if it was written since the last
+  // flush, then writes the index entries not yet on disk (see index.h).
   std::error_code flush();
-  // Drops this segment's descriptors; slices already handed out keep theirs.
+  // Drops this segment's descriptor; slices already handed out keep theirs.
   void close();
   // Unlinks the three files (open descriptors stay valid).
   std::error_code remove_files();
@@ -115,12 +116,11 @@ class segment {
 
   int64_t base_;
   std::filesystem::path log_path_;
-  std::filesystem::path offset_index_path_;
-  std::filesystem::path time_index_path_;
   std::shared_ptr<file_handle> log_file_;
   offset_index offset_index_;
   time_index time_index_;
-  bool indexes_existed_ = true;
+  // Appended to since the last fdatasync of the .log; a flush of a clean segment costs nothing.
+  bool unsynced_ = false;
 
   int64_t size_ = 0;
   int64_t next_offset_;

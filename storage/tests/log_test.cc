@@ -168,6 +168,9 @@ TEST_F(log_test, offset_index_is_written_every_interval) {
   auto l = open_log({.segment_bytes = 1 << 20, .index_interval_bytes = 100});
   for (int i = 0; i < 10; ++i)
     append(*l, make_batch(2, 1000 + 2 * i));
+  // Entries stay in memory until the log is flushed (recovery rebuilds an unflushed segment's).
+  EXPECT_TRUE(file_bytes(dir_ / "t-0" / seg_name(0, ".index")).empty());
+  ASSERT_FALSE(l->flush());
   // Kafka's rule: an entry when more than 100 bytes went in since the last one, before this
   // batch. With ~batch_size-byte batches that is every ceil(101 / batch_size) batches.
   std::vector<uint8_t> idx = file_bytes(dir_ / "t-0" / seg_name(0, ".index"));
@@ -179,6 +182,24 @@ TEST_F(log_test, offset_index_is_written_every_interval) {
   int64_t pos = every * batch_size;
   EXPECT_EQ((idx[6] << 8) | idx[7], pos);
   EXPECT_EQ(static_cast<int64_t>(idx.size() / 8), (10 - 1) / every);
+}
+
+// 10,000 partitions must fit in a descriptor limit of a few ten thousands: a log keeps only its
+// segments' .log files open, never the indexes.
+TEST_F(log_test, holds_one_descriptor_per_segment) {
+  auto open_fds = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                         std::filesystem::directory_iterator{});
+  };
+  const int64_t batch_size = static_cast<int64_t>(make_batch(4).size());
+  auto before = open_fds();
+  auto l = open_log({.segment_bytes = 2 * batch_size, .index_interval_bytes = 10});
+  EXPECT_EQ(open_fds() - before, 1);
+  for (int i = 0; i < 5; ++i)
+    append(*l, make_batch(4, 1000 + i));
+  ASSERT_FALSE(l->flush());
+  ASSERT_EQ(l->segment_count(), 3u);
+  EXPECT_EQ(open_fds() - before, 3);
 }
 
 TEST_F(log_test, reads_whole_batches_across_segments) {

@@ -327,11 +327,12 @@ TEST_F(log_manager_test, create_checks_names_and_topic_ids) {
 }
 
 TEST_F(log_manager_test, ignores_foreign_directories_and_rejects_a_file_root) {
-  std::filesystem::create_directories(dir_ / "data" / "orders-0.0123abcd-delete");
   std::filesystem::create_directories(dir_ / "data" / "lost+found");
+  std::filesystem::create_directories(dir_ / "data" / "orders-0.tmp");
   auto m = manager();
   EXPECT_TRUE(m->logs().empty());
   EXPECT_EQ(events_containing("ignoring directory"), 2u);
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "data" / "lost+found"));
 
   write_bytes(dir_ / "file-root", {1});
   log_manager bad(dir_ / "file-root", {});
@@ -349,6 +350,37 @@ TEST_F(log_manager_test, malformed_checkpoints_mean_full_recovery) {
   auto m = manager();
   EXPECT_EQ(m->find({"t", 0})->log_end_offset(), 2);
   EXPECT_EQ(events_containing("malformed checkpoint"), 1u);
+}
+
+TEST_F(log_manager_test, remove_deletes_the_partition_and_a_new_one_starts_empty) {
+  auto m = manager();
+  log* a = create(*m, {"t", 0});
+  append(*a, make_batch(3));
+  read_info held;
+  ASSERT_FALSE(a->read(0, 1 << 20, 3, true, held));
+  ASSERT_FALSE(m->remove({"t", 0}));
+  EXPECT_EQ(m->find({"t", 0}), nullptr);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "data" / "t-0"));
+  for (const auto& e : std::filesystem::directory_iterator(dir_ / "data"))
+    EXPECT_FALSE(e.is_directory()) << e.path();
+  // A slice handed out before the removal still reads the old bytes (its descriptor is pinned).
+  ASSERT_EQ(held.slices.size(), 1u);
+  std::vector<uint8_t> buf(static_cast<size_t>(held.slices[0].length));
+  EXPECT_EQ(::pread(held.slices[0].fd, buf.data(), buf.size(), held.slices[0].position),
+            static_cast<ssize_t>(buf.size()));
+
+  log* again = create(*m, {"t", 0});
+  EXPECT_EQ(again->log_end_offset(), 0);
+  EXPECT_FALSE(m->remove({"nope", 0}));
+}
+
+TEST_F(log_manager_test, load_finishes_an_interrupted_remove) {
+  std::filesystem::path doomed = dir_ / "data" / "t-0.0123456789abcdef0123456789abcdef-delete";
+  std::filesystem::create_directories(doomed);
+  write_bytes(doomed / seg_name(0, ".log"), {1, 2, 3});
+  auto m = manager();
+  EXPECT_FALSE(std::filesystem::exists(doomed));
+  EXPECT_TRUE(m->logs().empty());
 }
 
 }  // namespace
