@@ -95,6 +95,8 @@ asio::awaitable<void> session::read_loop() {
   std::span<uint8_t> buffer(buffer_storage.get(), read_buffer_size);
   size_t begin = 0;
   size_t end = 0;
+  // Whether the last read filled the space it was given, leaving bytes in the socket.
+  bool more_may_be_queued = false;
   boost::system::error_code ec;
   while (!closed_) {
     while (end - begin < 4) {
@@ -103,9 +105,17 @@ asio::awaitable<void> session::read_loop() {
         end -= begin;
         begin = 0;
       }
-      size_t n =
-          co_await socket_.async_read_some(asio::buffer(buffer.data() + end, buffer.size() - end),
-                                           asio::redirect_error(asio::use_awaitable, ec));
+      const size_t space = buffer.size() - end;
+      size_t n = 0;
+      if (more_may_be_queued) {
+        n = co_await socket_.async_read_some(asio::buffer(buffer.data() + end, space),
+                                             asio::redirect_error(asio::use_awaitable, ec));
+      } else {
+        // The last read drained the socket, so a read attempted now would only return EAGAIN
+        // (async_read_some always tries first): wait until there is something to read.
+        n = co_await read_when_readable(std::span<uint8_t>(buffer.data() + end, space), ec);
+      }
+      more_may_be_queued = n == space;
       if (ec || closed_) {
         if (end - begin > 0 && !closed_) {
           log_info("connection from ", peer_, " closed in the middle of a request frame");
@@ -160,6 +170,24 @@ asio::awaitable<void> session::read_loop() {
       reader_wake_.expires_at(asio::steady_timer::time_point::max());
       co_await reader_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
+  }
+}
+
+asio::awaitable<size_t> session::read_when_readable(std::span<uint8_t> into,
+                                                    boost::system::error_code& ec) {
+  for (;;) {
+    co_await socket_.async_wait(tcp::socket::wait_read,
+                                asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return 0;
+    ssize_t n = ::recv(socket_.native_handle(), into.data(), into.size(), MSG_DONTWAIT);
+    if (n > 0) co_return static_cast<size_t>(n);
+    if (n == 0) {
+      ec = asio::error::eof;
+      co_return 0;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+    ec = boost::system::error_code(errno, boost::system::system_category());
+    co_return 0;
   }
 }
 
