@@ -27,6 +27,14 @@ class category_impl : public std::error_category {
         return "invalid topic or partition";
       case errc::log_closed:
         return "log is closed";
+      case errc::record_too_large:
+        return "record batch larger than max.message.bytes";
+      case errc::out_of_order_sequence:
+        return "out of order sequence number";
+      case errc::invalid_producer_epoch:
+        return "producer epoch is older than the current one";
+      case errc::invalid_txn_state:
+        return "non-transactional batch inside an open transaction";
     }
     return "unknown storage error";
   }

@@ -24,6 +24,16 @@ enum class errc {
   invalid_topic_partition,
   // The log was closed: shutdown in progress (KAFKA_STORAGE_ERROR).
   log_closed,
+  // One batch larger than the log's max_message_bytes (MESSAGE_TOO_LARGE, 10: Kafka's
+  // RecordTooLargeException; RECORD_LIST_TOO_LARGE is record_batch_too_large above).
+  record_too_large,
+  // An idempotent producer skipped or repeated a sequence number, or a new epoch did not start at
+  // sequence 0 (OUT_OF_ORDER_SEQUENCE_NUMBER, 45).
+  out_of_order_sequence,
+  // A batch from an older epoch of its producer id: a fenced zombie (INVALID_PRODUCER_EPOCH, 47).
+  invalid_producer_epoch,
+  // A non-transactional batch while its producer has a transaction open (INVALID_TXN_STATE, 48).
+  invalid_txn_state,
 };
 
 const std::error_category& storage_category();

@@ -1,6 +1,7 @@
 #include "storage/log.h"
 
 #include <algorithm>
+#include <chrono>
 #include <string_view>
 
 #include "storage/checkpoint.h"
@@ -48,13 +49,41 @@ bool has_suffix(std::string_view name, std::string_view suffix) {
   return name.ends_with(suffix);
 }
 
+// Values the code below relies on; the server validates topic configs before they get here.
+log_config sanitized(log_config cfg) {
+  cfg.segment_bytes =
+      std::clamp<int64_t>(cfg.segment_bytes, wire::record_batch_header_size, INT32_MAX);
+  cfg.index_interval_bytes = std::max(cfg.index_interval_bytes, 0);
+  cfg.segment_ms = std::max<int64_t>(cfg.segment_ms, 1);
+  return cfg;
+}
+
+// Under CreateTime a batch must not claim LogAppendTime (LogValidator sets the topic's type).
+void clear_log_append_time(wire::mutable_record_batch& b) {
+  // The attribute bits live in the low byte of the big-endian int16.
+  b.mutable_bytes()[wire::batch_field::attributes + 1] &=
+      static_cast<uint8_t>(~wire::batch_attribute::log_append_time);
+  b.update_crc();
+}
+
 }  // namespace
 
+int64_t wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 log::log(std::filesystem::path dir, topic_partition tp, log_config cfg)
-    : dir_(std::move(dir)), tp_(std::move(tp)), cfg_(cfg), hints_(position_hint_slots) {
-  cfg_.segment_bytes =
-      std::clamp<int64_t>(cfg_.segment_bytes, wire::record_batch_header_size, INT32_MAX);
-  cfg_.index_interval_bytes = std::max(cfg_.index_interval_bytes, 0);
+    : dir_(std::move(dir)),
+      tp_(std::move(tp)),
+      cfg_(sanitized(cfg)),
+      producers_(dir_, cfg_.producer_id_expiration_ms),
+      hints_(position_hint_slots) {}
+
+void log::set_config(const log_config& cfg) {
+  cfg_ = sanitized(cfg);
+  producers_.set_producer_id_expiration_ms(cfg_.producer_id_expiration_ms);
 }
 
 log::~log() = default;
@@ -64,15 +93,17 @@ std::string log::name() const {
 }
 
 std::unique_ptr<log> log::open(const std::filesystem::path& dir, topic_partition tp, log_config cfg,
-                               bool recover_unflushed, int64_t recovery_point,
-                               std::error_code& ec) {
+                               bool recover_unflushed, int64_t recovery_point, std::error_code& ec,
+                               int64_t log_start_offset) {
   std::unique_ptr<log> l(new log(dir, std::move(tp), cfg));
-  ec = l->load(recover_unflushed, recovery_point);
+  ec = l->load(recover_unflushed, recovery_point, log_start_offset);
   if (ec) return nullptr;
   return l;
 }
 
-std::error_code log::load(bool recover_unflushed, int64_t recovery_point) {
+std::error_code log::load(bool recover_unflushed, int64_t recovery_point,
+                          int64_t checkpointed_start) {
+  const int64_t now_ms = wall_clock_ms();
   std::error_code fs_ec;
   std::filesystem::create_directories(dir_, fs_ec);
   if (fs_ec) return io_failure("cannot create partition directory", dir_, fs_ec.value());
@@ -118,7 +149,7 @@ std::error_code log::load(bool recover_unflushed, int64_t recovery_point) {
 
   std::error_code ec;
   for (int64_t base : bases) {
-    std::unique_ptr<segment> s = segment::open(dir_, base, ec);
+    std::unique_ptr<segment> s = segment::open(dir_, base, now_ms, ec);
     if (ec) return ec;
     segments_.push_back(std::move(s));
   }
@@ -166,10 +197,19 @@ std::error_code log::load(bool recover_unflushed, int64_t recovery_point) {
   }
 
   if (segments_.empty()) {
-    std::unique_ptr<segment> s = segment::create(dir_, 0, ec);
+    std::unique_ptr<segment> s = segment::create(dir_, checkpointed_start, now_ms, ec);
     if (ec) return ec;
     segments_.push_back(std::move(s));
     if ((ec = sync_dir(dir_))) return ec;
+  }
+  log_start_offset_ = std::max(checkpointed_start, segments_.front()->base_offset());
+  if (log_start_offset_ > log_end_offset()) {
+    // The log lost its tail (an unclean shutdown) below a start that DeleteRecords had already
+    // moved: nothing left is readable, so restart empty at the start rather than move it back.
+    log_event("storage: " + name() + ": log end offset " + std::to_string(log_end_offset()) +
+              " is below the checkpointed log start offset " + std::to_string(log_start_offset_) +
+              "; deleting all segments and restarting the log there");
+    if ((ec = truncate_fully(log_start_offset_))) return ec;
   }
 
   if (recover_unflushed) {
@@ -184,6 +224,32 @@ std::error_code log::load(bool recover_unflushed, int64_t recovery_point) {
     recovery_point_ = std::clamp(recovery_point, log_start_offset(), log_end_offset());
   }
   high_watermark_ = log_start_offset();
+  return load_producer_state(now_ms);
+}
+
+std::error_code log::load_producer_state(int64_t now_ms) {
+  snapshot_reload_report report;
+  if (auto ec =
+          producers_.truncate_and_reload(log_start_offset_, log_end_offset(), now_ms, report)) {
+    return ec;
+  }
+  for (const auto& d : report.discarded) {
+    log_event("storage: " + name() + ": deleted producer snapshot " +
+              producer_snapshot_file_name(d.offset) + ": " + to_string(d.defect));
+  }
+  int64_t from = producers_.map_end_offset();
+  if (from >= log_end_offset()) return {};
+  // When the state restarts at a log start inside a batch, that batch is applied whole, as
+  // Kafka's replay does: its producer did write it.
+  for (size_t i = segment_for(from); i < segments_.size(); ++i) {
+    std::error_code ec = segments_[i]->for_each_batch(
+        from, [&](const wire::record_batch& b) { producers_.apply(b); });
+    if (ec) {
+      log_event("storage: " + name() + ": producer state replay failed in " +
+                segments_[i]->log_path().filename().string() + ": " + ec.message());
+      return ec;
+    }
+  }
   return {};
 }
 
@@ -195,10 +261,6 @@ void log::set_topic_id(wire::uuid id, std::error_code& ec) {
   }
   if ((ec = replace_file(dir_ / partition_metadata_file, format_partition_metadata(id)))) return;
   topic_id_ = id;
-}
-
-int64_t log::log_start_offset() const {
-  return segments_.front()->base_offset();
 }
 
 int64_t log::log_end_offset() const {
@@ -223,45 +285,92 @@ size_t log::segment_for(int64_t offset) const {
   return it == segments_.begin() ? 0 : static_cast<size_t>(it - segments_.begin() - 1);
 }
 
-std::error_code log::append(std::span<uint8_t> batches, int32_t leader_epoch, append_info& out) {
+std::error_code log::append(std::span<uint8_t> batches, int32_t leader_epoch, append_info& out,
+                            int64_t now_ms) {
   out = {};
   if (closed_) return errc::log_closed;
   if (batches.empty()) return errc::invalid_record;
 
   // Validate everything before touching anything: an append is all or nothing.
   wire::batch_reader reader(batches);
-  int32_t count = 0;
+  std::vector<producer_batch> producer_batches;
   while (auto b = reader.next()) {
+    // Kafka checks the size before the CRC (UnifiedLog.analyzeAndValidateRecords).
+    if (b->size_bytes() > cfg_.max_message_bytes) return errc::record_too_large;
     if (wire::batch_error e = b->validate(); e != wire::batch_error::ok) return map_batch_error(e);
-    ++count;
+    producer_batches.push_back(producer_batch::from(*b));
   }
   if (reader.error() != wire::batch_error::ok) return map_batch_error(reader.error());
   auto bytes = static_cast<int64_t>(batches.size());
   if (bytes > cfg_.segment_bytes) return errc::record_batch_too_large;
 
-  // Stamp offsets and the leader epoch in place (outside the CRC).
+  append_check verdict = producers_.check(producer_batches);
+  switch (verdict.verdict) {
+    case append_verdict::accept:
+      break;
+    case append_verdict::duplicate:
+      out.base_offset = verdict.original.first_offset;
+      out.last_offset = verdict.original.last_offset;
+      out.max_timestamp = verdict.original.max_timestamp;
+      // Kafka answers a duplicate with the original batch's timestamp as its log append time;
+      // under CreateTime that would be a create time, so -1 is reported there instead.
+      if (cfg_.message_timestamp_type == timestamp_type::log_append_time) {
+        out.log_append_time = verdict.original.max_timestamp;
+      }
+      out.log_start_offset = log_start_offset_;
+      out.duplicate = true;
+      return {};
+    case append_verdict::out_of_order_sequence:
+      return errc::out_of_order_sequence;
+    case append_verdict::invalid_producer_epoch:
+      return errc::invalid_producer_epoch;
+    case append_verdict::invalid_txn_state:
+      return errc::invalid_txn_state;
+    case append_verdict::invalid_record:
+      return errc::invalid_record;
+  }
+
+  // Stamp the broker's fields in place. Offsets and the leader epoch lie outside the CRC; the
+  // timestamp type does not, so it costs a CRC pass over each batch it changes.
+  const bool log_append_time = cfg_.message_timestamp_type == timestamp_type::log_append_time;
+  std::vector<int64_t> base_offsets;
+  base_offsets.reserve(producer_batches.size());
   int64_t next = log_end_offset();
   int64_t max_ts = -1;
   int64_t offset_of_max_ts = next;
-  for (size_t pos = 0; pos < batches.size();) {
-    wire::mutable_record_batch b(batches.subspan(pos));
+  for (size_t pos = 0, i = 0; pos < batches.size(); ++i) {
+    auto size = static_cast<size_t>(wire::record_batch(batches.subspan(pos)).size_bytes());
+    wire::mutable_record_batch b(batches.subspan(pos, size));
     b.set_base_offset(next);
     b.set_partition_leader_epoch(leader_epoch);
+    if (log_append_time) {
+      b.set_max_timestamp_and_log_append_time(now_ms);
+    } else if (b.is_log_append_time()) {
+      clear_log_append_time(b);
+    }
+    producer_batches[i].max_timestamp = b.max_timestamp();
+    base_offsets.push_back(next);
     if (b.max_timestamp() > max_ts) {
       max_ts = b.max_timestamp();
       offset_of_max_ts = b.last_offset();
     }
     next = b.next_offset();
-    pos += static_cast<size_t>(b.size_bytes());
+    pos += size;
   }
   int64_t first = log_end_offset();
   int64_t last = next - 1;
 
   segment* active = segments_.back().get();
-  if (active->size() > 0 &&
-      (active->size() + bytes > cfg_.segment_bytes || last - active->base_offset() > INT32_MAX)) {
-    if (auto ec = roll()) return ec;
-    active = segments_.back().get();
+  if (active->size() > 0) {
+    bool due =
+        active->size() + bytes > cfg_.segment_bytes || last - active->base_offset() > INT32_MAX;
+    if (!due) {
+      if (auto ec = time_to_roll(max_ts, now_ms, due)) return ec;
+    }
+    if (due) {
+      if (auto ec = roll(now_ms)) return ec;
+      active = segments_.back().get();
+    }
   }
   // Even a fresh segment cannot index offsets more than 2^31 - 1 past its base.
   if (last - active->base_offset() > INT32_MAX) return errc::invalid_record;
@@ -269,21 +378,48 @@ std::error_code log::append(std::span<uint8_t> batches, int32_t leader_epoch, ap
           active->append(batches, last, max_ts, offset_of_max_ts, cfg_.index_interval_bytes)) {
     return ec;
   }
-  out = {first, last, max_ts, count, bytes};
+  for (size_t i = 0; i < producer_batches.size(); ++i) {
+    producers_.update(producer_batches[i], base_offsets[i]);
+  }
+  out.base_offset = first;
+  out.last_offset = last;
+  out.max_timestamp = max_ts;
+  out.batch_count = static_cast<int32_t>(producer_batches.size());
+  out.bytes = bytes;
+  out.log_append_time = log_append_time ? now_ms : -1;
+  out.log_start_offset = log_start_offset_;
   return {};
 }
 
-std::error_code log::roll() {
+std::error_code log::time_to_roll(int64_t append_max_timestamp, int64_t now_ms, bool& due) {
+  // Kafka's LogSegment.shouldRoll / timeWaitedForRoll: the timestamps of the data when the
+  // segment's first append had one, so a replayed or late burst rolls by event time; the wall
+  // clock since the segment's creation otherwise.
+  segment& active = *segments_.back();
+  int64_t base_ts = -1;
+  if (auto ec = active.rolling_base_timestamp(base_ts)) return ec;
+  int64_t waited = base_ts >= 0 ? append_max_timestamp - base_ts : now_ms - active.created_ms();
+  due = waited > cfg_.segment_ms;
+  return {};
+}
+
+std::error_code log::roll(int64_t now_ms) {
   segment& old = *segments_.back();
   if (auto ec = old.append_final_time_entry()) return ec;
   if (auto ec = old.flush()) return ec;
   std::error_code ec;
-  std::unique_ptr<segment> s = segment::create(dir_, log_end_offset(), ec);
+  std::unique_ptr<segment> s = segment::create(dir_, log_end_offset(), now_ms, ec);
   if (ec) return ec;
   segments_.push_back(std::move(s));
   if ((ec = sync_dir(dir_))) return ec;
   // Everything before the new segment is fsynced.
   recovery_point_ = std::max(recovery_point_, segments_.back()->base_offset());
+  // Kafka snapshots producer state at every new segment's base, so that a restart replays at
+  // most the active segment. Only an optimisation: a failure costs replay time, not data.
+  if ((ec = producers_.take_snapshot())) {
+    log_event("storage: " + name() + ": producer snapshot at offset " +
+              std::to_string(log_end_offset()) + " failed: " + ec.message());
+  }
   return {};
 }
 
@@ -429,18 +565,32 @@ std::error_code log::flush() {
 }
 
 std::error_code log::truncate_fully(int64_t offset) {
-  // The new segment first: its name sorts below every existing one, and if it cannot be created
-  // the log is left as it was.
+  // The new, empty active segment first, so that if it cannot be created the log is left as it
+  // was; a segment already named for `offset` (possible once the log start lies inside the
+  // first segment) is emptied and kept instead, since creating it anew would be undone when the
+  // old files are removed.
   std::error_code ec;
-  std::unique_ptr<segment> fresh = segment::create(dir_, offset, ec);
-  if (ec) return ec;
+  std::unique_ptr<segment> fresh;
   for (auto& s : segments_) {
+    if (s->base_offset() == offset) {
+      if ((ec = s->truncate_to(offset))) return ec;
+      fresh = std::move(s);
+    }
+  }
+  if (!fresh) {
+    fresh = segment::create(dir_, offset, wall_clock_ms(), ec);
+    if (ec) return ec;
+  }
+  for (auto& s : segments_) {
+    if (!s) continue;
     s->close();
     if (std::error_code e = s->remove_files(); e && !ec) ec = e;
   }
   segments_.clear();
   segments_.push_back(std::move(fresh));
+  log_start_offset_ = offset;
   if (std::error_code e = sync_dir(dir_); e && !ec) ec = e;
+  if (std::error_code e = producers_.truncate_fully_and_start_at(offset); e && !ec) ec = e;
   return ec;
 }
 
@@ -449,7 +599,7 @@ std::error_code log::truncate_to(int64_t offset) {
   if (offset >= log_end_offset()) return {};
   std::fill(hints_.begin(), hints_.end(), position_hint{});
   std::error_code ec;
-  if (offset < log_start_offset()) {
+  if (offset < log_start_offset_) {
     ec = truncate_fully(offset);
   } else {
     size_t keep = segment_for(offset);
@@ -461,10 +611,120 @@ std::error_code log::truncate_to(int64_t offset) {
     segments_.resize(keep + 1);
     if (!ec) ec = segments_.back()->truncate_to(offset);
     if (!ec && deleted) ec = sync_dir(dir_);
+    // Whole batches go: the batch holding a log start inside it may have gone too, and with it
+    // every offset at or above the start. Moving the start back would expose deleted records.
+    if (!ec && log_end_offset() < log_start_offset_) ec = truncate_fully(log_start_offset_);
+    if (!ec) ec = load_producer_state(wall_clock_ms());
   }
-  high_watermark_ = std::clamp(high_watermark_, log_start_offset(), log_end_offset());
-  recovery_point_ = std::clamp(recovery_point_, log_start_offset(), log_end_offset());
+  high_watermark_ = std::clamp(high_watermark_, log_start_offset_, log_end_offset());
+  recovery_point_ = std::clamp(recovery_point_, log_start_offset_, log_end_offset());
   return ec;
+}
+
+std::error_code log::delete_records_before(int64_t offset, int64_t& new_log_start) {
+  new_log_start = log_start_offset_;
+  if (closed_) return errc::log_closed;
+  constexpr int64_t high_watermark_sentinel = -1;  // DeleteRecordsRequest.HIGH_WATERMARK
+  if (offset == high_watermark_sentinel) offset = high_watermark_;
+  if (offset < 0 || offset > high_watermark_) return errc::offset_out_of_range;
+  if (offset > log_start_offset_) {
+    log_start_offset_ = offset;
+    recovery_point_ = std::max(recovery_point_, log_start_offset_);
+  }
+  size_t below = 0;
+  while (below + 1 < segments_.size() && segments_[below + 1]->base_offset() <= log_start_offset_) {
+    ++below;
+  }
+  std::error_code ec;
+  if (below > 0) {
+    ec = delete_oldest_segments(below, "DeleteRecords");
+  } else {
+    ec = producers_.delete_snapshots_before(log_start_offset_);
+  }
+  new_log_start = log_start_offset_;
+  return ec;
+}
+
+size_t log::enforce_retention(int64_t now_ms) {
+  if (closed_) return 0;
+  // Kafka's deletableSegments: a prefix of the log, never the active segment, and only segments
+  // that end at or below the high watermark.
+  auto deletable_prefix = [&](auto&& deletable) {
+    size_t n = 0;
+    while (n + 1 < segments_.size() && segments_[n + 1]->base_offset() <= high_watermark_ &&
+           deletable(n)) {
+      ++n;
+    }
+    return n;
+  };
+  size_t deleted = 0;
+  auto delete_prefix = [&](size_t n, const std::string& reason) {
+    if (n == 0) return true;
+    if (std::error_code ec = delete_oldest_segments(n, reason)) {
+      log_event("storage: " + name() + ": retention stopped: " + ec.message());
+      return false;
+    }
+    deleted += n;
+    return true;
+  };
+
+  if (cfg_.retention_ms >= 0) {
+    size_t n = deletable_prefix([&](size_t i) {
+      int64_t largest = 0;
+      if (std::error_code ec = segments_[i]->largest_timestamp(largest)) {
+        log_event("storage: " + name() + ": " + ec.message());
+        return false;
+      }
+      return now_ms - largest > cfg_.retention_ms;
+    });
+    if (!delete_prefix(n, "retention.ms " + std::to_string(cfg_.retention_ms) + " breached")) {
+      return deleted;
+    }
+  }
+  if (cfg_.retention_bytes >= 0) {
+    int64_t excess = size_bytes() - cfg_.retention_bytes;
+    size_t n = deletable_prefix([&](size_t i) {
+      if (excess - segments_[i]->size() < 0) return false;
+      excess -= segments_[i]->size();
+      return true;
+    });
+    if (!delete_prefix(n,
+                       "retention.bytes " + std::to_string(cfg_.retention_bytes) + " breached")) {
+      return deleted;
+    }
+  }
+  // Segments left wholly below a start that DeleteRecords or a checkpoint moved.
+  size_t n = deletable_prefix(
+      [&](size_t i) { return segments_[i + 1]->base_offset() <= log_start_offset_; });
+  delete_prefix(n, "below the log start offset");
+  return deleted;
+}
+
+std::error_code log::delete_oldest_segments(size_t count, std::string_view reason) {
+  std::fill(hints_.begin(), hints_.end(), position_hint{});
+  int64_t bytes = 0;
+  std::error_code ec;
+  for (size_t i = 0; i < count; ++i) {
+    bytes += segments_[i]->size();
+    // Unlinked at once: slices already handed out keep their descriptor (keep_alive).
+    segments_[i]->close();
+    if (std::error_code e = segments_[i]->remove_files(); e && !ec) ec = e;
+  }
+  segments_.erase(segments_.begin(), segments_.begin() + static_cast<ptrdiff_t>(count));
+  log_start_offset_ = std::max(log_start_offset_, segments_.front()->base_offset());
+  high_watermark_ = std::max(high_watermark_, log_start_offset_);
+  recovery_point_ = std::max(recovery_point_, log_start_offset_);
+  if (std::error_code e = sync_dir(dir_); e && !ec) ec = e;
+  if (std::error_code e = producers_.delete_snapshots_before(log_start_offset_); e && !ec) ec = e;
+  log_event("storage: " + name() + ": deleted " + std::to_string(count) + " segment(s), " +
+                std::to_string(bytes) + " bytes (" + std::string(reason) +
+                "); log start offset " + std::to_string(log_start_offset_),
+            log_level::info);
+  return ec;
+}
+
+void log::remove_expired_producers(int64_t now_ms) {
+  producers_.remove_expired(now_ms);
 }
 
 void log::close() {
@@ -477,6 +737,9 @@ void log::close() {
   } else {
     recovery_point_ = log_end_offset();
   }
+  // Only after a good flush: a snapshot must never cover offsets that are not durable in the .log.
+  if (!ec) ec = producers_.take_snapshot();
+  if (ec) log_event("storage: " + name() + ": producer snapshot on close failed: " + ec.message());
   for (auto& s : segments_)
     s->close();
   closed_ = true;

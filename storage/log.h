@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "storage/errc.h"
+#include "storage/producer_state.h"
 #include "wire/codec.h"
 #include "wire/frame.h"
 
@@ -37,20 +38,51 @@ struct topic_partition {
   auto operator<=>(const topic_partition&) const = default;
 };
 
+// Milliseconds since the Unix epoch from the system clock: what the time-dependent calls below
+// default to. Tests pass their own `now_ms` instead.
+int64_t wall_clock_ms();
+
+// message.timestamp.type
+enum class timestamp_type { create_time, log_append_time };
+
+// Kafka's topic-level log settings (defaults as in Kafka 3.x). One log_manager holds the broker
+// defaults; a topic with overrides gets its own copy (log_manager::create, log::set_config).
 struct log_config {
-  // A segment is rolled when an append would take it past this size. Capped at 2^31 - 1, since
-  // index positions are int32.
+  // segment.bytes: a segment is rolled when an append would take it past this size. Capped at
+  // 2^31 - 1, since index positions are int32.
   int64_t segment_bytes = 1073741824;
-  // Bytes appended between two index entries (Kafka's index.interval.bytes).
+  // segment.ms: a non-empty segment is rolled when an append's timestamp is this much newer than
+  // the segment's first append (or, when that carries no timestamp, than the segment's creation).
+  int64_t segment_ms = 604800000;
+  // retention.ms: segments whose largest timestamp is older than this are deleted; -1 keeps them.
+  int64_t retention_ms = 604800000;
+  // retention.bytes: oldest segments are deleted while the log stays at least this large without
+  // them; -1 means no limit.
+  int64_t retention_bytes = -1;
+  // max.message.bytes: the largest batch (header included) an append accepts.
+  int32_t max_message_bytes = 1048588;
+  timestamp_type message_timestamp_type = timestamp_type::create_time;
+  // index.interval.bytes: bytes appended between two index entries.
   int32_t index_interval_bytes = 4096;
+  // producer.id.expiration.ms. A broker setting in Kafka, carried here because each log owns the
+  // state it applies to.
+  int64_t producer_id_expiration_ms = default_producer_id_expiration_ms;
 };
 
 struct append_info {
   int64_t base_offset = -1;    // offset given to the first record
   int64_t last_offset = -1;    // offset of the last record
-  int64_t max_timestamp = -1;  // largest batch maxTimestamp of the append
+  int64_t max_timestamp = -1;  // largest batch maxTimestamp of the append (after stamping)
   int32_t batch_count = 0;
   int64_t bytes = 0;
+  // The time stamped into the batches under LogAppendTime; -1 under CreateTime. Produce responses
+  // carry it.
+  int64_t log_append_time = -1;
+  // The log start offset after the append, for Produce responses.
+  int64_t log_start_offset = -1;
+  // The append was a retry of batches already in the log: nothing was written, and the offsets
+  // (and max_timestamp) are those of the original write. batch_count and bytes stay 0.
+  bool duplicate = false;
 };
 
 struct read_info {
@@ -70,9 +102,15 @@ class log {
   // offsets are checked, the first bad or torn batch and everything after it are truncated (one
   // log line), and later segments are deleted. Other segments only get an index sanity check; a
   // missing or inconsistent index is rebuilt from the .log.
+  //
+  // `log_start_offset` is the checkpointed start (log-start-offset-checkpoint): the start becomes
+  // the larger of it and the first segment's base offset; if it lies past the log end, the log is
+  // emptied and restarts there (Kafka's LogLoader does the same). Then producer state is loaded
+  // from the newest valid .snapshot (one log line per snapshot discarded) and the batches after it
+  // are replayed from the segments.
   static std::unique_ptr<log> open(const std::filesystem::path& dir, topic_partition tp,
                                    log_config cfg, bool recover_unflushed, int64_t recovery_point,
-                                   std::error_code& ec);
+                                   std::error_code& ec, int64_t log_start_offset = 0);
   ~log();
   log(const log&) = delete;
   log& operator=(const log&) = delete;
@@ -80,20 +118,38 @@ class log {
   const topic_partition& tp() const { return tp_; }
   const std::filesystem::path& dir() const { return dir_; }
 
+  const log_config& config() const { return cfg_; }
+  // Takes effect from the next append or retention pass; segments already written stay as they
+  // are (a smaller segment_bytes does not split them).
+  void set_config(const log_config& cfg);
+
   // From partition.metadata; nullopt when the file is absent.
   std::optional<wire::uuid> topic_id() const { return topic_id_; }
   // Writes partition.metadata. Setting the id already stored is a no-op; a different one fails
   // with errc::inconsistent_topic_id.
   void set_topic_id(wire::uuid id, std::error_code& ec);
 
-  // Validates every batch in `batches` (magic 2, sizes, CRC-32C, lastOffsetDelta + 1 ==
-  // recordsCount); if any is bad nothing is written and the error says which
-  // (errc::corrupt_message for CRC and size, errc::invalid_record for the rest; empty input is
-  // errc::invalid_record). Otherwise assigns offsets from log_end_offset() by patching baseOffset
-  // and partitionLeaderEpoch IN PLACE in the caller's buffer, writes the bytes with one pwrite,
-  // updates the indexes, and first rolls the segment when the append would take it past
-  // segment_bytes. The batches' maxTimestamp is trusted (records are not decoded).
-  std::error_code append(std::span<uint8_t> batches, int32_t leader_epoch, append_info& out);
+  // A client append (Kafka's UnifiedLog.appendAsLeader), all or nothing. In order:
+  //  1. Every batch is checked: errc::record_too_large when larger than max_message_bytes, then
+  //     magic 2, sizes, CRC-32C, lastOffsetDelta + 1 == recordsCount (errc::corrupt_message for
+  //     CRC and size, errc::invalid_record for the rest; empty input is errc::invalid_record).
+  //     The whole append must fit in a segment (errc::record_batch_too_large).
+  //  2. Idempotent producers: a retry of one of the producer's last five batches writes nothing
+  //     and succeeds with the original offsets (append_info::duplicate). A sequence gap, an older
+  //     epoch, or a non-transactional batch inside an open transaction fail with
+  //     errc::out_of_order_sequence, errc::invalid_producer_epoch, errc::invalid_txn_state; a
+  //     control batch or a negative sequence with a producer id is errc::invalid_record.
+  //  3. The broker's fields are stamped IN PLACE in the caller's buffer: baseOffset (from
+  //     log_end_offset()) and partitionLeaderEpoch, outside the CRC; under LogAppendTime also the
+  //     timestamp-type bit and maxTimestamp = now_ms, and the CRC is recomputed (baseTimestamp and
+  //     the records' deltas are kept, as in Kafka). Under CreateTime a LogAppendTime bit set by
+  //     the client is cleared (CRC recomputed); maxTimestamp is trusted, records are not decoded.
+  //  4. The active segment is rolled first when it is non-empty and the append would take it
+  //     past segment_bytes, or segment_ms has passed (see log_config::segment_ms; `now_ms` is the
+  //     clock for segments without timestamps). A roll writes a producer-state snapshot.
+  //  5. One pwrite; index entries; producer state records the batches.
+  std::error_code append(std::span<uint8_t> batches, int32_t leader_epoch, append_info& out,
+                         int64_t now_ms = wall_clock_ms());
 
   // Whole batches starting with the one that contains `offset`, up to `max_bytes` (but at least
   // one batch when `min_one`, Kafka's minOneMessage), never including a batch whose offsets reach
@@ -104,7 +160,10 @@ class log {
   std::error_code read(int64_t offset, int64_t max_bytes, int64_t max_offset, bool min_one,
                        read_info& out) const;
 
-  int64_t log_start_offset() const;
+  // The first offset a consumer may read. It may lie inside the first segment (after
+  // DeleteRecords, or a restart with a checkpointed start): the batches below it stay on disk
+  // until their whole segment can go, but are never served.
+  int64_t log_start_offset() const { return log_start_offset_; }
   int64_t log_end_offset() const;
   int64_t high_watermark() const { return high_watermark_; }
   // Clamped to [log_start_offset(), log_end_offset()].
@@ -127,23 +186,60 @@ class log {
   std::error_code flush();
   // Drops every batch with offsets >= `offset` (whole batches: a batch containing `offset` goes
   // too), deleting later segments; the log end offset becomes the end of what remains. An offset
-  // below log_start_offset() empties the log and restarts it at `offset`.
+  // below log_start_offset() empties the log and restarts it at `offset`, as does a cut that
+  // would leave the log end below the log start. Producer state is reloaded from the newest
+  // snapshot at or below the new end and the log after it replayed.
   std::error_code truncate_to(int64_t offset);
+
+  // Kafka's DeleteRecords (UnifiedLog.maybeIncrementLogStartOffset, then the log-start part of
+  // deleteOldSegments): moves the log start up to `offset`, never down, and deletes every segment
+  // that lies wholly below it except the active one, which stays (possibly holding only offsets
+  // below the start) until it rolls. `offset` -1 means the high watermark
+  // (DeleteRecordsRequest.HIGH_WATERMARK); otherwise it must be in [0, high_watermark()], else
+  // errc::offset_out_of_range. `new_log_start` gets the resulting log start offset (Kafka's low
+  // watermark for a single replica).
+  std::error_code delete_records_before(int64_t offset, int64_t& new_log_start);
+
+  // One retention pass (Kafka's UnifiedLog.deleteOldSegments), deleting from the oldest segment:
+  //  - by time: segments whose largest timestamp (the .log's mtime when no batch has one) is more
+  //    than retention_ms before `now_ms`, stopping at the first that is not;
+  //  - by size: then the oldest segments while the log without them is still >= retention_bytes;
+  //  - by log start: then segments wholly below log_start_offset().
+  // Never the active segment, and only segments whose successor starts at or below the high
+  // watermark (Kafka's rule: uncommitted data is not retention's to delete). The log start moves
+  // to the first remaining segment's base offset. Files are unlinked at once (see README).
+  // Returns the number of segments deleted; logs one line per reason that deleted any.
+  size_t enforce_retention(int64_t now_ms);
+
+  // Forgets idle idempotent producers (producer_id_expiration_ms); for the broker's periodic task
+  // (Kafka's producer.id.expiration.check.interval.ms).
+  void remove_expired_producers(int64_t now_ms);
+  const producer_state_manager& producer_state() const { return producers_; }
 
   int64_t size_bytes() const;
   size_t segment_count() const { return segments_.size(); }
 
-  // Adds the final time index entry, fsyncs and closes the files. Idempotent; afterwards append,
-  // read and truncate fail with errc::log_closed.
+  // Adds the final time index entry, fsyncs, writes a producer-state snapshot at the log end and
+  // closes the files. Idempotent; afterwards append, read, truncate, delete_records_before fail
+  // with errc::log_closed and enforce_retention does nothing.
   void close();
   bool closed() const { return closed_; }
 
  private:
   log(std::filesystem::path dir, topic_partition tp, log_config cfg);
 
-  std::error_code load(bool recover_unflushed, int64_t recovery_point);
-  std::error_code roll();
+  std::error_code load(bool recover_unflushed, int64_t recovery_point, int64_t checkpointed_start);
+  std::error_code roll(int64_t now_ms);
+  // Whether segment.ms says the active segment is due to roll before an append whose largest
+  // timestamp is `append_max_timestamp`.
+  std::error_code time_to_roll(int64_t append_max_timestamp, int64_t now_ms, bool& due);
   std::error_code truncate_fully(int64_t offset);
+  // truncate_and_reload, one log line per discarded snapshot, then replay of the log after the
+  // state's map end offset.
+  std::error_code load_producer_state(int64_t now_ms);
+  // Closes and unlinks segments_[0, count), moves the log start to the next base offset, drops
+  // producer snapshots below it, and logs one line. Never called with the active segment.
+  std::error_code delete_oldest_segments(size_t count, std::string_view reason);
   size_t segment_for(int64_t offset) const;  // index of the last segment with base <= offset
   std::error_code locate(size_t seg, int64_t offset, int64_t& position) const;
   void remember_position(int64_t offset, int64_t segment_base, int64_t position) const;
@@ -154,6 +250,8 @@ class log {
   log_config cfg_;
   std::optional<wire::uuid> topic_id_;
   std::vector<std::unique_ptr<segment>> segments_;  // by base offset; back() is the active one
+  producer_state_manager producers_;
+  int64_t log_start_offset_ = 0;
   int64_t high_watermark_ = 0;
   int64_t recovery_point_ = 0;
   bool closed_ = false;
@@ -193,7 +291,7 @@ class log_manager {
   // Creates root if missing, checks it is a writable directory (else errc::io_error), and loads
   // every <topic>-<partition> directory. Reads the checkpoints; if .kafka_cleanshutdown is absent,
   // segments at/after each log's recovery point are recovered (see log::open). Applies the
-  // checkpointed high watermarks, then deletes the marker.
+  // checkpointed log start offsets and high watermarks, then deletes the marker.
   std::error_code load();
 
   log* find(const topic_partition& tp);
@@ -201,7 +299,14 @@ class log_manager {
   // partition.metadata (errc::inconsistent_topic_id if the log already has another). Topic names
   // are checked against Kafka's rules ([a-zA-Z0-9._-], at most 249 characters, not "." or "..")
   // so that they are safe as directory names.
+  // The log gets the manager's default config.
   log* create(const topic_partition& tp, const wire::uuid& topic_id, std::error_code& ec);
+  // The same with the topic's own config. An existing log keeps its config: change it with
+  // log::set_config. Per-topic configs are not stored in the log directory (Kafka keeps them in
+  // the cluster metadata), so after load() every log has the defaults until the caller applies
+  // its overrides.
+  log* create(const topic_partition& tp, const wire::uuid& topic_id, const log_config& cfg,
+              std::error_code& ec);
   // Every log, sorted by topic then partition.
   std::vector<log*> logs();
   // Closes the log of `tp` and deletes its directory; no-op for an unknown partition. As Kafka
@@ -209,6 +314,11 @@ class log_manager {
   // crash part-way leaves a directory the next load() deletes, never a partition that loads with
   // some of its segments missing. File slices already handed out stay readable.
   std::error_code remove(const topic_partition& tp);
+
+  // log::enforce_retention over every log; returns the total number of segments deleted.
+  size_t enforce_retention(int64_t now_ms);
+  // log::remove_expired_producers over every log.
+  void remove_expired_producers(int64_t now_ms);
 
   // Writes recovery-point-offset-checkpoint, log-start-offset-checkpoint and
   // replication-offset-checkpoint (high watermarks) atomically.

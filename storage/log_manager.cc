@@ -61,6 +61,7 @@ std::error_code log_manager::load() {
   bool clean = std::filesystem::exists(root_ / clean_shutdown_file, fs_ec);
   offset_map recovery_points = read_checkpoint(root_ / recovery_point_checkpoint_file);
   offset_map high_watermarks = read_checkpoint(root_ / high_watermark_checkpoint_file);
+  offset_map start_offsets = read_checkpoint(root_ / log_start_offset_checkpoint_file);
 
   std::vector<std::pair<topic_partition, std::filesystem::path>> dirs;
   for (const auto& entry : std::filesystem::directory_iterator(root_, fs_ec)) {
@@ -87,8 +88,10 @@ std::error_code log_manager::load() {
   for (auto& [tp, dir] : dirs) {
     auto rp = recovery_points.find(tp);
     int64_t recovery_point = rp == recovery_points.end() ? 0 : rp->second;
+    auto start = start_offsets.find(tp);
+    int64_t log_start = start == start_offsets.end() ? 0 : start->second;
     std::error_code ec;
-    std::unique_ptr<log> l = log::open(dir, tp, defaults_, !clean, recovery_point, ec);
+    std::unique_ptr<log> l = log::open(dir, tp, defaults_, !clean, recovery_point, ec, log_start);
     if (ec) {
       log_event("storage: cannot load " + dir.string() + ": " + ec.message());
       return ec;
@@ -113,6 +116,11 @@ log* log_manager::find(const topic_partition& tp) {
 
 log* log_manager::create(const topic_partition& tp, const wire::uuid& topic_id,
                          std::error_code& ec) {
+  return create(tp, topic_id, defaults_, ec);
+}
+
+log* log_manager::create(const topic_partition& tp, const wire::uuid& topic_id,
+                         const log_config& cfg, std::error_code& ec) {
   ec.clear();
   const bool has_id = topic_id != wire::uuid{};
   if (log* existing = find(tp)) {
@@ -123,7 +131,7 @@ log* log_manager::create(const topic_partition& tp, const wire::uuid& topic_id,
     ec = errc::invalid_topic_partition;
     return nullptr;
   }
-  std::unique_ptr<log> l = log::open(root_ / partition_dir_name(tp), tp, defaults_,
+  std::unique_ptr<log> l = log::open(root_ / partition_dir_name(tp), tp, cfg,
                                      /*recover_unflushed=*/false, 0, ec);
   if (ec) return nullptr;
   if (has_id) {
@@ -161,6 +169,18 @@ std::vector<log*> log_manager::logs() {
     out.push_back(l.get());
   std::sort(out.begin(), out.end(), [](const log* a, const log* b) { return a->tp() < b->tp(); });
   return out;
+}
+
+size_t log_manager::enforce_retention(int64_t now_ms) {
+  size_t deleted = 0;
+  for (log* l : logs())
+    deleted += l->enforce_retention(now_ms);
+  return deleted;
+}
+
+void log_manager::remove_expired_producers(int64_t now_ms) {
+  for (auto& [tp, l] : logs_)
+    l->remove_expired_producers(now_ms);
 }
 
 std::error_code log_manager::checkpoint() {

@@ -8,20 +8,20 @@ namespace sluice::storage {
 
 namespace {
 
-std::function<void(std::string_view)>& current_sink() {
-  static std::function<void(std::string_view)> sink;
+std::function<void(log_level, std::string_view)>& current_sink() {
+  static std::function<void(log_level, std::string_view)> sink;
   return sink;
 }
 
 }  // namespace
 
-void set_log_sink(std::function<void(std::string_view)> sink) {
+void set_log_sink(std::function<void(log_level, std::string_view)> sink) {
   current_sink() = std::move(sink);
 }
 
-void log_event(std::string_view line) {
+void log_event(std::string_view line, log_level level) {
   if (current_sink()) {
-    current_sink()(line);
+    current_sink()(level, line);
     return;
   }
   // One write(2) so lines from other writers of stderr do not interleave with this one.

@@ -11,10 +11,14 @@
 
 namespace sluice::storage {
 
+// Most events are warnings (something was wrong and storage repaired or refused it); routine
+// housekeeping that operators still want in the log, such as retention deleting segments, is info.
+enum class log_level { info, warning };
+
 // Installs `sink`; an empty function restores the stderr default.
-void set_log_sink(std::function<void(std::string_view)> sink);
+void set_log_sink(std::function<void(log_level, std::string_view)> sink);
 
 // Sends one line to the current sink.
-void log_event(std::string_view line);
+void log_event(std::string_view line, log_level level = log_level::warning);
 
 }  // namespace sluice::storage

@@ -229,6 +229,8 @@ class producer_state_manager {
   // Forgets producers idle for producer.id.expiration.ms or more (now - last_timestamp), unless
   // they have a transaction open.
   void remove_expired(int64_t now_ms);
+  // A changed producer.id.expiration.ms, applied from the next remove_expired().
+  void set_producer_id_expiration_ms(int64_t ms) { producer_id_expiration_ms_ = ms; }
 
   // ---- Snapshots ------------------------------------------------------------------------------
 

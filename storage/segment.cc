@@ -1,9 +1,11 @@
 #include "storage/segment.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdio>
 
 #include "storage/errc.h"
@@ -58,24 +60,25 @@ std::string segment_file_name(int64_t base_offset, std::string_view suffix) {
   return name;
 }
 
-segment::segment(const std::filesystem::path& dir, int64_t base_offset)
+segment::segment(const std::filesystem::path& dir, int64_t base_offset, int64_t created_ms)
     : base_(base_offset),
       log_path_(dir / segment_file_name(base_offset, ".log")),
       offset_index_(dir / segment_file_name(base_offset, ".index"), base_offset),
       time_index_(dir / segment_file_name(base_offset, ".timeindex"), base_offset),
       next_offset_(base_offset),
-      max_ts_{-1, base_offset} {}
+      max_ts_{-1, base_offset},
+      created_ms_(created_ms) {}
 
 std::unique_ptr<segment> segment::create(const std::filesystem::path& dir, int64_t base_offset,
-                                         std::error_code& ec) {
-  std::unique_ptr<segment> s(new segment(dir, base_offset));
+                                         int64_t created_ms, std::error_code& ec) {
+  std::unique_ptr<segment> s(new segment(dir, base_offset, created_ms));
   if ((ec = s->open_files(true))) return nullptr;
   return s;
 }
 
 std::unique_ptr<segment> segment::open(const std::filesystem::path& dir, int64_t base_offset,
-                                       std::error_code& ec) {
-  std::unique_ptr<segment> s(new segment(dir, base_offset));
+                                       int64_t created_ms, std::error_code& ec) {
+  std::unique_ptr<segment> s(new segment(dir, base_offset, created_ms));
   if ((ec = s->open_files(false))) return nullptr;
   return s;
 }
@@ -224,6 +227,7 @@ std::error_code segment::append(std::span<const uint8_t> bytes, int64_t last_off
     (void)truncate_file(log_file_->fd(), position, log_path_);
     return ec;
   }
+  if (position == 0) rolling_base_ts_ = max_timestamp;
   size_ += static_cast<int64_t>(bytes.size());
   next_offset_ = last_offset + 1;
   if (max_timestamp > max_ts_.timestamp) max_ts_ = {max_timestamp, offset_of_max_timestamp};
@@ -278,6 +282,54 @@ std::error_code segment::read_batch(const batch_info& b, std::vector<uint8_t>& o
   size_t got = 0;
   if (auto ec = pread_some(log_file_->fd(), out, b.position, got, log_path_)) return ec;
   if (got < out.size()) return errc::corrupt_message;
+  return {};
+}
+
+std::error_code segment::for_each_batch(
+    int64_t from_offset, const std::function<void(const wire::record_batch&)>& fn) const {
+  int64_t position = 0;
+  batch_info first;
+  if (auto ec = find(from_offset, 0, position, first)) return ec;
+  chunk_reader reader(log_file_->fd(), log_path_);
+  while (position < size_) {
+    std::span<const uint8_t> bytes;
+    if (auto ec = reader.view(position, wire::record_batch_header_size, bytes)) return ec;
+    wire::record_batch header(bytes);
+    if (!header.has_header() || header.magic() != wire::current_magic ||
+        header.batch_length() < wire::min_batch_length || header.size_bytes() > size_ - position) {
+      return errc::corrupt_message;
+    }
+    int64_t size = header.size_bytes();
+    if (auto ec = reader.view(position, static_cast<size_t>(size), bytes)) return ec;
+    if (static_cast<int64_t>(bytes.size()) < size) return errc::corrupt_message;
+    fn(wire::record_batch(bytes));
+    position += size;
+  }
+  return {};
+}
+
+std::error_code segment::rolling_base_timestamp(int64_t& out) {
+  if (!rolling_base_ts_) {
+    if (size_ == 0) {
+      out = -1;
+      return {};
+    }
+    batch_info b;
+    if (auto ec = batch_at(0, b)) return ec;
+    rolling_base_ts_ = b.max_timestamp;
+  }
+  out = *rolling_base_ts_;
+  return {};
+}
+
+std::error_code segment::largest_timestamp(int64_t& out) const {
+  if (max_ts_.timestamp >= 0) {
+    out = max_ts_.timestamp;
+    return {};
+  }
+  struct stat st {};
+  if (::fstat(log_file_->fd(), &st) != 0) return io_failure("cannot stat", log_path_, errno);
+  out = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
   return {};
 }
 
@@ -351,6 +403,7 @@ std::error_code segment::truncate_to(int64_t offset) {
   if (auto ec = time_index_.truncate_to(offset)) return ec;
   if (auto ec = truncate_file(log_file_->fd(), position, log_path_)) return ec;
   size_ = position;
+  if (size_ == 0) rolling_base_ts_.reset();
   if (auto ec = sync_file(log_file_->fd(), log_path_)) return ec;
   return derive_tail_state();
 }

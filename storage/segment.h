@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -21,6 +22,7 @@
 
 #include "storage/file_io.h"
 #include "storage/index.h"
+#include "wire/record_batch.h"
 
 namespace sluice::storage {
 
@@ -45,12 +47,13 @@ class segment {
   };
 
   // New, empty files for a segment starting at `base_offset` (left-overs with that name are
-  // truncated).
+  // truncated). `created_ms` is what segment.ms measures from while no batch carries a timestamp
+  // (Kafka's LogSegment.created: the creation, or for open(), the load).
   static std::unique_ptr<segment> create(const std::filesystem::path& dir, int64_t base_offset,
-                                         std::error_code& ec);
+                                         int64_t created_ms, std::error_code& ec);
   // Opens the files of an existing segment; follow with load() or recover().
   static std::unique_ptr<segment> open(const std::filesystem::path& dir, int64_t base_offset,
-                                       std::error_code& ec);
+                                       int64_t created_ms, std::error_code& ec);
 
   // Trusted load (the segment was fsynced): reads the indexes and derives the in-memory state by
   // scanning batch headers after the last index entry. Sets `needs_recovery` when an index is
@@ -68,6 +71,15 @@ class segment {
   int fd() const { return log_file_ ? log_file_->fd() : -1; }
   std::shared_ptr<const void> keep_alive() const { return log_file_; }
   const std::filesystem::path& log_path() const { return log_path_; }
+  int64_t created_ms() const { return created_ms_; }
+
+  // Kafka's rollingBasedTimestamp: the largest timestamp of the segment's first append, -1 when
+  // the segment is empty or that append had none. Read from the first batch header once after a
+  // load, then cached.
+  std::error_code rolling_base_timestamp(int64_t& out);
+  // Kafka's LogSegment.largestTimestamp, what retention.ms compares: the largest batch timestamp,
+  // or the .log's modification time when no batch has one.
+  std::error_code largest_timestamp(int64_t& out) const;
 
   // Writes `bytes` (whole, validated batches with offsets assigned, ending at `last_offset`) at
   // the end of the .log with one pwrite, then maybe adds index entries (Kafka's LogSegment.append).
@@ -87,6 +99,11 @@ class segment {
   }
   // The whole batch, for record iteration (timestamp look-ups only; never on the fetch path).
   std::error_code read_batch(const batch_info& b, std::vector<uint8_t>& out) const;
+  // Calls `fn` with every whole batch from the one holding `from_offset` to the end, reading the
+  // .log in 1 MiB chunks (producer-state replay). The view is valid during the call only.
+  // errc::corrupt_message at a batch whose header does not hold.
+  std::error_code for_each_batch(int64_t from_offset,
+                                 const std::function<void(const wire::record_batch&)>& fn) const;
 
   // First record with timestamp >= ts and offset >= min_offset: {record timestamp, offset}.
   std::error_code find_timestamp(int64_t ts, int64_t min_offset,
@@ -108,7 +125,7 @@ class segment {
   std::error_code remove_files();
 
  private:
-  segment(const std::filesystem::path& dir, int64_t base_offset);
+  segment(const std::filesystem::path& dir, int64_t base_offset, int64_t created_ms);
   std::error_code open_files(bool create);
   // Recomputes next offset, max timestamp and bytes since the last index entry from the indexes
   // plus a header scan of the batches after the last offset index entry.
@@ -126,6 +143,9 @@ class segment {
   int64_t next_offset_;
   timestamp_offset max_ts_;
   int64_t bytes_since_last_index_entry_ = 0;
+  int64_t created_ms_;
+  // nullopt until known: set by the first append, or read from disk on first use after a load.
+  std::optional<int64_t> rolling_base_ts_;
 };
 
 }  // namespace sluice::storage

@@ -367,9 +367,12 @@ TEST_F(log_test, offset_for_timestamp_compressed_and_log_append_time) {
   compressed[22] |= 0x04;  // zstd: storage never decompresses
   wire::mutable_record_batch(compressed).update_crc();
   append(*l, compressed);  // offsets 0-2, max ts 120
+  log_config cfg = l->config();
+  cfg.message_timestamp_type = timestamp_type::log_append_time;
+  l->set_config(cfg);
   std::vector<uint8_t> append_time = make_batch(3, 100, 10, 10);
-  wire::mutable_record_batch(append_time).set_max_timestamp_and_log_append_time(900);
-  append(*l, append_time);                     // offsets 3-5, every record at 900
+  append_info info;
+  ASSERT_FALSE(l->append(append_time, 0, info, /*now_ms=*/900));  // offsets 3-5, all at 900
   EXPECT_EQ(l->offset_for_timestamp(110), 0);  // the compressed batch's base offset
   EXPECT_EQ(l->offset_for_timestamp(121), 3);
   EXPECT_EQ(l->offset_for_timestamp(900), 3);

@@ -25,7 +25,7 @@ class temp_dir_test : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     // Capture storage's log lines so tests can check what was reported.
-    set_log_sink([this](std::string_view line) { events_.emplace_back(line); });
+    set_log_sink([this](log_level, std::string_view line) { events_.emplace_back(line); });
   }
   void TearDown() override {
     set_log_sink({});
@@ -47,6 +47,20 @@ inline std::vector<uint8_t> make_batch(int records, int64_t first_ts = 1000, siz
     rs.push_back({first_ts + i * ts_step, std::nullopt, std::span<const uint8_t>(values[i])});
   }
   return wire::build_record_batch({}, rs);
+}
+
+// The same from an idempotent producer: `records` records starting at sequence `base_sequence`.
+// Timestamped now by default, since a reload drops producers idle for producer.id.expiration.ms.
+inline std::vector<uint8_t> make_producer_batch(int64_t producer_id, int16_t epoch,
+                                                int32_t base_sequence, int records = 1,
+                                                int64_t first_ts = wall_clock_ms()) {
+  std::vector<uint8_t> value(10, 'p');
+  std::vector<wire::record_to_build> rs;
+  for (int i = 0; i < records; ++i) {
+    rs.push_back({first_ts + i, std::nullopt, std::span<const uint8_t>(value)});
+  }
+  return wire::build_record_batch(
+      {.producer_id = producer_id, .producer_epoch = epoch, .base_sequence = base_sequence}, rs);
 }
 
 inline std::vector<uint8_t> file_bytes(const std::filesystem::path& p) {
