@@ -1,5 +1,6 @@
 #include "compat_tests/rdkafka_helpers.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <thread>
 
@@ -37,7 +38,7 @@ std::optional<std::string> optional_bytes(const void* p, size_t len) {
 
 producer::producer(const std::string& bootstrap, const std::map<std::string, std::string>& extra) {
   rd_kafka_conf_t* conf = make_conf(merged({{"bootstrap.servers", bootstrap},
-                                            // No group or idempotence APIs on this broker.
+                                            // No idempotent producer on this broker yet.
                                             {"enable.idempotence", "false"},
                                             {"linger.ms", "5"}},
                                            extra));
@@ -147,7 +148,8 @@ simple_consumer::simple_consumer(const std::string& bootstrap, const std::string
     rd_kafka_conf_destroy(conf);
     throw std::runtime_error(std::string("rd_kafka_new(consumer): ") + err);
   }
-  rd_kafka_topic_conf_t* tconf = rd_kafka_topic_conf_new();
+  // Starts from the topic-level settings given in `extra` (e.g. auto.offset.reset).
+  rd_kafka_topic_conf_t* tconf = rd_kafka_default_topic_conf_dup(rk_);
   rd_kafka_topic_conf_set(tconf, "auto.commit.enable", "false", err, sizeof err);
   rkt_ = rd_kafka_topic_new(rk_, topic.c_str(), tconf);
   queue_ = rd_kafka_queue_new(rk_);
@@ -211,6 +213,126 @@ std::vector<message> simple_consumer::consume(size_t count, std::chrono::millise
     out.push_back(std::move(msg));
   }
   return out;
+}
+
+// ---- group_consumer ------------------------------------------------------------------------
+
+namespace {
+
+message to_message(const rd_kafka_message_t* m) {
+  message msg;
+  msg.topic = rd_kafka_topic_name(m->rkt);
+  msg.partition = m->partition;
+  msg.offset = m->offset;
+  msg.key = optional_bytes(m->key, m->key_len);
+  msg.value = optional_bytes(m->payload, m->len);
+  msg.timestamp = rd_kafka_message_timestamp(m, nullptr);
+  msg.received = std::chrono::steady_clock::now();
+  return msg;
+}
+
+}  // namespace
+
+group_consumer::group_consumer(const std::string& bootstrap, const std::string& group_id,
+                               const std::string& topic,
+                               const std::map<std::string, std::string>& extra,
+                               rebalance_listener listener)
+    : listener_(std::move(listener)) {
+  rd_kafka_conf_t* conf = make_conf(merged({{"bootstrap.servers", bootstrap},
+                                            {"group.id", group_id},
+                                            {"enable.auto.commit", "false"},
+                                            {"enable.auto.offset.store", "false"},
+                                            {"auto.offset.reset", "earliest"}},
+                                           extra));
+  rd_kafka_conf_set_rebalance_cb(conf, &group_consumer::on_rebalance);
+  rd_kafka_conf_set_opaque(conf, this);
+  char err[512];
+  rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (rk_ == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("rd_kafka_new(group consumer): ") + err);
+  }
+  // Messages and rebalances come through rd_kafka_consumer_poll, not rd_kafka_poll.
+  rd_kafka_poll_set_consumer(rk_);
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t e = rd_kafka_subscribe(rk_, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_destroy(rk_);
+    throw std::runtime_error(std::string("rd_kafka_subscribe: ") + rd_kafka_err2str(e));
+  }
+}
+
+group_consumer::~group_consumer() {
+  close();
+  rd_kafka_destroy(rk_);
+}
+
+void group_consumer::close() {
+  if (closed_) return;
+  closed_ = true;
+  rd_kafka_consumer_close(rk_);
+}
+
+void group_consumer::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                  rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  auto* self = static_cast<group_consumer*>(opaque);
+  rebalance_event event;
+  event.assigned = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+  for (int i = 0; i < partitions->cnt; ++i)
+    event.partitions.push_back(partitions->elems[i].partition);
+  std::sort(event.partitions.begin(), event.partitions.end());
+  event.at = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(self->mu_);
+    self->assignment_ = event.assigned ? event.partitions : std::vector<int32_t>{};
+    self->events_.push_back(event);
+  }
+  if (self->listener_) self->listener_(event);
+  // Eager protocol (range, roundrobin): the whole assignment changes hands. Every processed
+  // message was committed before the next poll, so a revocation has nothing left to commit.
+  rd_kafka_assign(rk, event.assigned ? partitions : nullptr);
+}
+
+std::optional<message> group_consumer::poll(std::chrono::milliseconds timeout) {
+  rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, static_cast<int>(timeout.count()));
+  if (m == nullptr) return std::nullopt;
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::string text = rd_kafka_message_errstr(m);
+    rd_kafka_message_destroy(m);
+    std::lock_guard lock(mu_);
+    errors_.push_back(std::move(text));
+    return std::nullopt;
+  }
+  message msg = to_message(m);
+  rd_kafka_message_destroy(m);
+  return msg;
+}
+
+rd_kafka_resp_err_t group_consumer::commit(const message& m) {
+  rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(offsets, m.topic.c_str(), m.partition)->offset = m.offset + 1;
+  rd_kafka_resp_err_t err = rd_kafka_commit(rk_, offsets, 0 /* synchronous */);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR && offsets->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    err = offsets->elems[0].err;
+  rd_kafka_topic_partition_list_destroy(offsets);
+  return err;
+}
+
+std::vector<int32_t> group_consumer::assignment() const {
+  std::lock_guard lock(mu_);
+  return assignment_;
+}
+
+std::vector<group_consumer::rebalance_event> group_consumer::events() const {
+  std::lock_guard lock(mu_);
+  return events_;
+}
+
+std::vector<std::string> group_consumer::errors() const {
+  std::lock_guard lock(mu_);
+  return errors_;
 }
 
 std::pair<int64_t, int64_t> watermarks(rd_kafka_t* rk, const std::string& topic, int32_t partition,

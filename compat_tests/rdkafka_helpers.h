@@ -5,15 +5,20 @@
 // "which messages were acknowledged, at which offsets". `simple_consumer` is librdkafka's legacy
 // (simple) consumer: rd_kafka_consume_start_queue per partition, no consumer group, the same path
 // `kcat -C` takes (kcat.c:1034), so the broker needs only Metadata, ListOffsets and Fetch.
+// `group_consumer` is librdkafka's high-level consumer (rd_kafka_subscribe and
+// rd_kafka_consumer_poll): it joins a group, records every assignment and revocation its
+// rebalance callback sees, and commits only when told to, synchronously.
 //
 // Threading: `producer::produce` and `flush` may be called from one thread at a time; delivery
 // reports are written from librdkafka's callback (run inside rd_kafka_poll/flush on the calling
-// thread) under a mutex and may be read from any thread. A consumer is used by one thread.
+// thread) under a mutex and may be read from any thread. A consumer is used by one thread; a
+// group_consumer's assignment and rebalance events may also be read from other threads.
 
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -103,6 +108,56 @@ class simple_consumer {
   rd_kafka_topic_t* rkt_ = nullptr;
   rd_kafka_queue_t* queue_ = nullptr;
   std::vector<int32_t> started_;
+  std::vector<std::string> errors_;
+};
+
+class group_consumer {
+ public:
+  struct rebalance_event {
+    bool assigned = false;            // false: revoked
+    std::vector<int32_t> partitions;  // of the one subscribed topic, sorted
+    std::chrono::steady_clock::time_point at;
+  };
+  // Called from the rebalance callback on the polling thread, before librdkafka is told to
+  // assign or unassign: a revocation is seen before the member rejoins the group, an assignment
+  // before any message of it is fetched.
+  using rebalance_listener = std::function<void(const rebalance_event&)>;
+
+  // Subscribes to `topic` in `group_id`. Defaults: enable.auto.commit=false,
+  // enable.auto.offset.store=false, auto.offset.reset=earliest; `extra` overrides them.
+  group_consumer(const std::string& bootstrap, const std::string& group_id,
+                 const std::string& topic, const std::map<std::string, std::string>& extra = {},
+                 rebalance_listener listener = {});
+  // close() unless closed, then rd_kafka_destroy.
+  ~group_consumer();
+  group_consumer(const group_consumer&) = delete;
+  group_consumer& operator=(const group_consumer&) = delete;
+
+  // One rd_kafka_consumer_poll, which also serves the rebalance callback. Consumer errors are
+  // appended to errors().
+  std::optional<message> poll(std::chrono::milliseconds timeout);
+  // Commits `m.offset + 1` for its partition and waits for the broker's answer.
+  rd_kafka_resp_err_t commit(const message& m);
+  // rd_kafka_consumer_close: the rebalance callback revokes the assignment, then the member
+  // leaves the group (a static member does not: KIP-345).
+  void close();
+
+  // The assignment as of the last rebalance callback.
+  std::vector<int32_t> assignment() const;
+  std::vector<rebalance_event> events() const;
+  std::vector<std::string> errors() const;
+  rd_kafka_t* get() const { return rk_; }
+
+ private:
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* partitions, void* opaque);
+
+  rd_kafka_t* rk_ = nullptr;
+  rebalance_listener listener_;
+  bool closed_ = false;
+  mutable std::mutex mu_;
+  std::vector<int32_t> assignment_;
+  std::vector<rebalance_event> events_;
   std::vector<std::string> errors_;
 };
 

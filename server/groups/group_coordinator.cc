@@ -1,5 +1,7 @@
 #include "server/groups/group_coordinator.h"
 
+#include "server/logging.h"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -22,7 +24,7 @@ int16_t code(error_code e) {
   return static_cast<int16_t>(e);
 }
 
-int64_t wall_clock_ms() {
+int64_t system_clock_ms() {
   return std::chrono::duration_cast<milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -161,6 +163,8 @@ struct group_coordinator::group {
 
   std::string id;
   group_state state = group_state::empty;
+  // When the group entered `state` (wall clock); -1 if unknown (loaded from an old record).
+  int64_t current_state_timestamp_ms = -1;
   std::string protocol_type;
   std::optional<std::string> protocol_name;
   int32_t generation = 0;
@@ -183,6 +187,19 @@ struct group_coordinator::group {
     for (const auto& m : members)
       if (m->id == member_id) return m.get();
     return nullptr;
+  }
+  // Kafka's GroupMetadata.subscribedTopics: the union of the members' subscriptions, known only
+  // for a consumer group with a selected protocol whose every member's metadata parses.
+  std::optional<std::set<std::string>> subscribed() const {
+    if (protocol_type != consumer_protocol_type || !protocol_name) return std::nullopt;
+    std::set<std::string> all;
+    for (const auto& m : members) {
+      const auto* md = m->metadata_for(*protocol_name);
+      auto topics = md ? subscribed_topics(*md) : std::nullopt;
+      if (!topics) return std::nullopt;
+      all.insert(topics->begin(), topics->end());
+    }
+    return all;
   }
   bool is_fenced(std::string_view member_id, const std::optional<std::string>& instance) const {
     if (!instance) return false;
@@ -281,10 +298,14 @@ struct group_coordinator::join_params {
 };
 
 group_coordinator::group_coordinator(asio::any_io_executor executor,
-                                     group_coordinator_config config, group_store* store)
+                                     group_coordinator_config config, group_store* store,
+                                     std::function<int64_t()> wall_clock_ms)
     : executor_(std::move(executor)),
       config_(config),
       store_(store),
+      wall_clock_ms_(wall_clock_ms ? std::move(wall_clock_ms)
+                                   : std::function<int64_t()>(system_clock_ms)),
+      retention_timer_(executor_),
       rng_(std::random_device{}()) {}
 
 group_coordinator::~group_coordinator() {
@@ -292,6 +313,8 @@ group_coordinator::~group_coordinator() {
 }
 
 void group_coordinator::shutdown() {
+  stopped_ = true;
+  retention_timer_.cancel();
   for (auto& [id, g] : groups_) {
     for (auto& m : g->members) {
       if (m->awaiting_join)
@@ -314,12 +337,20 @@ group_coordinator::group* group_coordinator::find_group(std::string_view group_i
 
 group_coordinator::group& group_coordinator::get_or_create_group(std::string_view group_id) {
   auto it = groups_.find(group_id);
-  if (it == groups_.end())
+  if (it == groups_.end()) {
     it = groups_
              .emplace(std::string(group_id),
                       std::make_unique<group>(std::string(group_id), executor_))
              .first;
+    // Kafka's new GroupMetadata starts Empty "now".
+    it->second->current_state_timestamp_ms = wall_clock_ms_();
+  }
   return *it->second;
+}
+
+void group_coordinator::set_state(group& g, group_state state) {
+  g.state = state;
+  g.current_state_timestamp_ms = wall_clock_ms_();
 }
 
 // Kafka's member ids: the client id (or the instance id of a static member), a dash, a UUID.
@@ -442,6 +473,8 @@ void group_coordinator::rejoin_static_member(group& g, member& m, const std::str
   // skip_assignment (KIP-814, v9).
   bool was_leader = g.leader_id == m.id;
   std::string previous_leader = was_leader ? old_id : g.leader_id;
+  log_info("group ", g.id, ": static member ", *m.instance_id, " rejoined as ", m.id, " (was ",
+           old_id, ")");
   bool unchanged = m.matches(r.protocols);
   m.client_id = p.client_id;
   m.client_host = p.client_host;
@@ -553,6 +586,8 @@ void group_coordinator::add_member_and_rebalance(group& g, std::string member_id
   else
     g.pending_members.erase(m->id);
   member& added = *g.members.emplace_back(std::move(m));
+  log_info("group ", g.id, ": member ", added.id, " joined",
+           added.instance_id ? " (static, instance " + *added.instance_id + ")" : "");
   // A new member cannot heartbeat before its join completes; this bounds a join whose client
   // went away.
   schedule_heartbeat_expiry(g, added, config_.new_member_join_timeout);
@@ -600,7 +635,7 @@ void group_coordinator::prepare_rebalance(group& g) {
     propagate_assignment(g, error_code::rebalance_in_progress);
   }
   bool from_empty = g.state == group_state::empty;
-  g.state = group_state::preparing_rebalance;
+  set_state(g, group_state::preparing_rebalance);
   if (from_empty && config_.initial_rebalance_delay.count() > 0) {
     g.initial_delay = true;
     g.new_member_added = false;
@@ -650,6 +685,7 @@ void group_coordinator::complete_join(group& g) {
   // session expires (Kafka): they may be restarting.
   std::erase_if(g.members, [&](const std::unique_ptr<member>& m) {
     if (m->awaiting_join || m->instance_id) return false;
+    log_info("group ", g.id, ": member ", m->id, " removed (did not rejoin in time)");
     if (m->awaiting_sync) m->awaiting_sync->complete(sync_error(error_code::unknown_member_id));
     return true;
   });
@@ -669,13 +705,16 @@ void group_coordinator::complete_join(group& g) {
 
   ++g.generation;
   if (g.members.empty()) {
+    log_info("group ", g.id, ": generation ", g.generation, " is empty");
     g.protocol_name.reset();
-    g.state = group_state::empty;
+    set_state(g, group_state::empty);
     store_group(g);  // Kafka only warns when this fails: there is no member to tell
     return;
   }
   g.protocol_name = g.select_protocol();
-  g.state = group_state::completing_rebalance;
+  set_state(g, group_state::completing_rebalance);
+  log_info("group ", g.id, ": generation ", g.generation, " with ", g.members.size(),
+           " members, protocol ", g.protocol_name.value_or("(none)"), ", leader ", g.leader_id);
   for (auto& m : g.members) {
     if (m->awaiting_join) {
       m->awaiting_join->complete(g.join_result(*m, m->id == g.leader_id));
@@ -687,11 +726,13 @@ void group_coordinator::complete_join(group& g) {
 }
 
 // Removes a member and answers whatever it had parked; the group rebalances without it.
-void group_coordinator::remove_member(group& g, std::string_view member_id) {
+void group_coordinator::remove_member(group& g, std::string_view member_id,
+                                      std::string_view reason) {
   auto it = std::find_if(g.members.begin(), g.members.end(),
                          [&](const auto& m) { return m->id == member_id; });
   if (it == g.members.end()) return;
   member& m = **it;
+  log_info("group ", g.id, ": member ", m.id, " removed (", reason, ")");
   if (m.awaiting_join) m.awaiting_join->complete(join_error("", error_code::unknown_member_id));
   if (m.awaiting_sync) m.awaiting_sync->complete(sync_error(error_code::unknown_member_id));
   if (m.instance_id) g.static_members.erase(*m.instance_id);
@@ -743,7 +784,7 @@ void group_coordinator::on_heartbeat_expired(const std::string& group_id,
     schedule_heartbeat_expiry(*g, *m, milliseconds(m->session_timeout_ms));
     return;
   }
-  remove_member(*g, member_id);
+  remove_member(*g, member_id, "session timed out");
 }
 
 wire::error_code group_coordinator::store_group(group& g) {
@@ -832,7 +873,7 @@ std::shared_ptr<group_coordinator::sync_reply> group_coordinator::do_sync(
     return reply;
   }
   propagate_assignment(*g, error_code::none);
-  g->state = group_state::stable;
+  set_state(*g, group_state::stable);
   return reply;
 }
 
@@ -899,9 +940,9 @@ wire::leave_group_response group_coordinator::leave(wire::leave_group_request& r
       try_complete_join(*g);
     } else if (instance && g->static_members.contains(*instance)) {
       // A static member may leave by instance id alone.
-      remove_member(*g, g->static_members.find(*instance)->second);
+      remove_member(*g, g->static_members.find(*instance)->second, "left the group");
     } else if (g->find(who.member_id)) {
-      remove_member(*g, who.member_id);
+      remove_member(*g, who.member_id, "left the group");
     } else {
       e = error_code::unknown_member_id;
     }
@@ -958,7 +999,7 @@ wire::offset_commit_response group_coordinator::commit_offsets(wire::offset_comm
 
   std::vector<offset_record> records;
   std::vector<wire::offset_commit_response::offset_commit_response_partition*> accepted;
-  const int64_t now = wall_clock_ms();
+  const int64_t now = wall_clock_ms_();
   for (size_t ti = 0; ti < request.topics.size(); ++ti) {
     const auto& t = request.topics[ti];
     for (size_t pi = 0; pi < t.partitions.size(); ++pi) {
@@ -1069,19 +1110,7 @@ wire::offset_delete_response group_coordinator::delete_offsets(wire::offset_dele
     response.error_code = code(error_code::non_empty_group);
     return response;
   }
-  std::optional<std::set<std::string>> subscribed;
-  if (in_use && g->protocol_name) {
-    subscribed.emplace();
-    for (const auto& m : g->members) {
-      const auto* md = m->metadata_for(*g->protocol_name);
-      auto topics = md ? subscribed_topics(*md) : std::nullopt;
-      if (!topics) {
-        subscribed.reset();
-        break;
-      }
-      subscribed->insert(topics->begin(), topics->end());
-    }
-  }
+  std::optional<std::set<std::string>> subscribed = in_use ? g->subscribed() : std::nullopt;
   auto is_subscribed = [&](const std::string& topic) {
     return in_use && (!subscribed || subscribed->contains(topic));
   };
@@ -1112,8 +1141,9 @@ void group_coordinator::load_offset(std::string_view group_id, const offset_reco
 // members and assignments (Empty without members), and every member gets a full session to
 // heartbeat again, so members that died with the broker are expired and trigger a rebalance.
 void group_coordinator::load_group(std::string_view group_id, const group_metadata_record& record,
-                                   int64_t /*current_state_timestamp_ms*/) {
+                                   int64_t current_state_timestamp_ms) {
   group& g = get_or_create_group(group_id);
+  g.current_state_timestamp_ms = current_state_timestamp_ms;
   g.protocol_type = record.protocol_type;
   g.generation = record.generation;
   g.protocol_name = record.protocol_name;
@@ -1214,16 +1244,92 @@ wire::delete_groups_response group_coordinator::delete_groups(wire::delete_group
       continue;
     }
     g.state = group_state::dead;
-    if (store_) {
-      std::vector<topic_partition> partitions;
-      for (const auto& [tp, value] : g.offsets)
-        partitions.push_back(tp);
-      if (!partitions.empty()) store_->remove_offsets(id, partitions);
-      store_->remove_group(id);
-    }
+    std::vector<topic_partition> partitions;
+    for (const auto& [tp, value] : g.offsets)
+      partitions.push_back(tp);
+    write_tombstones(g, partitions, true);
+    log_info("group ", id, " deleted (DeleteGroups) with ", partitions.size(),
+             " committed offsets");
     groups_.erase(it);
   }
   return response;
+}
+
+// ---- Offset retention -----------------------------------------------------------------------
+
+void group_coordinator::write_tombstones(const group& g, std::span<const topic_partition> removed,
+                                         bool forget) {
+  if (!store_) return;
+  if (!removed.empty()) store_->remove_offsets(g.id, removed);
+  // A group that never had a generation only ever wrote offsets (Kafka's check, too).
+  if (forget && g.generation > 0) store_->remove_group(g.id);
+}
+
+std::vector<topic_partition> group_coordinator::expired_offsets(const group& g, int64_t now) const {
+  const int64_t retention_ms = config_.offsets_retention.count();
+  std::vector<topic_partition> expired;
+  auto collect = [&](auto since, const std::set<std::string>* keep_topics) {
+    for (const auto& [tp, value] : g.offsets) {
+      if (keep_topics && keep_topics->contains(tp.topic)) continue;
+      if (now - since(value) >= retention_ms) expired.push_back(tp);
+    }
+  };
+  auto committed_at = [](const committed_offset& o) { return o.commit_timestamp_ms; };
+  if (g.protocol_type.empty()) {
+    // Offsets only, no group management.
+    collect(committed_at, nullptr);
+  } else if (g.state == group_state::empty) {
+    if (g.current_state_timestamp_ms >= 0)
+      collect([&](const committed_offset&) { return g.current_state_timestamp_ms; }, nullptr);
+    else
+      collect(committed_at, nullptr);
+  } else if (g.state == group_state::stable) {
+    if (std::optional<std::set<std::string>> subscribed = g.subscribed())
+      collect(committed_at, &*subscribed);
+  }
+  return expired;
+}
+
+size_t group_coordinator::expire_offsets() {
+  const int64_t now = wall_clock_ms_();
+  size_t removed_total = 0;
+  for (auto it = groups_.begin(); it != groups_.end();) {
+    group& g = *it->second;
+    std::vector<topic_partition> expired = expired_offsets(g, now);
+    for (const topic_partition& tp : expired)
+      g.offsets.erase(tp);
+    bool dead = g.state == group_state::empty && g.offsets.empty();
+    write_tombstones(g, expired, dead);
+    removed_total += expired.size();
+    if (dead && expired.empty()) {
+      log_info("group ", g.id, ": empty without committed offsets, removed (Dead)");
+    } else if (dead) {
+      log_info("group ", g.id, ": ", expired.size(),
+               " committed offsets expired; empty without offsets, removed (Dead)");
+    } else if (!expired.empty()) {
+      log_info("group ", g.id, ": ", expired.size(), " committed offsets expired");
+    }
+    if (dead)
+      it = groups_.erase(it);
+    else
+      ++it;
+  }
+  return removed_total;
+}
+
+void group_coordinator::start_offset_expiry() {
+  expire_offsets();
+  schedule_retention_check(config_.offsets_retention_check_interval);
+}
+
+void group_coordinator::schedule_retention_check(milliseconds delay) {
+  retention_timer_.expires_after(delay);
+  retention_timer_.async_wait(
+      [this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+        if (ec || alive.expired() || stopped_) return;
+        expire_offsets();
+        schedule_retention_check(config_.offsets_retention_check_interval);
+      });
 }
 
 }  // namespace sluice::server

@@ -10,13 +10,26 @@
 //     |                 |   +--no members left--> Empty         leader's SyncGroup
 //     |                 |                                                       v
 //     |                 +------- join, leave, session expiry, metadata change - Stable
-//     +-- DeleteGroups removes an Empty group (Dead)
+//     +-- DeleteGroups, or expiry of its last offsets, removes an Empty group (Dead)
 //
 // Ownership and threading: one instance, owned by the io thread, holds every group; nothing
-// takes a lock. Time comes only from steady_timers on the executor (heartbeat deadlines, the
-// rebalance timeout, the initial rebalance delay), so tests drive it with io_context::run_for.
+// takes a lock. Deadlines come from steady_timers on the executor (heartbeat deadlines, the
+// rebalance timeout, the initial rebalance delay, the retention check), so tests drive them with
+// io_context::run_for. Timestamps that are persisted or compared with persisted ones (commit
+// timestamps, the time a group entered its state) come from a wall clock that tests inject.
 // A JoinGroup or SyncGroup that must wait parks as a coroutine until the state machine answers
 // it; the parked reply outlives the coordinator, which answers NOT_COORDINATOR on shutdown.
+//
+// Offset retention (KIP-211, Kafka 2.1+, GroupMetadata.removeExpiredOffsets): every
+// offsets.retention.check.interval.ms, and once at start, committed offsets expire when
+//   - the group is Empty (and has a protocol type): retention has passed since it became Empty
+//     (since the commit, for a group loaded from a record without that timestamp);
+//   - the group is a Stable consumer group: the offset's topic is subscribed by no member and
+//     retention has passed since the commit;
+//   - the group has no protocol type (commits only, no members ever): retention has passed since
+//     the commit.
+// Expired offsets get tombstones; an Empty group left without offsets becomes Dead and is
+// forgotten, with a tombstone for its metadata if it ever had a generation (as Kafka does).
 //
 // The methods take the decoded request and return the response struct; version differences are
 // the codec's, except where Kafka's semantics depend on the version (MEMBER_ID_REQUIRED from
@@ -30,20 +43,26 @@
 //   checks the latter only).
 // - A JoinGroup or SyncGroup that replaces a still-parked one from the same member answers the
 //   older one REBALANCE_IN_PROGRESS (Kafka drops it unanswered).
-// Not done yet: offset expiry (offsets.retention.minutes), removal of empty groups without
-// offsets, group.max.size, the pending-sync timeout of Kafka 3.x, reloading group metadata.
+// - OffsetCommit v2-v4's retention_time_ms and the expireTimestamp of OffsetCommitValue v1 (both
+//   per-offset retention, still honoured by Kafka) are ignored: offsets.retention.minutes applies
+//   to every offset. librdkafka and the Java client send -1 (the broker's default) anyway.
+// Not done yet: group.max.size, the pending-sync timeout of Kafka 3.x, reloading group metadata.
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "server/groups/group_store.h"
 #include "wire/generated/delete_groups_request.h"
@@ -81,13 +100,18 @@ struct group_coordinator_config {
   std::chrono::milliseconds initial_rebalance_delay{3'000};    // group.initial.rebalance.delay.ms
   std::chrono::milliseconds new_member_join_timeout{300'000};  // Kafka's NewMemberJoinTimeoutMs
   size_t max_offset_metadata_bytes = 4096;                     // offset.metadata.max.bytes
+  // offsets.retention.minutes, offsets.retention.check.interval.ms
+  std::chrono::milliseconds offsets_retention{std::chrono::minutes(10'080)};
+  std::chrono::milliseconds offsets_retention_check_interval{600'000};
 };
 
 class group_coordinator {
  public:
   // `store` (may be null) receives every change Kafka would persist; it must outlive this.
+  // `wall_clock_ms` (default: the system clock) stamps commits and state changes and decides
+  // retention.
   group_coordinator(boost::asio::any_io_executor executor, group_coordinator_config config,
-                    group_store* store = nullptr);
+                    group_store* store = nullptr, std::function<int64_t()> wall_clock_ms = {});
   ~group_coordinator();
   group_coordinator(const group_coordinator&) = delete;
   group_coordinator& operator=(const group_coordinator&) = delete;
@@ -123,6 +147,13 @@ class group_coordinator {
   void load_group(std::string_view group_id, const group_metadata_record& record,
                   int64_t current_state_timestamp_ms);
 
+  // Expires offsets now, then every offsets_retention_check_interval. The broker calls it once
+  // the groups are loaded, so offsets that expired while it was down go at start, as in Kafka.
+  void start_offset_expiry();
+  // One retention check (Kafka's cleanupGroupMetadata): removes expired offsets and Empty groups
+  // left without offsets, writing their tombstones. Returns the number of offsets removed.
+  size_t expire_offsets();
+
   // Answers every parked request NOT_COORDINATOR and forgets all groups (broker shutdown).
   void shutdown();
 
@@ -156,7 +187,7 @@ class group_coordinator {
   void on_rebalance_timer(group& g);
   void try_complete_join(group& g);
   void complete_join(group& g);
-  void remove_member(group& g, std::string_view member_id);
+  void remove_member(group& g, std::string_view member_id, std::string_view reason);
   void propagate_assignment(group& g, wire::error_code error);
   void schedule_heartbeat_expiry(group& g, member& m, std::chrono::milliseconds timeout);
   void on_heartbeat_expired(const std::string& group_id, const std::string& member_id,
@@ -164,6 +195,11 @@ class group_coordinator {
   void add_pending_member(group& g, const std::string& member_id,
                           std::chrono::milliseconds timeout);
   wire::error_code store_group(group& g);
+  void set_state(group& g, group_state state);
+  std::vector<topic_partition> expired_offsets(const group& g, int64_t now) const;
+  // Tombstones for `removed` offsets, and for the group's metadata if it is being forgotten.
+  void write_tombstones(const group& g, std::span<const topic_partition> removed, bool forget);
+  void schedule_retention_check(std::chrono::milliseconds delay);
 
   group* find_group(std::string_view group_id) const;
   group& get_or_create_group(std::string_view group_id);
@@ -172,6 +208,9 @@ class group_coordinator {
   boost::asio::any_io_executor executor_;
   group_coordinator_config config_;
   group_store* store_;
+  std::function<int64_t()> wall_clock_ms_;
+  boost::asio::steady_timer retention_timer_;
+  bool stopped_ = false;  // after shutdown: a retention check already queued must not re-arm
   std::map<std::string, std::unique_ptr<group>, std::less<>> groups_;
   // Timer handlers hold a weak reference: one that fires after destruction does nothing.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

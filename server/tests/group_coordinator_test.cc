@@ -1,6 +1,6 @@
 // The group coordinator driven directly, without sockets: requests are the generated structs,
 // time is the io_context's, with session timeouts of 100 ms so expiry tests run in a fraction
-// of a second.
+// of a second. The wall clock (commit timestamps, offset retention) is a variable the tests move.
 
 #include <gtest/gtest.h>
 
@@ -84,7 +84,11 @@ class group_coordinator_test : public ::testing::Test {
     group_coordinator_config config;
     config.min_session_timeout = 10ms;
     config.initial_rebalance_delay = initial_delay;
-    gc_ = std::make_unique<group_coordinator>(io_.get_executor(), config, &store_);
+    make(config);
+  }
+  void make(const group_coordinator_config& config) {
+    gc_ = std::make_unique<group_coordinator>(io_.get_executor(), config, &store_,
+                                              [this] { return now_ms_; });
   }
   void SetUp() override { make(); }
 
@@ -187,6 +191,7 @@ class group_coordinator_test : public ::testing::Test {
   }
 
   asio::io_context io_;
+  int64_t now_ms_ = 1'700'000'000'000;  // the injected wall clock
   recording_store store_;
   std::unique_ptr<group_coordinator> gc_;
 };
@@ -589,7 +594,8 @@ TEST_F(group_coordinator_test, list_describe_and_delete_groups) {
   EXPECT_EQ(dr.results[1].error_code, 0);
   EXPECT_EQ(dr.results[2].error_code, code(error_code::group_id_not_found));
   EXPECT_FALSE(gc_->state_of("idle"));
-  EXPECT_EQ(store_.removed_groups, std::vector<std::string>{"idle"});
+  // "idle" never had a generation, so no metadata record to tombstone (Kafka skips it too).
+  EXPECT_TRUE(store_.removed_groups.empty());
   EXPECT_EQ(store_.removed_offsets.size(), 2u);
   wire::offset_fetch_request fetch;
   fetch.group_id = "idle";
@@ -631,6 +637,169 @@ TEST_F(group_coordinator_test, shutdown_answers_parked_requests) {
   run();
   ASSERT_TRUE(*a);
   EXPECT_EQ((*a)->error_code, code(error_code::not_coordinator));
+}
+
+// ---- Offset retention (KIP-211) ---------------------------------------------------------------
+
+class retention_test : public group_coordinator_test {
+ protected:
+  static constexpr int64_t retention_ms = 60'000;
+  void SetUp() override {
+    group_coordinator_config config;
+    config.min_session_timeout = 10ms;
+    config.initial_rebalance_delay = 0ms;
+    config.offsets_retention = std::chrono::milliseconds(retention_ms);
+    config.offsets_retention_check_interval = 50ms;
+    make(config);
+  }
+  int64_t fetched(const std::string& group, const std::string& topic, int32_t partition) {
+    wire::offset_fetch_request fetch;
+    fetch.group_id = group;
+    auto& t = fetch.topics->emplace_back();
+    t.name = topic;
+    t.partition_indexes = {partition};
+    return gc_->fetch_offsets(fetch, 7).topics[0].partitions[0].committed_offset;
+  }
+  // A standalone commit (no generation) of one offset.
+  void commit_alone(const std::string& group, const std::string& topic, int32_t partition) {
+    wire::offset_commit_request r = commit_request(group, "", -1);
+    r.topics[0].name = topic;
+    r.topics[0].partitions.resize(1);
+    r.topics[0].partitions[0].partition_index = partition;
+    ASSERT_EQ(gc_->commit_offsets(r, 2).topics[0].partitions[0].error_code, 0);
+  }
+};
+
+TEST_F(retention_test, empty_group_expires_retention_after_it_became_empty_not_after_commit) {
+  auto a = start_join(join_request("g", member_id_for("g")));
+  ASSERT_TRUE(*a);
+  auto sync = start_sync("g", (*a)->member_id, (*a)->generation_id, {{(*a)->member_id, "x"}});
+  ASSERT_TRUE(*sync);
+  wire::offset_commit_request commit = commit_request("g", (*a)->member_id, (*a)->generation_id);
+  ASSERT_EQ(gc_->commit_offsets(commit, 8).topics[0].partitions[0].error_code, 0);
+
+  // Commits older than the retention do not expire while the group has members...
+  now_ms_ += 2 * retention_ms;
+  EXPECT_EQ(gc_->expire_offsets(), 0u);
+  wire::leave_group_request leave;
+  leave.group_id = "g";
+  leave.member_id = (*a)->member_id;
+  ASSERT_EQ(gc_->leave(leave, 1).error_code, 0);
+  ASSERT_EQ(gc_->state_of("g"), group_state::empty);
+
+  // ...and the clock of an empty group starts when it became empty.
+  now_ms_ += retention_ms - 1;
+  gc_->start_offset_expiry();  // checks at once, then every 50 ms
+  EXPECT_EQ(fetched("g", "t", 0), 42);
+  EXPECT_EQ(gc_->state_of("g"), group_state::empty);
+  EXPECT_TRUE(store_.removed_offsets.empty());
+
+  now_ms_ += 1;
+  run(120ms);  // the periodic check fires
+  EXPECT_EQ(fetched("g", "t", 0), -1);
+  EXPECT_EQ(fetched("g", "t", 1), -1);
+  EXPECT_EQ(store_.removed_offsets, (std::vector<topic_partition>{{"t", 0}, {"t", 1}}));
+  // Empty without offsets: Dead and forgotten, its metadata tombstoned (it had a generation).
+  EXPECT_FALSE(gc_->state_of("g"));
+  EXPECT_EQ(store_.removed_groups, std::vector<std::string>{"g"});
+}
+
+TEST_F(retention_test, offsets_without_group_management_expire_one_by_one_from_their_commit) {
+  commit_alone("solo", "t", 0);
+  now_ms_ += retention_ms / 2;
+  commit_alone("solo", "t", 1);
+  now_ms_ += retention_ms / 2;
+  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  EXPECT_EQ(fetched("solo", "t", 0), -1);
+  EXPECT_EQ(fetched("solo", "t", 1), 42);
+  EXPECT_EQ(gc_->state_of("solo"), group_state::empty);  // it still has an offset
+
+  now_ms_ += retention_ms / 2;
+  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  EXPECT_FALSE(gc_->state_of("solo"));
+  EXPECT_EQ(store_.removed_offsets, (std::vector<topic_partition>{{"t", 0}, {"t", 1}}));
+  EXPECT_TRUE(store_.removed_groups.empty());  // generation 0: no metadata was ever written
+}
+
+TEST_F(retention_test, stable_consumer_group_keeps_subscribed_topics_and_expires_the_others) {
+  // A ConsumerProtocolSubscription (version 0) naming topic "t" only.
+  std::string sub = std::string("\0\0\0\0\0\1\0\1t", 9);
+  auto a = start_join(join_request("g", member_id_for("g"), std::nullopt, {{"range", sub}}));
+  ASSERT_TRUE(*a);
+  auto s = start_sync("g", (*a)->member_id, (*a)->generation_id);
+  ASSERT_TRUE(*s);
+  ASSERT_EQ(gc_->state_of("g"), group_state::stable);
+  wire::offset_commit_request commit = commit_request("g", (*a)->member_id, (*a)->generation_id);
+  commit.topics.emplace_back().name = "u";
+  commit.topics[1].partitions.emplace_back().committed_offset = 3;
+  gc_->commit_offsets(commit, 8);
+
+  now_ms_ += retention_ms - 1;
+  EXPECT_EQ(gc_->expire_offsets(), 0u);
+  now_ms_ += 1;
+  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  EXPECT_EQ(fetched("g", "u", 0), -1);
+  EXPECT_EQ(fetched("g", "t", 0), 42);
+  now_ms_ += 10 * retention_ms;
+  EXPECT_EQ(gc_->expire_offsets(), 0u);
+  EXPECT_EQ(fetched("g", "t", 1), 5);
+  EXPECT_EQ(gc_->state_of("g"), group_state::stable);
+  EXPECT_TRUE(store_.removed_groups.empty());
+}
+
+TEST_F(retention_test, rebalancing_group_expires_nothing) {
+  auto a = start_join(join_request("g", member_id_for("g")));
+  ASSERT_TRUE(*a);
+  // Joined but not synced: CompletingRebalance.
+  ASSERT_EQ(gc_->state_of("g"), group_state::completing_rebalance);
+  commit_alone("other", "t", 0);
+  now_ms_ += 10 * retention_ms;
+  EXPECT_EQ(gc_->expire_offsets(), 1u);  // only the standalone group's
+  EXPECT_EQ(gc_->state_of("g"), group_state::completing_rebalance);
+}
+
+TEST_F(retention_test, loaded_groups_count_from_their_stored_state_timestamp_or_commits) {
+  group_metadata_record empty_group;
+  empty_group.protocol_type = "consumer";
+  empty_group.generation = 4;
+  // Became empty 59 s ago; committed long before.
+  gc_->load_group("recent", empty_group, now_ms_ - (retention_ms - 1'000));
+  gc_->load_offset("recent", {{"t", 0}, {7, -1, "", now_ms_ - 100 * retention_ms}});
+  // An old record without the timestamp (GroupMetadataValue v0/v1): the commit time counts.
+  gc_->load_group("old", empty_group, -1);
+  gc_->load_offset("old", {{"t", 0}, {8, -1, "", now_ms_ - (retention_ms - 2'000)}});
+
+  EXPECT_EQ(gc_->expire_offsets(), 0u);
+  now_ms_ += 1'000;
+  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  EXPECT_FALSE(gc_->state_of("recent"));
+  EXPECT_EQ(gc_->state_of("old"), group_state::empty);
+  now_ms_ += 1'000;
+  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  EXPECT_FALSE(gc_->state_of("old"));
+  EXPECT_EQ(store_.removed_groups, (std::vector<std::string>{"recent", "old"}));
+}
+
+TEST_F(retention_test, empty_group_without_offsets_is_removed_at_the_next_check) {
+  auto a = start_join(join_request("g", member_id_for("g")));
+  ASSERT_TRUE(*a);
+  wire::leave_group_request leave;
+  leave.group_id = "g";
+  leave.member_id = (*a)->member_id;
+  ASSERT_EQ(gc_->leave(leave, 1).error_code, 0);
+  ASSERT_EQ(gc_->state_of("g"), group_state::empty);
+  EXPECT_EQ(gc_->expire_offsets(), 0u);
+  EXPECT_FALSE(gc_->state_of("g"));
+  EXPECT_EQ(store_.removed_groups, std::vector<std::string>{"g"});
+}
+
+TEST_F(retention_test, shutdown_stops_the_periodic_check) {
+  gc_->start_offset_expiry();
+  gc_->shutdown();
+  io_.restart();
+  io_.run_for(500ms);
+  // Out of work: the broker's io_context can finish after a SIGTERM.
+  EXPECT_TRUE(io_.stopped());
 }
 
 }  // namespace

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -11,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/groups/group_coordinator.h"
 #include "server/groups/offsets_log.h"
 #include "server/partition.h"
 #include "storage/errc.h"
@@ -446,6 +450,45 @@ TEST_F(offsets_log_test, empty_log_replays_to_nothing) {
   recording_loader loader;
   EXPECT_FALSE(replay_consumer_offsets(*log_, loader));
   EXPECT_TRUE(loader.calls.empty());
+}
+
+// Offset expiry goes through the store as tombstones, so a restart does not bring expired
+// offsets, or the group they kept alive, back.
+TEST_F(offsets_log_test, expired_offsets_and_their_dead_group_stay_gone_after_a_restart) {
+  group_metadata_record emptied = sample_group(5);
+  emptied.members.clear();
+  emptied.protocol_name.reset();
+  emptied.leader.reset();
+  ASSERT_EQ(store_->store_group("gone", emptied), error_code::none);  // empty since ~t0
+  ASSERT_EQ(commit("gone", "t", 0, 10), error_code::none);
+  clock_ += 50'000;
+  ASSERT_EQ(commit("kept", "t", 0, 20), error_code::none);  // standalone, committed at ~t0+50s
+
+  boost::asio::io_context io;
+  group_coordinator_config config;
+  config.offsets_retention = std::chrono::seconds(60);
+  int64_t now = t0 + 61'000;
+  group_coordinator coordinator(io.get_executor(), config, store_.get(), [&] { return now; });
+  struct forward : group_loader {
+    group_coordinator& c;
+    explicit forward(group_coordinator& to) : c(to) {}
+    void load_group(std::string_view id, const group_metadata_record& r, int64_t ts) override {
+      c.load_group(id, r, ts);
+    }
+    void load_offset(std::string_view id, const offset_record& r) override { c.load_offset(id, r); }
+  } loader(coordinator);
+  ASSERT_FALSE(replay_consumer_offsets(*log_, loader));
+  ASSERT_EQ(coordinator.state_of("gone"), group_state::empty);
+
+  EXPECT_EQ(coordinator.expire_offsets(), 1u);
+  EXPECT_FALSE(coordinator.state_of("gone"));
+  EXPECT_EQ(coordinator.state_of("kept"), group_state::empty);
+
+  restart_cleanly();
+  group_map after = replay();
+  EXPECT_FALSE(after.contains("gone"));  // neither its offsets nor its metadata
+  ASSERT_TRUE(after.contains("kept"));
+  EXPECT_EQ(after.at("kept").offsets.at({"t", 0}).offset, 20);
 }
 
 }  // namespace
