@@ -27,6 +27,8 @@ struct relay {
   int fd[2];                    // 0: client, 1: upstream
   std::vector<uint8_t> out[2];  // pending bytes to write to fd[i]
   size_t capture_index;
+  size_t parsed = 0;     // bytes of the capture already split into request frames
+  bool doomed = false;   // cut when the broker next sends anything
   bool dead = false;
 };
 
@@ -65,6 +67,13 @@ void tcp_proxy::set_upstream(const std::string& host, uint16_t port) {
   std::lock_guard lock(mu_);
   upstream_host_ = host;
   upstream_port_ = port;
+}
+
+void tcp_proxy::cut_on_response_to(int16_t api_key, int times, bool then_refuse) {
+  std::lock_guard lock(mu_);
+  cut_api_key_ = api_key;
+  cuts_left_ = times;
+  refuse_after_cut_ = then_refuse;
 }
 
 std::vector<std::vector<uint8_t>> tcp_proxy::client_streams() const {
@@ -148,12 +157,33 @@ void tcp_proxy::run() {
         if (rev & (POLLIN | POLLHUP | POLLERR)) {
           uint8_t buf[65536];
           ssize_t n = ::recv(r.fd[i], buf, sizeof buf, 0);
+          if (n > 0 && i == 1 && r.doomed) {
+            {
+              std::lock_guard lock(mu_);
+              if (refuse_after_cut_) upstream_port_ = 0;
+            }
+            cuts_done_++;
+            kill_relay(r);
+            continue;
+          }
           if (n > 0) {
             r.out[1 - i].insert(r.out[1 - i].end(), buf, buf + n);
             if (i == 0) {
               std::lock_guard lock(mu_);
               auto& cap = captures_[r.capture_index];
               cap.insert(cap.end(), buf, buf + n);
+              // Whole frames only: size (4) then api key (2).
+              while (cap.size() - r.parsed >= 6) {
+                const uint8_t* f = cap.data() + r.parsed;
+                size_t size = (size_t{f[0]} << 24) | (size_t{f[1]} << 16) | (size_t{f[2]} << 8) | f[3];
+                if (cap.size() - r.parsed < 4 + size) break;
+                auto key = static_cast<int16_t>((f[4] << 8) | f[5]);
+                if (key == cut_api_key_ && cuts_left_ > 0 && !r.doomed) {
+                  r.doomed = true;
+                  --cuts_left_;
+                }
+                r.parsed += 4 + size;
+              }
             }
           } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
             // Either side went away: flush what we can to the other side, then drop both.

@@ -31,6 +31,15 @@ class tcp_proxy {
   // Client->broker bytes of every connection so far, in accept order.
   std::vector<std::vector<uint8_t>> client_streams() const;
 
+  // Fault injection: the next `times` connections that send a request with `api_key` are cut as
+  // soon as the broker starts answering it, the answer (and anything after it) dropped. The broker
+  // has done the work; the client sees a lost connection and retries: a duplicate request.
+  // With `then_refuse`, each cut also makes the proxy refuse new connections until the next
+  // set_upstream(), so the test can restart the broker before the client's retry gets through.
+  void cut_on_response_to(int16_t api_key, int times, bool then_refuse = false);
+  // How many connections have been cut so far.
+  int cuts() const { return cuts_done_; }
+
  private:
   void run();
 
@@ -43,6 +52,10 @@ class tcp_proxy {
   std::string upstream_host_;
   uint16_t upstream_port_ = 0;
   std::vector<std::vector<uint8_t>> captures_;
+  int16_t cut_api_key_ = -1;
+  int cuts_left_ = 0;
+  bool refuse_after_cut_ = false;
+  std::atomic<int> cuts_done_{0};
 
   std::thread thread_;
 };

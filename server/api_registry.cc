@@ -121,11 +121,11 @@ api_handler entry(int16_t min_version, int16_t max_version, int16_t min_served_v
           &invoke<Req, Handler>};
 }
 
-const std::array<api_handler, 16>& registry() {
+std::span<const api_handler> registry() {
   // Ranges: README "Supported APIs". Produce is advertised from v0 as Kafka 4 does, because
   // librdkafka < 2.11.1 turns compression off unless Produce v0 is in range, and served from v3
   // (record batch v2). Fetch starts at 4 for the same reason.
-  static const std::array<api_handler, 16> handlers = {
+  static const auto handlers = std::to_array<api_handler>({
       entry<wire::produce_request, handle_produce>(0, 9, 3),
       entry<wire::fetch_request, handle_fetch>(4, 12),
       entry<wire::list_offsets_request, handle_list_offsets>(0, 7),
@@ -144,7 +144,18 @@ const std::array<api_handler, 16>& registry() {
       entry<wire::delete_groups_request, handle_delete_groups>(0, 2),
       entry<wire::offset_delete_request, handle_offset_delete>(0, 0),
       entry<wire::api_versions_request, handle_api_versions>(0, 3),
-  };
+      // Admin APIs (README "Admin API and topic configs").
+      entry<wire::create_topics_request, handle_create_topics>(0, 7),
+      entry<wire::delete_topics_request, handle_delete_topics>(0, 6),
+      entry<wire::create_partitions_request, handle_create_partitions>(0, 3),
+      entry<wire::describe_configs_request, handle_describe_configs>(0, 4),
+      entry<wire::alter_configs_request, handle_alter_configs>(0, 2),
+      entry<wire::incremental_alter_configs_request, handle_incremental_alter_configs>(0, 1),
+      entry<wire::describe_cluster_request, handle_describe_cluster>(0, 1),
+      entry<wire::describe_log_dirs_request, handle_describe_log_dirs>(0, 4),
+      entry<wire::init_producer_id_request, handle_init_producer_id>(0, 4),
+      entry<wire::delete_records_request, handle_delete_records>(0, 2),
+  });
   return handlers;
 }
 

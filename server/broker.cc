@@ -9,6 +9,7 @@
 
 #include "server/logging.h"
 #include "server/session.h"
+#include "server/topic_config.h"
 #include "storage/log_sink.h"
 
 namespace sluice::server {
@@ -35,19 +36,28 @@ void bind_acceptor(tcp::acceptor& acceptor, const tcp::endpoint& endpoint,
 // Kafka checkpoints recovery points every 60 s (log.flush.offset.checkpoint.interval.ms) and high
 // watermarks every 5 s; one timer does both here, at the shorter period.
 constexpr std::chrono::seconds checkpoint_interval{5};
+// Kafka's producer.id.expiration.check.interval.ms default.
+constexpr int64_t producer_expiration_check_interval_ms = 600000;
 }  // namespace
 
 std::string broker::start() {
-  storage::log_config log_defaults;
-  log_defaults.segment_bytes = config_.log_segment_bytes;
-  log_defaults.index_interval_bytes = config_.log_index_interval_bytes;
+  // The broker's value of every topic config (topic_config.h); topics with configs of their own
+  // get them from topic_registry::load_configs below, before anything is appended.
+  storage::log_config log_defaults = effective_log_config(config_, {});
   logs_ = std::make_unique<storage::log_manager>(config_.log_dir, log_defaults);
   // Storage's lines during load are held back: on failure the last one is the detail of the one
   // fatal message; on success they are logged (recovery truncations matter to operators).
   std::vector<std::string> load_lines;
-  storage::set_log_sink([&load_lines](std::string_view line) { load_lines.emplace_back(line); });
+  storage::set_log_sink(
+      [&load_lines](storage::log_level, std::string_view line) { load_lines.emplace_back(line); });
   std::error_code load_ec = logs_->load();
-  storage::set_log_sink([](std::string_view line) { log_warn(line); });
+  storage::set_log_sink([](storage::log_level level, std::string_view line) {
+    if (level == storage::log_level::info) {
+      log_info(line);
+    } else {
+      log_warn(line);
+    }
+  });
   if (load_ec) {
     return "cannot use log directory " + config_.log_dir.string() + ": " +
            (load_lines.empty() ? load_ec.message() : load_lines.back());
@@ -58,9 +68,14 @@ std::string broker::start() {
   if (cluster_id_.empty()) {
     return "cannot write " + (config_.log_dir / "meta.properties").string();
   }
-  topics_ = std::make_unique<topic_registry>(*logs_, config_.node_id);
+  producer_ids_ = std::make_unique<producer_id_allocator>(config_.log_dir);
+  if (std::string problem; producer_ids_->load(problem)) return problem;
+  topics_ = std::make_unique<topic_registry>(*logs_, config_);
   if (std::error_code ec = topics_->load()) {
     return "cannot load topics from " + config_.log_dir.string() + ": " + ec.message();
+  }
+  if (std::string err = topics_->load_configs(); !err.empty()) {
+    return "cannot load topic configs: " + err;
   }
 
   group_coordinator_config groups_config;
@@ -71,6 +86,9 @@ std::string broker::start() {
   groups_config.initial_rebalance_delay =
       std::chrono::milliseconds(config_.group_initial_rebalance_delay_ms);
   groups_config.max_offset_metadata_bytes = static_cast<size_t>(config_.offset_metadata_max_bytes);
+  groups_config.offsets_retention = std::chrono::minutes(config_.offsets_retention_minutes);
+  groups_config.offsets_retention_check_interval =
+      std::chrono::milliseconds(config_.offsets_retention_check_interval_ms);
   if (std::string err = load_groups(groups_config); !err.empty()) return err;
 
   for (size_t i = 0; i < config_.listeners.size(); ++i) {
@@ -109,6 +127,8 @@ std::string broker::start() {
   }
   checkpoint_timer_.emplace(io_);
   schedule_checkpoint();
+  retention_timer_.emplace(io_);
+  schedule_retention();
   return {};
 }
 
@@ -142,6 +162,12 @@ std::string broker::load_groups(const group_coordinator_config& groups_config) {
     }
   }
   partition& offsets_partition = *offsets_topic->partitions.front();
+  // Kafka's __consumer_offsets is compacted, never deleted by time or size. Compaction is not
+  // implemented, so the log keeps everything: retention would silently drop live commits.
+  storage::log_config offsets_config = offsets_partition.log().config();
+  offsets_config.retention_ms = -1;
+  offsets_config.retention_bytes = -1;
+  offsets_partition.log().set_config(offsets_config);
   offsets_log_ = std::make_unique<offsets_log>(offsets_partition);
   groups_ =
       std::make_unique<group_coordinator>(io_.get_executor(), groups_config, offsets_log_.get());
@@ -155,6 +181,7 @@ std::string broker::load_groups(const group_coordinator_config& groups_config) {
     log_info("replayed ", consumer_offsets_topic, "-0: ", stats.records, " records in ",
              stats.batches, " batches");
   }
+  groups_->start_offset_expiry();
   return {};
 }
 
@@ -166,6 +193,22 @@ void broker::schedule_checkpoint() {
       log_error("writing checkpoints in ", config_.log_dir.string(), " failed: ", cec.message());
     }
     schedule_checkpoint();
+  });
+}
+
+void broker::schedule_retention() {
+  retention_timer_->expires_after(
+      std::chrono::milliseconds(std::max<int64_t>(1, config_.log_retention_check_interval_ms)));
+  retention_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    const int64_t now = storage::wall_clock_ms();
+    // Each log logs what it deleted; nothing to add here.
+    (void)logs_->enforce_retention(now);
+    if (now - last_producer_expiry_ms_ >= producer_expiration_check_interval_ms) {
+      logs_->remove_expired_producers(now);
+      last_producer_expiry_ms_ = now;
+    }
+    schedule_retention();
   });
 }
 
@@ -200,6 +243,7 @@ void broker::stop() {
   stopping_ = true;
   log_info("shutting down: no new connections, answering in-flight requests");
   if (checkpoint_timer_) checkpoint_timer_->cancel();
+  if (retention_timer_) retention_timer_->cancel();
   // Parked joins and syncs answer now (NOT_COORDINATOR: clients find the coordinator again).
   if (groups_) groups_->shutdown();
   for (auto& a : acceptors_) {

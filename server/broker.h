@@ -20,6 +20,7 @@
 #include "server/config.h"
 #include "server/groups/group_coordinator.h"
 #include "server/groups/offsets_log.h"
+#include "server/producer_ids.h"
 #include "server/topics.h"
 #include "storage/log.h"
 
@@ -43,6 +44,7 @@ class broker {
   const broker_config& config() const { return config_; }
   topic_registry& topics() { return *topics_; }
   group_coordinator& groups() { return *groups_; }
+  producer_id_allocator& producer_ids() { return *producer_ids_; }
   bool stopping() const { return stopping_; }
   // The address clients are told to use for this broker (Metadata, FindCoordinator).
   const listener& advertised() const { return config_.advertised_listeners.front(); }
@@ -56,6 +58,8 @@ class broker {
  private:
   void accept(boost::asio::ip::tcp::acceptor& acceptor);
   void schedule_checkpoint();
+  // Retention (log.retention.check.interval.ms) and producer-id expiry.
+  void schedule_retention();
   std::string load_groups(const group_coordinator_config& groups_config);
   std::string load_cluster_id();
 
@@ -63,6 +67,7 @@ class broker {
   broker_config config_;
   std::unique_ptr<storage::log_manager> logs_;
   std::unique_ptr<topic_registry> topics_;
+  std::unique_ptr<producer_id_allocator> producer_ids_;
   // Declared before groups_ so that the coordinator, which writes through it, goes first.
   std::unique_ptr<offsets_log> offsets_log_;
   std::unique_ptr<group_coordinator> groups_;
@@ -72,6 +77,8 @@ class broker {
   bool stopping_ = false;
   std::optional<boost::asio::steady_timer> grace_timer_;
   std::optional<boost::asio::steady_timer> checkpoint_timer_;
+  std::optional<boost::asio::steady_timer> retention_timer_;
+  int64_t last_producer_expiry_ms_ = 0;
   int accept_backoff_ms_ = 0;  // 0: accepting normally
   std::string cluster_id_;
 };

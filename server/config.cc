@@ -155,6 +155,96 @@ const std::vector<key_spec>& key_table() {
        [](broker_config& c, std::string_view v) {
          return parse_int<int32_t>(v, 0, c.offset_metadata_max_bytes);
        }},
+      {"offsets.retention.minutes", "", "10080",
+       "committed offsets of a group expire this long after it became empty",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 1, c.offsets_retention_minutes);
+       }},
+      {"offsets.retention.check.interval.ms", "", "600000",
+       "how often committed offsets are checked for expiry",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, 1, c.offsets_retention_check_interval_ms);
+       }},
+      // Topic defaults: each is the broker synonym of a topic config (server/topic_config.cc).
+      {"log.retention.hours", "", "168",
+       "hours to keep a log segment before deleting it (below log.retention.minutes and .ms)",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, std::numeric_limits<int32_t>::min(), c.log_retention_hours);
+       }},
+      {"log.retention.minutes", "", "", "minutes to keep a log segment; wins over the hours",
+       [](broker_config& c, std::string_view v) {
+         int32_t m = 0;
+         std::string err = parse_int<int32_t>(v, std::numeric_limits<int32_t>::min(), m);
+         if (err.empty()) c.log_retention_minutes = m;
+         return err;
+       }},
+      {"log.retention.ms", "", "",
+       "milliseconds to keep a log segment; wins over the minutes and hours; -1: forever",
+       [](broker_config& c, std::string_view v) {
+         int64_t ms = 0;
+         std::string err = parse_int<int64_t>(v, std::numeric_limits<int64_t>::min(), ms);
+         if (err.empty()) c.log_retention_ms_config = ms;
+         return err;
+       }},
+      {"log.retention.bytes", "", "-1",
+       "largest size of a partition's log before old segments are deleted; -1: no limit",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, std::numeric_limits<int64_t>::min(), c.log_retention_bytes);
+       }},
+      {"log.retention.check.interval.ms", "", "300000",
+       "how often logs are checked for segments to delete under retention",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, 1, c.log_retention_check_interval_ms);
+       }},
+      {"log.roll.hours", "", "168", "roll a segment older than this, even if not full",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 1, c.log_roll_hours);
+       }},
+      {"log.roll.ms", "", "", "roll a segment older than this; wins over log.roll.hours",
+       [](broker_config& c, std::string_view v) {
+         int64_t ms = 0;
+         std::string err = parse_int<int64_t>(v, 1, ms);
+         if (err.empty()) c.log_roll_ms_config = ms;
+         return err;
+       }},
+      {"log.message.timestamp.type", "", "CreateTime",
+       "record timestamps: CreateTime (the producer's) or LogAppendTime (the broker's)",
+       [](broker_config& c, std::string_view v) -> std::string {
+         if (v != "CreateTime" && v != "LogAppendTime") {
+           return "expected CreateTime or LogAppendTime";
+         }
+         c.log_message_timestamp_type = std::string(v);
+         return {};
+       }},
+      {"log.cleanup.policy", "", "delete", "what happens to old segments: delete (only)",
+       [](broker_config& c, std::string_view v) -> std::string {
+         if (v == "compact" || v == "compact,delete" || v == "delete,compact") {
+           return "log compaction is not supported by Sluice; only delete";
+         }
+         if (v != "delete") return "expected delete";
+         c.log_cleanup_policy = std::string(v);
+         return {};
+       }},
+      {"compression.type", "", "producer",
+       "batches are stored as the producer compressed them (producer, the only value)",
+       [](broker_config& c, std::string_view v) -> std::string {
+         if (v != "producer") {
+           return "only producer is supported: Sluice stores batches as received, never "
+                  "recompressing";
+         }
+         c.compression_type = std::string(v);
+         return {};
+       }},
+      {"min.insync.replicas", "", "1",
+       "replicas that must have a write for acks=all to succeed (one broker: 1)",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 1, c.min_insync_replicas);
+       }},
+      {"unclean.leader.election.enable", "", "false",
+       "allow an out-of-sync replica to lead (no effect on a single broker)",
+       [](broker_config& c, std::string_view v) {
+         return parse_bool(v, c.unclean_leader_election_enable);
+       }},
   };
   return keys;
 }
@@ -180,6 +270,7 @@ std::string apply(config_result& result, std::string_view key, std::string_view 
     return std::string(where) + ": invalid value '" + std::string(value) + "' for " +
            std::string(key) + ": " + err;
   }
+  result.config.static_values[std::string(spec->name)] = std::string(value);
   return {};
 }
 
@@ -235,6 +326,14 @@ config_result load_config(const std::filesystem::path& properties_file,
     }
   }
   broker_config& c = result.config;
+  // Kafka's KafkaConfig.logRetentionTimeMillis and logRollTimeMillis.
+  constexpr int64_t minute_ms = 60 * 1000;
+  constexpr int64_t hour_ms = 60 * minute_ms;
+  c.log_retention_ms = c.log_retention_ms_config ? *c.log_retention_ms_config
+                       : c.log_retention_minutes ? *c.log_retention_minutes * minute_ms
+                                                 : c.log_retention_hours * hour_ms;
+  if (c.log_retention_ms < 0) c.log_retention_ms = -1;
+  c.log_roll_ms = c.log_roll_ms_config ? *c.log_roll_ms_config : c.log_roll_hours * hour_ms;
   if (c.advertised_listeners.empty()) {
     // Kafka advertises the canonical host name for a wildcard listener. Sluice advertises
     // localhost instead: it is meant for laptops, CI and `docker run -p`, where the container's or
@@ -256,9 +355,38 @@ std::string config_help() {
   for (const key_spec& k : key_table()) {
     os << "  " << k.name;
     if (!k.alias.empty()) os << " (alias " << k.alias << ")";
-    os << "\n      " << k.doc << "; default " << k.default_text << "\n";
+    os << "\n      " << k.doc << "; default "
+       << (k.default_text.empty() ? std::string_view("none") : k.default_text) << "\n";
   }
   return os.str();
+}
+
+std::vector<broker_key_info> broker_keys() {
+  std::vector<broker_key_info> out;
+  for (const key_spec& k : key_table()) {
+    // "(listeners)" and the like describe a derived default: Kafka shows those as null.
+    std::optional<std::string_view> def;
+    if (!k.default_text.empty() && k.default_text.front() != '(') def = k.default_text;
+    out.push_back({k.name, def, k.doc});
+  }
+  return out;
+}
+
+const broker_key_info* find_broker_key(std::string_view name) {
+  static const std::vector<broker_key_info> keys = broker_keys();
+  for (const broker_key_info& k : keys) {
+    if (k.name == name) return &k;
+  }
+  return nullptr;
+}
+
+std::optional<std::string> broker_value(const broker_config& config, std::string_view name) {
+  if (auto it = config.static_values.find(name); it != config.static_values.end()) {
+    return it->second;
+  }
+  const broker_key_info* k = find_broker_key(name);
+  if (k == nullptr || !k->kafka_default) return std::nullopt;
+  return std::string(*k->kafka_default);
 }
 
 }  // namespace sluice::server

@@ -5,7 +5,11 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sluice::server {
@@ -33,7 +37,32 @@ struct broker_config {
   int32_t group_max_session_timeout_ms = 1800000;
   int32_t group_initial_rebalance_delay_ms = 3000;
   int32_t offset_metadata_max_bytes = 4096;
+  int32_t offsets_retention_minutes = 10080;
+  int64_t offsets_retention_check_interval_ms = 600000;
   int64_t shutdown_grace_ms = 5000;
+
+  // Log defaults for every topic (a topic's own configs override them; server/topic_config.h).
+  // Retention time: log.retention.ms, else log.retention.minutes, else log.retention.hours, as in
+  // Kafka; -1 (any negative) keeps data forever. Resolved by load_config into log_retention_ms.
+  std::optional<int64_t> log_retention_ms_config;
+  std::optional<int32_t> log_retention_minutes;
+  int32_t log_retention_hours = 168;
+  int64_t log_retention_ms = 604800000;
+  int64_t log_retention_bytes = -1;
+  int64_t log_retention_check_interval_ms = 300000;
+  // Segment age at which it is rolled: log.roll.ms, else log.roll.hours. Resolved into log_roll_ms.
+  std::optional<int64_t> log_roll_ms_config;
+  int32_t log_roll_hours = 168;
+  int64_t log_roll_ms = 604800000;
+  std::string log_message_timestamp_type = "CreateTime";
+  std::string log_cleanup_policy = "delete";
+  std::string compression_type = "producer";
+  int32_t min_insync_replicas = 1;
+  bool unclean_leader_election_enable = false;
+
+  // Keys set by the properties file or --override (canonical name -> value as given): Kafka's
+  // STATIC_BROKER_CONFIG source in DescribeConfigs. Keys absent here have their default.
+  std::map<std::string, std::string, std::less<>> static_values;
 };
 
 struct config_result {
@@ -49,5 +78,18 @@ config_result load_config(const std::filesystem::path& properties_file,
 
 // The `--help` text: usage and every key with its default.
 std::string config_help();
+
+// One broker key as DescribeConfigs shows it: Kafka's default (nullopt: Kafka has none, e.g.
+// log.retention.ms) and the documentation line.
+struct broker_key_info {
+  std::string_view name;
+  std::optional<std::string_view> kafka_default;
+  std::string_view doc;
+};
+// Every key of the table, in table order (aliases not listed).
+std::vector<broker_key_info> broker_keys();
+const broker_key_info* find_broker_key(std::string_view name);
+// The value in effect for `name`: as set, else the default (nullopt for a key without one).
+std::optional<std::string> broker_value(const broker_config& config, std::string_view name);
 
 }  // namespace sluice::server

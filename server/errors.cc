@@ -39,6 +39,14 @@ wire::error_code to_kafka_error(const std::error_code& ec) {
         return error_code::inconsistent_topic_id;
       case storage::errc::invalid_topic_partition:
         return error_code::invalid_topic_exception;
+      case storage::errc::record_too_large:
+        return error_code::message_too_large;
+      case storage::errc::out_of_order_sequence:
+        return error_code::out_of_order_sequence_number;
+      case storage::errc::invalid_producer_epoch:
+        return error_code::invalid_producer_epoch;
+      case storage::errc::invalid_txn_state:
+        return error_code::invalid_txn_state;
     }
   }
   // Operating-system errors from the log's files: the disk, not the request, is at fault.

@@ -49,6 +49,11 @@ void partition::remove_waiter(data_waiter* w) {
   std::erase(waiters_, w);
 }
 
+void partition::mark_deleted() {
+  deleted_ = true;
+  wake_waiters();
+}
+
 void partition::wake_waiters() {
   // A woken waiter unregisters itself, so walk a copy.
   std::vector<data_waiter*> woken = waiters_;

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <system_error>
 #include <vector>
 
@@ -27,7 +28,10 @@ class data_waiter {
   ~data_waiter() = default;
 };
 
-class partition {
+// Owned by shared_ptr (topic::partitions), so that a fetch parked on a partition keeps it alive
+// when DeleteTopics removes the topic meanwhile; such a partition is marked deleted, its log is
+// gone, and only the waiter calls may be made on it.
+class partition : public std::enable_shared_from_this<partition> {
  public:
   partition(storage::log& log, int32_t leader_id, int32_t leader_epoch);
   partition(const partition&) = delete;
@@ -61,6 +65,11 @@ class partition {
   void remove_waiter(data_waiter* w);
   void wake_waiters();
 
+  // Called by DeleteTopics before the log is removed: wakes the waiters, which find the topic
+  // gone when they look again. log() must not be used afterwards.
+  void mark_deleted();
+  bool deleted() const { return deleted_; }
+
  private:
   void maybe_advance_high_watermark();
 
@@ -71,6 +80,7 @@ class partition {
   std::vector<int32_t> isr_;
   std::map<int32_t, int64_t> follower_log_end_offsets_;
   std::vector<data_waiter*> waiters_;
+  bool deleted_ = false;
 };
 
 }  // namespace sluice::server

@@ -36,8 +36,8 @@ wire::uuid random_topic_id() {
   }
 }
 
-topic_registry::topic_registry(storage::log_manager& logs, int32_t node_id)
-    : logs_(logs), node_id_(node_id) {}
+topic_registry::topic_registry(storage::log_manager& logs, const broker_config& config)
+    : logs_(logs), config_(config), node_id_(config.node_id) {}
 
 std::error_code topic_registry::load() {
   for (storage::log* l : logs_.logs()) {
@@ -54,7 +54,7 @@ std::error_code topic_registry::load() {
       t.partitions.resize(static_cast<size_t>(tp.partition) + 1);
     }
     t.partitions[static_cast<size_t>(tp.partition)] =
-        std::make_unique<partition>(*l, node_id_, initial_leader_epoch);
+        std::make_shared<partition>(*l, node_id_, initial_leader_epoch);
   }
   for (auto& [name, t] : topics_) {
     for (size_t i = 0; i < t.partitions.size(); ++i) {
@@ -65,7 +65,7 @@ std::error_code topic_registry::load() {
         std::error_code ec;
         storage::log* l = logs_.create({name, static_cast<int32_t>(i)}, t.id, ec);
         if (ec) return ec;
-        t.partitions[i] = std::make_unique<partition>(*l, node_id_, initial_leader_epoch);
+        t.partitions[i] = std::make_shared<partition>(*l, node_id_, initial_leader_epoch);
       }
     }
     if (t.id == wire::uuid{}) {
@@ -93,7 +93,81 @@ partition* topic_registry::find_partition(std::string_view name, int32_t index) 
   return t->partitions[static_cast<size_t>(index)].get();
 }
 
-wire::error_code topic_registry::create(std::string_view name, int32_t partitions, topic*& out) {
+std::string topic_registry::load_configs() {
+  std::string error;
+  auto stored = load_topic_configs(logs_.root(), error);
+  if (!error.empty()) return error;
+  for (auto& [name, entry] : stored) {
+    topic* t = find(name);
+    if (t == nullptr || t->id != entry.topic_id) {
+      // Left by a topic deleted while the broker was down, or by one deleted and created again:
+      // not this topic's configs. The next save drops the entry.
+      log_warn("topic configs for ", name, " belong to a topic that no longer exists; ignored");
+      continue;
+    }
+    if (std::string err = validate_topic_overrides(entry.configs); !err.empty()) {
+      return "topic " + name + ": " + err;
+    }
+    set_configs(*t, std::move(entry.configs));
+  }
+  return {};
+}
+
+topic* topic_registry::find_by_id(const wire::uuid& id) {
+  if (id == wire::uuid{}) return nullptr;
+  for (auto& [name, t] : topics_) {
+    if (t.id == id) return &t;
+  }
+  return nullptr;
+}
+
+void topic_registry::set_configs(topic& t, topic_overrides configs) {
+  t.configs = std::move(configs);
+  storage::log_config cfg = effective_log_config(config_, t.configs);
+  for (auto& p : t.partitions)
+    p->log().set_config(cfg);
+}
+
+wire::error_code topic_registry::add_partitions(topic& t, int32_t count) {
+  const int32_t current = static_cast<int32_t>(t.partitions.size());
+  if (count <= current) return wire::error_code::invalid_partitions;
+  storage::log_config cfg = effective_log_config(config_, t.configs);
+  std::vector<std::shared_ptr<partition>> added;
+  for (int32_t i = current; i < count; ++i) {
+    std::error_code ec;
+    storage::log* l = logs_.create({t.name, i}, t.id, cfg, ec);
+    if (ec) {
+      log_error("topic ", t.name, ": cannot create partition ", i, ": ", ec.message());
+      added.clear();
+      for (int32_t made = current; made < i; ++made) {
+        if (std::error_code rm = logs_.remove({t.name, made})) {
+          log_error("topic ", t.name, ": cannot remove partition ", made, ": ", rm.message());
+        }
+      }
+      return wire::error_code::kafka_storage_error;
+    }
+    added.push_back(std::make_shared<partition>(*l, node_id_, initial_leader_epoch));
+  }
+  t.partitions.insert(t.partitions.end(), added.begin(), added.end());
+  log_info("topic ", t.name, ": ", current, " -> ", count, " partitions");
+  return wire::error_code::none;
+}
+
+std::error_code topic_registry::remove(topic& t) {
+  std::error_code first;
+  for (auto& p : t.partitions) {
+    storage::topic_partition tp = p->tp();
+    p->mark_deleted();
+    if (std::error_code ec = logs_.remove(tp); ec && !first) first = ec;
+  }
+  std::string name = t.name;
+  log_info("deleted topic ", name);
+  topics_.erase(name);
+  return first;
+}
+
+wire::error_code topic_registry::create(std::string_view name, int32_t partitions, topic*& out,
+                                        const topic_overrides& configs) {
   out = nullptr;
   if (!is_valid_topic_name(name)) return wire::error_code::invalid_topic_exception;
   if (partitions < 1) return wire::error_code::invalid_partitions;
@@ -102,9 +176,11 @@ wire::error_code topic_registry::create(std::string_view name, int32_t partition
   t.name = std::string(name);
   t.id = random_topic_id();
   t.internal = name.starts_with("__");
+  t.configs = configs;
+  storage::log_config cfg = effective_log_config(config_, t.configs);
   for (int32_t i = 0; i < partitions; ++i) {
     std::error_code ec;
-    storage::log* l = logs_.create({t.name, i}, t.id, ec);
+    storage::log* l = logs_.create({t.name, i}, t.id, cfg, ec);
     if (ec) {
       log_error("topic ", name, ": cannot create partition ", i, ": ", ec.message());
       // All or nothing: left on disk, the partitions made so far would load at the next start
@@ -117,7 +193,7 @@ wire::error_code topic_registry::create(std::string_view name, int32_t partition
       }
       return wire::error_code::kafka_storage_error;
     }
-    t.partitions.push_back(std::make_unique<partition>(*l, node_id_, initial_leader_epoch));
+    t.partitions.push_back(std::make_shared<partition>(*l, node_id_, initial_leader_epoch));
   }
   log_info("created topic ", name, " with ", partitions, " partition(s)");
   auto [it, inserted] = topics_.emplace(t.name, std::move(t));

@@ -10,7 +10,9 @@
 #include <string_view>
 #include <vector>
 
+#include "server/config.h"
 #include "server/partition.h"
+#include "server/topic_config.h"
 #include "storage/log.h"
 #include "wire/codec.h"
 #include "wire/error_code.h"
@@ -21,15 +23,21 @@ struct topic {
   std::string name;
   wire::uuid id{};
   bool internal = false;
-  std::vector<std::unique_ptr<partition>> partitions;
+  // Shared: a parked fetch keeps the partitions it waits on (see partition.h).
+  std::vector<std::shared_ptr<partition>> partitions;
+  // The topic's own configs (CreateTopics, AlterConfigs); the rest follow the broker.
+  topic_overrides configs;
 };
 
 class topic_registry {
  public:
-  topic_registry(storage::log_manager& logs, int32_t node_id);
+  topic_registry(storage::log_manager& logs, const broker_config& config);
 
   // Groups the loaded logs into topics; gives a topic id to partitions that lack one.
   std::error_code load();
+  // After load(): reads the persisted topic configs (topic_config.h), keeps those whose topic id
+  // matches a loaded topic and applies them to its logs. Returns an error message, or "".
+  std::string load_configs();
 
   topic* find(std::string_view name);
   partition* find_partition(std::string_view topic, int32_t index);
@@ -37,10 +45,29 @@ class topic_registry {
 
   // Creates `name` with `partitions` partitions and a fresh topic id. Errors are Kafka's:
   // INVALID_TOPIC_EXCEPTION for a bad name, TOPIC_ALREADY_EXISTS, KAFKA_STORAGE_ERROR.
-  wire::error_code create(std::string_view name, int32_t partitions, topic*& out);
+  // `configs` must be valid (validate_topic_overrides); they are kept in memory only, the caller
+  // persists them (save_topic_configs).
+  wire::error_code create(std::string_view name, int32_t partitions, topic*& out,
+                          const topic_overrides& configs = {});
+
+  topic* find_by_id(const wire::uuid& id);
+
+  // Grows `t` to `count` partitions (count > current), all or nothing. KAFKA_STORAGE_ERROR on
+  // failure.
+  wire::error_code add_partitions(topic& t, int32_t count);
+
+  // Replaces the topic's configs and applies them to its logs. The caller persists them.
+  void set_configs(topic& t, topic_overrides configs);
+
+  // Deletes the topic: parked fetches are woken (they find it gone), the partition directories
+  // removed. `t` is invalid afterwards. The first removal error, if any; the topic is gone from
+  // the registry either way (storage renamed the directories aside first, and the next start
+  // deletes leftovers).
+  std::error_code remove(topic& t);
 
  private:
   storage::log_manager& logs_;
+  const broker_config& config_;
   int32_t node_id_;
   std::map<std::string, topic, std::less<>> topics_;
 };

@@ -12,7 +12,9 @@
 //
 // Long poll: with fewer than min_bytes available and no partition in error, the request parks on
 // every partition it names until an append wakes it or max_wait_ms passes, then answers with what
-// there is. Broker shutdown wakes parked fetches too.
+// there is. Broker shutdown wakes parked fetches too, and so does DeleteTopics: the parked fetch
+// holds its partitions by shared_ptr, and on waking finds the topic gone
+// (UNKNOWN_TOPIC_OR_PARTITION).
 //
 // Deviations: fetch sessions (KIP-227) are declined with session_id 0, which every client
 // handles by sending full fetches; an incremental request naming a session gets
@@ -43,13 +45,14 @@ constexpr int8_t read_committed = 1;
 // A fetch parked on some partitions until one of them gets data or the deadline passes.
 class parked_fetch final : public data_waiter {
  public:
-  parked_fetch(asio::any_io_executor executor, std::vector<partition*> partitions)
+  // Holds the partitions: DeleteTopics may remove them while this waits (it wakes us first).
+  parked_fetch(asio::any_io_executor executor, std::vector<std::shared_ptr<partition>> partitions)
       : timer_(std::move(executor)), partitions_(std::move(partitions)) {
-    for (partition* p : partitions_)
+    for (const auto& p : partitions_)
       p->add_waiter(this);
   }
   ~parked_fetch() {
-    for (partition* p : partitions_)
+    for (const auto& p : partitions_)
       p->remove_waiter(this);
   }
   parked_fetch(const parked_fetch&) = delete;
@@ -65,13 +68,13 @@ class parked_fetch final : public data_waiter {
 
  private:
   asio::steady_timer timer_;
-  std::vector<partition*> partitions_;
+  std::vector<std::shared_ptr<partition>> partitions_;
 };
 
 struct fill_result {
   int64_t bytes = 0;
   bool has_error = false;
-  std::vector<partition*> partitions;  // the ones that exist, to park on
+  std::vector<std::shared_ptr<partition>> partitions;  // the ones that exist, to park on
 };
 
 error_code check_leader_epoch(int32_t requested, const partition& p) {
@@ -108,7 +111,7 @@ fill_result fill(broker& b, const wire::fetch_request& request, wire::fetch_resp
         result.has_error = true;
         continue;
       }
-      result.partitions.push_back(p);
+      result.partitions.push_back(p->shared_from_this());
       if (follower) p->record_follower_fetch(request.replica_id, requested.fetch_offset);
       out.high_watermark = p->high_watermark();
       out.last_stable_offset = p->last_stable_offset();

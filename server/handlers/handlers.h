@@ -9,8 +9,26 @@
 #include "server/request_context.h"
 #include "wire/generated/api_versions_request.h"
 #include "wire/generated/api_versions_response.h"
+#include "wire/generated/alter_configs_request.h"
+#include "wire/generated/alter_configs_response.h"
+#include "wire/generated/create_partitions_request.h"
+#include "wire/generated/create_partitions_response.h"
+#include "wire/generated/create_topics_request.h"
+#include "wire/generated/create_topics_response.h"
+#include "wire/generated/delete_topics_request.h"
+#include "wire/generated/delete_topics_response.h"
+#include "wire/generated/describe_cluster_request.h"
+#include "wire/generated/describe_cluster_response.h"
+#include "wire/generated/describe_configs_request.h"
+#include "wire/generated/describe_configs_response.h"
+#include "wire/generated/describe_log_dirs_request.h"
+#include "wire/generated/describe_log_dirs_response.h"
+#include "wire/generated/incremental_alter_configs_request.h"
+#include "wire/generated/incremental_alter_configs_response.h"
 #include "wire/generated/delete_groups_request.h"
 #include "wire/generated/delete_groups_response.h"
+#include "wire/generated/delete_records_request.h"
+#include "wire/generated/delete_records_response.h"
 #include "wire/generated/describe_groups_request.h"
 #include "wire/generated/describe_groups_response.h"
 #include "wire/generated/fetch_request.h"
@@ -19,6 +37,8 @@
 #include "wire/generated/find_coordinator_response.h"
 #include "wire/generated/heartbeat_request.h"
 #include "wire/generated/heartbeat_response.h"
+#include "wire/generated/init_producer_id_request.h"
+#include "wire/generated/init_producer_id_response.h"
 #include "wire/generated/join_group_request.h"
 #include "wire/generated/join_group_response.h"
 #include "wire/generated/leave_group_request.h"
@@ -58,6 +78,12 @@ boost::asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
 wire::find_coordinator_response handle_find_coordinator(request_context& ctx,
                                                         wire::find_coordinator_request& request);
 
+wire::delete_records_response handle_delete_records(request_context& ctx,
+                                                    wire::delete_records_request& request);
+
+wire::init_producer_id_response handle_init_producer_id(request_context& ctx,
+                                                        wire::init_producer_id_request& request);
+
 // Consumer groups: thin calls into the broker's group coordinator (server/groups/).
 boost::asio::awaitable<wire::join_group_response> handle_join_group(
     request_context& ctx, wire::join_group_request& request);
@@ -81,5 +107,23 @@ wire::delete_groups_response handle_delete_groups(request_context& ctx,
 
 wire::list_offsets_response handle_list_offsets(request_context& ctx,
                                                 wire::list_offsets_request& request);
+
+// Admin: topics, their configs, the cluster and its log directory (server/topic_config.h).
+wire::create_topics_response handle_create_topics(request_context& ctx,
+                                                  wire::create_topics_request& request);
+wire::delete_topics_response handle_delete_topics(request_context& ctx,
+                                                  wire::delete_topics_request& request);
+wire::create_partitions_response handle_create_partitions(
+    request_context& ctx, wire::create_partitions_request& request);
+wire::describe_configs_response handle_describe_configs(request_context& ctx,
+                                                        wire::describe_configs_request& request);
+wire::alter_configs_response handle_alter_configs(request_context& ctx,
+                                                  wire::alter_configs_request& request);
+wire::incremental_alter_configs_response handle_incremental_alter_configs(
+    request_context& ctx, wire::incremental_alter_configs_request& request);
+wire::describe_cluster_response handle_describe_cluster(request_context& ctx,
+                                                        wire::describe_cluster_request& request);
+wire::describe_log_dirs_response handle_describe_log_dirs(
+    request_context& ctx, wire::describe_log_dirs_request& request);
 
 }  // namespace sluice::server

@@ -61,6 +61,23 @@ TEST(config, bad_values_are_errors) {
   }
 }
 
+TEST(config, offsets_retention_keys_have_kafkas_names_types_and_defaults) {
+  config_result defaults = load_config({}, {});
+  EXPECT_EQ(defaults.config.offsets_retention_minutes, 10080);
+  EXPECT_EQ(defaults.config.offsets_retention_check_interval_ms, 600000);
+  config_result r =
+      load_config({}, {"offsets.retention.minutes=1", "offsets.retention.check.interval.ms=250"});
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_TRUE(r.warnings.empty());
+  EXPECT_EQ(r.config.offsets_retention_minutes, 1);
+  EXPECT_EQ(r.config.offsets_retention_check_interval_ms, 250);
+  // Whole minutes, at least one, as Kafka's int with atLeast(1).
+  for (const char* bad : {"offsets.retention.minutes=0", "offsets.retention.minutes=0.5",
+                          "offsets.retention.check.interval.ms=0"}) {
+    EXPECT_FALSE(load_config({}, {bad}).error.empty()) << bad;
+  }
+}
+
 TEST(config, missing_file_is_an_error) {
   config_result r = load_config("/nonexistent/server.properties", {});
   EXPECT_FALSE(r.error.empty());
@@ -79,7 +96,8 @@ TEST(config, help_lists_every_key) {
   for (const char* key :
        {"node.id", "listeners", "advertised.listeners", "log.dirs", "num.partitions",
         "auto.create.topics.enable", "log.segment.bytes", "log.index.interval.bytes",
-        "message.max.bytes", "socket.request.max.bytes"}) {
+        "message.max.bytes", "socket.request.max.bytes", "offsets.retention.minutes",
+        "offsets.retention.check.interval.ms"}) {
     EXPECT_NE(help.find(key), std::string::npos) << key;
   }
 }

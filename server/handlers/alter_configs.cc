@@ -1,0 +1,114 @@
+// AlterConfigs (key 33), versions 0-2: the legacy, non-incremental form.
+//
+// A TOPIC resource's configs REPLACE the topic's whole set of overrides (names left out return to
+// the broker's value), as Kafka's legacy AlterConfigs does. Every entry goes through the topic
+// config table: an unknown name or a refused value is INVALID_CONFIG and nothing changes. The new
+// set takes effect on the topic's logs at once (next append, next retention pass) and is persisted
+// before the answer. validate_only checks and changes nothing. An unknown topic is
+// UNKNOWN_TOPIC_OR_PARTITION.
+//
+// As Kafka's ConfigAdminManager.preprocess: a resource named twice is INVALID_REQUEST for both, as
+// are duplicate config names and null values in one resource. BROKER resources (type 4, this
+// node's id or empty) accept no change: Sluice has no dynamic broker configs, so any entry is
+// INVALID_REQUEST "Cannot update these configs dynamically", Kafka's answer for a key that is not
+// dynamic (KAFKA-13609 explains why it is not INVALID_CONFIG). Other resource types are
+// INVALID_REQUEST.
+
+#include <map>
+#include <set>
+
+#include "server/broker.h"
+#include "server/handlers/handlers.h"
+#include "server/logging.h"
+#include "server/topic_config.h"
+
+namespace sluice::server {
+
+namespace {
+constexpr int8_t resource_topic = 2;
+constexpr int8_t resource_broker = 4;
+}  // namespace
+
+wire::alter_configs_response handle_alter_configs(request_context& ctx,
+                                                  wire::alter_configs_request& request) {
+  using wire::error_code;
+  broker& b = ctx.broker;
+  wire::alter_configs_response response;
+  std::map<std::pair<int8_t, std::string>, int> seen;
+  for (const auto& r : request.resources)
+    ++seen[{r.resource_type, r.resource_name}];
+  for (const auto& resource : request.resources) {
+    auto& out = response.responses.emplace_back();
+    out.resource_type = resource.resource_type;
+    out.resource_name = resource.resource_name;
+    out.error_message.reset();
+    auto fail = [&](error_code code, std::string message) {
+      out.error_code = static_cast<int16_t>(code);
+      out.error_message = std::move(message);
+    };
+    if (seen[{resource.resource_type, resource.resource_name}] > 1) {
+      fail(error_code::invalid_request, "Each resource must appear at most once.");
+      continue;
+    }
+    std::set<std::string> names;
+    std::string nulls;
+    bool duplicate = false;
+    for (const auto& c : resource.configs) {
+      duplicate = duplicate || !names.insert(c.name).second;
+      if (!c.value) nulls += (nulls.empty() ? "" : ", ") + c.name;
+    }
+    if (duplicate) {
+      fail(error_code::invalid_request, "Error due to duplicate config keys");
+      continue;
+    }
+    if (!nulls.empty()) {
+      fail(error_code::invalid_request, "Null value not supported for : " + nulls);
+      continue;
+    }
+    if (resource.resource_type == resource_broker) {
+      if (!resource.resource_name.empty() &&
+          resource.resource_name != std::to_string(b.config().node_id)) {
+        fail(error_code::invalid_request, "Unexpected broker id, expected " +
+                                              std::to_string(b.config().node_id) +
+                                              ", but received " + resource.resource_name);
+        continue;
+      }
+      if (!names.empty()) {
+        std::string list;
+        for (const std::string& n : names)
+          list += (list.empty() ? "" : ", ") + n;
+        fail(error_code::invalid_request,
+             "Cannot update these configs dynamically: Set(" + list + ")");
+      }
+      continue;
+    }
+    if (resource.resource_type != resource_topic) {
+      fail(error_code::invalid_request,
+           "Unknown resource type " + std::to_string(resource.resource_type));
+      continue;
+    }
+    topic* t = b.topics().find(resource.resource_name);
+    if (t == nullptr) {
+      fail(error_code::unknown_topic_or_partition, "This server does not host this topic.");
+      continue;
+    }
+    topic_overrides configs;
+    for (const auto& c : resource.configs)
+      configs[c.name] = *c.value;
+    if (std::string err = validate_topic_overrides(configs); !err.empty()) {
+      fail(error_code::invalid_config, err);
+      continue;
+    }
+    if (request.validate_only) continue;
+    if (std::error_code ec =
+            replace_topic_configs(b.topics(), b.config().log_dir, *t, std::move(configs))) {
+      log_error("cannot persist the configs of topic ", t->name, ": ", ec.message());
+      fail(error_code::kafka_storage_error, "Cannot persist topic configs");
+      continue;
+    }
+    log_info("topic ", t->name, ": configs replaced by AlterConfigs");
+  }
+  return response;
+}
+
+}  // namespace sluice::server

@@ -1,0 +1,92 @@
+// CreatePartitions (key 37), versions 0-3.
+//
+// Grows a topic to `count` partitions, as Kafka's ReplicationControlManager.createPartitions
+// checks it: an unknown topic is UNKNOWN_TOPIC_OR_PARTITION; a count equal to the current one, or
+// smaller, is INVALID_PARTITIONS; assignments, when given, must name exactly the partitions being
+// added, each with this broker as its only replica (else INVALID_REPLICA_ASSIGNMENT). A topic
+// named twice is INVALID_REQUEST. validate_only checks and changes nothing. New partitions get
+// the topic's configs and a fresh, empty log.
+//
+// Deviations: internal topics are refused with INVALID_REQUEST (the group coordinator uses
+// exactly one partition of __consumer_offsets). The timeout is not used.
+
+#include <map>
+
+#include "server/broker.h"
+#include "server/handlers/handlers.h"
+
+namespace sluice::server {
+
+wire::create_partitions_response handle_create_partitions(
+    request_context& ctx, wire::create_partitions_request& request) {
+  using wire::error_code;
+  broker& b = ctx.broker;
+  const int32_t node = b.config().node_id;
+  wire::create_partitions_response response;
+  std::map<std::string, int> name_count;
+  for (const auto& t : request.topics)
+    ++name_count[t.name];
+  for (const auto& t : request.topics) {
+    auto& out = response.results.emplace_back();
+    out.name = t.name;
+    auto fail = [&](error_code code, std::string message) {
+      out.error_code = static_cast<int16_t>(code);
+      out.error_message = std::move(message);
+    };
+    if (name_count[t.name] > 1) {
+      fail(error_code::invalid_request, "Duplicate topic name.");
+      continue;
+    }
+    topic* found = b.topics().find(t.name);
+    if (found == nullptr) {
+      fail(error_code::unknown_topic_or_partition, "This server does not host this topic.");
+      continue;
+    }
+    if (found->internal) {
+      fail(error_code::invalid_request,
+           "Topic " + t.name + " is an internal topic; its partitions cannot be changed");
+      continue;
+    }
+    const auto current = static_cast<int32_t>(found->partitions.size());
+    if (t.count == current) {
+      fail(error_code::invalid_partitions,
+           "Topic already has " + std::to_string(current) + " partition(s).");
+      continue;
+    }
+    if (t.count < current) {
+      fail(error_code::invalid_partitions,
+           "The topic " + t.name + " currently has " + std::to_string(current) + " partition(s); " +
+               std::to_string(t.count) + " would not be an increase.");
+      continue;
+    }
+    if (t.assignments) {
+      const size_t adding = static_cast<size_t>(t.count - current);
+      if (t.assignments->size() != adding) {
+        fail(error_code::invalid_replica_assignment,
+             "Attempted to add " + std::to_string(adding) + " additional partition(s), but only " +
+                 std::to_string(t.assignments->size()) + " assignment(s) were specified.");
+        continue;
+      }
+      bool bad = false;
+      for (const auto& a : *t.assignments) {
+        if (a.broker_ids.size() != 1 || a.broker_ids.front() != node) {
+          bad = true;
+          break;
+        }
+      }
+      if (bad) {
+        fail(error_code::invalid_replica_assignment,
+             "Each new partition must have exactly one replica, broker " + std::to_string(node) +
+                 ": this cluster has one broker.");
+        continue;
+      }
+    }
+    if (request.validate_only) continue;
+    if (error_code ec = b.topics().add_partitions(*found, t.count); ec != error_code::none) {
+      fail(ec, "Cannot create the new partitions");
+    }
+  }
+  return response;
+}
+
+}  // namespace sluice::server

@@ -1,0 +1,199 @@
+// CreateTopics (key 19), versions 0-7.
+//
+// Each topic is checked in Kafka's order (ReplicationControlManager.createTopic) and gets its own
+// error: a bad name is INVALID_TOPIC_EXCEPTION (also one that collides with an existing topic
+// once '.' and '_' are treated alike); an existing one TOPIC_ALREADY_EXISTS; num_partitions and
+// replication_factor of -1 take the broker's num.partitions and 1; num_partitions 0 or below -1 is
+// INVALID_PARTITIONS; a replication factor other than 1 is INVALID_REPLICATION_FACTOR (one
+// broker). Manual assignments need both counts at -1 (else INVALID_REQUEST), partitions 0..n-1
+// each once, and exactly this broker as the replica (else INVALID_REPLICA_ASSIGNMENT). Configs go
+// through the topic config table (server/topic_config.h): an unknown name, a value out of range,
+// or a value Sluice cannot honour (cleanup.policy=compact, compression.type other than producer)
+// is INVALID_CONFIG with the reason. A name given twice in one request is INVALID_REQUEST for both.
+// validate_only runs every check and creates nothing. v5+ answers with the partition count,
+// replication factor and every config of the topic (as DescribeConfigs reports them); v7 with the
+// topic id. Configs are persisted before the answer.
+//
+// Deviations: names starting with "__" are refused (INVALID_TOPIC_EXCEPTION): Sluice treats them
+// as internal topics, which only the broker creates. The request's timeout is not used (creation
+// is immediate).
+
+#include "server/broker.h"
+#include "server/handlers/handlers.h"
+#include "server/logging.h"
+#include "server/topic_config.h"
+
+namespace sluice::server {
+
+namespace {
+
+using wire::error_code;
+using result_t = wire::create_topics_response::creatable_topic_result;
+
+struct failure {
+  error_code code = error_code::none;
+  std::string message;
+};
+
+// Kafka's Topic.hasCollision: '.' and '_' map to the same metric names.
+std::string collision_key(std::string_view name) {
+  std::string key(name);
+  for (char& c : key) {
+    if (c == '.') c = '_';
+  }
+  return key;
+}
+
+failure check(broker& b, const wire::create_topics_request::creatable_topic& t,
+              int32_t& partitions) {
+  const int32_t node = b.config().node_id;
+  if (!is_valid_topic_name(t.name)) {
+    return {error_code::invalid_topic_exception, "Topic name '" + t.name +
+                                                     "' is illegal: it must be 1-249 characters of "
+                                                     "[a-zA-Z0-9._-] and not '.' or '..'"};
+  }
+  if (t.name.starts_with("__")) {
+    return {error_code::invalid_topic_exception,
+            "Topic names starting with '__' are reserved for Sluice's internal topics"};
+  }
+  if (b.topics().find(t.name) != nullptr) {
+    return {error_code::topic_already_exists, "Topic '" + t.name + "' already exists."};
+  }
+  for (const auto& [name, existing] : b.topics().all()) {
+    if (collision_key(name) == collision_key(t.name)) {
+      return {error_code::invalid_topic_exception,
+              "Topic '" + t.name + "' collides with existing topic: " + name};
+    }
+  }
+  if (!t.assignments.empty()) {
+    if (t.num_partitions != -1 || t.replication_factor != -1) {
+      return {error_code::invalid_request,
+              "A manual partition assignment was specified, but numPartitions or "
+              "replicationFactor was not set to -1."};
+    }
+    std::vector<bool> seen(t.assignments.size(), false);
+    for (const auto& a : t.assignments) {
+      if (a.partition_index < 0 || static_cast<size_t>(a.partition_index) >= seen.size() ||
+          seen[static_cast<size_t>(a.partition_index)]) {
+        return {error_code::invalid_replica_assignment,
+                "Partitions must be numbered 0 to " + std::to_string(seen.size() - 1) +
+                    ", each once; got partition " + std::to_string(a.partition_index)};
+      }
+      seen[static_cast<size_t>(a.partition_index)] = true;
+      if (a.broker_ids.empty()) {
+        return {error_code::invalid_replica_assignment,
+                "The manual partition assignment includes an empty replica list."};
+      }
+      for (int32_t id : a.broker_ids) {
+        if (id != node) {
+          return {error_code::invalid_replica_assignment,
+                  "The manual partition assignment includes broker " + std::to_string(id) +
+                      ", but no broker with that id is registered."};
+        }
+      }
+      if (a.broker_ids.size() > 1) {
+        return {error_code::invalid_replica_assignment,
+                "The manual partition assignment includes the partition with duplicate replicas."};
+      }
+    }
+    partitions = static_cast<int32_t>(t.assignments.size());
+  } else {
+    partitions = t.num_partitions == -1 ? b.config().num_partitions : t.num_partitions;
+    if (partitions <= 0) {
+      return {error_code::invalid_partitions,
+              "Number of partitions was set to an invalid non-positive value."};
+    }
+    int16_t rf = t.replication_factor == -1 ? 1 : t.replication_factor;
+    if (rf <= 0) {
+      return {error_code::invalid_replication_factor,
+              "Replication factor must be larger than 0, or -1 to use the default value."};
+    }
+    if (rf > 1) {
+      return {error_code::invalid_replication_factor,
+              "Unable to replicate the partition " + std::to_string(rf) +
+                  " time(s): The target replication factor of " + std::to_string(rf) +
+                  " cannot be reached because only 1 broker(s) are registered."};
+    }
+  }
+  return {};
+}
+
+failure collect_configs(const wire::create_topics_request::creatable_topic& t,
+                        topic_overrides& out) {
+  for (const auto& c : t.configs) {
+    if (!c.value) {
+      return {error_code::invalid_config, "Null value not supported for topic configs: " + c.name};
+    }
+    if (std::string err = validate_topic_config(c.name, *c.value); !err.empty()) {
+      return {error_code::invalid_config, err};
+    }
+    out[c.name] = *c.value;
+  }
+  return {};
+}
+
+}  // namespace
+
+wire::create_topics_response handle_create_topics(request_context& ctx,
+                                                  wire::create_topics_request& request) {
+  broker& b = ctx.broker;
+  wire::create_topics_response response;
+  std::map<std::string, int> name_count;
+  for (const auto& t : request.topics)
+    ++name_count[t.name];
+  for (const auto& t : request.topics) {
+    result_t& out = response.topics.emplace_back();
+    out.name = t.name;
+    out.error_message.reset();
+    auto fail = [&](const failure& f) {
+      out.error_code = static_cast<int16_t>(f.code);
+      out.error_message = f.message;
+    };
+    if (name_count[t.name] > 1) {
+      fail({error_code::invalid_request, "Duplicate topic name."});
+      continue;
+    }
+    int32_t partitions = 0;
+    topic_overrides configs;
+    failure f = check(b, t, partitions);
+    if (f.code == error_code::none) f = collect_configs(t, configs);
+    if (f.code != error_code::none) {
+      fail(f);
+      continue;
+    }
+    wire::uuid id{};
+    if (!request.validate_only) {
+      topic* created = nullptr;
+      error_code ec = b.topics().create(t.name, partitions, created, configs);
+      if (ec != error_code::none) {
+        fail({ec, "Cannot create topic " + t.name + ": " + std::string(wire::error_name(ec))});
+        continue;
+      }
+      id = created->id;
+      if (!configs.empty()) {
+        if (std::error_code sec = save_topic_configs(b.config().log_dir, b.topics())) {
+          // A topic whose configs would be lost at the next start is not created at all.
+          log_error("cannot persist the configs of topic ", t.name, ": ", sec.message());
+          b.topics().remove(*created);
+          fail({error_code::kafka_storage_error, "Cannot persist topic configs"});
+          continue;
+        }
+      }
+    }
+    out.topic_id = id;
+    out.num_partitions = partitions;
+    out.replication_factor = 1;
+    out.configs.emplace();
+    for (const described_config& d : describe_topic_configs(b.config(), configs)) {
+      auto& c = out.configs->emplace_back();
+      c.name = d.name;
+      c.value = d.value;
+      c.read_only = d.read_only;
+      c.config_source = static_cast<int8_t>(d.source);
+      c.is_sensitive = d.is_sensitive;
+    }
+  }
+  return response;
+}
+
+}  // namespace sluice::server

@@ -1,0 +1,75 @@
+// DeleteRecords (key 21), versions 0-2: moves partitions' log start offsets forward.
+//
+// Kafka's rules (ReplicaManager.deleteRecordsOnLocalLog, Partition.deleteRecordsOnLeader): offset
+// -1 means the high watermark; an offset below 0 or above the high watermark is
+// OFFSET_OUT_OF_RANGE; the log start offset never moves back, and the answer's low_watermark is
+// the log start offset afterwards. Whole segments below it are deleted at once; the part of a
+// segment below it stays on disk but is unreadable (fetches below it get OFFSET_OUT_OF_RANGE).
+// Internal topics are refused with INVALID_TOPIC_EXCEPTION, as Kafka refuses clients.
+//
+// On one broker there are no followers to wait for, so the answer does not wait for timeout_ms.
+
+#include "server/broker.h"
+#include "server/errors.h"
+#include "server/handlers/handlers.h"
+#include "server/logging.h"
+
+namespace sluice::server {
+
+namespace {
+
+using wire::error_code;
+
+constexpr int64_t to_high_watermark = -1;
+
+}  // namespace
+
+wire::delete_records_response handle_delete_records(request_context& ctx,
+                                                    wire::delete_records_request& request) {
+  wire::delete_records_response response;
+  for (const auto& topic_in : request.topics) {
+    auto& topic_out = response.topics.emplace_back();
+    topic_out.name = topic_in.name;
+    topic* t = ctx.broker.topics().find(topic_in.name);
+    for (const auto& partition_in : topic_in.partitions) {
+      auto& out = topic_out.partitions.emplace_back();
+      out.partition_index = partition_in.partition_index;
+      out.low_watermark = -1;
+      error_code ec = error_code::none;
+      partition* p = nullptr;
+      if (t == nullptr) {
+        ec = error_code::unknown_topic_or_partition;
+      } else if (t->internal) {
+        ec = error_code::invalid_topic_exception;
+      } else if ((p = ctx.broker.topics().find_partition(topic_in.name,
+                                                         partition_in.partition_index)) ==
+                 nullptr) {
+        ec = error_code::unknown_topic_or_partition;
+      }
+      if (ec == error_code::none) {
+        int64_t offset = partition_in.offset == to_high_watermark ? p->high_watermark()
+                                                                   : partition_in.offset;
+        if (offset < 0 || offset > p->high_watermark()) {
+          ec = error_code::offset_out_of_range;
+        } else {
+          int64_t before = p->log_start_offset();
+          int64_t new_start = -1;
+          if (std::error_code dec = p->log().delete_records_before(offset, new_start)) {
+            ec = to_kafka_error(dec);
+          } else {
+            out.low_watermark = new_start;
+            if (new_start != before) {
+              log_info("DeleteRecords from ", ctx.peer, " (client ", ctx.client_id.value_or(""),
+                       "): ", topic_in.name, "-", partition_in.partition_index,
+                       " log start offset ", before, " -> ", new_start);
+            }
+          }
+        }
+      }
+      out.error_code = static_cast<int16_t>(ec);
+    }
+  }
+  return response;
+}
+
+}  // namespace sluice::server

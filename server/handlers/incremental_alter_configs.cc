@@ -1,0 +1,179 @@
+// IncrementalAlterConfigs (key 44), versions 0-1.
+//
+// TOPIC resources: operations apply in order to the topic's current overrides. SET (0) sets a
+// value; DELETE (1) removes an override (the config returns to the broker's value; deleting one
+// that is not set is a no-op); APPEND (2) and SUBTRACT (3) add items to or remove items from a
+// LIST config (cleanup.policy), starting from its current value, and are INVALID_CONFIG for any
+// other config ("Config value append is not allowed for config key: x", Kafka's words). The
+// resulting set goes through the topic config table (INVALID_CONFIG for an unknown name or a
+// refused value, nothing changes), takes effect on the logs at once and is persisted before the
+// answer. validate_only checks and changes nothing. An unknown operation is INVALID_REQUEST.
+//
+// Resource-level rules, BROKER resources and errors are those of AlterConfigs (alter_configs.cc):
+// Sluice has no dynamic broker configs, so SET, APPEND and SUBTRACT on a broker are
+// INVALID_REQUEST "Cannot update these configs dynamically"; DELETE alone changes nothing and
+// succeeds, as in Kafka.
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "server/broker.h"
+#include "server/handlers/handlers.h"
+#include "server/logging.h"
+#include "server/topic_config.h"
+
+namespace sluice::server {
+
+namespace {
+
+constexpr int8_t resource_topic = 2;
+constexpr int8_t resource_broker = 4;
+
+enum op : int8_t { op_set = 0, op_delete = 1, op_append = 2, op_subtract = 3 };
+
+std::vector<std::string> split_list(std::string_view text) {
+  std::vector<std::string> items;
+  while (true) {
+    size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    while (!item.empty() && item.front() == ' ')
+      item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ')
+      item.remove_suffix(1);
+    if (!item.empty()) items.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    text = text.substr(comma + 1);
+  }
+  return items;
+}
+
+std::string join_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& i : items)
+    out += (out.empty() ? "" : ",") + i;
+  return out;
+}
+
+}  // namespace
+
+wire::incremental_alter_configs_response handle_incremental_alter_configs(
+    request_context& ctx, wire::incremental_alter_configs_request& request) {
+  using wire::error_code;
+  broker& b = ctx.broker;
+  wire::incremental_alter_configs_response response;
+  std::map<std::pair<int8_t, std::string>, int> seen;
+  for (const auto& r : request.resources)
+    ++seen[{r.resource_type, r.resource_name}];
+  for (const auto& resource : request.resources) {
+    auto& out = response.responses.emplace_back();
+    out.resource_type = resource.resource_type;
+    out.resource_name = resource.resource_name;
+    out.error_message.reset();
+    auto fail = [&](error_code code, std::string message) {
+      out.error_code = static_cast<int16_t>(code);
+      out.error_message = std::move(message);
+    };
+    if (seen[{resource.resource_type, resource.resource_name}] > 1) {
+      fail(error_code::invalid_request, "Each resource must appear at most once.");
+      continue;
+    }
+    std::set<std::string> names;
+    std::string nulls;
+    bool duplicate = false;
+    int8_t bad_op = -1;
+    for (const auto& c : resource.configs) {
+      duplicate = duplicate || !names.insert(c.name).second;
+      if (c.config_operation < op_set || c.config_operation > op_subtract) {
+        bad_op = c.config_operation;
+      }
+      if (!c.value && c.config_operation != op_delete) {
+        nulls += (nulls.empty() ? "" : ", ") + c.name;
+      }
+    }
+    if (duplicate) {
+      fail(error_code::invalid_request, "Error due to duplicate config keys");
+      continue;
+    }
+    if (!nulls.empty()) {
+      fail(error_code::invalid_request, "Null value not supported for : " + nulls);
+      continue;
+    }
+    if (bad_op != -1) {
+      fail(error_code::invalid_request, "Unknown operations type " + std::to_string(bad_op));
+      continue;
+    }
+    if (resource.resource_type == resource_broker) {
+      if (!resource.resource_name.empty() &&
+          resource.resource_name != std::to_string(b.config().node_id)) {
+        fail(error_code::invalid_request, "Unexpected broker id, expected " +
+                                              std::to_string(b.config().node_id) +
+                                              ", but received " + resource.resource_name);
+        continue;
+      }
+      std::string list;
+      for (const auto& c : resource.configs) {
+        if (c.config_operation != op_delete) list += (list.empty() ? "" : ", ") + c.name;
+      }
+      if (!list.empty()) {
+        fail(error_code::invalid_request,
+             "Cannot update these configs dynamically: Set(" + list + ")");
+      }
+      continue;
+    }
+    if (resource.resource_type != resource_topic) {
+      fail(error_code::invalid_request,
+           "Unknown resource type " + std::to_string(resource.resource_type));
+      continue;
+    }
+    topic* t = b.topics().find(resource.resource_name);
+    if (t == nullptr) {
+      fail(error_code::unknown_topic_or_partition, "This server does not host this topic.");
+      continue;
+    }
+    topic_overrides configs = t->configs;
+    std::string problem;
+    for (const auto& c : resource.configs) {
+      if (c.config_operation == op_set) {
+        configs[c.name] = *c.value;
+      } else if (c.config_operation == op_delete) {
+        configs.erase(c.name);
+      } else {
+        const char* verb = c.config_operation == op_append ? "append" : "subtract";
+        const topic_config_spec* spec = find_topic_config(c.name);
+        if (spec == nullptr) {
+          problem = validate_topic_config(c.name, *c.value);
+          break;
+        }
+        if (spec->type != config_type::list) {
+          problem =
+              std::string("Config value ") + verb + " is not allowed for config key: " + c.name;
+          break;
+        }
+        std::vector<std::string> items = split_list(effective_value(b.config(), configs, *spec));
+        for (const std::string& v : split_list(*c.value)) {
+          auto at = std::find(items.begin(), items.end(), v);
+          if (c.config_operation == op_append && at == items.end()) items.push_back(v);
+          if (c.config_operation == op_subtract && at != items.end()) items.erase(at);
+        }
+        configs[c.name] = join_list(items);
+      }
+    }
+    if (problem.empty()) problem = validate_topic_overrides(configs);
+    if (!problem.empty()) {
+      fail(error_code::invalid_config, problem);
+      continue;
+    }
+    if (request.validate_only) continue;
+    if (std::error_code ec =
+            replace_topic_configs(b.topics(), b.config().log_dir, *t, std::move(configs))) {
+      log_error("cannot persist the configs of topic ", t->name, ": ", ec.message());
+      fail(error_code::kafka_storage_error, "Cannot persist topic configs");
+      continue;
+    }
+    log_info("topic ", t->name, ": configs changed by IncrementalAlterConfigs");
+  }
+  return response;
+}
+
+}  // namespace sluice::server

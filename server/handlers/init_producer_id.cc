@@ -1,0 +1,40 @@
+// InitProducerId (key 22), versions 0-4: producer ids for idempotent producers.
+//
+// A request without a transactional id gets a fresh producer id at epoch 0, whatever id and epoch
+// it carries (v3+ lets a producer offer its current ones to have the epoch bumped; Kafka's
+// coordinator ignores them too when there is no transactional id and hands out a new id, which
+// resets every sequence just as well).
+//
+// Deviation: transactions are not supported (AddPartitionsToTxn, EndTxn and the transaction state
+// log do not exist here), so a request with a transactional id is answered INVALID_REQUEST, which
+// clients report as fatal instead of retrying forever. The transaction APIs are not advertised,
+// so librdkafka refuses transactional producers before ever sending this.
+
+#include "server/broker.h"
+#include "server/handlers/handlers.h"
+#include "server/logging.h"
+
+namespace sluice::server {
+
+wire::init_producer_id_response handle_init_producer_id(request_context& ctx,
+                                                        wire::init_producer_id_request& request) {
+  wire::init_producer_id_response response;
+  response.producer_id = -1;
+  response.producer_epoch = -1;
+  if (request.transactional_id.has_value()) {
+    response.error_code = static_cast<int16_t>(wire::error_code::invalid_request);
+    return response;
+  }
+  int64_t id = -1;
+  if (std::error_code ec = ctx.broker.producer_ids().next(id)) {
+    log_error("cannot reserve producer ids: ", ec.message());
+    // Retriable for the client: the next attempt tries the disk again.
+    response.error_code = static_cast<int16_t>(wire::error_code::coordinator_not_available);
+    return response;
+  }
+  response.producer_id = id;
+  response.producer_epoch = 0;
+  return response;
+}
+
+}  // namespace sluice::server
