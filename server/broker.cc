@@ -1,9 +1,11 @@
 #include "server/broker.h"
 
 #include <algorithm>
+#include <exception>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <utility>
 
 #include <boost/asio/ip/v6_only.hpp>
 
@@ -47,23 +49,32 @@ std::string broker::start() {
   logs_ = std::make_unique<storage::log_manager>(config_.log_dir, log_defaults);
   // Storage's lines during load are held back: on failure the last one is the detail of the one
   // fatal message; on success they are logged (recovery truncations matter to operators).
-  std::vector<std::string> load_lines;
-  storage::set_log_sink(
-      [&load_lines](storage::log_level, std::string_view line) { load_lines.emplace_back(line); });
-  std::error_code load_ec = logs_->load();
-  storage::set_log_sink([](storage::log_level level, std::string_view line) {
+  std::vector<std::pair<storage::log_level, std::string>> load_lines;
+  auto to_broker_log = [](storage::log_level level, std::string_view line) {
     if (level == storage::log_level::info) {
       log_info(line);
     } else {
       log_warn(line);
     }
+  };
+  storage::set_log_sink([&load_lines](storage::log_level level, std::string_view line) {
+    load_lines.emplace_back(level, line);
   });
+  std::error_code load_ec;
+  try {
+    load_ec = logs_->load();
+  } catch (const std::exception& e) {
+    // std::filesystem iteration can throw mid-listing; the sink must not outlive load_lines.
+    storage::set_log_sink(to_broker_log);
+    return "cannot use log directory " + config_.log_dir.string() + ": " + e.what();
+  }
+  storage::set_log_sink(to_broker_log);
   if (load_ec) {
     return "cannot use log directory " + config_.log_dir.string() + ": " +
-           (load_lines.empty() ? load_ec.message() : load_lines.back());
+           (load_lines.empty() ? load_ec.message() : load_lines.back().second);
   }
-  for (const std::string& line : load_lines)
-    log_warn(line);
+  for (const auto& [level, line] : load_lines)
+    to_broker_log(level, line);
   cluster_id_ = load_cluster_id();
   if (cluster_id_.empty()) {
     return "cannot write " + (config_.log_dir / "meta.properties").string();
@@ -162,12 +173,6 @@ std::string broker::load_groups(const group_coordinator_config& groups_config) {
     }
   }
   partition& offsets_partition = *offsets_topic->partitions.front();
-  // Kafka's __consumer_offsets is compacted, never deleted by time or size. Compaction is not
-  // implemented, so the log keeps everything: retention would silently drop live commits.
-  storage::log_config offsets_config = offsets_partition.log().config();
-  offsets_config.retention_ms = -1;
-  offsets_config.retention_bytes = -1;
-  offsets_partition.log().set_config(offsets_config);
   offsets_log_ = std::make_unique<offsets_log>(offsets_partition);
   groups_ =
       std::make_unique<group_coordinator>(io_.get_executor(), groups_config, offsets_log_.get());
@@ -202,11 +207,17 @@ void broker::schedule_retention() {
   retention_timer_->async_wait([this](boost::system::error_code ec) {
     if (ec || stopping_) return;
     const int64_t now = storage::wall_clock_ms();
-    // Each log logs what it deleted; nothing to add here.
-    (void)logs_->enforce_retention(now);
-    if (now - last_producer_expiry_ms_ >= producer_expiration_check_interval_ms) {
-      logs_->remove_expired_producers(now);
-      last_producer_expiry_ms_ = now;
+    try {
+      // Each log logs what it deleted; nothing to add here.
+      (void)logs_->enforce_retention(now);
+      if (now - last_producer_expiry_ms_ >= producer_expiration_check_interval_ms) {
+        logs_->remove_expired_producers(now);
+        last_producer_expiry_ms_ = now;
+      }
+    } catch (const std::exception& e) {
+      // A directory listing that failed mid-way (std::filesystem throws): the next round retries,
+      // and the broker keeps serving rather than dying with its files half-closed.
+      log_error("retention check failed: ", e.what());
     }
     schedule_retention();
   });
@@ -294,7 +305,7 @@ wire::error_code broker::find_or_create_topic(std::string_view name, bool allow_
   if (out != nullptr) return wire::error_code::none;
   if (!is_valid_topic_name(name)) return wire::error_code::invalid_topic_exception;
   // Internal topics are the broker's own to create (Kafka: never by a client's request).
-  if (!allow_auto_create || !config_.auto_create_topics_enable || name.starts_with("__")) {
+  if (!allow_auto_create || !config_.auto_create_topics_enable || is_internal_topic(name)) {
     return wire::error_code::unknown_topic_or_partition;
   }
   return topics_->create(name, config_.num_partitions, out);

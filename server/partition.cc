@@ -6,6 +6,7 @@ namespace sluice::server {
 
 partition::partition(storage::log& log, int32_t leader_id, int32_t leader_epoch)
     : log_(log),
+      tp_(log.tp()),
       leader_id_(leader_id),
       leader_epoch_(leader_epoch),
       replicas_{leader_id},

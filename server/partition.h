@@ -38,8 +38,9 @@ class partition : public std::enable_shared_from_this<partition> {
   partition& operator=(const partition&) = delete;
 
   storage::log& log() { return log_; }
-  const storage::topic_partition& tp() const { return log_.tp(); }
-  int32_t index() const { return log_.tp().partition; }
+  // Copied, not read through log(): they stay valid after DeleteTopics.
+  const storage::topic_partition& tp() const { return tp_; }
+  int32_t index() const { return tp_.partition; }
 
   int32_t leader_id() const { return leader_id_; }
   int32_t leader_epoch() const { return leader_epoch_; }
@@ -74,6 +75,7 @@ class partition : public std::enable_shared_from_this<partition> {
   void maybe_advance_high_watermark();
 
   storage::log& log_;
+  storage::topic_partition tp_;
   int32_t leader_id_;
   int32_t leader_epoch_;
   std::vector<int32_t> replicas_;

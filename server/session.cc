@@ -90,9 +90,10 @@ asio::awaitable<void> session::read_loop() {
   const int32_t max_frame = broker_.config().socket_request_max_bytes;
   const size_t max_queued =
       static_cast<size_t>(broker_.config().queued_max_requests_per_connection);
-  // Not value-initialised: an idle connection keeps only the pages its requests touched.
-  auto buffer_storage = std::make_unique_for_overwrite<uint8_t[]>(read_buffer_size);
-  std::span<uint8_t> buffer(buffer_storage.get(), read_buffer_size);
+  // Held only while requests are arriving: released whenever the connection is idle between
+  // requests, so that thousands of idle connections cost no read buffers (a reused heap block is
+  // resident whether or not this connection touched it). Not value-initialised.
+  std::unique_ptr<uint8_t[]> buffer;
   size_t begin = 0;
   size_t end = 0;
   // Whether the last read filled the space it was given, leaving bytes in the socket.
@@ -101,21 +102,31 @@ asio::awaitable<void> session::read_loop() {
   while (!closed_) {
     while (end - begin < 4) {
       if (begin > 0) {
-        std::memmove(buffer.data(), buffer.data() + begin, end - begin);
+        std::memmove(buffer.get(), buffer.get() + begin, end - begin);
         end -= begin;
         begin = 0;
       }
-      const size_t space = buffer.size() - end;
-      size_t n = 0;
-      if (more_may_be_queued) {
-        n = co_await socket_.async_read_some(asio::buffer(buffer.data() + end, space),
-                                             asio::redirect_error(asio::use_awaitable, ec));
-      } else {
-        // The last read drained the socket, so a read attempted now would only return EAGAIN
-        // (async_read_some always tries first): wait until there is something to read.
-        n = co_await read_when_readable(std::span<uint8_t>(buffer.data() + end, space), ec);
+      if (!more_may_be_queued) {
+        if (end == 0) buffer.reset();
+        // Wait first: a read tried on a drained socket only returns EAGAIN.
+        co_await socket_.async_wait(tcp::socket::wait_read,
+                                    asio::redirect_error(asio::use_awaitable, ec));
       }
-      more_may_be_queued = n == space;
+      ssize_t n = 0;
+      size_t space = 0;
+      if (!ec && !closed_) {
+        if (!buffer) buffer = std::make_unique_for_overwrite<uint8_t[]>(read_buffer_size);
+        space = read_buffer_size - end;
+        n = ::recv(socket_.native_handle(), buffer.get() + end, space, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+          more_may_be_queued = false;
+          continue;
+        }
+        if (n <= 0) {
+          ec = n == 0 ? boost::system::error_code(asio::error::eof)
+                      : boost::system::error_code(errno, boost::system::system_category());
+        }
+      }
       if (ec || closed_) {
         if (end - begin > 0 && !closed_) {
           log_info("connection from ", peer_, " closed in the middle of a request frame");
@@ -124,9 +135,10 @@ asio::awaitable<void> session::read_loop() {
         writer_wake_.cancel();
         co_return;
       }
-      end += n;
+      more_may_be_queued = static_cast<size_t>(n) == space;
+      end += static_cast<size_t>(n);
     }
-    const uint8_t* p = buffer.data() + begin;
+    const uint8_t* p = buffer.get() + begin;
     int32_t size = static_cast<int32_t>((uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
                                         (uint32_t{p[2]} << 8) | uint32_t{p[3]});
     if (size < 0 || size > max_frame) {
@@ -140,7 +152,7 @@ asio::awaitable<void> session::read_loop() {
     request.size = static_cast<size_t>(size);
     request.data = std::make_unique_for_overwrite<uint8_t[]>(request.size);
     size_t have = std::min(end - begin, request.size);
-    std::memcpy(request.data.get(), buffer.data() + begin, have);
+    std::memcpy(request.data.get(), buffer.get() + begin, have);
     begin += have;
     if (have < request.size) {
       co_await asio::async_read(socket_,
@@ -170,24 +182,6 @@ asio::awaitable<void> session::read_loop() {
       reader_wake_.expires_at(asio::steady_timer::time_point::max());
       co_await reader_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
-  }
-}
-
-asio::awaitable<size_t> session::read_when_readable(std::span<uint8_t> into,
-                                                    boost::system::error_code& ec) {
-  for (;;) {
-    co_await socket_.async_wait(tcp::socket::wait_read,
-                                asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return 0;
-    ssize_t n = ::recv(socket_.native_handle(), into.data(), into.size(), MSG_DONTWAIT);
-    if (n > 0) co_return static_cast<size_t>(n);
-    if (n == 0) {
-      ec = asio::error::eof;
-      co_return 0;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
-    ec = boost::system::error_code(errno, boost::system::system_category());
-    co_return 0;
   }
 }
 

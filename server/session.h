@@ -56,9 +56,6 @@ class session : public response_sink, public std::enable_shared_from_this<sessio
   boost::asio::awaitable<bool> write_iovecs(std::vector<iovec>& iov, bool more);
   boost::asio::awaitable<bool> send_slice(const wire::file_slice& slice);
   boost::asio::awaitable<bool> wait_writable();
-  // Waits for readability, then one non-blocking recv: a read with no wasted EAGAIN attempt.
-  boost::asio::awaitable<size_t> read_when_readable(std::span<uint8_t> into,
-                                                    boost::system::error_code& ec);
 
   boost::asio::ip::tcp::socket socket_;
   broker& broker_;

@@ -12,6 +12,10 @@ namespace {
 constexpr int32_t initial_leader_epoch = 0;
 }  // namespace
 
+bool is_internal_topic(std::string_view name) {
+  return name == "__consumer_offsets" || name == "__transaction_state";
+}
+
 bool is_valid_topic_name(std::string_view name) {
   if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
@@ -45,7 +49,7 @@ std::error_code topic_registry::load() {
     topic& t = topics_[tp.topic];
     if (t.name.empty()) {
       t.name = tp.topic;
-      t.internal = tp.topic.starts_with("__");
+      t.internal = is_internal_topic(tp.topic);
     }
     if (auto id = l->topic_id()) {
       t.id = *id;
@@ -67,6 +71,11 @@ std::error_code topic_registry::load() {
         if (ec) return ec;
         t.partitions[i] = std::make_shared<partition>(*l, node_id_, initial_leader_epoch);
       }
+    }
+    if (t.internal) {
+      // Internal topics get no stored configs; what they must have is set here, at every start.
+      for (auto& p : t.partitions)
+        p->log().set_config(log_config_for(t));
     }
     if (t.id == wire::uuid{}) {
       t.id = random_topic_id();
@@ -121,9 +130,20 @@ topic* topic_registry::find_by_id(const wire::uuid& id) {
   return nullptr;
 }
 
+storage::log_config topic_registry::log_config_for(const topic& t) const {
+  storage::log_config cfg = effective_log_config(config_, t.configs);
+  if (t.internal) {
+    // Kafka compacts its internal topics and never deletes them by time or size. Sluice has no
+    // log cleaner, so it keeps them whole: retention would silently drop live group state.
+    cfg.retention_ms = -1;
+    cfg.retention_bytes = -1;
+  }
+  return cfg;
+}
+
 void topic_registry::set_configs(topic& t, topic_overrides configs) {
   t.configs = std::move(configs);
-  storage::log_config cfg = effective_log_config(config_, t.configs);
+  storage::log_config cfg = log_config_for(t);
   for (auto& p : t.partitions)
     p->log().set_config(cfg);
 }
@@ -131,7 +151,7 @@ void topic_registry::set_configs(topic& t, topic_overrides configs) {
 wire::error_code topic_registry::add_partitions(topic& t, int32_t count) {
   const int32_t current = static_cast<int32_t>(t.partitions.size());
   if (count <= current) return wire::error_code::invalid_partitions;
-  storage::log_config cfg = effective_log_config(config_, t.configs);
+  storage::log_config cfg = log_config_for(t);
   std::vector<std::shared_ptr<partition>> added;
   for (int32_t i = current; i < count; ++i) {
     std::error_code ec;
@@ -160,6 +180,10 @@ std::error_code topic_registry::remove(topic& t) {
     p->mark_deleted();
     if (std::error_code ec = logs_.remove(tp); ec && !first) first = ec;
   }
+  // Checkpoints still name the deleted partitions with their log start offsets and recovery
+  // points: after a crash those would apply to a topic created again under the same name and
+  // cut its acknowledged data. Write them now, not at the next periodic checkpoint.
+  if (std::error_code ec = logs_.checkpoint(); ec && !first) first = ec;
   std::string name = t.name;
   log_info("deleted topic ", name);
   topics_.erase(name);
@@ -175,9 +199,9 @@ wire::error_code topic_registry::create(std::string_view name, int32_t partition
   topic t;
   t.name = std::string(name);
   t.id = random_topic_id();
-  t.internal = name.starts_with("__");
+  t.internal = is_internal_topic(name);
   t.configs = configs;
-  storage::log_config cfg = effective_log_config(config_, t.configs);
+  storage::log_config cfg = log_config_for(t);
   for (int32_t i = 0; i < partitions; ++i) {
     std::error_code ec;
     storage::log* l = logs_.create({t.name, i}, t.id, cfg, ec);

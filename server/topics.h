@@ -58,6 +58,9 @@ class topic_registry {
 
   // Replaces the topic's configs and applies them to its logs. The caller persists them.
   void set_configs(topic& t, topic_overrides configs);
+  // What the topic's logs run with: its configs over the broker's, and for internal topics no
+  // retention (Kafka compacts them; Sluice keeps them whole).
+  storage::log_config log_config_for(const topic& t) const;
 
   // Deletes the topic: parked fetches are woken (they find it gone), the partition directories
   // removed. `t` is invalid afterwards. The first removal error, if any; the topic is gone from
@@ -71,6 +74,14 @@ class topic_registry {
   int32_t node_id_;
   std::map<std::string, topic, std::less<>> topics_;
 };
+
+// Kafka's Topic.isInternal: the topics the broker itself writes (`__consumer_offsets`,
+// `__transaction_state`). Other names starting with "__" (e.g. Cruise Control's) are ordinary.
+bool is_internal_topic(std::string_view name);
+
+// Kafka's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH: CreateTopics and CreatePartitions
+// asking for more new partitions than this in one request are refused (POLICY_VIOLATION).
+inline constexpr int64_t max_partitions_per_request = 10000;
 
 // Kafka's topic name rule: 1-249 characters of [a-zA-Z0-9._-], and not "." or "..".
 bool is_valid_topic_name(std::string_view name);

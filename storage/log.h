@@ -309,7 +309,7 @@ class log_manager {
               std::error_code& ec);
   // Every log, sorted by topic then partition.
   std::vector<log*> logs();
-  // Closes the log of `tp` and deletes its directory; no-op for an unknown partition. As Kafka
+  // Drops the log of `tp` and deletes its directory; no-op for an unknown partition. As Kafka
   // does, the directory is first renamed to "<topic>-<partition>.<random hex>-delete", so that a
   // crash part-way leaves a directory the next load() deletes, never a partition that loads with
   // some of its segments missing. File slices already handed out stay readable.

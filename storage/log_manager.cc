@@ -148,14 +148,16 @@ log* log_manager::create(const topic_partition& tp, const wire::uuid& topic_id,
 std::error_code log_manager::remove(const topic_partition& tp) {
   auto it = logs_.find(tp);
   if (it == logs_.end()) return {};
-  std::unique_ptr<log> l = std::move(it->second);
-  logs_.erase(it);
-  l->close();
   std::filesystem::path doomed = root_ / (partition_dir_name(tp) + "." + random_hex(16) +
                                           std::string(deleted_dir_suffix));
   std::error_code fs_ec;
-  std::filesystem::rename(l->dir(), doomed, fs_ec);
-  if (fs_ec) return io_failure("cannot rename", l->dir(), fs_ec.value());
+  // Renamed first: if that fails the partition stays, whole and served, rather than being
+  // forgotten here and loaded again at the next start.
+  std::filesystem::rename(it->second->dir(), doomed, fs_ec);
+  if (fs_ec) return io_failure("cannot rename", it->second->dir(), fs_ec.value());
+  // No close(): flushing and snapshotting files about to be deleted is wasted I/O. Destroying the
+  // log releases its descriptors; slices already handed out keep theirs.
+  logs_.erase(it);
   if (auto ec = sync_dir(root_)) return ec;
   std::filesystem::remove_all(doomed, fs_ec);
   if (fs_ec) return io_failure("cannot delete", doomed, fs_ec.value());

@@ -1292,22 +1292,41 @@ std::vector<topic_partition> group_coordinator::expired_offsets(const group& g, 
 
 size_t group_coordinator::expire_offsets() {
   const int64_t now = wall_clock_ms_();
+  return remove_offsets_where([&](const group& g) { return expired_offsets(g, now); }, "expired");
+}
+
+void group_coordinator::on_topic_deleted(std::string_view topic) {
+  // Kafka's GroupCoordinator.onPartitionsDeleted: a topic created again under the same name must
+  // not inherit the old topic's committed positions, which would make consumers skip its start.
+  remove_offsets_where(
+      [&](const group& g) {
+        std::vector<topic_partition> doomed;
+        for (const auto& [tp, value] : g.offsets) {
+          if (tp.topic == topic) doomed.push_back(tp);
+        }
+        return doomed;
+      },
+      "removed with their deleted topic");
+}
+
+size_t group_coordinator::remove_offsets_where(
+    const std::function<std::vector<topic_partition>(const group&)>& select, const char* why) {
   size_t removed_total = 0;
   for (auto it = groups_.begin(); it != groups_.end();) {
     group& g = *it->second;
-    std::vector<topic_partition> expired = expired_offsets(g, now);
-    for (const topic_partition& tp : expired)
+    std::vector<topic_partition> removed = select(g);
+    for (const topic_partition& tp : removed)
       g.offsets.erase(tp);
     bool dead = g.state == group_state::empty && g.offsets.empty();
-    write_tombstones(g, expired, dead);
-    removed_total += expired.size();
-    if (dead && expired.empty()) {
+    write_tombstones(g, removed, dead);
+    removed_total += removed.size();
+    if (dead && removed.empty()) {
       log_info("group ", g.id, ": empty without committed offsets, removed (Dead)");
     } else if (dead) {
-      log_info("group ", g.id, ": ", expired.size(),
-               " committed offsets expired; empty without offsets, removed (Dead)");
-    } else if (!expired.empty()) {
-      log_info("group ", g.id, ": ", expired.size(), " committed offsets expired");
+      log_info("group ", g.id, ": ", removed.size(), " committed offsets ", why,
+               "; empty without offsets, removed (Dead)");
+    } else if (!removed.empty()) {
+      log_info("group ", g.id, ": ", removed.size(), " committed offsets ", why);
     }
     if (dead)
       it = groups_.erase(it);

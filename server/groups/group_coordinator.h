@@ -153,6 +153,8 @@ class group_coordinator {
   // One retention check (Kafka's cleanupGroupMetadata): removes expired offsets and Empty groups
   // left without offsets, writing their tombstones. Returns the number of offsets removed.
   size_t expire_offsets();
+  // DeleteTopics: every group's offsets for `topic` go, with tombstones.
+  void on_topic_deleted(std::string_view topic);
 
   // Answers every parked request NOT_COORDINATOR and forgets all groups (broker shutdown).
   void shutdown();
@@ -199,6 +201,10 @@ class group_coordinator {
   std::vector<topic_partition> expired_offsets(const group& g, int64_t now) const;
   // Tombstones for `removed` offsets, and for the group's metadata if it is being forgotten.
   void write_tombstones(const group& g, std::span<const topic_partition> removed, bool forget);
+  // Removes the offsets `select` picks in every group (with tombstones), then every Empty group
+  // left without offsets; `why` completes the log line. Returns the number of offsets removed.
+  size_t remove_offsets_where(
+      const std::function<std::vector<topic_partition>(const group&)>& select, const char* why);
   void schedule_retention_check(std::chrono::milliseconds delay);
 
   group* find_group(std::string_view group_id) const;

@@ -24,8 +24,16 @@ wire::create_partitions_response handle_create_partitions(
   const int32_t node = b.config().node_id;
   wire::create_partitions_response response;
   std::map<std::string, int> name_count;
-  for (const auto& t : request.topics)
+  int64_t added_partitions = 0;
+  for (const auto& t : request.topics) {
     ++name_count[t.name];
+    if (const topic* found = b.topics().find(t.name)) {
+      added_partitions +=
+          std::max<int64_t>(0, int64_t{t.count} - static_cast<int64_t>(found->partitions.size()));
+    }
+  }
+  // As in CreateTopics: Kafka's cap on the partitions one request may create.
+  const bool too_many = added_partitions > max_partitions_per_request;
   for (const auto& t : request.topics) {
     auto& out = response.results.emplace_back();
     out.name = t.name;
@@ -35,6 +43,10 @@ wire::create_partitions_response handle_create_partitions(
     };
     if (name_count[t.name] > 1) {
       fail(error_code::invalid_request, "Duplicate topic name.");
+      continue;
+    }
+    if (too_many) {
+      fail(error_code::policy_violation, "Excessively large number of partitions per request.");
       continue;
     }
     topic* found = b.topics().find(t.name);

@@ -14,9 +14,8 @@
 // replication factor and every config of the topic (as DescribeConfigs reports them); v7 with the
 // topic id. Configs are persisted before the answer.
 //
-// Deviations: names starting with "__" are refused (INVALID_TOPIC_EXCEPTION): Sluice treats them
-// as internal topics, which only the broker creates. The request's timeout is not used (creation
-// is immediate).
+// Internal topics (`__consumer_offsets`, `__transaction_state`) are the broker's to create:
+// INVALID_TOPIC_EXCEPTION. The request's timeout is not used (creation is immediate).
 
 #include "server/broker.h"
 #include "server/handlers/handlers.h"
@@ -52,9 +51,9 @@ failure check(broker& b, const wire::create_topics_request::creatable_topic& t,
                                                      "' is illegal: it must be 1-249 characters of "
                                                      "[a-zA-Z0-9._-] and not '.' or '..'"};
   }
-  if (t.name.starts_with("__")) {
+  if (is_internal_topic(t.name)) {
     return {error_code::invalid_topic_exception,
-            "Topic names starting with '__' are reserved for Sluice's internal topics"};
+            "Topic '" + t.name + "' is an internal topic; only the broker creates it"};
   }
   if (b.topics().find(t.name) != nullptr) {
     return {error_code::topic_already_exists, "Topic '" + t.name + "' already exists."};
@@ -139,8 +138,16 @@ wire::create_topics_response handle_create_topics(request_context& ctx,
   broker& b = ctx.broker;
   wire::create_topics_response response;
   std::map<std::string, int> name_count;
-  for (const auto& t : request.topics)
+  int64_t requested_partitions = 0;
+  for (const auto& t : request.topics) {
     ++name_count[t.name];
+    requested_partitions += !t.assignments.empty() ? static_cast<int64_t>(t.assignments.size())
+                            : t.num_partitions == -1 ? b.config().num_partitions
+                                                     : std::max<int64_t>(t.num_partitions, 0);
+  }
+  // Every partition is created (and its directory fsynced) before the answer, on the io thread:
+  // Kafka's cap on one request (ReplicationControlManager.MAX_PARTITIONS_PER_BATCH) bounds that.
+  const bool too_many = requested_partitions > max_partitions_per_request;
   for (const auto& t : request.topics) {
     result_t& out = response.topics.emplace_back();
     out.name = t.name;
@@ -151,6 +158,10 @@ wire::create_topics_response handle_create_topics(request_context& ctx,
     };
     if (name_count[t.name] > 1) {
       fail({error_code::invalid_request, "Duplicate topic name."});
+      continue;
+    }
+    if (too_many) {
+      fail({error_code::policy_violation, "Excessively large number of partitions per request."});
       continue;
     }
     int32_t partitions = 0;

@@ -6,8 +6,9 @@
 // id, or with neither, and a name or id given twice are INVALID_REQUEST. A deleted topic's
 // partitions are woken first (a fetch parked on them answers UNKNOWN_TOPIC_OR_PARTITION), then
 // their directories are removed through storage (renamed aside first, so a crash part-way never
-// leaves half a partition) and its configs dropped from topic-configs.json. The same name can be
-// created again at once and gets a new topic id and empty logs.
+// leaves half a partition) and its configs dropped from topic-configs.json. Groups' committed
+// offsets for the topic are removed, with tombstones, as Kafka's coordinator does. The same name
+// can be created again at once and gets a new topic id, empty logs and no committed offsets.
 //
 // Deviations: internal topics (`__consumer_offsets`) are refused with INVALID_REQUEST: the group
 // coordinator writes to it for as long as the broker runs. (Kafka's broker does not refuse it;
@@ -102,6 +103,7 @@ wire::delete_topics_response handle_delete_topics(request_context& ctx,
       // deletes whatever directory is left.
       log_error("deleting topic ", *ok.name, ": ", ec.message());
     }
+    b.groups().on_topic_deleted(*ok.name);
     response.responses.push_back(std::move(ok));
   }
   if (changed) {

@@ -5,8 +5,9 @@
 //
 // Each partition's `records` must be exactly one RecordBatch v2 with base offset 0 (Kafka's rules
 // for Produce v3+ from clients). The batch is validated (framing, magic, CRC-32C, offset delta vs
-// record count) and appended as received: only BaseOffset and PartitionLeaderEpoch, both outside
-// the CRC, are stamped in place. The bytes are written from the request buffer they arrived in.
+// record count) and appended as received, from the request buffer it arrived in: the log stamps
+// BaseOffset and PartitionLeaderEpoch in place, both outside the CRC, and under LogAppendTime
+// (or when a client set that attribute on a CreateTime topic) the timestamp fields and the CRC.
 //
 // acks: 1 and -1 are answered after the local append (on a single broker the ISR is this broker,
 // so -1 is satisfied at once, unless the topic's min.insync.replicas asks for more copies than

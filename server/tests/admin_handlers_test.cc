@@ -242,7 +242,10 @@ TEST_F(admin_handlers_test, create_topics_errors) {
   EXPECT_EQ(create("rf0", 1, {}, 7, 0).topics[0].error_code,
             code(error_code::invalid_replication_factor));
   EXPECT_EQ(create("bad name", 1).topics[0].error_code, code(error_code::invalid_topic_exception));
-  EXPECT_EQ(create("__mine", 1).topics[0].error_code, code(error_code::invalid_topic_exception));
+  EXPECT_EQ(create("__transaction_state", 1).topics[0].error_code,
+            code(error_code::invalid_topic_exception));
+  // Only Kafka's internal topics are reserved; other "__" names are ordinary (Cruise Control's).
+  EXPECT_EQ(create("__CruiseControlMetrics", 1).topics[0].error_code, 0);
   auto unknown = create("u", 1, {{"no.such.config", "1"}});
   EXPECT_EQ(unknown.topics[0].error_code, code(error_code::invalid_config));
   EXPECT_EQ(unknown.topics[0].error_message, "Unknown topic config name: no.such.config");
@@ -586,6 +589,21 @@ TEST_F(admin_handlers_test, acks_all_needs_min_insync_replicas) {
   auto ok = produce(1);
   EXPECT_EQ(ok.error_code, 0);
   EXPECT_EQ(ok.base_offset, 0);
+}
+
+// __consumer_offsets is Kafka's compacted topic: whatever its configs say, retention never
+// deletes group state (Sluice has no compaction, so it keeps everything).
+TEST_F(admin_handlers_test, internal_topic_is_never_subject_to_retention) {
+  topic* offsets = broker_->topics().find("__consumer_offsets");
+  ASSERT_NE(offsets, nullptr);
+  EXPECT_EQ(offsets->partitions[0]->log().config().retention_ms, -1);
+  broker_->topics().set_configs(*offsets, {{"retention.ms", "1000"}, {"retention.bytes", "10"}});
+  EXPECT_EQ(offsets->partitions[0]->log().config().retention_ms, -1);
+  EXPECT_EQ(offsets->partitions[0]->log().config().retention_bytes, -1);
+  stop();
+  start();
+  EXPECT_EQ(broker_->topics().find("__consumer_offsets")->partitions[0]->log().config().retention_ms,
+            -1);
 }
 
 }  // namespace

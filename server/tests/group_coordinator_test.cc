@@ -721,6 +721,20 @@ TEST_F(retention_test, offsets_without_group_management_expire_one_by_one_from_t
   EXPECT_TRUE(store_.removed_groups.empty());  // generation 0: no metadata was ever written
 }
 
+// DeleteTopics: a topic created again under the same name must not inherit old positions.
+TEST_F(retention_test, deleting_a_topic_removes_its_offsets_from_every_group) {
+  commit_alone("a", "gone", 0);
+  commit_alone("a", "kept", 0);
+  commit_alone("b", "gone", 1);
+  gc_->on_topic_deleted("gone");
+  EXPECT_EQ(fetched("a", "gone", 0), -1);
+  EXPECT_EQ(fetched("a", "kept", 0), 42);
+  EXPECT_EQ(fetched("b", "gone", 1), -1);
+  EXPECT_EQ(gc_->state_of("a"), group_state::empty);
+  EXPECT_FALSE(gc_->state_of("b"));  // empty without offsets: removed
+  EXPECT_EQ(store_.removed_offsets, (std::vector<topic_partition>{{"gone", 0}, {"gone", 1}}));
+}
+
 TEST_F(retention_test, stable_consumer_group_keeps_subscribed_topics_and_expires_the_others) {
   // A ConsumerProtocolSubscription (version 0) naming topic "t" only.
   std::string sub = std::string("\0\0\0\0\0\1\0\1t", 9);

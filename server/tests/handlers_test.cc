@@ -218,7 +218,7 @@ TEST_F(handlers_test, metadata_respects_allow_auto_topic_creation_and_internal_n
   wire::metadata_request request;
   request.topics.emplace();
   request.topics->emplace_back().name = "not-created";
-  request.topics->emplace_back().name = "__internal_by_name";
+  request.topics->emplace_back().name = "__transaction_state";
   request.topics->emplace_back().name = "bad name!";
   request.topics->emplace_back().name = "__consumer_offsets";
   request.allow_auto_topic_creation = false;

@@ -172,7 +172,9 @@ class topic_config_store_test : public ::testing::Test {
 
   void open() {
     registry_.reset();
-    if (logs_) ASSERT_FALSE(logs_->shutdown());
+    if (logs_) {
+      ASSERT_FALSE(logs_->shutdown());
+    }
     logs_ = std::make_unique<storage::log_manager>(dir_, effective_log_config(config_, {}));
     ASSERT_FALSE(logs_->load());
     registry_ = std::make_unique<topic_registry>(*logs_, config_);
