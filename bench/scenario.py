@@ -377,10 +377,9 @@ class Scenario:
                     f"fds {steps[-1]['fds']}")
                 return count == 1000 * topic
 
-            # Up to 10,000 partitions, but leave descriptors for the 1,000 connections.
+            # 10,000 partitions first, then the 1,000 connections on top of them.
             while topic < 10 and add_topic():
-                if steps[-1]["fds"] + 3000 + 1100 > nofile_limit():
-                    break
+                pass
             made = steps[-1]["partitions"]
             conns = run_tool([probe, "connections", "--brokers", b.bootstrap, "--count", "1000",
                               "--broker-pid", str(b.pid)], 180,
@@ -401,10 +400,6 @@ class Scenario:
             self.record(0, "sluice", "scale_consume", run_tool(
                 [load, "consume", "--topic", "scale0"] + common, 150,
                 os.path.join(logs, "scale-clients.log")))
-            # Then on towards 10,000 partitions, whatever the descriptors say.
-            while topic < 10 and add_topic():
-                pass
-            made = steps[-1]["partitions"]
             self.record(0, "sluice", "scale_partitions", {"steps": steps,
                                                           "nofile_limit": nofile_limit()})
         finally:
