@@ -108,7 +108,9 @@ asio::awaitable<void> session::read_loop() {
       }
       if (!more_may_be_queued) {
         if (end == 0) buffer.reset();
-        // Wait first: a read tried on a drained socket only returns EAGAIN.
+        // Wait, then read: the buffer is only needed once there is something to read. (This
+        // saves no system call: Asio re-arms the descriptor with epoll_ctl for a wait, where
+        // async_read_some would have tried a recv that fails with EAGAIN.)
         co_await socket_.async_wait(tcp::socket::wait_read,
                                     asio::redirect_error(asio::use_awaitable, ec));
       }
