@@ -224,10 +224,10 @@ std::error_code log::load(bool recover_unflushed, int64_t recovery_point,
     recovery_point_ = std::clamp(recovery_point, log_start_offset(), log_end_offset());
   }
   high_watermark_ = log_start_offset();
-  return load_producer_state(now_ms);
+  return load_producer_state(now_ms, /*after_clean_shutdown=*/!recover_unflushed);
 }
 
-std::error_code log::load_producer_state(int64_t now_ms) {
+std::error_code log::load_producer_state(int64_t now_ms, bool after_clean_shutdown) {
   snapshot_reload_report report;
   if (auto ec =
           producers_.truncate_and_reload(log_start_offset_, log_end_offset(), now_ms, report)) {
@@ -236,6 +236,14 @@ std::error_code log::load_producer_state(int64_t now_ms) {
   for (const auto& d : report.discarded) {
     log_event("storage: " + name() + ": deleted producer snapshot " +
               producer_snapshot_file_name(d.offset) + ": " + to_string(d.defect));
+  }
+  if (after_clean_shutdown && !report.loaded_offset && report.discarded.empty() &&
+      log_end_offset() > log_start_offset_) {
+    // A clean shutdown writes a snapshot at the log end, so none at all means a log written
+    // before snapshots existed. Kafka's rule (UnifiedLog.rebuildProducerState): start empty at
+    // the log end instead of reading the whole log, which for a large log would make the start
+    // take as long as reading it. Only producers in flight across the upgrade lose dedup.
+    return producers_.truncate_fully_and_start_at(log_end_offset());
   }
   int64_t from = producers_.map_end_offset();
   if (from >= log_end_offset()) return {};
@@ -614,7 +622,7 @@ std::error_code log::truncate_to(int64_t offset) {
     // Whole batches go: the batch holding a log start inside it may have gone too, and with it
     // every offset at or above the start. Moving the start back would expose deleted records.
     if (!ec && log_end_offset() < log_start_offset_) ec = truncate_fully(log_start_offset_);
-    if (!ec) ec = load_producer_state(wall_clock_ms());
+    if (!ec) ec = load_producer_state(wall_clock_ms(), /*after_clean_shutdown=*/false);
   }
   high_watermark_ = std::clamp(high_watermark_, log_start_offset_, log_end_offset());
   recovery_point_ = std::clamp(recovery_point_, log_start_offset_, log_end_offset());

@@ -235,8 +235,9 @@ class log {
   std::error_code time_to_roll(int64_t append_max_timestamp, int64_t now_ms, bool& due);
   std::error_code truncate_fully(int64_t offset);
   // truncate_and_reload, one log line per discarded snapshot, then replay of the log after the
-  // state's map end offset.
-  std::error_code load_producer_state(int64_t now_ms);
+  // state's map end offset; after a clean shutdown with no snapshot at all, no replay (Kafka's
+  // rule for logs written before snapshots existed).
+  std::error_code load_producer_state(int64_t now_ms, bool after_clean_shutdown);
   // Closes and unlinks segments_[0, count), moves the log start to the next base offset, drops
   // producer snapshots below it, and logs one line. Never called with the active segment.
   std::error_code delete_oldest_segments(size_t count, std::string_view reason);

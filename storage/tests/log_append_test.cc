@@ -260,6 +260,26 @@ TEST_F(log_append_test, producer_state_survives_close_and_reopen_through_the_sna
   EXPECT_EQ(try_append(*l, make_producer_batch(7, 0, 5, 1), info), errc::out_of_order_sequence);
 }
 
+// A log from before producer snapshots, cleanly shut down: Kafka starts the state empty at the log
+// end rather than read the whole log at start. After a crash the log is replayed instead.
+TEST_F(log_append_test, clean_log_without_any_snapshot_is_not_replayed) {
+  {
+    auto l = open_log();
+    append(*l, make_producer_batch(7, 0, 0, 2));
+    l->close();
+  }
+  std::filesystem::remove(part() / seg_name(2, ".snapshot"));
+  {
+    auto l = open_log();
+    EXPECT_EQ(l->producer_state().find(7), nullptr);
+    EXPECT_EQ(l->producer_state().map_end_offset(), 2);
+    l->close();
+  }
+  std::filesystem::remove(part() / seg_name(2, ".snapshot"));
+  auto l = open_log({}, /*recover=*/true);
+  EXPECT_NE(l->producer_state().find(7), nullptr);
+}
+
 TEST_F(log_append_test, producer_state_after_a_crash_is_replayed_from_the_log) {
   std::vector<uint8_t> b = make_producer_batch(7, 0, 0, 2);
   log_config cfg{.segment_bytes = static_cast<int64_t>(b.size()) * 2};
