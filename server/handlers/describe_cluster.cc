@@ -2,13 +2,15 @@
 //
 // One broker, which is also the controller: cluster id from meta.properties, controller_id = this
 // node, brokers = this node at its advertised address, no rack. v1's endpoint_type 1 (brokers) is
-// answered; 2 (controllers) is UNSUPPORTED_ENDPOINT_TYPE, as from a Kafka broker: Sluice has no
-// separate controller listener (KIP-919 clients bootstrap from brokers here).
+// answered. As from a Kafka broker's listener (AuthHelper.computeDescribeClusterResponse), 2
+// (controllers) is MISMATCHED_ENDPOINT_TYPE and any other type UNSUPPORTED_ENDPOINT_TYPE, the
+// error answer leaving endpoint_type at its default: Sluice has no separate controller listener.
 //
 // Deviations: cluster_authorized_operations is always "not provided" (INT32_MIN), even when
 // asked for, as Metadata does here: there is no authorizer.
 
 #include <limits>
+#include <string>
 
 #include "server/broker.h"
 #include "server/handlers/handlers.h"
@@ -17,20 +19,27 @@ namespace sluice::server {
 
 namespace {
 constexpr int8_t endpoint_brokers = 1;
+constexpr int8_t endpoint_controllers = 2;
 }  // namespace
 
 wire::describe_cluster_response handle_describe_cluster(request_context& ctx,
                                                         wire::describe_cluster_request& request) {
   broker& b = ctx.broker;
   wire::describe_cluster_response response;
-  response.endpoint_type = request.endpoint_type;
   response.cluster_authorized_operations = std::numeric_limits<int32_t>::min();
-  if (request.endpoint_type != endpoint_brokers) {
-    response.error_code = static_cast<int16_t>(wire::error_code::unsupported_endpoint_type);
+  if (request.endpoint_type == endpoint_controllers) {
+    response.error_code = static_cast<int16_t>(wire::error_code::mismatched_endpoint_type);
     response.error_message =
-        "Sluice serves only endpoint type BROKER (1); it is its own controller";
+        "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type "
+        "CONTROLLER";
     return response;
   }
+  if (request.endpoint_type != endpoint_brokers) {
+    response.error_code = static_cast<int16_t>(wire::error_code::unsupported_endpoint_type);
+    response.error_message = "Unsupported endpoint type " + std::to_string(request.endpoint_type);
+    return response;
+  }
+  response.endpoint_type = request.endpoint_type;
   response.cluster_id = b.cluster_id();
   response.controller_id = b.config().node_id;
   auto& self = response.brokers.emplace_back();

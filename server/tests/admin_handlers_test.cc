@@ -534,7 +534,12 @@ TEST_F(admin_handlers_test, describe_broker_cluster_and_log_dirs) {
   EXPECT_EQ(cluster.brokers[0].port, broker_->advertised().port);
   wire::describe_cluster_request controllers;
   controllers.endpoint_type = 2;
-  EXPECT_EQ(call<wire::describe_cluster_response>(1, controllers).error_code,
+  auto mismatched = call<wire::describe_cluster_response>(1, controllers);
+  EXPECT_EQ(mismatched.error_code, code(error_code::mismatched_endpoint_type));
+  EXPECT_EQ(mismatched.endpoint_type, 1);  // Kafka leaves the default in an error answer
+  wire::describe_cluster_request unknown_type;
+  unknown_type.endpoint_type = 7;
+  EXPECT_EQ(call<wire::describe_cluster_response>(1, unknown_type).error_code,
             code(error_code::unsupported_endpoint_type));
 
   ASSERT_EQ(create("sized", 2).topics[0].error_code, 0);
