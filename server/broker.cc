@@ -81,6 +81,8 @@ std::string broker::start() {
   }
   producer_ids_ = std::make_unique<producer_id_allocator>(config_.log_dir);
   if (std::string problem; producer_ids_->load(problem)) return problem;
+  for (storage::log* l : logs_->logs())
+    producer_ids_->skip_through(l->producer_state().max_producer_id());
   topics_ = std::make_unique<topic_registry>(*logs_, config_);
   if (std::error_code ec = topics_->load()) {
     return "cannot load topics from " + config_.log_dir.string() + ": " + ec.message();

@@ -1,5 +1,6 @@
 #include "server/producer_ids.h"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 
@@ -25,6 +26,13 @@ std::error_code producer_id_allocator::load(std::string& problem) {
   next_id_ = value;
   block_end_ = value;
   return {};
+}
+
+void producer_id_allocator::skip_through(int64_t id) {
+  if (id < next_id_) return;
+  next_id_ = id + 1;
+  // Whatever block was reserved ended below this: the next id reserves a new one first.
+  block_end_ = std::min(block_end_, next_id_);
 }
 
 std::error_code producer_id_allocator::next(int64_t& out) {

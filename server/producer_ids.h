@@ -29,6 +29,10 @@ class producer_id_allocator {
   std::error_code load(std::string& problem);
   // The next id, reserving a new block on disk first when the current one is used up.
   std::error_code next(int64_t& out);
+  // Never hand out `id` or below: ids the partitions' producer state already knows. Guards
+  // against a lost or restored-from-backup `producer-id-block`, which would otherwise restart
+  // ids at a value a partition may still hold state (and retained batches) for.
+  void skip_through(int64_t id);
 
  private:
   std::filesystem::path path_;

@@ -410,18 +410,21 @@ std::map<std::string, stored_topic_configs, std::less<>> load_topic_configs(
 }
 
 std::error_code save_topic_configs(const std::filesystem::path& data_dir,
-                                   const topic_registry& topics) {
+                                   const topic_registry& topics, const pending_topic* pending) {
   boost::json::object by_topic;
-  for (const auto& [name, t] : topics.all()) {
-    if (t.configs.empty()) continue;
+  auto add = [&](const std::string& name, const wire::uuid& id, const topic_overrides& overrides) {
+    if (overrides.empty()) return;
     boost::json::object configs;
-    for (const auto& [key, value] : t.configs)
+    for (const auto& [key, value] : overrides)
       configs[key] = value;
     boost::json::object entry;
-    entry["topic_id"] = storage::uuid_to_base64(t.id);
+    entry["topic_id"] = storage::uuid_to_base64(id);
     entry["configs"] = std::move(configs);
     by_topic[name] = std::move(entry);
-  }
+  };
+  for (const auto& [name, t] : topics.all())
+    add(name, t.id, t.configs);
+  if (pending != nullptr) add(pending->name, pending->id, pending->configs);
   boost::json::object root;
   root["version"] = 1;
   root["topics"] = std::move(by_topic);

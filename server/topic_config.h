@@ -136,8 +136,17 @@ struct stored_topic_configs {
 std::map<std::string, stored_topic_configs, std::less<>> load_topic_configs(
     const std::filesystem::path& data_dir, std::string& error);
 // Writes the overrides of every topic in `topics`.
+// A topic about to be created, whose configs are written before its partitions: a crash in
+// between then leaves an entry whose topic id matches no topic (ignored at load), never a topic
+// without its configs.
+struct pending_topic {
+  std::string name;
+  wire::uuid id{};
+  topic_overrides configs;
+};
 std::error_code save_topic_configs(const std::filesystem::path& data_dir,
-                                   const topic_registry& topics);
+                                   const topic_registry& topics,
+                                   const pending_topic* pending = nullptr);
 
 struct topic;
 // Gives `t` the (validated) `configs`, applies them to its logs and persists them; if the file

@@ -191,14 +191,14 @@ std::error_code topic_registry::remove(topic& t) {
 }
 
 wire::error_code topic_registry::create(std::string_view name, int32_t partitions, topic*& out,
-                                        const topic_overrides& configs) {
+                                        const topic_overrides& configs, wire::uuid id) {
   out = nullptr;
   if (!is_valid_topic_name(name)) return wire::error_code::invalid_topic_exception;
   if (partitions < 1) return wire::error_code::invalid_partitions;
   if (find(name) != nullptr) return wire::error_code::topic_already_exists;
   topic t;
   t.name = std::string(name);
-  t.id = random_topic_id();
+  t.id = id == wire::uuid{} ? random_topic_id() : id;
   t.internal = is_internal_topic(name);
   t.configs = configs;
   storage::log_config cfg = log_config_for(t);

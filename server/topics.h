@@ -47,8 +47,9 @@ class topic_registry {
   // INVALID_TOPIC_EXCEPTION for a bad name, TOPIC_ALREADY_EXISTS, KAFKA_STORAGE_ERROR.
   // `configs` must be valid (validate_topic_overrides); they are kept in memory only, the caller
   // persists them (save_topic_configs).
+  // `id` zero: a fresh random topic id.
   wire::error_code create(std::string_view name, int32_t partitions, topic*& out,
-                          const topic_overrides& configs = {});
+                          const topic_overrides& configs = {}, wire::uuid id = {});
 
   topic* find_by_id(const wire::uuid& id);
 

@@ -85,6 +85,13 @@ std::optional<end_txn_marker> read_end_txn_marker(const wire::record_batch& batc
 
 }  // namespace
 
+int64_t producer_state_manager::max_producer_id() const {
+  int64_t max_id = no_producer_id;
+  for (const auto& [id, entry] : producers_)
+    max_id = std::max(max_id, id);
+  return max_id;
+}
+
 int32_t increment_sequence(int32_t sequence, int32_t increment) {
   if (sequence > INT32_MAX - increment) return increment - (INT32_MAX - sequence) - 1;
   return sequence + increment;

@@ -223,6 +223,8 @@ class producer_state_manager {
 
   const producer_state_entry* find(int64_t producer_id) const;
   size_t producer_count() const { return producers_.size(); }
+  // The largest producer id in the state, or no_producer_id.
+  int64_t max_producer_id() const;
   // Every batch below this offset is reflected in the state.
   int64_t map_end_offset() const { return map_end_offset_; }
 

@@ -174,22 +174,24 @@ wire::create_topics_response handle_create_topics(request_context& ctx,
     }
     wire::uuid id{};
     if (!request.validate_only) {
+      pending_topic pending{t.name, random_topic_id(), configs};
+      if (!configs.empty()) {
+        // Configs first: a topic must never exist on disk without the configs it was created
+        // with (a crash in between leaves an entry for a topic id that does not exist, which
+        // the next start ignores).
+        if (std::error_code sec = save_topic_configs(b.config().log_dir, b.topics(), &pending)) {
+          log_error("cannot persist the configs of topic ", t.name, ": ", sec.message());
+          fail({error_code::kafka_storage_error, "Cannot persist topic configs"});
+          continue;
+        }
+      }
       topic* created = nullptr;
-      error_code ec = b.topics().create(t.name, partitions, created, configs);
+      error_code ec = b.topics().create(t.name, partitions, created, configs, pending.id);
       if (ec != error_code::none) {
         fail({ec, "Cannot create topic " + t.name + ": " + std::string(wire::error_name(ec))});
         continue;
       }
       id = created->id;
-      if (!configs.empty()) {
-        if (std::error_code sec = save_topic_configs(b.config().log_dir, b.topics())) {
-          // A topic whose configs would be lost at the next start is not created at all.
-          log_error("cannot persist the configs of topic ", t.name, ": ", sec.message());
-          b.topics().remove(*created);
-          fail({error_code::kafka_storage_error, "Cannot persist topic configs"});
-          continue;
-        }
-      }
     }
     out.topic_id = id;
     out.num_partitions = partitions;
