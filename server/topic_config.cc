@@ -39,17 +39,6 @@ std::string check_int(std::string_view text, Int min, std::string_view type_name
   return {};
 }
 
-std::vector<std::string> split_list(std::string_view text) {
-  std::vector<std::string> items;
-  while (true) {
-    size_t comma = text.find(',');
-    std::string_view item = trim(text.substr(0, comma));
-    if (!item.empty()) items.emplace_back(item);
-    if (comma == std::string_view::npos) break;
-    text = text.substr(comma + 1);
-  }
-  return items;
-}
 
 std::string validate_cleanup_policy(std::string_view v) {
   std::vector<std::string> items = split_list(v);
@@ -190,6 +179,18 @@ constexpr std::string_view unsupported_topic_configs[] = {
 };
 
 }  // namespace
+
+std::vector<std::string> split_list(std::string_view text) {
+  std::vector<std::string> items;
+  while (true) {
+    size_t comma = text.find(',');
+    std::string_view item = trim(text.substr(0, comma));
+    if (!item.empty()) items.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    text = text.substr(comma + 1);
+  }
+  return items;
+}
 
 std::span<const topic_config_spec> topic_config_specs() {
   return table();

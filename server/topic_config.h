@@ -68,6 +68,14 @@ struct topic_config_spec {
 };
 
 // Every supported topic config, sorted by name (the order DescribeConfigs lists them in).
+// Kafka's ConfigResource.Type codes in DescribeConfigs and the Alter*Configs requests.
+inline constexpr int8_t config_resource_topic = 2;
+inline constexpr int8_t config_resource_broker = 4;
+
+// The items of a list config ("delete,compact"): split at commas, blanks trimmed, empty items
+// dropped. One definition, so that validation and APPEND/SUBTRACT agree on what an item is.
+std::vector<std::string> split_list(std::string_view text);
+
 std::span<const topic_config_spec> topic_config_specs();
 const topic_config_spec* find_topic_config(std::string_view name);
 

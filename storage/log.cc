@@ -31,24 +31,6 @@ errc map_batch_error(wire::batch_error e) {
   return errc::invalid_record;
 }
 
-// "<20 digits>.<kind>" -> base offset and kind (log, index, timeindex, ...).
-bool parse_segment_file(std::string_view name, int64_t& base, std::string_view& kind) {
-  size_t dot = name.find('.');
-  if (dot != 20) return false;
-  base = 0;
-  for (size_t i = 0; i < 20; ++i) {
-    if (name[i] < '0' || name[i] > '9') return false;
-    if (base > (INT64_MAX - 9) / 10) return false;
-    base = base * 10 + (name[i] - '0');
-  }
-  kind = name.substr(dot + 1);
-  return true;
-}
-
-bool has_suffix(std::string_view name, std::string_view suffix) {
-  return name.ends_with(suffix);
-}
-
 // Values the code below relies on; the server validates topic configs before they get here.
 log_config sanitized(log_config cfg) {
   cfg.segment_bytes =
@@ -125,14 +107,14 @@ std::error_code log::load(bool recover_unflushed, int64_t recovery_point,
   std::vector<std::pair<int64_t, std::filesystem::path>> index_files;
   for (const auto& entry : std::filesystem::directory_iterator(dir_, fs_ec)) {
     std::string file = entry.path().filename().string();
-    if (has_suffix(file, ".tmp") || has_suffix(file, ".deleted") || has_suffix(file, ".cleaned") ||
-        has_suffix(file, ".swap")) {
+    if (file.ends_with(".tmp") || file.ends_with(".deleted") || file.ends_with(".cleaned") ||
+        file.ends_with(".swap")) {
       if (auto ec = remove_file(entry.path())) return ec;
       continue;
     }
     int64_t base = 0;
     std::string_view kind;
-    if (!parse_segment_file(file, base, kind)) continue;
+    if (!parse_segment_file_name(file, base, kind)) continue;
     if (kind == "log") {
       bases.push_back(base);
     } else if (kind == "index" || kind == "timeindex") {

@@ -5,6 +5,7 @@
 
 #include "storage/errc.h"
 #include "storage/file_io.h"
+#include "storage/segment.h"
 #include "wire/crc32c.h"
 
 namespace sluice::storage {
@@ -50,14 +51,10 @@ void add_batch(producer_state_entry& entry, const producer_batch_metadata& batch
 
 // "<20 digits>.snapshot" -> offset.
 std::optional<int64_t> parse_snapshot_file_name(std::string_view name) {
-  if (name.size() != 20 + snapshot_suffix.size() || !name.ends_with(snapshot_suffix)) {
-    return std::nullopt;
-  }
   int64_t offset = 0;
-  for (size_t i = 0; i < 20; ++i) {
-    if (name[i] < '0' || name[i] > '9') return std::nullopt;
-    if (offset > (INT64_MAX - 9) / 10) return std::nullopt;
-    offset = offset * 10 + (name[i] - '0');
+  std::string_view kind;
+  if (!parse_segment_file_name(name, offset, kind) || kind != snapshot_suffix.substr(1)) {
+    return std::nullopt;
   }
   return offset;
 }
@@ -201,9 +198,7 @@ snapshot_defect parse_producer_snapshot(std::span<const uint8_t> bytes,
 }
 
 std::string producer_snapshot_file_name(int64_t offset) {
-  std::string digits = std::to_string(offset);
-  return std::string(20 - std::min<size_t>(20, digits.size()), '0') + digits +
-         std::string(snapshot_suffix);
+  return segment_file_name(offset, snapshot_suffix);
 }
 
 producer_state_manager::producer_state_manager(std::filesystem::path dir,

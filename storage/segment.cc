@@ -52,6 +52,18 @@ class chunk_reader {
 
 }  // namespace
 
+bool parse_segment_file_name(std::string_view name, int64_t& offset, std::string_view& kind) {
+  if (name.size() < 21 || name[20] != '.') return false;
+  offset = 0;
+  for (size_t i = 0; i < 20; ++i) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    if (offset > (INT64_MAX - 9) / 10) return false;
+    offset = offset * 10 + (name[i] - '0');
+  }
+  kind = name.substr(21);
+  return true;
+}
+
 std::string segment_file_name(int64_t base_offset, std::string_view suffix) {
   char digits[32];
   std::snprintf(digits, sizeof digits, "%020lld", static_cast<long long>(base_offset));

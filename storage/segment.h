@@ -26,8 +26,11 @@
 
 namespace sluice::storage {
 
-// "<base offset, 20 digits zero-padded><suffix>", Kafka's LogFileUtils naming.
+// "<base offset, 20 digits zero-padded><suffix>", Kafka's LogFileUtils naming (segments, indexes,
+// producer snapshots).
 std::string segment_file_name(int64_t base_offset, std::string_view suffix);
+// The inverse: the offset of a "<20 digits>.<kind>" name, and its kind ("log", "snapshot", ...).
+bool parse_segment_file_name(std::string_view name, int64_t& offset, std::string_view& kind);
 
 class segment {
  public:

@@ -24,11 +24,6 @@
 
 namespace sluice::server {
 
-namespace {
-constexpr int8_t resource_topic = 2;
-constexpr int8_t resource_broker = 4;
-}  // namespace
-
 wire::alter_configs_response handle_alter_configs(request_context& ctx,
                                                   wire::alter_configs_request& request) {
   using wire::error_code;
@@ -65,7 +60,7 @@ wire::alter_configs_response handle_alter_configs(request_context& ctx,
       fail(error_code::invalid_request, "Null value not supported for : " + nulls);
       continue;
     }
-    if (resource.resource_type == resource_broker) {
+    if (resource.resource_type == config_resource_broker) {
       if (!resource.resource_name.empty() &&
           resource.resource_name != std::to_string(b.config().node_id)) {
         fail(error_code::invalid_request, "Unexpected broker id, expected " +
@@ -82,7 +77,7 @@ wire::alter_configs_response handle_alter_configs(request_context& ctx,
       }
       continue;
     }
-    if (resource.resource_type != resource_topic) {
+    if (resource.resource_type != config_resource_topic) {
       fail(error_code::invalid_request,
            "Unknown resource type " + std::to_string(resource.resource_type));
       continue;

@@ -30,9 +30,6 @@ namespace sluice::server {
 
 namespace {
 
-constexpr int8_t resource_topic = 2;
-constexpr int8_t resource_broker = 4;
-
 using result_t = wire::describe_configs_response::describe_configs_result;
 
 void fill(const std::vector<described_config>& configs,
@@ -84,7 +81,7 @@ wire::describe_configs_response handle_describe_configs(request_context& ctx,
       out.error_code = static_cast<int16_t>(code);
       if (!message.empty()) out.error_message = std::move(message);
     };
-    if (resource.resource_type == resource_topic) {
+    if (resource.resource_type == config_resource_topic) {
       if (!is_valid_topic_name(resource.resource_name)) {
         fail(error_code::invalid_topic_exception,
              "Topic name '" + resource.resource_name + "' is illegal");
@@ -96,7 +93,7 @@ wire::describe_configs_response handle_describe_configs(request_context& ctx,
         continue;
       }
       fill(describe_topic_configs(b.config(), t->configs), resource, request, out);
-    } else if (resource.resource_type == resource_broker) {
+    } else if (resource.resource_type == config_resource_broker) {
       if (resource.resource_name.empty()) continue;
       if (resource.resource_name != std::to_string(b.config().node_id)) {
         fail(error_code::invalid_request,

@@ -27,26 +27,7 @@ namespace sluice::server {
 
 namespace {
 
-constexpr int8_t resource_topic = 2;
-constexpr int8_t resource_broker = 4;
-
 enum op : int8_t { op_set = 0, op_delete = 1, op_append = 2, op_subtract = 3 };
-
-std::vector<std::string> split_list(std::string_view text) {
-  std::vector<std::string> items;
-  while (true) {
-    size_t comma = text.find(',');
-    std::string_view item = text.substr(0, comma);
-    while (!item.empty() && item.front() == ' ')
-      item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ')
-      item.remove_suffix(1);
-    if (!item.empty()) items.emplace_back(item);
-    if (comma == std::string_view::npos) break;
-    text = text.substr(comma + 1);
-  }
-  return items;
-}
 
 std::string join_list(const std::vector<std::string>& items) {
   std::string out;
@@ -103,7 +84,7 @@ wire::incremental_alter_configs_response handle_incremental_alter_configs(
       fail(error_code::invalid_request, "Unknown operations type " + std::to_string(bad_op));
       continue;
     }
-    if (resource.resource_type == resource_broker) {
+    if (resource.resource_type == config_resource_broker) {
       if (!resource.resource_name.empty() &&
           resource.resource_name != std::to_string(b.config().node_id)) {
         fail(error_code::invalid_request, "Unexpected broker id, expected " +
@@ -121,7 +102,7 @@ wire::incremental_alter_configs_response handle_incremental_alter_configs(
       }
       continue;
     }
-    if (resource.resource_type != resource_topic) {
+    if (resource.resource_type != config_resource_topic) {
       fail(error_code::invalid_request,
            "Unknown resource type " + std::to_string(resource.resource_type));
       continue;
