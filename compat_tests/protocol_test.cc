@@ -88,6 +88,30 @@ TEST(Protocol, FullPipelinePausesReadingWithoutLosingRequests) {
   EXPECT_EQ(latest[0].offset, count);
 }
 
+// The same with far more pipelined bytes than the broker's read buffer holds, so reading pauses
+// while the socket still has data queued, and must resume reading rather than give up.
+TEST(Protocol, FullPipelineWithMoreThanABufferOfRequestsQueued) {
+  broker b(config_map{{"queued.max.requests", "2"}});
+  raw_connection conn(b.host(), b.port());
+  create_topic(conn, "pressure-big");
+  bytes all;
+  bytes batch = build_record_batch({{"k", std::string(2000, 'v'), 0}}, 1700000000000);
+  constexpr int32_t count = 200;
+  for (int32_t i = 0; i < count; ++i) {
+    bytes req = produce_request(7, i, "pressure-big", 0, batch);
+    all.insert(all.end(), req.begin(), req.end());
+  }
+  ASSERT_GT(all.size(), 256u * 1024u);
+  ASSERT_TRUE(conn.send(all));
+  for (int32_t i = 0; i < count; ++i) {
+    ASSERT_EQ(next_correlation_id(conn), i) << "responses out of request order";
+  }
+  bytes lo = round_trip(conn, list_offsets_v7_request(count, "pressure-big", 0, -1));
+  auto latest = parse_list_offsets_v7(split_response(lo, true).body);
+  ASSERT_EQ(latest.size(), 1u);
+  EXPECT_EQ(latest[0].offset, count);
+}
+
 TEST(Protocol, LongPollDoesNotLetLaterResponsesOvertake) {
   broker b;
   raw_connection conn(b.host(), b.port());

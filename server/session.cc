@@ -106,6 +106,9 @@ asio::awaitable<void> session::read_loop() {
         end -= begin;
         begin = 0;
       }
+      // The back-pressure wait leaves operation_aborted here, and when more data is queued no
+      // readability wait comes to overwrite it: the connection would be taken for closed.
+      ec.clear();
       if (!more_may_be_queued) {
         if (end == 0) buffer.reset();
         // Wait, then read: the buffer is only needed once there is something to read. (This
