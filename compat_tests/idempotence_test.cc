@@ -47,8 +47,8 @@ std::map<std::string, std::string> idempotent_settings() {
           {"message.timeout.ms", "60000"}};
 }
 
-// Reads partition 0 directly from the broker (not through the proxy) and checks that it holds
-// exactly value_of(0 .. n-1), once each, in order.
+// Reads partition 0 back (through the proxy, which the broker advertises; the proxy never cuts a
+// Fetch) and checks that it holds exactly value_of(0 .. n-1), once each, in order.
 void expect_exactly_once_in_order(const broker& b, const std::string& topic, size_t n) {
   simple_consumer c(b.bootstrap(), topic);
   auto [lo, hi] = watermarks(c.get(), topic, 0, 30s);
@@ -150,7 +150,10 @@ TEST(Idempotence, ProducerIdsAreUniqueAcrossRestarts) {
     // librdkafka exposes its producer id only in debug logs; the broker's log carries none per
     // producer either. The batch header on disk has it: read the newest batch's producer id.
     std::string log = read_partition_log(b.partition_dir("ids", 0));
-    EXPECT_GE(log.size(), 61u);
+    if (log.size() < 61) {
+      ADD_FAILURE() << "no batch on disk";
+      return int64_t{-1};
+    }
     // Walk to the last batch: base offset (8) | length (4) | ... producerId at byte 43.
     size_t at = 0;
     size_t last = 0;

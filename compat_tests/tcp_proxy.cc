@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 namespace sluice::compat {
@@ -27,10 +29,53 @@ struct relay {
   int fd[2];                    // 0: client, 1: upstream
   std::vector<uint8_t> out[2];  // pending bytes to write to fd[i]
   size_t capture_index;
-  size_t parsed = 0;     // bytes of the capture already split into request frames
-  bool doomed = false;   // cut when the broker next sends anything
+  size_t parsed = 0;  // bytes of the capture already split into request frames
+  // The correlation id of the request whose response cuts the connection, once one is chosen.
+  std::optional<int32_t> cut_at;
+  // Broker->client framing: the start of the current response (size, correlation id) and how
+  // many of its bytes are still to come.
+  uint8_t response_head[8];
+  size_t response_head_len = 0;
+  int64_t response_left = 0;
   bool dead = false;
 };
+
+int32_t read_be32(const uint8_t* p) {
+  return static_cast<int32_t>((uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
+                              (uint32_t{p[2]} << 8) | uint32_t{p[3]});
+}
+
+// Walks broker->client bytes frame by frame. Returns how many of `n` bytes may be relayed:
+// all of them, or those before the response to `cut_at` begins (then `cut` is set).
+size_t relayable(relay& r, const uint8_t* data, size_t n, bool& cut) {
+  cut = false;
+  size_t at = 0;
+  // Where the response head being read began in this chunk; npos if it began in an earlier one.
+  size_t head_begin = std::string::npos;
+  while (at < n) {
+    if (r.response_left > 0) {
+      size_t take = static_cast<size_t>(std::min<int64_t>(r.response_left, n - at));
+      r.response_left -= static_cast<int64_t>(take);
+      at += take;
+      continue;
+    }
+    if (r.response_head_len == 0) head_begin = at;
+    r.response_head[r.response_head_len++] = data[at++];
+    if (r.response_head_len < 8) continue;
+    r.response_head_len = 0;
+    int32_t size = read_be32(r.response_head);
+    int32_t correlation_id = read_be32(r.response_head + 4);
+    if (r.cut_at && correlation_id == *r.cut_at) {
+      cut = true;
+      // A head split across two reads began in an earlier, already relayed chunk; then nothing
+      // of this chunk goes, which still cuts before the response is complete.
+      return head_begin == std::string::npos ? 0 : head_begin;
+    }
+    head_begin = std::string::npos;
+    r.response_left = static_cast<int64_t>(size) - 4;
+  }
+  return n;
+}
 
 }  // namespace
 
@@ -157,7 +202,14 @@ void tcp_proxy::run() {
         if (rev & (POLLIN | POLLHUP | POLLERR)) {
           uint8_t buf[65536];
           ssize_t n = ::recv(r.fd[i], buf, sizeof buf, 0);
-          if (n > 0 && i == 1 && r.doomed) {
+          size_t relay_bytes = n > 0 ? static_cast<size_t>(n) : 0;
+          bool cut = false;
+          if (n > 0 && i == 1) relay_bytes = relayable(r, buf, static_cast<size_t>(n), cut);
+          if (cut) {
+            // Relay what preceded the doomed response, then drop the connection.
+            r.out[0].insert(r.out[0].end(), buf, buf + relay_bytes);
+            if (!r.out[0].empty())
+              (void)!::send(r.fd[0], r.out[0].data(), r.out[0].size(), MSG_NOSIGNAL);
             {
               std::lock_guard lock(mu_);
               if (refuse_after_cut_) upstream_port_ = 0;
@@ -175,11 +227,11 @@ void tcp_proxy::run() {
               // Whole frames only: size (4) then api key (2).
               while (cap.size() - r.parsed >= 6) {
                 const uint8_t* f = cap.data() + r.parsed;
-                size_t size = (size_t{f[0]} << 24) | (size_t{f[1]} << 16) | (size_t{f[2]} << 8) | f[3];
+                auto size = static_cast<size_t>(static_cast<uint32_t>(read_be32(f)));
                 if (cap.size() - r.parsed < 4 + size) break;
                 auto key = static_cast<int16_t>((f[4] << 8) | f[5]);
-                if (key == cut_api_key_ && cuts_left_ > 0 && !r.doomed) {
-                  r.doomed = true;
+                if (key == cut_api_key_ && cuts_left_ > 0 && !r.cut_at && size >= 8) {
+                  r.cut_at = read_be32(f + 8);  // size, api key, api version, correlation id
                   --cuts_left_;
                 }
                 r.parsed += 4 + size;

@@ -138,6 +138,9 @@ asio::awaitable<void> session::read_loop() {
         }
         reading_done_ = true;
         writer_wake_.cancel();
+        // A half-close (EOF) still gets the answers to what it sent; a reset connection cannot
+        // take them, so it goes at once instead of waiting for parked requests to finish.
+        if (ec && ec != asio::error::eof) close();
         co_return;
       }
       more_may_be_queued = static_cast<size_t>(n) == space;
@@ -168,6 +171,7 @@ asio::awaitable<void> session::read_loop() {
           log_info("connection from ", peer_, " closed in the middle of a request frame");
         reading_done_ = true;
         writer_wake_.cancel();
+        if (ec && ec != asio::error::eof) close();
         co_return;
       }
     }
@@ -207,7 +211,10 @@ asio::awaitable<void> session::write_loop() {
     bool ok = true;
     bool close_after = false;
     iov.clear();
-    for (const auto& slot : pipeline_) {
+    // By index, holding each slot: the read loop may push_back while this loop is suspended in
+    // a send, which invalidates deque iterators (not the elements).
+    for (size_t i = 0; i < pipeline_.size(); ++i) {
+      std::shared_ptr<response_slot> slot = pipeline_[i];
       if (!slot->ready || close_after) break;
       ++done;
       close_after = slot->close_after;

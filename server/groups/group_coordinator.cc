@@ -1129,7 +1129,15 @@ wire::offset_delete_response group_coordinator::delete_offsets(wire::offset_dele
       if (g->offsets.erase(tp)) removed.push_back(std::move(tp));
     }
   }
-  if (store_ && !removed.empty()) store_->remove_offsets(g->id, removed);
+  // Kafka's handleDeleteOffsets goes through cleanupGroupMetadata: an Empty group left without
+  // offsets is Dead at once (with its metadata tombstone), not at the next retention check.
+  const bool dead = g->state == group_state::empty && g->offsets.empty();
+  write_tombstones(*g, removed, dead);
+  if (dead) {
+    std::string id = g->id;
+    log_info("group ", id, ": its last committed offsets deleted; removed (Dead)");
+    groups_.erase(id);
+  }
   return response;
 }
 

@@ -629,6 +629,22 @@ TEST_F(group_coordinator_test, offset_delete_refuses_subscribed_topics) {
   EXPECT_EQ(store_.removed_offsets.size(), 1u);
 }
 
+// Kafka's cleanupGroupMetadata after OffsetDelete: an Empty group left without offsets is gone.
+TEST_F(group_coordinator_test, offset_delete_of_an_empty_groups_last_offsets_removes_it) {
+  wire::offset_commit_request commit = commit_request("alone", "", -1);
+  gc_->commit_offsets(commit, 8);
+  ASSERT_EQ(gc_->state_of("alone"), group_state::empty);
+  wire::offset_delete_request del;
+  del.group_id = "alone";
+  auto& t = del.topics.emplace_back();
+  t.name = commit.topics[0].name;
+  for (const auto& p : commit.topics[0].partitions)
+    t.partitions.emplace_back().partition_index = p.partition_index;
+  EXPECT_EQ(gc_->delete_offsets(del, 0).error_code, 0);
+  EXPECT_FALSE(gc_->state_of("alone"));
+  EXPECT_TRUE(store_.removed_groups.empty());  // never had a generation: no metadata to drop
+}
+
 TEST_F(group_coordinator_test, shutdown_answers_parked_requests) {
   make(30ms);
   auto a = start_join(join_request("g", ""), 3);
