@@ -12,6 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "compat_tests/broker_fixture.h"
 #include "compat_tests/raw_kafka.h"
 
@@ -110,6 +113,24 @@ TEST(Protocol, FullPipelineWithMoreThanABufferOfRequestsQueued) {
   auto latest = parse_list_offsets_v7(split_response(lo, true).body);
   ASSERT_EQ(latest.size(), 1u);
   EXPECT_EQ(latest[0].offset, count);
+}
+
+// connections.max.idle.ms: a connection that moves no bytes for that long is closed; one that
+// keeps sending requests is not.
+TEST(Protocol, IdleConnectionsAreClosedAfterConnectionsMaxIdleMs) {
+  broker b(config_map{{"connections.max.idle.ms", "400"}});
+  raw_connection idle(b.host(), b.port());
+  raw_connection busy(b.host(), b.port());
+  bytes av = api_versions_request(1, 2);
+  round_trip(idle, av);
+  EXPECT_FALSE(idle.wait_closed(std::chrono::milliseconds(150))) << "closed before its time";
+  for (int i = 0; i < 12; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    round_trip(busy, av);
+  }
+  EXPECT_TRUE(idle.wait_closed(std::chrono::seconds(5))) << "the idle connection stayed open";
+  round_trip(busy, av);  // still served
+  EXPECT_NE(b.log().find("connections.max.idle.ms"), std::string::npos);
 }
 
 TEST(Protocol, LongPollDoesNotLetLaterResponsesOvertake) {

@@ -132,6 +132,11 @@ const std::vector<key_spec>& key_table() {
        [](broker_config& c, std::string_view v) {
          return parse_int<int32_t>(v, 1, c.socket_request_max_bytes);
        }},
+      {"connections.max.idle.ms", "", "600000",
+       "close a connection after this long without a byte read or written (-1: never)",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, -1, c.connections_max_idle_ms);
+       }},
       {"queued.max.requests", "", "64",
        "requests read ahead per connection before reading pauses (Kafka: per broker)",
        [](broker_config& c, std::string_view v) {

@@ -33,6 +33,9 @@ struct broker_config {
   int32_t message_max_bytes = 1048588;
   int32_t socket_request_max_bytes = 104857600;
   int32_t queued_max_requests_per_connection = 64;
+  // connections.max.idle.ms: a connection with no bytes read or written for this long is closed;
+  // negative: never.
+  int64_t connections_max_idle_ms = 600000;
   int32_t group_min_session_timeout_ms = 6000;
   int32_t group_max_session_timeout_ms = 1800000;
   int32_t group_initial_rebalance_delay_ms = 3000;

@@ -43,7 +43,8 @@ session::session(tcp::socket socket, broker& owner, uint64_t id)
       id_(id),
       peer_(describe(socket_)),
       writer_wake_(socket_.get_executor()),
-      reader_wake_(socket_.get_executor()) {}
+      reader_wake_(socket_.get_executor()),
+      idle_timer_(socket_.get_executor()) {}
 
 session::~session() = default;
 
@@ -61,6 +62,28 @@ void session::start() {
       socket_.get_executor(), [self]() { return self->read_loop(); }, asio::detached);
   asio::co_spawn(
       socket_.get_executor(), [self]() { return self->write_loop(); }, asio::detached);
+  touch();
+  if (const int64_t idle_ms = broker_.config().connections_max_idle_ms; idle_ms >= 0) {
+    asio::co_spawn(
+        socket_.get_executor(),
+        [self, idle_ms]() { return self->idle_loop(std::chrono::milliseconds(idle_ms)); },
+        asio::detached);
+  }
+}
+
+asio::awaitable<void> session::idle_loop(std::chrono::milliseconds limit) {
+  boost::system::error_code ec;
+  while (!closed_) {
+    idle_timer_.expires_at(last_activity_ + limit);
+    co_await idle_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (closed_) co_return;
+    if (std::chrono::steady_clock::now() - last_activity_ >= limit) {
+      log_info("closing connection from ", peer_, ": nothing read or written for ",
+               limit.count(), " ms (connections.max.idle.ms)");
+      close();
+      co_return;
+    }
+  }
 }
 
 void session::shutdown() {
@@ -78,6 +101,7 @@ void session::close() {
   socket_.close(ec);
   writer_wake_.cancel();
   reader_wake_.cancel();
+  idle_timer_.cancel();
   broker_.on_session_closed(id_);
 }
 
@@ -106,9 +130,6 @@ asio::awaitable<void> session::read_loop() {
         end -= begin;
         begin = 0;
       }
-      // The back-pressure wait leaves operation_aborted here, and when more data is queued no
-      // readability wait comes to overwrite it: the connection would be taken for closed.
-      ec.clear();
       if (!more_may_be_queued) {
         if (end == 0) buffer.reset();
         // Wait, then read: the buffer is only needed once there is something to read. (This
@@ -143,6 +164,7 @@ asio::awaitable<void> session::read_loop() {
         if (ec && ec != asio::error::eof) close();
         co_return;
       }
+      touch();
       more_may_be_queued = static_cast<size_t>(n) == space;
       end += static_cast<size_t>(n);
     }
@@ -163,9 +185,13 @@ asio::awaitable<void> session::read_loop() {
     std::memcpy(request.data.get(), buffer.get() + begin, have);
     begin += have;
     if (have < request.size) {
-      co_await asio::async_read(socket_,
-                                asio::buffer(request.data.get() + have, request.size - have),
-                                asio::redirect_error(asio::use_awaitable, ec));
+      // A read at a time, so that a large request arriving slowly counts as activity.
+      for (size_t got = have; got < request.size && !ec && !closed_;) {
+        got += co_await socket_.async_read_some(
+            asio::buffer(request.data.get() + got, request.size - got),
+            asio::redirect_error(asio::use_awaitable, ec));
+        touch();
+      }
       if (ec || closed_) {
         if (!closed_)
           log_info("connection from ", peer_, " closed in the middle of a request frame");
@@ -187,9 +213,12 @@ asio::awaitable<void> session::read_loop() {
       co_return;
     }
     // Back-pressure: stop reading while the pipeline is full; the write loop wakes us.
+    // Its own error code: a wake-up is operation_aborted, which in `ec` would read as a failed
+    // read and end the connection.
+    boost::system::error_code woken;
     while (pipeline_.size() >= max_queued && !closed_) {
       reader_wake_.expires_at(asio::steady_timer::time_point::max());
-      co_await reader_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await reader_wake_.async_wait(asio::redirect_error(asio::use_awaitable, woken));
     }
   }
 }
@@ -262,6 +291,7 @@ asio::awaitable<bool> session::write_iovecs(std::vector<iovec>& iov, bool more) 
       }
       co_return false;  // peer gone: close quietly
     }
+    touch();
     auto left = static_cast<size_t>(n);
     while (first < iov.size() && left >= iov[first].iov_len)
       left -= iov[first++].iov_len;
@@ -300,6 +330,7 @@ asio::awaitable<bool> session::send_slice(const wire::file_slice& slice) {
       }
     }
     if (n > 0) {
+      touch();
       left -= n;
       continue;
     }

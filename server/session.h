@@ -16,6 +16,7 @@
 
 #include <sys/uio.h>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -56,6 +57,8 @@ class session : public response_sink, public std::enable_shared_from_this<sessio
   boost::asio::awaitable<bool> write_iovecs(std::vector<iovec>& iov, bool more);
   boost::asio::awaitable<bool> send_slice(const wire::file_slice& slice);
   boost::asio::awaitable<bool> wait_writable();
+  boost::asio::awaitable<void> idle_loop(std::chrono::milliseconds limit);
+  void touch() { last_activity_ = std::chrono::steady_clock::now(); }
 
   boost::asio::ip::tcp::socket socket_;
   broker& broker_;
@@ -64,6 +67,9 @@ class session : public response_sink, public std::enable_shared_from_this<sessio
   std::deque<std::shared_ptr<response_slot>> pipeline_;
   boost::asio::steady_timer writer_wake_;
   boost::asio::steady_timer reader_wake_;
+  // connections.max.idle.ms: bytes moved in either direction count as activity.
+  boost::asio::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point last_activity_;
   bool reading_done_ = false;
   bool closed_ = false;
 };
