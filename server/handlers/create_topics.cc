@@ -141,7 +141,7 @@ wire::create_topics_response handle_create_topics(request_context& ctx,
   int64_t requested_partitions = 0;
   for (const auto& t : request.topics) {
     ++name_count[t.name];
-    requested_partitions += !t.assignments.empty() ? static_cast<int64_t>(t.assignments.size())
+    requested_partitions += !t.assignments.empty()   ? static_cast<int64_t>(t.assignments.size())
                             : t.num_partitions == -1 ? b.config().num_partitions
                                                      : std::max<int64_t>(t.num_partitions, 0);
   }

@@ -20,8 +20,6 @@ namespace {
 
 using wire::error_code;
 
-constexpr int64_t to_high_watermark = -1;
-
 }  // namespace
 
 wire::delete_records_response handle_delete_records(request_context& ctx,
@@ -41,28 +39,22 @@ wire::delete_records_response handle_delete_records(request_context& ctx,
         ec = error_code::unknown_topic_or_partition;
       } else if (t->internal) {
         ec = error_code::invalid_topic_exception;
-      } else if ((p = ctx.broker.topics().find_partition(topic_in.name,
-                                                         partition_in.partition_index)) ==
-                 nullptr) {
+      } else if ((p = ctx.broker.topics().find_partition(
+                      topic_in.name, partition_in.partition_index)) == nullptr) {
         ec = error_code::unknown_topic_or_partition;
       }
       if (ec == error_code::none) {
-        int64_t offset = partition_in.offset == to_high_watermark ? p->high_watermark()
-                                                                   : partition_in.offset;
-        if (offset < 0 || offset > p->high_watermark()) {
-          ec = error_code::offset_out_of_range;
+        // The log applies Kafka's rules (-1 = the high watermark, else [0, high watermark]).
+        int64_t before = p->log_start_offset();
+        int64_t new_start = -1;
+        if (std::error_code dec = p->log().delete_records_before(partition_in.offset, new_start)) {
+          ec = to_kafka_error(dec);
         } else {
-          int64_t before = p->log_start_offset();
-          int64_t new_start = -1;
-          if (std::error_code dec = p->log().delete_records_before(offset, new_start)) {
-            ec = to_kafka_error(dec);
-          } else {
-            out.low_watermark = new_start;
-            if (new_start != before) {
-              log_info("DeleteRecords from ", ctx.peer, " (client ", ctx.client_id.value_or(""),
-                       "): ", topic_in.name, "-", partition_in.partition_index,
-                       " log start offset ", before, " -> ", new_start);
-            }
+          out.low_watermark = new_start;
+          if (new_start != before) {
+            log_info("DeleteRecords from ", ctx.peer, " (client ", ctx.client_id.value_or(""),
+                     "): ", topic_in.name, "-", partition_in.partition_index, " log start offset ",
+                     before, " -> ", new_start);
           }
         }
       }

@@ -7,36 +7,36 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "server/request_context.h"
-#include "wire/generated/api_versions_request.h"
-#include "wire/generated/api_versions_response.h"
 #include "wire/generated/alter_configs_request.h"
 #include "wire/generated/alter_configs_response.h"
+#include "wire/generated/api_versions_request.h"
+#include "wire/generated/api_versions_response.h"
 #include "wire/generated/create_partitions_request.h"
 #include "wire/generated/create_partitions_response.h"
 #include "wire/generated/create_topics_request.h"
 #include "wire/generated/create_topics_response.h"
+#include "wire/generated/delete_groups_request.h"
+#include "wire/generated/delete_groups_response.h"
+#include "wire/generated/delete_records_request.h"
+#include "wire/generated/delete_records_response.h"
 #include "wire/generated/delete_topics_request.h"
 #include "wire/generated/delete_topics_response.h"
 #include "wire/generated/describe_cluster_request.h"
 #include "wire/generated/describe_cluster_response.h"
 #include "wire/generated/describe_configs_request.h"
 #include "wire/generated/describe_configs_response.h"
-#include "wire/generated/describe_log_dirs_request.h"
-#include "wire/generated/describe_log_dirs_response.h"
-#include "wire/generated/incremental_alter_configs_request.h"
-#include "wire/generated/incremental_alter_configs_response.h"
-#include "wire/generated/delete_groups_request.h"
-#include "wire/generated/delete_groups_response.h"
-#include "wire/generated/delete_records_request.h"
-#include "wire/generated/delete_records_response.h"
 #include "wire/generated/describe_groups_request.h"
 #include "wire/generated/describe_groups_response.h"
+#include "wire/generated/describe_log_dirs_request.h"
+#include "wire/generated/describe_log_dirs_response.h"
 #include "wire/generated/fetch_request.h"
 #include "wire/generated/fetch_response.h"
 #include "wire/generated/find_coordinator_request.h"
 #include "wire/generated/find_coordinator_response.h"
 #include "wire/generated/heartbeat_request.h"
 #include "wire/generated/heartbeat_response.h"
+#include "wire/generated/incremental_alter_configs_request.h"
+#include "wire/generated/incremental_alter_configs_response.h"
 #include "wire/generated/init_producer_id_request.h"
 #include "wire/generated/init_producer_id_response.h"
 #include "wire/generated/join_group_request.h"
@@ -113,8 +113,8 @@ wire::create_topics_response handle_create_topics(request_context& ctx,
                                                   wire::create_topics_request& request);
 wire::delete_topics_response handle_delete_topics(request_context& ctx,
                                                   wire::delete_topics_request& request);
-wire::create_partitions_response handle_create_partitions(
-    request_context& ctx, wire::create_partitions_request& request);
+wire::create_partitions_response handle_create_partitions(request_context& ctx,
+                                                          wire::create_partitions_request& request);
 wire::describe_configs_response handle_describe_configs(request_context& ctx,
                                                         wire::describe_configs_request& request);
 wire::alter_configs_response handle_alter_configs(request_context& ctx,
@@ -123,7 +123,7 @@ wire::incremental_alter_configs_response handle_incremental_alter_configs(
     request_context& ctx, wire::incremental_alter_configs_request& request);
 wire::describe_cluster_response handle_describe_cluster(request_context& ctx,
                                                         wire::describe_cluster_request& request);
-wire::describe_log_dirs_response handle_describe_log_dirs(
-    request_context& ctx, wire::describe_log_dirs_request& request);
+wire::describe_log_dirs_response handle_describe_log_dirs(request_context& ctx,
+                                                          wire::describe_log_dirs_request& request);
 
 }  // namespace sluice::server

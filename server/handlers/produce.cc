@@ -11,11 +11,11 @@
 //
 // acks: 1 and -1 are answered after the local append (on a single broker the ISR is this broker,
 // so -1 is satisfied at once, unless the topic's min.insync.replicas asks for more copies than
-// the ISR has: NOT_ENOUGH_REPLICAS, nothing written); 0 sends nothing, and a failed acks=0 produce closes the connection,
-// as Kafka does, since there is no response to carry the error. Any other acks value:
-// INVALID_REQUIRED_ACKS for every partition, nothing written. Unknown topics are created when
-// auto.create.topics.enable is on (the rule; Kafka leaves that to Metadata), else
-// UNKNOWN_TOPIC_OR_PARTITION. Clients cannot write to internal topics (`__consumer_offsets`):
+// the ISR has: NOT_ENOUGH_REPLICAS, nothing written); 0 sends nothing, and a failed acks=0 produce
+// closes the connection, as Kafka does, since there is no response to carry the error. Any other
+// acks value: INVALID_REQUIRED_ACKS for every partition, nothing written. Unknown topics are
+// created when auto.create.topics.enable is on (the rule; Kafka leaves that to Metadata),
+// else UNKNOWN_TOPIC_OR_PARTITION. Clients cannot write to internal topics (`__consumer_offsets`):
 // INVALID_TOPIC_EXCEPTION, as Kafka answers.
 //
 // Idempotent producers: the log checks each batch's producer id, epoch and sequence. A retry of
