@@ -16,7 +16,8 @@ std::error_code producer_id_allocator::load(std::string& problem) {
     return ec;
   }
   if (missing) return {};
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.pop_back();
   int64_t value = -1;
   auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (err != std::errc{} || end != text.data() + text.size() || value < 0) {

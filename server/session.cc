@@ -78,8 +78,8 @@ asio::awaitable<void> session::idle_loop(std::chrono::milliseconds limit) {
     co_await idle_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (closed_) co_return;
     if (std::chrono::steady_clock::now() - last_activity_ >= limit) {
-      log_info("closing connection from ", peer_, ": nothing read or written for ",
-               limit.count(), " ms (connections.max.idle.ms)");
+      log_info("closing connection from ", peer_, ": nothing read or written for ", limit.count(),
+               " ms (connections.max.idle.ms)");
       close();
       co_return;
     }

@@ -39,7 +39,6 @@ std::string check_int(std::string_view text, Int min, std::string_view type_name
   return {};
 }
 
-
 std::string validate_cleanup_policy(std::string_view v) {
   std::vector<std::string> items = split_list(v);
   if (items.empty()) return "cleanup.policy must name at least one policy (delete)";

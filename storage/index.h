@@ -131,8 +131,8 @@ class time_index {
 
   std::error_code create() { return file_.create(); }
   const std::filesystem::path& path() const { return file_.path(); }
-  // False (entries cleared) if missing or inconsistent: a partial entry, timestamps not strictly increasing,
-  // offsets decreasing or below the base offset.
+  // False (entries cleared) if missing or inconsistent: a partial entry, timestamps not strictly
+  // increasing, offsets decreasing or below the base offset.
   bool load(std::error_code& ec);
 
   bool empty() const { return entries_.empty(); }

@@ -707,8 +707,8 @@ std::error_code log::delete_oldest_segments(size_t count, std::string_view reaso
   if (std::error_code e = sync_dir(dir_); e && !ec) ec = e;
   if (std::error_code e = producers_.delete_snapshots_before(log_start_offset_); e && !ec) ec = e;
   log_event("storage: " + name() + ": deleted " + std::to_string(count) + " segment(s), " +
-                std::to_string(bytes) + " bytes (" + std::string(reason) +
-                "); log start offset " + std::to_string(log_start_offset_),
+                std::to_string(bytes) + " bytes (" + std::string(reason) + "); log start offset " +
+                std::to_string(log_start_offset_),
             log_level::info);
   return ec;
 }

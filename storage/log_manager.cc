@@ -148,8 +148,8 @@ log* log_manager::create(const topic_partition& tp, const wire::uuid& topic_id,
 std::error_code log_manager::remove(const topic_partition& tp) {
   auto it = logs_.find(tp);
   if (it == logs_.end()) return {};
-  std::filesystem::path doomed = root_ / (partition_dir_name(tp) + "." + random_hex(16) +
-                                          std::string(deleted_dir_suffix));
+  std::filesystem::path doomed =
+      root_ / (partition_dir_name(tp) + "." + random_hex(16) + std::string(deleted_dir_suffix));
   std::error_code fs_ec;
   // Renamed first: if that fails the partition stays, whole and served, rather than being
   // forgotten here and loaded again at the next start.

@@ -16,10 +16,10 @@
 #include "server/topic_config.h"
 #include "wire/codec.h"
 #include "wire/error_code.h"
-#include "wire/record_batch.h"
 #include "wire/generated/api_specs.h"
 #include "wire/generated/request_header.h"
 #include "wire/generated/response_header.h"
+#include "wire/record_batch.h"
 
 namespace sluice::server {
 namespace {
@@ -607,8 +607,8 @@ TEST_F(admin_handlers_test, internal_topic_is_never_subject_to_retention) {
   EXPECT_EQ(offsets->partitions[0]->log().config().retention_bytes, -1);
   stop();
   start();
-  EXPECT_EQ(broker_->topics().find("__consumer_offsets")->partitions[0]->log().config().retention_ms,
-            -1);
+  EXPECT_EQ(
+      broker_->topics().find("__consumer_offsets")->partitions[0]->log().config().retention_ms, -1);
 }
 
 }  // namespace

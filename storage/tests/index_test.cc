@@ -160,7 +160,7 @@ TEST_F(index_test, lazy_reset_empties_the_file_on_the_next_write_only) {
   offset_index idx(path("f.index"), 0);
   idx.reset_lazily();
   EXPECT_EQ(file_bytes(path("f.index")).size(), 16u);  // untouched so far
-  EXPECT_FALSE(idx.flush_entries());                    // nothing pending: still untouched
+  EXPECT_FALSE(idx.flush_entries());                   // nothing pending: still untouched
   EXPECT_EQ(file_bytes(path("f.index")).size(), 16u);
   idx.append(5, 70);
   ASSERT_FALSE(idx.flush_entries());
