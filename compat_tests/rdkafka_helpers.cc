@@ -27,6 +27,17 @@ std::map<std::string, std::string> merged(std::map<std::string, std::string> bas
   return base;
 }
 
+// rd_kafka_new, which takes ownership of `conf` only when it succeeds.
+rd_kafka_t* new_handle(rd_kafka_type_t type, rd_kafka_conf_t* conf, const char* what) {
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("rd_kafka_new(") + what + "): " + err);
+  }
+  return rk;
+}
+
 std::optional<std::string> optional_bytes(const void* p, size_t len) {
   if (p == nullptr) return std::nullopt;
   return std::string(static_cast<const char*>(p), len);
@@ -38,18 +49,13 @@ std::optional<std::string> optional_bytes(const void* p, size_t len) {
 
 producer::producer(const std::string& bootstrap, const std::map<std::string, std::string>& extra) {
   rd_kafka_conf_t* conf = make_conf(merged({{"bootstrap.servers", bootstrap},
-                                            // No idempotent producer on this broker yet.
+                                            // Tests that need idempotence ask for it.
                                             {"enable.idempotence", "false"},
                                             {"linger.ms", "5"}},
                                            extra));
   rd_kafka_conf_set_dr_msg_cb(conf, &producer::on_delivery);
   rd_kafka_conf_set_opaque(conf, this);
-  char err[512];
-  rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (rk_ == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("rd_kafka_new(producer): ") + err);
-  }
+  rk_ = new_handle(RD_KAFKA_PRODUCER, conf, "producer");
 }
 
 producer::~producer() {
@@ -142,12 +148,8 @@ simple_consumer::simple_consumer(const std::string& bootstrap, const std::string
                                             {"enable.auto.commit", "false"},
                                             {"enable.auto.offset.store", "false"}},
                                            extra));
+  rk_ = new_handle(RD_KAFKA_CONSUMER, conf, "consumer");
   char err[512];
-  rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  if (rk_ == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("rd_kafka_new(consumer): ") + err);
-  }
   // Starts from the topic-level settings given in `extra` (e.g. auto.offset.reset).
   rd_kafka_topic_conf_t* tconf = rd_kafka_default_topic_conf_dup(rk_);
   rd_kafka_topic_conf_set(tconf, "auto.commit.enable", "false", err, sizeof err);
@@ -246,12 +248,7 @@ group_consumer::group_consumer(const std::string& bootstrap, const std::string& 
                                            extra));
   rd_kafka_conf_set_rebalance_cb(conf, &group_consumer::on_rebalance);
   rd_kafka_conf_set_opaque(conf, this);
-  char err[512];
-  rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  if (rk_ == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("rd_kafka_new(group consumer): ") + err);
-  }
+  rk_ = new_handle(RD_KAFKA_CONSUMER, conf, "group consumer");
   // Messages and rebalances come through rd_kafka_consumer_poll, not rd_kafka_poll.
   rd_kafka_poll_set_consumer(rk_);
   rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
