@@ -23,10 +23,14 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// Asks for the topic with auto-creation until it has a leader, as a client does: the first answer
+// is LEADER_NOT_AVAILABLE while the broker creates its files (Kafka answers the same).
 void create_topic(raw_connection& conn, const std::string& topic) {
-  bytes md = round_trip(conn, metadata_v4_request(1000, {topic}, true));
-  auto topics = parse_metadata_v4_topics(split_response(md, false).body);
-  ASSERT_EQ(topics.size(), 1u);
+  ASSERT_TRUE(wait_until([&] {
+    bytes md = round_trip(conn, metadata_v4_request(1000, {topic}, true));
+    auto topics = parse_metadata_v4_topics(split_response(md, false).body);
+    return topics.size() == 1 && topics[0].error_code == 0 && topics[0].partition_count > 0;
+  }));
 }
 
 int32_t next_correlation_id(raw_connection& conn) {

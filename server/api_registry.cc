@@ -89,7 +89,11 @@ bool invoke(request_context ctx, inbound_request request, std::shared_ptr<respon
          sink]() mutable -> boost::asio::awaitable<void> {
           try {
             auto response = co_await Handler(ctx, *decoded);
-            finish(ctx, std::optional(std::move(response)), *slot);
+            if constexpr (is_optional<decltype(response)>::value) {
+              finish(ctx, response, *slot);
+            } else {
+              finish(ctx, std::optional(std::move(response)), *slot);
+            }
           } catch (const std::exception& e) {
             fail_slot(ctx, *slot, e.what());
           }

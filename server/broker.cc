@@ -12,6 +12,8 @@
 #include "server/logging.h"
 #include "server/session.h"
 #include "server/topic_config.h"
+#include "storage/checkpoint.h"
+#include "storage/file_io.h"
 #include "storage/log_sink.h"
 
 namespace sluice::server {
@@ -35,9 +37,6 @@ void bind_acceptor(tcp::acceptor& acceptor, const tcp::endpoint& endpoint,
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
 }
 
-// Kafka checkpoints recovery points every 60 s (log.flush.offset.checkpoint.interval.ms) and high
-// watermarks every 5 s; one timer does both here, at the shorter period.
-constexpr std::chrono::seconds checkpoint_interval{5};
 // Kafka's producer.id.expiration.check.interval.ms default.
 constexpr int64_t producer_expiration_check_interval_ms = 600000;
 }  // namespace
@@ -45,8 +44,18 @@ constexpr int64_t producer_expiration_check_interval_ms = 600000;
 std::string broker::start() {
   // The broker's value of every topic config (topic_config.h); topics with configs of their own
   // get them from topic_registry::load_configs below, before anything is appended.
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(config_.log_dir, ec);
+    if (ec) return "cannot use log directory " + config_.log_dir.string() + ": " + ec.message();
+  }
+  std::string problem;
+  cluster_id_ = load_cluster_id(problem);
+  if (cluster_id_.empty()) return problem;
   storage::log_config log_defaults = effective_log_config(config_, {});
-  logs_ = std::make_unique<storage::log_manager>(config_.log_dir, log_defaults);
+  disk_ = std::make_unique<thread_pool_disk_executor>(io_, config_.num_io_threads);
+  logs_ = std::make_unique<storage::log_manager>(
+      config_.log_dir, log_defaults, storage::log_env{storage::default_file_system(), *disk_});
   // Storage's lines during load are held back: on failure the last one is the detail of the one
   // fatal message; on success they are logged (recovery truncations matter to operators).
   std::vector<std::pair<storage::log_level, std::string>> load_lines;
@@ -75,11 +84,7 @@ std::string broker::start() {
   }
   for (const auto& [level, line] : load_lines)
     to_broker_log(level, line);
-  cluster_id_ = load_cluster_id();
-  if (cluster_id_.empty()) {
-    return "cannot write " + (config_.log_dir / "meta.properties").string();
-  }
-  producer_ids_ = std::make_unique<producer_id_allocator>(config_.log_dir);
+  producer_ids_ = std::make_unique<producer_id_allocator>(config_.log_dir, *disk_);
   if (std::string problem; producer_ids_->load(problem)) return problem;
   for (storage::log* l : logs_->logs())
     producer_ids_->skip_through(l->producer_state().max_producer_id());
@@ -140,6 +145,10 @@ std::string broker::start() {
   }
   checkpoint_timer_.emplace(io_);
   schedule_checkpoint();
+  recovery_point_timer_.emplace(io_);
+  schedule_recovery_point_flush();
+  flush_scheduler_timer_.emplace(io_);
+  schedule_flush_scheduler();
   retention_timer_.emplace(io_);
   schedule_retention();
   return {};
@@ -192,14 +201,84 @@ std::string broker::load_groups(const group_coordinator_config& groups_config) {
   return {};
 }
 
+namespace {
+// A timer period from a config value that may be Long.MAX_VALUE (Kafka's "never").
+std::chrono::milliseconds period(int64_t ms) {
+  constexpr int64_t a_year = 365LL * 24 * 3600 * 1000;
+  return std::chrono::milliseconds(std::clamp<int64_t>(ms, 1, a_year));
+}
+}  // namespace
+
+void broker::checkpoint_async(std::function<void(std::error_code)> done) {
+  logs_->checkpoint_async([this, done = std::move(done)](std::error_code ec) {
+    if (ec) {
+      log_error("writing checkpoints in ", config_.log_dir.string(), " failed: ", ec.message());
+    }
+    if (done) done(ec);
+  });
+}
+
+void broker::persist_topic_configs(std::optional<pending_topic> pending,
+                                   std::function<void(std::error_code)> done) {
+  auto content =
+      std::make_shared<std::string>(format_topic_configs(*topics_, pending ? &*pending : nullptr));
+  auto r = std::make_shared<std::error_code>();
+  disk_->submit((config_.log_dir / topic_configs_file).string(),
+                [path = config_.log_dir / topic_configs_file, content, r] {
+                  *r = storage::replace_file(storage::default_file_system(), path, *content);
+                },
+                [r, done = std::move(done)] { done(*r); });
+}
+
+void broker::replace_topic_configs(topic& t, topic_overrides configs,
+                                   std::function<void(std::error_code)> done) {
+  topic_overrides previous = t.configs;
+  topics_->set_configs(t, std::move(configs));
+  persist_topic_configs(
+      std::nullopt, [this, name = t.name, id = t.id, previous = std::move(previous),
+                     done = std::move(done)](std::error_code ec) mutable {
+        if (ec) {
+          log_error("cannot persist the configs of topic ", name, ": ", ec.message());
+          if (topic* still = topics_->find(name); still != nullptr && still->id == id) {
+            topics_->set_configs(*still, std::move(previous));
+          }
+        }
+        done(ec);
+      });
+}
+
 void broker::schedule_checkpoint() {
-  checkpoint_timer_->expires_after(checkpoint_interval);
+  checkpoint_timer_->expires_after(period(config_.replica_high_watermark_checkpoint_interval_ms));
   checkpoint_timer_->async_wait([this](boost::system::error_code ec) {
     if (ec || stopping_) return;
-    if (std::error_code cec = logs_->checkpoint()) {
-      log_error("writing checkpoints in ", config_.log_dir.string(), " failed: ", cec.message());
-    }
+    checkpoint_async({});
     schedule_checkpoint();
+  });
+}
+
+void broker::schedule_recovery_point_flush() {
+  recovery_point_timer_->expires_after(period(config_.log_flush_offset_checkpoint_interval_ms));
+  recovery_point_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    // The recovery points move as these complete; the next checkpoint records them.
+    logs_->flush_async();
+    schedule_recovery_point_flush();
+  });
+}
+
+void broker::schedule_flush_scheduler() {
+  if (config_.log_flush_scheduler_interval_ms == INT64_MAX) return;  // Kafka's default: never
+  flush_scheduler_timer_->expires_after(period(config_.log_flush_scheduler_interval_ms));
+  flush_scheduler_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    // Kafka's LogManager.flushDirtyLogs.
+    const int64_t now = storage::wall_clock_ms();
+    for (storage::log* l : logs_->logs()) {
+      if (l->unflushed_messages() > 0 && now - l->last_flush_ms() >= l->config().flush_ms) {
+        l->flush_async();
+      }
+    }
+    schedule_flush_scheduler();
   });
 }
 
@@ -256,6 +335,8 @@ void broker::stop() {
   stopping_ = true;
   log_info("shutting down: no new connections, answering in-flight requests");
   if (checkpoint_timer_) checkpoint_timer_->cancel();
+  if (recovery_point_timer_) recovery_point_timer_->cancel();
+  if (flush_scheduler_timer_) flush_scheduler_timer_->cancel();
   if (retention_timer_) retention_timer_->cancel();
   // Parked joins and syncs answer now (NOT_COORDINATOR: clients find the coordinator again).
   if (groups_) groups_->shutdown();
@@ -296,6 +377,15 @@ void broker::on_session_closed(uint64_t id) {
 
 void broker::close_storage() {
   if (!logs_) return;
+  uint64_t syncs = 0;
+  uint64_t waits = 0;
+  for (storage::log* l : logs_->logs()) {
+    syncs += l->sync_count();
+    waits += l->synced_waiters();
+  }
+  // One line an operator (and the group-commit test) can read: how well syncs were shared.
+  log_info("durability: ", syncs, " fsyncs released ", waits, " durability waits; ",
+           acks_all_batches_, " acks=all batches");
   if (std::error_code ec = logs_->shutdown()) {
     log_error("clean shutdown of ", config_.log_dir.string(), " failed: ", ec.message());
   }
@@ -305,22 +395,90 @@ wire::error_code broker::find_or_create_topic(std::string_view name, bool allow_
                                               topic*& out) {
   out = topics_->find(name);
   if (out != nullptr) return wire::error_code::none;
+  if (topics_->creating(name)) return wire::error_code::leader_not_available;
   if (!is_valid_topic_name(name)) return wire::error_code::invalid_topic_exception;
   // Internal topics are the broker's own to create (Kafka: never by a client's request).
   if (!allow_auto_create || !config_.auto_create_topics_enable || is_internal_topic(name)) {
     return wire::error_code::unknown_topic_or_partition;
   }
-  return topics_->create(name, config_.num_partitions, out);
+  topics_->create_async(name, config_.num_partitions, {}, {},
+                        [topic_name = std::string(name)](wire::error_code ec, topic*) {
+                          if (ec != wire::error_code::none) {
+                            log_error("auto-creating topic ", topic_name,
+                                      " failed: ", wire::error_name(ec));
+                          }
+                        });
+  // As Kafka answers a request that auto-creates: the client retries once the leader is there.
+  return wire::error_code::leader_not_available;
+}
+
+wire::error_code broker::find_partition(std::string_view topic_name, int32_t index,
+                                        partition*& out) {
+  out = topics_->find_partition(topic_name, index);
+  if (out == nullptr) {
+    return topics_->creating(topic_name) ? wire::error_code::leader_not_available
+                                         : wire::error_code::unknown_topic_or_partition;
+  }
+  if (out->offline()) return wire::error_code::kafka_storage_error;
+  return wire::error_code::none;
 }
 
 // Kafka keeps the cluster id in meta.properties in each log dir; so does Sluice, with the same
-// keys, generating one on first start.
-std::string broker::load_cluster_id() {
-  std::filesystem::path path = config_.log_dir / "meta.properties";
-  std::ifstream in(path);
-  std::string line;
-  while (in && std::getline(in, line)) {
-    if (line.starts_with("cluster.id=")) return line.substr(11);
+// keys, generating one on the first start of an empty data directory. Written atomically and
+// synced. An unreadable or malformed file, or a missing one in a data directory that already
+// holds partitions, stops the start: a new cluster id would silently make this a different
+// cluster's data. A node.id that differs from the configured one stops it too, as in Kafka.
+std::string broker::load_cluster_id(std::string& problem) {
+  storage::file_system& fs = storage::default_file_system();
+  const std::filesystem::path path = config_.log_dir / "meta.properties";
+  std::string text;
+  bool missing = false;
+  if (std::error_code ec = storage::read_small_file(fs, path, text, missing)) {
+    problem = "cannot read " + path.string() + ": " + ec.message();
+    return {};
+  }
+  if (!missing) {
+    std::map<std::string, std::string, std::less<>> props;
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t nl = text.find('\n', start);
+      std::string_view line(text.data() + start,
+                            (nl == std::string::npos ? text.size() : nl) - start);
+      start = nl == std::string::npos ? text.size() : nl + 1;
+      if (line.empty() || line.front() == '#') continue;
+      size_t eq = line.find('=');
+      if (eq == std::string_view::npos) {
+        problem = path.string() + " is malformed (a line without '=')";
+        return {};
+      }
+      props[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+    }
+    auto id = props.find("cluster.id");
+    if (id == props.end() || id->second.empty()) {
+      problem = path.string() + " has no cluster.id";
+      return {};
+    }
+    for (const char* key : {"node.id", "broker.id"}) {
+      if (auto node = props.find(key);
+          node != props.end() && node->second != std::to_string(config_.node_id)) {
+        problem = "the stored " + std::string(key) + " " + node->second + " in " + path.string() +
+                  " does not match the configured node.id " + std::to_string(config_.node_id);
+        return {};
+      }
+    }
+    return id->second;
+  }
+  std::vector<storage::dir_entry> entries;
+  if (std::error_code ec = fs.list(config_.log_dir, entries)) {
+    problem = "cannot list " + config_.log_dir.string();
+    return {};
+  }
+  for (const auto& e : entries) {
+    if (e.is_directory && storage::parse_partition_dir_name(e.name)) {
+      problem = config_.log_dir.string() + " holds partitions but no meta.properties: refusing " +
+                "to give existing data a new cluster id (restore meta.properties)";
+      return {};
+    }
   }
   static constexpr char alphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -328,11 +486,13 @@ std::string broker::load_cluster_id() {
   std::string id;
   for (int i = 0; i < 22; ++i)
     id.push_back(alphabet[rng() % 64]);
-  std::ofstream out(path, std::ios::trunc);
-  out << "#\n# Written by sluice\nversion=1\ncluster.id=" << id << "\nnode.id=" << config_.node_id
-      << "\n";
-  out.close();
-  return out ? id : std::string{};
+  std::string content = "#\n# Written by sluice\nversion=1\ncluster.id=" + id +
+                        "\nnode.id=" + std::to_string(config_.node_id) + "\n";
+  if (std::error_code ec = storage::replace_file(fs, path, content)) {
+    problem = "cannot write " + path.string() + ": " + ec.message();
+    return {};
+  }
+  return id;
 }
 
 }  // namespace sluice::server

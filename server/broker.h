@@ -3,11 +3,12 @@
 // shutdown.
 //
 // Threading: one io_context run by one thread owns all broker state (sessions, topics, logs), so
-// nothing here takes a lock. Appends go to the page cache; fetches are sendfile from it, so one
-// thread is not the bottleneck on the machines Sluice targets. A sharded (thread per core)
-// design would partition topics across io_contexts; nothing in the handlers assumes otherwise.
+// nothing here takes a lock. Appends go to the page cache; fetches are sendfile from it; every
+// call that may block on the disk runs on the disk executor's threads (num.io.threads) and
+// completes back on the io thread (docs/DESIGN.md).
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -18,6 +19,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "server/config.h"
+#include "server/disk_executor.h"
 #include "server/groups/group_coordinator.h"
 #include "server/groups/offsets_log.h"
 #include "server/producer_ids.h"
@@ -50,21 +52,48 @@ class broker {
   const listener& advertised() const { return config_.advertised_listeners.front(); }
   const std::string& cluster_id() const { return cluster_id_; }
 
-  // Finds or, when allowed, creates a topic for a request; the error is Kafka's.
+  // Finds a topic for a request or, when allowed, starts creating it; the error is Kafka's
+  // (LEADER_NOT_AVAILABLE while its files are being created, as Kafka answers during creation).
   wire::error_code find_or_create_topic(std::string_view name, bool allow_auto_create, topic*& out);
+
+  // The partition a request names, or Kafka's error for it: UNKNOWN_TOPIC_OR_PARTITION,
+  // LEADER_NOT_AVAILABLE while its topic's files are being created, KAFKA_STORAGE_ERROR once its
+  // log went offline.
+  wire::error_code find_partition(std::string_view topic, int32_t index, partition*& out);
+
+  // Counts what a produce with acks=all appended, for the durability summary logged at shutdown.
+  void count_acks_all_batches(int64_t n) { acks_all_batches_ += n; }
+  // Writes the checkpoint files now (DeleteRecords waits for its new log start to be durable).
+  void checkpoint_async(std::function<void(std::error_code)> done);
+  // Writes topic-configs.json from the topics as they are now, plus `pending` (a topic about to
+  // be created), in a disk job; writes land in the order they were asked for.
+  void persist_topic_configs(std::optional<pending_topic> pending,
+                             std::function<void(std::error_code)> done);
+  // Gives `t` the (validated) `configs`, applies them to its logs and persists them; if the file
+  // cannot be written the previous configs are put back (if the topic is still there) and the
+  // error goes to `done`.
+  void replace_topic_configs(topic& t, topic_overrides configs,
+                             std::function<void(std::error_code)> done);
 
   void on_session_closed(uint64_t id);
 
  private:
   void accept(boost::asio::ip::tcp::acceptor& acceptor);
   void schedule_checkpoint();
+  // log.flush.offset.checkpoint.interval.ms: every log's unsynced data and index entries.
+  void schedule_recovery_point_flush();
+  // log.flush.scheduler.interval.ms: logs whose unsynced data is older than their flush.ms.
+  void schedule_flush_scheduler();
   // Retention (log.retention.check.interval.ms) and producer-id expiry.
   void schedule_retention();
   std::string load_groups(const group_coordinator_config& groups_config);
-  std::string load_cluster_id();
+  // The cluster id from meta.properties; empty with `problem` set when the start must stop.
+  std::string load_cluster_id(std::string& problem);
 
   boost::asio::io_context& io_;
   broker_config config_;
+  // Before logs_: it outlives every job the logs submit.
+  std::unique_ptr<thread_pool_disk_executor> disk_;
   std::unique_ptr<storage::log_manager> logs_;
   std::unique_ptr<topic_registry> topics_;
   std::unique_ptr<producer_id_allocator> producer_ids_;
@@ -77,6 +106,9 @@ class broker {
   bool stopping_ = false;
   std::optional<boost::asio::steady_timer> grace_timer_;
   std::optional<boost::asio::steady_timer> checkpoint_timer_;
+  std::optional<boost::asio::steady_timer> recovery_point_timer_;
+  std::optional<boost::asio::steady_timer> flush_scheduler_timer_;
+  int64_t acks_all_batches_ = 0;
   std::optional<boost::asio::steady_timer> retention_timer_;
   int64_t last_producer_expiry_ms_ = 0;
   int accept_backoff_ms_ = 0;  // 0: accepting normally

@@ -137,10 +137,32 @@ const std::vector<key_spec>& key_table() {
        [](broker_config& c, std::string_view v) {
          return parse_int<int64_t>(v, -1, c.connections_max_idle_ms);
        }},
-      {"queued.max.requests", "", "64",
-       "requests read ahead per connection before reading pauses (Kafka: per broker)",
+      {"queued.max.requests", "", "500",
+       "requests read and not yet handled (parked long polls excluded) across all connections "
+       "before every connection stops reading",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 1, c.queued_max_requests);
+       }},
+      {"queued.max.requests.per.connection", "", "64",
+       "requests one connection reads ahead of its answers before it stops reading (Sluice)",
        [](broker_config& c, std::string_view v) {
          return parse_int<int32_t>(v, 1, c.queued_max_requests_per_connection);
+       }},
+      {"queued.max.request.bytes", "", "268435456",
+       "bytes of requests read and not yet answered, plus responses not yet sent, across all "
+       "connections before every connection stops reading; -1: no limit (Kafka's default)",
+       [](broker_config& c, std::string_view v) -> std::string {
+         int64_t n = 0;
+         if (std::string err = parse_int<int64_t>(v, -1, n); !err.empty()) return err;
+         if (n == 0) return "expected -1 or a positive number of bytes";
+         c.queued_max_request_bytes = n;
+         return {};
+       }},
+      {"num.io.threads", "", "8",
+       "threads that make the calls that may block on the disk (fsync, file creation and "
+       "deletion, checkpoints), so the network thread never does",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 1, c.num_io_threads);
        }},
       {"group.min.session.timeout.ms", "", "6000", "smallest session timeout a member may ask for",
        [](broker_config& c, std::string_view v) {
@@ -219,6 +241,53 @@ const std::vector<key_spec>& key_table() {
            return "expected CreateTime or LogAppendTime";
          }
          c.log_message_timestamp_type = std::string(v);
+         return {};
+       }},
+      {"log.flush.interval.messages", "", "9223372036854775807",
+       "fsync a log once this many messages are unsynced; every append waits for it, whatever "
+       "its acks",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, 1, c.log_flush_interval_messages);
+       }},
+      {"log.flush.interval.ms", "", "",
+       "fsync a log once its unsynced data is this old (checked every "
+       "log.flush.scheduler.interval.ms); default: log.flush.scheduler.interval.ms",
+       [](broker_config& c, std::string_view v) {
+         int64_t ms = 0;
+         std::string err = parse_int<int64_t>(v, 0, ms);
+         if (err.empty()) c.log_flush_interval_ms_config = ms;
+         return err;
+       }},
+      {"log.flush.scheduler.interval.ms", "", "9223372036854775807",
+       "how often logs are checked against flush.ms",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, 1, c.log_flush_scheduler_interval_ms);
+       }},
+      {"log.flush.offset.checkpoint.interval.ms", "", "60000",
+       "how often unsynced data and index entries are fsynced and the recovery points "
+       "checkpointed: the most a crash recovery reads",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, 1, c.log_flush_offset_checkpoint_interval_ms);
+       }},
+      {"replica.high.watermark.checkpoint.interval.ms", "", "5000",
+       "how often the checkpoint files (recovery points, log start offsets, high watermarks) are "
+       "written",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, 1, c.replica_high_watermark_checkpoint_interval_ms);
+       }},
+      {"log.flush.on.ack", "", "sole-replica",
+       "when an acks=all produce is answered only after fdatasync: sole-replica (when this "
+       "broker is the only in-sync replica), always, or never (Kafka's page-cache semantics)",
+       [](broker_config& c, std::string_view v) -> std::string {
+         if (v == "sole-replica") {
+           c.log_flush_on_ack = ack_sync_policy::sole_replica;
+         } else if (v == "always") {
+           c.log_flush_on_ack = ack_sync_policy::always;
+         } else if (v == "never") {
+           c.log_flush_on_ack = ack_sync_policy::never;
+         } else {
+           return "expected sole-replica, always or never";
+         }
          return {};
        }},
       {"log.cleanup.policy", "", "delete", "what happens to old segments: delete (only)",
@@ -339,6 +408,9 @@ config_result load_config(const std::filesystem::path& properties_file,
                                                  : c.log_retention_hours * hour_ms;
   if (c.log_retention_ms < 0) c.log_retention_ms = -1;
   c.log_roll_ms = c.log_roll_ms_config ? *c.log_roll_ms_config : c.log_roll_hours * hour_ms;
+  // KafkaConfig.logFlushIntervalMs.
+  c.log_flush_interval_ms = c.log_flush_interval_ms_config ? *c.log_flush_interval_ms_config
+                                                           : c.log_flush_scheduler_interval_ms;
   if (c.advertised_listeners.empty()) {
     // Kafka advertises the canonical host name for a wildcard listener. Sluice advertises
     // localhost instead: it is meant for laptops, CI and `docker run -p`, where the container's or

@@ -14,6 +14,13 @@
 
 namespace sluice::server {
 
+// log.flush.on.ack: when an acks=all produce waits for fdatasync before it is answered.
+enum class ack_sync_policy {
+  sole_replica,  // when this broker is the partition's only in-sync replica (the default)
+  always,        // always
+  never,         // never: Kafka's page-cache semantics
+};
+
 struct listener {
   std::string name;   // security protocol / listener name: only PLAINTEXT is served
   std::string host;   // empty: all interfaces
@@ -32,7 +39,18 @@ struct broker_config {
   int32_t log_index_interval_bytes = 4096;
   int32_t message_max_bytes = 1048588;
   int32_t socket_request_max_bytes = 104857600;
+  // queued.max.requests (Kafka's key and default, broker-wide): requests read but not yet handled
+  // (parked long polls excluded) across all connections; above it, no connection reads more.
+  int32_t queued_max_requests = 500;
+  // queued.max.requests.per.connection (Sluice's): how far one connection reads ahead of its
+  // answers.
   int32_t queued_max_requests_per_connection = 64;
+  // queued.max.request.bytes (Kafka's key; Kafka's default is -1, no limit): bytes of requests
+  // read and not yet answered, plus responses not yet sent, across all connections; above it, no
+  // connection reads more. Sluice's default is finite so that memory is bounded out of the box.
+  int64_t queued_max_request_bytes = 268435456;
+  // num.io.threads: the disk executor's threads (fsync, file creation and deletion, checkpoints).
+  int32_t num_io_threads = 8;
   // connections.max.idle.ms: a connection with no bytes read or written for this long is closed;
   // negative: never.
   int64_t connections_max_idle_ms = 600000;
@@ -58,6 +76,20 @@ struct broker_config {
   int32_t log_roll_hours = 168;
   int64_t log_roll_ms = 604800000;
   std::string log_message_timestamp_type = "CreateTime";
+  // Kafka's forced flushes: log.flush.interval.messages, log.flush.interval.ms (else
+  // log.flush.scheduler.interval.ms, resolved into log_flush_interval_ms) and how often the flush
+  // scheduler looks (log.flush.scheduler.interval.ms). Long.MAX_VALUE: never, Kafka's default.
+  int64_t log_flush_interval_messages = INT64_MAX;
+  std::optional<int64_t> log_flush_interval_ms_config;
+  int64_t log_flush_scheduler_interval_ms = INT64_MAX;
+  int64_t log_flush_interval_ms = INT64_MAX;
+  // log.flush.offset.checkpoint.interval.ms: how often every log's unsynced data and index entries
+  // are flushed and the recovery points checkpointed, which bounds what recovery after a crash
+  // reads. replica.high.watermark.checkpoint.interval.ms: how often the checkpoint files are
+  // written (recovery points as they stand, log start offsets, high watermarks).
+  int64_t log_flush_offset_checkpoint_interval_ms = 60000;
+  int64_t replica_high_watermark_checkpoint_interval_ms = 5000;
+  ack_sync_policy log_flush_on_ack = ack_sync_policy::sole_replica;
   std::string log_cleanup_policy = "delete";
   std::string compression_type = "producer";
   int32_t min_insync_replicas = 1;

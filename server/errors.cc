@@ -18,6 +18,7 @@ wire::error_code to_kafka_error(const std::error_code& ec) {
         return error_code::corrupt_message;
       case wire::batch_error::unsupported_magic:
       case wire::batch_error::invalid_offset_delta:
+      case wire::batch_error::offset_overflow:
       case wire::batch_error::record_count_mismatch:
         return error_code::invalid_record;
     }
@@ -32,7 +33,13 @@ wire::error_code to_kafka_error(const std::error_code& ec) {
         return error_code::offset_out_of_range;
       case storage::errc::io_error:
       case storage::errc::log_closed:
+      case storage::errc::log_offline:
+      case storage::errc::corrupt_log:
         return error_code::kafka_storage_error;
+      case storage::errc::roll_in_progress:
+      case storage::errc::would_block:
+        // Handled by the callers before they get here; reaching a client would be a bug.
+        return error_code::unknown_server_error;
       case storage::errc::record_batch_too_large:
         return error_code::record_list_too_large;
       case storage::errc::inconsistent_topic_id:

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -26,6 +27,27 @@ const char* level_name(log_level level) {
   return "?";
 }
 }  // namespace
+
+std::string log_safe(std::string_view text) {
+  constexpr size_t max_bytes = 256;
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(std::min(text.size(), max_bytes) + 8);
+  for (size_t i = 0; i < text.size() && i < max_bytes; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  if (text.size() > max_bytes) out += "...";
+  return out;
+}
 
 void set_log_level(log_level level) {
   min_level = level;

@@ -3,11 +3,18 @@
 // topic-partition or client the event concerns inside the message. Not for per-record logging.
 
 #include <sstream>
+#include <string>
 #include <string_view>
 
 namespace sluice::server {
 
 enum class log_level { debug, info, warn, error };
+
+// A client-supplied string (client id, group or member id, a topic name in an error) made safe for
+// a log line: printable ASCII stays, a backslash is doubled, anything else (a newline that would
+// forge a line, a terminal escape, bytes of other encodings) becomes \xNN. Long values are cut at
+// 256 bytes, marked with "...".
+std::string log_safe(std::string_view text);
 
 void set_log_level(log_level level);
 bool log_enabled(log_level level);

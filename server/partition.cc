@@ -4,11 +4,13 @@
 
 namespace sluice::server {
 
-partition::partition(storage::log& log, int32_t leader_id, int32_t leader_epoch)
-    : log_(log),
-      tp_(log.tp()),
+partition::partition(std::shared_ptr<storage::log> log, int32_t leader_id, int32_t leader_epoch,
+                     ack_sync_policy ack_sync)
+    : log_(std::move(log)),
+      tp_(log_->tp()),
       leader_id_(leader_id),
       leader_epoch_(leader_epoch),
+      ack_sync_(ack_sync),
       replicas_{leader_id},
       isr_{leader_id} {
   maybe_advance_high_watermark();
@@ -18,12 +20,84 @@ bool partition::is_replica(int32_t broker_id) const {
   return std::find(replicas_.begin(), replicas_.end(), broker_id) != replicas_.end();
 }
 
-std::error_code partition::append(std::span<uint8_t> batches, storage::append_info& out) {
-  std::error_code ec = log_.append(batches, leader_epoch_, out);
-  if (ec) return ec;
-  maybe_advance_high_watermark();
-  wake_waiters();
-  return {};
+void partition::append(std::span<uint8_t> batches, append_callback done) {
+  if (!pending_appends_.empty()) {
+    // Behind appends that wait for a roll: order is per partition.
+    pending_appends_.push_back({batches, std::move(done)});
+    return;
+  }
+  storage::append_info info;
+  std::error_code ec = log_->append(batches, leader_epoch_, info);
+  if (ec == storage::errc::roll_in_progress) {
+    pending_appends_.push_back({batches, std::move(done)});
+    log_->when_writable([weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->append_pending();
+    });
+    return;
+  }
+  if (!ec) {
+    maybe_advance_high_watermark();
+    wake_waiters();
+  }
+  done(ec, info);
+}
+
+std::error_code partition::try_append(std::span<uint8_t> batches, storage::append_info& out) {
+  if (!pending_appends_.empty()) return storage::errc::roll_in_progress;
+  std::error_code ec = log_->append(batches, leader_epoch_, out);
+  if (!ec) {
+    maybe_advance_high_watermark();
+    wake_waiters();
+  }
+  return ec;
+}
+
+void partition::append_pending() {
+  bool appended = false;
+  while (!pending_appends_.empty()) {
+    pending_append& next = pending_appends_.front();
+    storage::append_info info;
+    std::error_code ec = log_->append(next.batches, leader_epoch_, info);
+    if (ec == storage::errc::roll_in_progress) {
+      log_->when_writable([weak = weak_from_this()] {
+        if (auto self = weak.lock()) self->append_pending();
+      });
+      break;
+    }
+    append_callback done = std::move(next.done);
+    pending_appends_.pop_front();
+    if (!ec) {
+      appended = true;
+      maybe_advance_high_watermark();
+    }
+    done(ec, info);
+  }
+  if (appended) wake_waiters();
+}
+
+bool partition::sync_before_ack(int16_t acks) const {
+  if (acks != -1) return false;
+  switch (ack_sync_) {
+    case ack_sync_policy::never:
+      return false;
+    case ack_sync_policy::always:
+      return true;
+    case ack_sync_policy::sole_replica:
+      return isr_.size() <= 1;
+  }
+  return true;
+}
+
+void partition::when_acknowledgeable(int64_t end_offset, int16_t acks,
+                                     storage::durability_callback done) {
+  // Kafka's flush.messages rule (UnifiedLog.append: flush once unflushedMessages reaches it),
+  // checked after the append, for every acks.
+  const bool forced = log_->unflushed_messages() >= log_->config().flush_messages;
+  if (!forced && !sync_before_ack(acks)) {
+    done({});
+    return;
+  }
+  log_->when_durable(end_offset, std::move(done));
 }
 
 void partition::record_follower_fetch(int32_t replica_id, int64_t fetch_offset) {
@@ -39,7 +113,7 @@ void partition::maybe_advance_high_watermark() {
     hw = std::min(hw, it == follower_log_end_offsets_.end() ? 0 : it->second);
   }
   // The high watermark never moves backwards.
-  if (hw > high_watermark()) log_.set_high_watermark(hw);
+  if (hw > high_watermark()) log_->set_high_watermark(hw);
 }
 
 void partition::add_waiter(data_waiter* w) {
@@ -52,6 +126,10 @@ void partition::remove_waiter(data_waiter* w) {
 
 void partition::mark_deleted() {
   deleted_ = true;
+  std::deque<pending_append> pending = std::move(pending_appends_);
+  pending_appends_.clear();
+  for (auto& p : pending)
+    p.done(storage::errc::log_closed, {});
   wake_waiters();
 }
 

@@ -1,6 +1,6 @@
 #pragma once
-// The broker's view of one partition it leads: its log, leader epoch, replica set and ISR, and the
-// fetches parked on it.
+// The broker's view of one partition it leads: its log, leader epoch, replica set and ISR, the
+// appends waiting behind a segment roll, and the fetches parked on it.
 //
 // Threading: owned by the broker's single io thread, like everything in server/; no locks.
 //
@@ -8,13 +8,22 @@
 // a follower fetches with its replica id, `record_follower_fetch` stores its log end offset, and
 // the high watermark is the minimum log end offset over the ISR. On a single broker the ISR is
 // {this node}, so the high watermark follows the log end offset at once.
+//
+// Durability (README "Durability"): an append is acknowledged once it is as durable as the
+// broker's contract asks (when_acknowledgeable): with flush.messages reached, after its fsync
+// whatever the acks; with acks=all and log.flush.on.ack (sole-replica by default: when this
+// broker is the only in-sync replica), after its fsync; otherwise once it is in the page cache.
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <system_error>
 #include <vector>
 
+#include "server/config.h"
 #include "storage/log.h"
 
 namespace sluice::server {
@@ -29,15 +38,18 @@ class data_waiter {
 };
 
 // Owned by shared_ptr (topic::partitions), so that a fetch parked on a partition keeps it alive
-// when DeleteTopics removes the topic meanwhile; such a partition is marked deleted, its log is
-// gone, and only the waiter calls may be made on it.
+// when DeleteTopics removes the topic meanwhile; such a partition is marked deleted, and its log,
+// which it shares with the log_manager, is marked removed: it answers every call with
+// errc::log_closed instead of dangling.
 class partition : public std::enable_shared_from_this<partition> {
  public:
-  partition(storage::log& log, int32_t leader_id, int32_t leader_epoch);
+  partition(std::shared_ptr<storage::log> log, int32_t leader_id, int32_t leader_epoch,
+            ack_sync_policy ack_sync);
   partition(const partition&) = delete;
   partition& operator=(const partition&) = delete;
 
-  storage::log& log() { return log_; }
+  storage::log& log() { return *log_; }
+  const storage::log& log() const { return *log_; }
   // Copied, not read through log(): they stay valid after DeleteTopics.
   const storage::topic_partition& tp() const { return tp_; }
   int32_t index() const { return tp_.partition; }
@@ -47,17 +59,34 @@ class partition : public std::enable_shared_from_this<partition> {
   const std::vector<int32_t>& replicas() const { return replicas_; }
   const std::vector<int32_t>& isr() const { return isr_; }
   bool is_replica(int32_t broker_id) const;
+  // The log went offline after a storage failure: served by nobody until a restart.
+  bool offline() const { return log_->offline(); }
 
-  int64_t log_start_offset() const { return log_.log_start_offset(); }
-  int64_t log_end_offset() const { return log_.log_end_offset(); }
-  int64_t high_watermark() const { return log_.high_watermark(); }
+  int64_t log_start_offset() const { return log_->log_start_offset(); }
+  int64_t log_end_offset() const { return log_->log_end_offset(); }
+  int64_t high_watermark() const { return log_->high_watermark(); }
   // First offset of the oldest open transaction, or the high watermark; transactions are not
   // supported yet, so it is the high watermark.
   int64_t last_stable_offset() const { return high_watermark(); }
 
-  // Appends producer batches as leader: the log validates them and stamps offsets and this
-  // leader's epoch in place. Waiting fetches are woken.
-  std::error_code append(std::span<uint8_t> batches, storage::append_info& out);
+  using append_callback = std::function<void(std::error_code, const storage::append_info&)>;
+  // Appends producer batches as leader, in arrival order: the log validates them and stamps
+  // offsets and this leader's epoch in place; waiting fetches are woken. `done` runs before
+  // append() returns, unless the log is rolling to a new segment: then this append, and every
+  // later one, waits for the roll (the caller keeps `batches` alive until `done`). A deleted
+  // partition answers errc::log_closed.
+  void append(std::span<uint8_t> batches, append_callback done);
+  // The same, never waiting: errc::roll_in_progress (nothing written) when the log is rolling or
+  // appends are queued behind a roll.
+  std::error_code try_append(std::span<uint8_t> batches, storage::append_info& out);
+
+  // Calls `done` once the append that ended just below `end_offset` may be acknowledged to a
+  // producer that asked for `acks` (see the header): at once, or when the sync that makes it
+  // durable completes (group commit: storage::log::when_durable). errc::log_offline when that
+  // sync failed; errc::log_closed when the partition was deleted first.
+  void when_acknowledgeable(int64_t end_offset, int16_t acks, storage::durability_callback done);
+  // Whether an append acknowledged with `acks` waits for its fsync (before flush.messages).
+  bool sync_before_ack(int16_t acks) const;
 
   // A follower fetched from `fetch_offset`: that is its log end offset.
   void record_follower_fetch(int32_t replica_id, int64_t fetch_offset);
@@ -66,22 +95,30 @@ class partition : public std::enable_shared_from_this<partition> {
   void remove_waiter(data_waiter* w);
   void wake_waiters();
 
-  // Called by DeleteTopics before the log is removed: wakes the waiters, which find the topic
-  // gone when they look again. log() must not be used afterwards.
+  // Called by DeleteTopics: wakes the waiters, which find the topic gone when they look again,
+  // and answers the appends waiting for a roll with errc::log_closed.
   void mark_deleted();
   bool deleted() const { return deleted_; }
 
  private:
+  struct pending_append {
+    std::span<uint8_t> batches;
+    append_callback done;
+  };
+  // Appends what waited for a roll, in order, until the queue is empty or the log rolls again.
+  void append_pending();
   void maybe_advance_high_watermark();
 
-  storage::log& log_;
+  std::shared_ptr<storage::log> log_;
   storage::topic_partition tp_;
   int32_t leader_id_;
   int32_t leader_epoch_;
+  ack_sync_policy ack_sync_;
   std::vector<int32_t> replicas_;
   std::vector<int32_t> isr_;
   std::map<int32_t, int64_t> follower_log_end_offsets_;
   std::vector<data_waiter*> waiters_;
+  std::deque<pending_append> pending_appends_;
   bool deleted_ = false;
 };
 

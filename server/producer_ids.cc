@@ -11,7 +11,8 @@ namespace sluice::server {
 std::error_code producer_id_allocator::load(std::string& problem) {
   std::string text;
   bool missing = false;
-  if (std::error_code ec = storage::read_small_file(path_, text, missing)) {
+  if (std::error_code ec =
+          storage::read_small_file(storage::default_file_system(), path_, text, missing)) {
     problem = "cannot read " + path_.string() + ": " + ec.message();
     return ec;
   }
@@ -36,19 +37,55 @@ void producer_id_allocator::skip_through(int64_t id) {
   block_end_ = std::min(block_end_, next_id_);
 }
 
-std::error_code producer_id_allocator::next(int64_t& out) {
-  if (next_id_ >= block_end_) {
-    if (next_id_ > std::numeric_limits<int64_t>::max() - block_size) {
-      return std::make_error_code(std::errc::value_too_large);
-    }
-    int64_t new_end = next_id_ + block_size;
-    if (std::error_code ec = storage::replace_file(path_, std::to_string(new_end) + "\n")) {
-      return ec;
-    }
-    block_end_ = new_end;
+void producer_id_allocator::next(id_callback done) {
+  waiting_.push_back(std::move(done));
+  serve_waiting();
+}
+
+void producer_id_allocator::serve_waiting() {
+  while (!waiting_.empty() && next_id_ < block_end_) {
+    id_callback done = std::move(waiting_.front());
+    waiting_.pop_front();
+    done({}, next_id_++);
   }
-  out = next_id_++;
-  return {};
+  // Half used: reserve the next block before anyone has to wait for it.
+  if (!waiting_.empty() || block_end_ - next_id_ < block_size / 2) reserve_ahead();
+}
+
+void producer_id_allocator::reserve_ahead() {
+  if (reserving_) return;
+  const int64_t base = std::max(next_id_, block_end_);
+  if (base > std::numeric_limits<int64_t>::max() - block_size) {
+    std::deque<id_callback> failed = std::move(waiting_);
+    waiting_.clear();
+    for (auto& done : failed)
+      done(std::make_error_code(std::errc::value_too_large), -1);
+    return;
+  }
+  reserving_ = true;
+  const int64_t new_end = base + block_size;
+  auto r = std::make_shared<std::error_code>();
+  disk_.submit(
+      path_.string(),
+      [path = path_, new_end, r] {
+        *r = storage::replace_file(storage::default_file_system(), path,
+                                   std::to_string(new_end) + "\n");
+      },
+      [this, alive = std::weak_ptr<int>(alive_), new_end, r] {
+        if (alive.expired()) return;
+        reserving_ = false;
+        if (*r) {
+          std::deque<id_callback> failed = std::move(waiting_);
+          waiting_.clear();
+          for (auto& done : failed)
+            done(*r, -1);
+          return;
+        }
+        // Everything from the old block end (or the next id, if it was past it) up to new_end is
+        // reserved now.
+        block_end_ = new_end;
+        serve_waiting();
+      });
 }
 
 }  // namespace sluice::server

@@ -76,6 +76,20 @@ const std::vector<topic_config_spec>& table() {
          return "String must be one of: producer";
        },
        [](const broker_config& c) { return c.compression_type; }},
+      {"flush.messages",
+       config_type::int64,
+       {"log.flush.interval.messages"},
+       "Messages appended to a partition before it is fsynced; every append waits for that "
+       "fsync, whatever its acks.",
+       [](std::string_view v) { return check_int<int64_t>(v, 1, "LONG"); },
+       [](const broker_config& c) { return std::to_string(c.log_flush_interval_messages); }},
+      {"flush.ms",
+       config_type::int64,
+       {"log.flush.interval.ms", "log.flush.scheduler.interval.ms"},
+       "Age of a partition's unsynced data at which it is fsynced (checked every "
+       "log.flush.scheduler.interval.ms).",
+       [](std::string_view v) { return check_int<int64_t>(v, 0, "LONG"); },
+       [](const broker_config& c) { return std::to_string(c.log_flush_interval_ms); }},
       {"index.interval.bytes",
        config_type::int32,
        {"log.index.interval.bytes"},
@@ -154,8 +168,6 @@ const std::vector<topic_config_spec>& table() {
 constexpr std::string_view unsupported_topic_configs[] = {
     "delete.retention.ms",
     "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
     "follower.replication.throttled.replicas",
     "leader.replication.throttled.replicas",
     "local.retention.bytes",
@@ -355,6 +367,8 @@ storage::log_config effective_log_config(const broker_config& config,
   c.retention_ms = as_int("retention.ms");
   c.retention_bytes = as_int("retention.bytes");
   c.max_message_bytes = static_cast<int32_t>(as_int("max.message.bytes"));
+  c.flush_messages = as_int("flush.messages");
+  c.flush_ms = as_int("flush.ms");
   c.message_timestamp_type = value("message.timestamp.type") == "LogAppendTime"
                                  ? storage::timestamp_type::log_append_time
                                  : storage::timestamp_type::create_time;
@@ -367,7 +381,8 @@ std::map<std::string, stored_topic_configs, std::less<>> load_topic_configs(
   std::filesystem::path path = data_dir / topic_configs_file;
   std::string text;
   bool missing = false;
-  if (std::error_code ec = storage::read_small_file(path, text, missing)) {
+  if (std::error_code ec =
+          storage::read_small_file(storage::default_file_system(), path, text, missing)) {
     error = "cannot read " + path.string() + ": " + ec.message();
     return out;
   }
@@ -409,8 +424,7 @@ std::map<std::string, stored_topic_configs, std::less<>> load_topic_configs(
   return out;
 }
 
-std::error_code save_topic_configs(const std::filesystem::path& data_dir,
-                                   const topic_registry& topics, const pending_topic* pending) {
+std::string format_topic_configs(const topic_registry& topics, const pending_topic* pending) {
   boost::json::object by_topic;
   auto add = [&](const std::string& name, const wire::uuid& id, const topic_overrides& overrides) {
     if (overrides.empty()) return;
@@ -428,18 +442,13 @@ std::error_code save_topic_configs(const std::filesystem::path& data_dir,
   boost::json::object root;
   root["version"] = 1;
   root["topics"] = std::move(by_topic);
-  return storage::replace_file(data_dir / topic_configs_file, boost::json::serialize(root) + "\n");
+  return boost::json::serialize(root) + "\n";
 }
 
-std::error_code replace_topic_configs(topic_registry& topics, const std::filesystem::path& data_dir,
-                                      topic& t, topic_overrides configs) {
-  topic_overrides previous = t.configs;
-  topics.set_configs(t, std::move(configs));
-  if (std::error_code ec = save_topic_configs(data_dir, topics)) {
-    topics.set_configs(t, std::move(previous));
-    return ec;
-  }
-  return {};
+std::error_code save_topic_configs(const std::filesystem::path& data_dir,
+                                   const topic_registry& topics, const pending_topic* pending) {
+  return storage::replace_file(storage::default_file_system(), data_dir / topic_configs_file,
+                               format_topic_configs(topics, pending));
 }
 
 }  // namespace sluice::server

@@ -152,14 +152,12 @@ struct pending_topic {
   wire::uuid id{};
   topic_overrides configs;
 };
+// The file's content for every topic in `topics` (and `pending`).
+std::string format_topic_configs(const topic_registry& topics,
+                                 const pending_topic* pending = nullptr);
+// Writes it (blocking: tests; the broker writes it in a disk job, broker::persist_topic_configs).
 std::error_code save_topic_configs(const std::filesystem::path& data_dir,
                                    const topic_registry& topics,
                                    const pending_topic* pending = nullptr);
-
-struct topic;
-// Gives `t` the (validated) `configs`, applies them to its logs and persists them; if the file
-// cannot be written the previous configs are put back and the error returned.
-std::error_code replace_topic_configs(topic_registry& topics, const std::filesystem::path& data_dir,
-                                      topic& t, topic_overrides configs);
 
 }  // namespace sluice::server

@@ -43,6 +43,11 @@ wire::uuid random_topic_id() {
 topic_registry::topic_registry(storage::log_manager& logs, const broker_config& config)
     : logs_(logs), config_(config), node_id_(config.node_id) {}
 
+std::shared_ptr<partition> topic_registry::make_partition(std::shared_ptr<storage::log> log) const {
+  return std::make_shared<partition>(std::move(log), node_id_, initial_leader_epoch,
+                                     config_.log_flush_on_ack);
+}
+
 std::error_code topic_registry::load() {
   for (storage::log* l : logs_.logs()) {
     const storage::topic_partition& tp = l->tp();
@@ -57,8 +62,7 @@ std::error_code topic_registry::load() {
     if (static_cast<size_t>(tp.partition) >= t.partitions.size()) {
       t.partitions.resize(static_cast<size_t>(tp.partition) + 1);
     }
-    t.partitions[static_cast<size_t>(tp.partition)] =
-        std::make_shared<partition>(*l, node_id_, initial_leader_epoch);
+    t.partitions[static_cast<size_t>(tp.partition)] = make_partition(logs_.find_shared(tp));
   }
   for (auto& [name, t] : topics_) {
     for (size_t i = 0; i < t.partitions.size(); ++i) {
@@ -67,9 +71,10 @@ std::error_code topic_registry::load() {
         // serve a topic with a hole in its partition list.
         log_warn("topic ", name, ": partition ", i, " has no directory; recreating it empty");
         std::error_code ec;
-        storage::log* l = logs_.create({name, static_cast<int32_t>(i)}, t.id, ec);
+        storage::topic_partition tp{name, static_cast<int32_t>(i)};
+        logs_.create(tp, t.id, ec);
         if (ec) return ec;
-        t.partitions[i] = std::make_shared<partition>(*l, node_id_, initial_leader_epoch);
+        t.partitions[i] = make_partition(logs_.find_shared(tp));
       }
     }
     if (t.internal) {
@@ -148,46 +153,74 @@ void topic_registry::set_configs(topic& t, topic_overrides configs) {
     p->log().set_config(cfg);
 }
 
-wire::error_code topic_registry::add_partitions(topic& t, int32_t count) {
-  const int32_t current = static_cast<int32_t>(t.partitions.size());
-  if (count <= current) return wire::error_code::invalid_partitions;
-  storage::log_config cfg = log_config_for(t);
-  std::vector<std::shared_ptr<partition>> added;
-  for (int32_t i = current; i < count; ++i) {
-    std::error_code ec;
-    storage::log* l = logs_.create({t.name, i}, t.id, cfg, ec);
-    if (ec) {
-      log_error("topic ", t.name, ": cannot create partition ", i, ": ", ec.message());
-      added.clear();
-      for (int32_t made = current; made < i; ++made) {
-        if (std::error_code rm = logs_.remove({t.name, made})) {
-          log_error("topic ", t.name, ": cannot remove partition ", made, ": ", rm.message());
-        }
-      }
-      return wire::error_code::kafka_storage_error;
-    }
-    added.push_back(std::make_shared<partition>(*l, node_id_, initial_leader_epoch));
-  }
-  t.partitions.insert(t.partitions.end(), added.begin(), added.end());
-  log_info("topic ", t.name, ": ", current, " -> ", count, " partitions");
-  return wire::error_code::none;
-}
+namespace {
 
-std::error_code topic_registry::remove(topic& t) {
-  std::error_code first;
-  for (auto& p : t.partitions) {
-    storage::topic_partition tp = p->tp();
-    p->mark_deleted();
-    if (std::error_code ec = logs_.remove(tp); ec && !first) first = ec;
+// Collects the outcome of a creation's partitions, each made by a disk job.
+struct creation {
+  std::vector<std::shared_ptr<storage::log>> logs;
+  size_t outstanding = 0;
+  std::error_code first_error;
+};
+
+}  // namespace
+
+void topic_registry::create_async(std::string_view name, int32_t partitions,
+                                  const topic_overrides& configs, wire::uuid id,
+                                  create_callback done) {
+  if (!is_valid_topic_name(name)) {
+    done(wire::error_code::invalid_topic_exception, nullptr);
+    return;
   }
-  // Checkpoints still name the deleted partitions with their log start offsets and recovery
-  // points: after a crash those would apply to a topic created again under the same name and
-  // cut its acknowledged data. Write them now, not at the next periodic checkpoint.
-  if (std::error_code ec = logs_.checkpoint(); ec && !first) first = ec;
-  std::string name = t.name;
-  log_info("deleted topic ", name);
-  topics_.erase(name);
-  return first;
+  if (partitions < 1) {
+    done(wire::error_code::invalid_partitions, nullptr);
+    return;
+  }
+  if (find(name) != nullptr || creating(name)) {
+    done(wire::error_code::topic_already_exists, nullptr);
+    return;
+  }
+  auto t = std::make_shared<topic>();
+  t->name = std::string(name);
+  t->id = id == wire::uuid{} ? random_topic_id() : id;
+  t->internal = is_internal_topic(name);
+  t->configs = configs;
+  creating_.emplace(t->name, partitions);
+  storage::log_config cfg = log_config_for(*t);
+  auto c = std::make_shared<creation>();
+  c->logs.resize(static_cast<size_t>(partitions));
+  c->outstanding = static_cast<size_t>(partitions);
+  for (int32_t i = 0; i < partitions; ++i) {
+    logs_.create_async(
+        {t->name, i}, t->id, cfg,
+        [this, alive = std::weak_ptr<int>(alive_), t, c, i, done](std::error_code ec,
+                                                                  std::shared_ptr<storage::log> l) {
+          if (alive.expired()) return;
+          if (ec) {
+            log_error("topic ", t->name, ": cannot create partition ", i, ": ", ec.message());
+            if (!c->first_error) c->first_error = ec;
+          }
+          c->logs[static_cast<size_t>(i)] = std::move(l);
+          if (--c->outstanding > 0) return;
+          creating_.erase(t->name);
+          if (c->first_error) {
+            // All or nothing: left on disk, the partitions made so far would load at the next
+            // start as a smaller topic that nobody asked for.
+            for (auto& made : c->logs) {
+              if (!made) continue;
+              logs_.remove_async(made->tp(), [name = t->name](std::error_code rm) {
+                if (rm) log_error("topic ", name, ": cannot remove a partition: ", rm.message());
+              });
+            }
+            done(wire::error_code::kafka_storage_error, nullptr);
+            return;
+          }
+          for (auto& made : c->logs)
+            t->partitions.push_back(make_partition(std::move(made)));
+          log_info("created topic ", t->name, " with ", t->partitions.size(), " partition(s)");
+          auto [it, inserted] = topics_.emplace(t->name, std::move(*t));
+          done(wire::error_code::none, &it->second);
+        });
+  }
 }
 
 wire::error_code topic_registry::create(std::string_view name, int32_t partitions, topic*& out,
@@ -195,7 +228,7 @@ wire::error_code topic_registry::create(std::string_view name, int32_t partition
   out = nullptr;
   if (!is_valid_topic_name(name)) return wire::error_code::invalid_topic_exception;
   if (partitions < 1) return wire::error_code::invalid_partitions;
-  if (find(name) != nullptr) return wire::error_code::topic_already_exists;
+  if (find(name) != nullptr || creating(name)) return wire::error_code::topic_already_exists;
   topic t;
   t.name = std::string(name);
   t.id = id == wire::uuid{} ? random_topic_id() : id;
@@ -204,11 +237,10 @@ wire::error_code topic_registry::create(std::string_view name, int32_t partition
   storage::log_config cfg = log_config_for(t);
   for (int32_t i = 0; i < partitions; ++i) {
     std::error_code ec;
-    storage::log* l = logs_.create({t.name, i}, t.id, cfg, ec);
+    storage::topic_partition tp{t.name, i};
+    logs_.create(tp, t.id, cfg, ec);
     if (ec) {
       log_error("topic ", name, ": cannot create partition ", i, ": ", ec.message());
-      // All or nothing: left on disk, the partitions made so far would load at the next start
-      // as a smaller topic that nobody asked for.
       t.partitions.clear();
       for (int32_t made = 0; made < i; ++made) {
         if (std::error_code rm = logs_.remove({t.name, made})) {
@@ -217,12 +249,83 @@ wire::error_code topic_registry::create(std::string_view name, int32_t partition
       }
       return wire::error_code::kafka_storage_error;
     }
-    t.partitions.push_back(std::make_shared<partition>(*l, node_id_, initial_leader_epoch));
+    t.partitions.push_back(make_partition(logs_.find_shared(tp)));
   }
   log_info("created topic ", name, " with ", partitions, " partition(s)");
   auto [it, inserted] = topics_.emplace(t.name, std::move(t));
   out = &it->second;
   return wire::error_code::none;
+}
+
+void topic_registry::add_partitions_async(topic& t, int32_t count, done_callback done) {
+  const int32_t current = static_cast<int32_t>(t.partitions.size());
+  if (count <= current) {
+    done(wire::error_code::invalid_partitions);
+    return;
+  }
+  t.growing = true;
+  storage::log_config cfg = log_config_for(t);
+  auto c = std::make_shared<creation>();
+  c->logs.resize(static_cast<size_t>(count - current));
+  c->outstanding = c->logs.size();
+  const std::string name = t.name;
+  const wire::uuid id = t.id;
+  for (int32_t i = current; i < count; ++i) {
+    logs_.create_async(
+        {name, i}, id, cfg,
+        [this, alive = std::weak_ptr<int>(alive_), name, id, current, count, c, i, done](
+            std::error_code ec, std::shared_ptr<storage::log> l) {
+          if (alive.expired()) return;
+          if (ec) {
+            log_error("topic ", name, ": cannot create partition ", i, ": ", ec.message());
+            if (!c->first_error) c->first_error = ec;
+          }
+          c->logs[static_cast<size_t>(i - current)] = std::move(l);
+          if (--c->outstanding > 0) return;
+          topic* t = find(name);
+          const bool still_there = t != nullptr && t->id == id;
+          if (still_there) t->growing = false;
+          if (c->first_error || !still_there) {
+            for (auto& made : c->logs) {
+              if (!made) continue;
+              logs_.remove_async(made->tp(), [name](std::error_code rm) {
+                if (rm) log_error("topic ", name, ": cannot remove a partition: ", rm.message());
+              });
+            }
+            done(c->first_error ? wire::error_code::kafka_storage_error
+                                : wire::error_code::unknown_topic_or_partition);
+            return;
+          }
+          for (auto& made : c->logs)
+            t->partitions.push_back(make_partition(std::move(made)));
+          log_info("topic ", name, ": ", current, " -> ", count, " partitions");
+          done(wire::error_code::none);
+        });
+  }
+}
+
+void topic_registry::remove_async(topic& t, done_callback done) {
+  auto first = std::make_shared<std::error_code>();
+  auto outstanding = std::make_shared<size_t>(t.partitions.size());
+  std::vector<storage::topic_partition> tps;
+  for (auto& p : t.partitions) {
+    tps.push_back(p->tp());
+    p->mark_deleted();
+  }
+  std::string name = t.name;
+  log_info("deleted topic ", name);
+  topics_.erase(name);
+  if (tps.empty()) {
+    done(wire::error_code::none);
+    return;
+  }
+  for (const auto& tp : tps) {
+    logs_.remove_async(tp, [first, outstanding, done](std::error_code ec) {
+      if (ec && !*first) *first = ec;
+      if (--*outstanding > 0) return;
+      done(*first ? wire::error_code::kafka_storage_error : wire::error_code::none);
+    });
+  }
 }
 
 }  // namespace sluice::server

@@ -2,8 +2,16 @@
 // The topics this broker holds, rebuilt at start from the partition directories storage loaded
 // (topic ids from each partition's `partition.metadata`), and created on demand.
 //
+// Creating and deleting touch the disk, so they run as storage jobs on the disk executor and
+// complete later on the io thread. While its files are being created a topic is "creating": it
+// is not found (find() is null) but the name is taken, and requests for it answer
+// LEADER_NOT_AVAILABLE, as Kafka answers during creation. A deleted topic leaves the registry at
+// once, so that its name can be used again at once; storage orders the new directory after the
+// old one's deletion.
+//
 // Threading: io thread only.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -27,10 +35,15 @@ struct topic {
   std::vector<std::shared_ptr<partition>> partitions;
   // The topic's own configs (CreateTopics, AlterConfigs); the rest follow the broker.
   topic_overrides configs;
+  // CreatePartitions is creating new partitions' files.
+  bool growing = false;
 };
 
 class topic_registry {
  public:
+  using create_callback = std::function<void(wire::error_code, topic*)>;
+  using done_callback = std::function<void(wire::error_code)>;
+
   topic_registry(storage::log_manager& logs, const broker_config& config);
 
   // Groups the loaded logs into topics; gives a topic id to partitions that lack one.
@@ -42,20 +55,30 @@ class topic_registry {
   topic* find(std::string_view name);
   partition* find_partition(std::string_view topic, int32_t index);
   const std::map<std::string, topic, std::less<>>& all() const { return topics_; }
+  // Names whose files are being created, with their partition count.
+  bool creating(std::string_view name) const { return creating_.contains(name); }
+  const std::map<std::string, int32_t, std::less<>>& all_creating() const { return creating_; }
 
-  // Creates `name` with `partitions` partitions and a fresh topic id. Errors are Kafka's:
-  // INVALID_TOPIC_EXCEPTION for a bad name, TOPIC_ALREADY_EXISTS, KAFKA_STORAGE_ERROR.
-  // `configs` must be valid (validate_topic_overrides); they are kept in memory only, the caller
-  // persists them (save_topic_configs).
-  // `id` zero: a fresh random topic id.
+  // Creates `name` with `partitions` partitions: the partitions' directories and files are made
+  // by disk jobs, in parallel, and `done` runs once they all exist (with the topic) or one failed
+  // (KAFKA_STORAGE_ERROR, and the others are removed again: all or nothing). Errors given at once
+  // are Kafka's: INVALID_TOPIC_EXCEPTION for a bad name, TOPIC_ALREADY_EXISTS (also while the
+  // name is being created), INVALID_PARTITIONS. `configs` must be valid
+  // (validate_topic_overrides); they are kept in memory only, the caller persists them
+  // (save_topic_configs). `id` zero: a fresh random topic id. `done` may run before the call
+  // returns.
+  void create_async(std::string_view name, int32_t partitions, const topic_overrides& configs,
+                    wire::uuid id, create_callback done);
+  // The same, blocking: at start-up (the broker's own internal topics) and in tests.
   wire::error_code create(std::string_view name, int32_t partitions, topic*& out,
                           const topic_overrides& configs = {}, wire::uuid id = {});
 
   topic* find_by_id(const wire::uuid& id);
 
-  // Grows `t` to `count` partitions (count > current), all or nothing. KAFKA_STORAGE_ERROR on
-  // failure.
-  wire::error_code add_partitions(topic& t, int32_t count);
+  // Grows `t` to `count` partitions (count > current), all or nothing, in disk jobs like
+  // create_async: KAFKA_STORAGE_ERROR on failure. Its existing partitions stay served meanwhile;
+  // the caller refuses a second grow while `growing` is set.
+  void add_partitions_async(topic& t, int32_t count, done_callback done);
 
   // Replaces the topic's configs and applies them to its logs. The caller persists them.
   void set_configs(topic& t, topic_overrides configs);
@@ -63,17 +86,21 @@ class topic_registry {
   // retention (Kafka compacts them; Sluice keeps them whole).
   storage::log_config log_config_for(const topic& t) const;
 
-  // Deletes the topic: parked fetches are woken (they find it gone), the partition directories
-  // removed. `t` is invalid afterwards. The first removal error, if any; the topic is gone from
-  // the registry either way (storage renamed the directories aside first, and the next start
-  // deletes leftovers).
-  std::error_code remove(topic& t);
+  // Deletes the topic: it leaves the registry at once, parked fetches are woken (they find it
+  // gone), appends waiting for a roll are answered, and `done` runs once the partition
+  // directories are renamed aside and the checkpoints rewritten (storage::log_manager::
+  // remove_async), with the first error. `t` is invalid afterwards.
+  void remove_async(topic& t, done_callback done);
 
  private:
+  std::shared_ptr<partition> make_partition(std::shared_ptr<storage::log> log) const;
+
   storage::log_manager& logs_;
   const broker_config& config_;
   int32_t node_id_;
   std::map<std::string, topic, std::less<>> topics_;
+  std::map<std::string, int32_t, std::less<>> creating_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 // Kafka's Topic.isInternal: the topics the broker itself writes (`__consumer_offsets`,

@@ -35,6 +35,14 @@ class category_impl : public std::error_category {
         return "producer epoch is older than the current one";
       case errc::invalid_txn_state:
         return "non-transactional batch inside an open transaction";
+      case errc::log_offline:
+        return "log is offline after a storage failure";
+      case errc::roll_in_progress:
+        return "log is rolling to a new segment";
+      case errc::would_block:
+        return "data is not cached; reading it would block";
+      case errc::corrupt_log:
+        return "invalid batch below the recovery point";
     }
     return "unknown storage error";
   }

@@ -34,6 +34,20 @@ enum class errc {
   invalid_producer_epoch,
   // A non-transactional batch while its producer has a transaction open (INVALID_TXN_STATE, 48).
   invalid_txn_state,
+  // A write or fsync of this log failed: it takes nothing more until the broker restarts and
+  // recovers it, since a failed fsync leaves the page cache in a state nobody can vouch for
+  // (KAFKA_STORAGE_ERROR, as for Kafka's offline log directories).
+  log_offline,
+  // The active segment is full and its successor is being created by the disk executor: nothing
+  // was written; the append can be made once log::when_writable() calls back. Never leaves the
+  // broker.
+  roll_in_progress,
+  // The data needed is not in memory or in the page cache: reading it now would block on the
+  // disk. read_info::cold says what to warm first (log::warm). Never leaves the broker.
+  would_block,
+  // A batch below the recovery point (data that was fsynced, so acknowledged) is invalid:
+  // recovery refuses to truncate it away, and the log cannot be loaded.
+  corrupt_log,
 };
 
 const std::error_category& storage_category();

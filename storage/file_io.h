@@ -1,12 +1,14 @@
 #pragma once
-// Small POSIX file helpers for storage: an owning descriptor, full-length pread/pwrite, fsync of
-// files and directories, and the write-to-.tmp-then-rename pattern of Kafka's checkpoint files.
-// Internal to storage/.
+// Every file system call storage makes goes through `file_system`, so that the storage tests can
+// put a fault-injecting layer underneath (one that "loses power" and keeps only what was synced;
+// storage/tests/fault_injection_fs.h). The POSIX implementation is what the broker uses.
 //
 // Every failure is logged through the log sink with the path and strerror, and returned as
 // errc::io_error, so callers can propagate it without composing messages.
 //
-// Threading: no shared state.
+// Threading: `posix_file_system` has no state and may be called from any thread (the disk
+// executor's threads included). Descriptors are plain ints: the network layer sends file slices
+// from them with sendfile, whatever layer opened them.
 
 #include <cstdint>
 #include <filesystem>
@@ -14,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace sluice::storage {
 
@@ -40,25 +43,76 @@ class file_handle {
 // Logs "storage: <what> <path>: <strerror(err)>" and returns errc::io_error.
 std::error_code io_failure(std::string_view what, const std::filesystem::path& path, int err);
 
-// Opens (O_CLOEXEC added) with mode 0644.
-std::error_code open_file(const std::filesystem::path& path, int flags, file_handle& out);
-std::error_code file_size(int fd, const std::filesystem::path& path, int64_t& out);
-std::error_code pwrite_all(int fd, std::span<const uint8_t> data, int64_t position,
-                           const std::filesystem::path& path);
-// Reads up to data.size() bytes; `got` < data.size() only at end of file.
-std::error_code pread_some(int fd, std::span<uint8_t> data, int64_t position, size_t& got,
-                           const std::filesystem::path& path);
-std::error_code truncate_file(int fd, int64_t size, const std::filesystem::path& path);
-// fdatasync: the data and the file size, which is all a reader needs after a crash.
-std::error_code sync_file(int fd, const std::filesystem::path& path);
-std::error_code sync_dir(const std::filesystem::path& dir);
+struct dir_entry {
+  std::string name;
+  bool is_directory = false;
+};
+
+class file_system {
+ public:
+  virtual ~file_system() = default;
+
+  // Opens (O_CLOEXEC added) with mode 0644. With `missing` given, a file that does not exist sets
+  // it and is not an error (nothing is logged).
+  virtual std::error_code open(const std::filesystem::path& path, int flags, file_handle& out,
+                               bool* missing = nullptr) = 0;
+  // All of `data` at `position` (a short write is retried).
+  virtual std::error_code write(int fd, std::span<const uint8_t> data, int64_t position,
+                                const std::filesystem::path& path) = 0;
+  // Up to data.size() bytes; `got` < data.size() only at end of file.
+  virtual std::error_code read(int fd, std::span<uint8_t> data, int64_t position, size_t& got,
+                               const std::filesystem::path& path) = 0;
+  virtual std::error_code truncate(int fd, int64_t size, const std::filesystem::path& path) = 0;
+  // fdatasync: the data and the file size, which is all a reader needs after a crash.
+  virtual std::error_code sync(int fd, const std::filesystem::path& path) = 0;
+  // fsync of a directory: makes the entries created, renamed or removed in it durable.
+  virtual std::error_code sync_dir(const std::filesystem::path& dir) = 0;
+  virtual std::error_code rename(const std::filesystem::path& from,
+                                 const std::filesystem::path& to) = 0;
+  // Unlinks a file; a missing file is not an error.
+  virtual std::error_code remove(const std::filesystem::path& path) = 0;
+  // Creates the directory and any missing parents; an existing directory is not an error.
+  virtual std::error_code create_directories(const std::filesystem::path& path) = 0;
+  // Deletes a directory tree; a missing one is not an error.
+  virtual std::error_code remove_all(const std::filesystem::path& path) = 0;
+  // The entries of a directory, in no particular order ("." and ".." left out).
+  virtual std::error_code list(const std::filesystem::path& dir, std::vector<dir_entry>& out) = 0;
+  virtual std::error_code size(int fd, const std::filesystem::path& path, int64_t& out) = 0;
+  // Last modification time in ms since the epoch.
+  virtual std::error_code modified_ms(int fd, const std::filesystem::path& path, int64_t& out) = 0;
+};
+
+// The real thing: POSIX calls, EINTR retried.
+class posix_file_system : public file_system {
+ public:
+  std::error_code open(const std::filesystem::path& path, int flags, file_handle& out,
+                       bool* missing = nullptr) override;
+  std::error_code write(int fd, std::span<const uint8_t> data, int64_t position,
+                        const std::filesystem::path& path) override;
+  std::error_code read(int fd, std::span<uint8_t> data, int64_t position, size_t& got,
+                       const std::filesystem::path& path) override;
+  std::error_code truncate(int fd, int64_t size, const std::filesystem::path& path) override;
+  std::error_code sync(int fd, const std::filesystem::path& path) override;
+  std::error_code sync_dir(const std::filesystem::path& dir) override;
+  std::error_code rename(const std::filesystem::path& from,
+                         const std::filesystem::path& to) override;
+  std::error_code remove(const std::filesystem::path& path) override;
+  std::error_code create_directories(const std::filesystem::path& path) override;
+  std::error_code remove_all(const std::filesystem::path& path) override;
+  std::error_code list(const std::filesystem::path& dir, std::vector<dir_entry>& out) override;
+  std::error_code size(int fd, const std::filesystem::path& path, int64_t& out) override;
+  std::error_code modified_ms(int fd, const std::filesystem::path& path, int64_t& out) override;
+};
+
+// The process-wide POSIX file system (stateless).
+file_system& default_file_system();
+
 // Whole file into `out`; a missing file sets `missing` and is not an error.
-std::error_code read_small_file(const std::filesystem::path& path, std::string& out, bool& missing);
+std::error_code read_small_file(file_system& fs, const std::filesystem::path& path,
+                                std::string& out, bool& missing);
 // Writes `content` to `<path>.tmp`, fsyncs it, renames it over `path`, then fsyncs the directory
 // when `sync_parent` (skip it when several files are replaced together and synced once).
-std::error_code replace_file(const std::filesystem::path& path, std::string_view content,
-                             bool sync_parent = true);
-// Unlinks `path`; a missing file is not an error.
-std::error_code remove_file(const std::filesystem::path& path);
+std::error_code replace_file(file_system& fs, const std::filesystem::path& path,
+                             std::string_view content, bool sync_parent = true);
 
 }  // namespace sluice::storage

@@ -2,8 +2,6 @@
 
 #include <fcntl.h>
 
-#include <cerrno>
-
 #include <algorithm>
 
 namespace sluice::storage {
@@ -24,57 +22,55 @@ uint64_t get_be(const uint8_t* p, int n) {
 
 }  // namespace
 
+std::error_code index_write::run(file_system& fs, bool durable) const {
+  if (empty()) return {};
+  file_handle fd;
+  int flags = O_WRONLY | O_CREAT | O_APPEND | (truncate_first ? O_TRUNC : 0);
+  if (auto ec = fs.open(path, flags, fd)) return ec;
+  if (!bytes.empty()) {
+    // O_APPEND: the position is ignored; writes of one index stay in order because the log
+    // submits them to one queue.
+    if (auto ec = fs.write(fd.fd(), bytes, 0, path)) return ec;
+  }
+  if (durable) return fs.sync(fd.fd(), path);
+  return {};
+}
+
 std::error_code index_file::create() {
   file_handle fd;
-  if (auto ec = open_file(path_, O_WRONLY | O_CREAT | O_TRUNC, fd)) return ec;
-  size_ = 0;
+  if (auto ec = fs_.open(path_, O_WRONLY | O_CREAT | O_TRUNC, fd)) return ec;
   empty_on_next_write_ = false;
   return {};
 }
 
 std::error_code index_file::read_all(std::vector<uint8_t>& out, bool& missing) {
   out.clear();
-  size_ = 0;
-  missing = false;
-  file_handle fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.is_open()) {
-    if (errno == ENOENT) {
-      missing = true;
-      return {};
-    }
-    return io_failure("cannot open", path_, errno);
-  }
-  if (auto ec = file_size(fd.fd(), path_, size_)) return ec;
-  out.resize(static_cast<size_t>(size_));
+  file_handle fd;
+  if (auto ec = fs_.open(path_, O_RDONLY, fd, &missing)) return ec;
+  if (missing) return {};
+  int64_t size = 0;
+  if (auto ec = fs_.size(fd.fd(), path_, size)) return ec;
+  out.resize(static_cast<size_t>(size));
   size_t got = 0;
-  if (auto ec = pread_some(fd.fd(), out, 0, got, path_)) return ec;
+  if (auto ec = fs_.read(fd.fd(), out, 0, got, path_)) return ec;
   out.resize(got);
   return {};
 }
 
-std::error_code index_file::append_durable(std::span<const uint8_t> entries_bytes) {
-  file_handle fd;
-  int flags = O_WRONLY | O_CREAT | (empty_on_next_write_ ? O_TRUNC : 0);
-  if (auto ec = open_file(path_, flags, fd)) return ec;
+index_write index_file::prepare_append(std::vector<uint8_t> entries_bytes) {
+  // Nothing to write leaves the file alone, a pending lazy reset included.
+  if (entries_bytes.empty()) return {path_, {}, false};
+  index_write w{path_, std::move(entries_bytes), empty_on_next_write_};
   empty_on_next_write_ = false;
-  if (size_ < 0) {
-    if (auto ec = file_size(fd.fd(), path_, size_)) return ec;
-  }
-  if (auto ec = pwrite_all(fd.fd(), entries_bytes, size_, path_)) return ec;
-  if (auto ec = sync_file(fd.fd(), path_)) return ec;
-  size_ += static_cast<int64_t>(entries_bytes.size());
-  return {};
+  return w;
 }
 
 std::error_code index_file::truncate(int64_t size) {
-  if (size == size_) return {};
   file_handle fd;
-  if (auto ec = open_file(path_, O_WRONLY | O_CREAT, fd)) return ec;
+  if (auto ec = fs_.open(path_, O_WRONLY | O_CREAT, fd)) return ec;
   empty_on_next_write_ = false;
-  if (auto ec = truncate_file(fd.fd(), size, path_)) return ec;
-  if (auto ec = sync_file(fd.fd(), path_)) return ec;
-  size_ = size;
-  return {};
+  if (auto ec = fs_.truncate(fd.fd(), size, path_)) return ec;
+  return fs_.sync(fd.fd(), path_);
 }
 
 // ---- offset index ----
@@ -126,17 +122,19 @@ void offset_index::append(int64_t offset, int64_t position) {
   entries_.push_back({static_cast<int32_t>(offset - base_), static_cast<int32_t>(position)});
 }
 
-std::error_code offset_index::flush_entries() {
-  if (on_disk_ == entries_.size()) return {};
+index_write offset_index::take_write() {
   std::vector<uint8_t> bytes;
   bytes.reserve((entries_.size() - on_disk_) * entry_size);
   for (size_t i = on_disk_; i < entries_.size(); ++i) {
     put_be(bytes, static_cast<uint32_t>(entries_[i].relative_offset), 4);
     put_be(bytes, static_cast<uint32_t>(entries_[i].position), 4);
   }
-  if (auto ec = file_.append_durable(bytes)) return ec;
   on_disk_ = entries_.size();
-  return {};
+  return file_.prepare_append(std::move(bytes));
+}
+
+std::error_code offset_index::flush_entries() {
+  return take_write().run(file_.fs(), /*durable=*/true);
 }
 
 std::error_code offset_index::truncate_to(int64_t offset) {
@@ -198,17 +196,19 @@ void time_index::maybe_append(int64_t timestamp, int64_t offset) {
   }
 }
 
-std::error_code time_index::flush_entries() {
-  if (on_disk_ == entries_.size()) return {};
+index_write time_index::take_write() {
   std::vector<uint8_t> bytes;
   bytes.reserve((entries_.size() - on_disk_) * entry_size);
   for (size_t i = on_disk_; i < entries_.size(); ++i) {
     put_be(bytes, static_cast<uint64_t>(entries_[i].timestamp), 8);
     put_be(bytes, static_cast<uint32_t>(entries_[i].relative_offset), 4);
   }
-  if (auto ec = file_.append_durable(bytes)) return ec;
   on_disk_ = entries_.size();
-  return {};
+  return file_.prepare_append(std::move(bytes));
+}
+
+std::error_code time_index::flush_entries() {
+  return take_write().run(file_.fs(), /*durable=*/true);
 }
 
 std::error_code time_index::truncate_to(int64_t offset) {

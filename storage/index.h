@@ -12,13 +12,15 @@
 // Deviation from Kafka: the files are not preallocated or memory-mapped. Entries live in a vector
 // (lookups are binary searches in memory) and the files are written append-only with their exact
 // size, so there is never a zero-filled tail to trim or to mistake for entries after a crash.
-// No descriptor is held: new entries reach the file only when the segment is flushed (on roll,
-// on close, or when the log is flushed), with one open, pwrite, fdatasync and close. A partition
-// then costs one descriptor (its active .log) instead of three, and appends make no index system
-// calls. Entries of an unflushed segment may be missing after a crash, which is fine: everything
-// past the recovery point is recovered and its indexes rebuilt from the .log.
+// No descriptor is held: new entries reach the file in an `index_write` (open with O_APPEND,
+// write, optionally fdatasync, close), which the log runs on its disk executor: periodically
+// without a sync, and with one when the segment rolls or the log closes. A partition then costs
+// one descriptor (its active .log) instead of three, and appends make no index system calls.
+// Entries written without a sync may be missing or damaged after a power loss, which is fine:
+// recovery checks what it uses from an index against the .log and rebuilds whatever disagrees.
 //
-// Threading: owned by one segment, on the io thread.
+// Threading: owned by one segment, on the thread that owns the log. An `index_write` holds only
+// a path and bytes, so any thread may run it.
 
 #include <cstdint>
 #include <filesystem>
@@ -42,31 +44,39 @@ struct timestamp_offset {
   int64_t offset;
 };
 
+// Entries taken from an index for writing, on whatever thread runs run(): appended to the file
+// (which is emptied first when `truncate_first`), then made durable when `durable`.
+struct index_write {
+  std::filesystem::path path;
+  std::vector<uint8_t> bytes;
+  bool truncate_first = false;
+  bool empty() const { return bytes.empty(); }
+  std::error_code run(file_system& fs, bool durable) const;
+};
+
 // File plumbing shared by both index kinds: the path, and how many bytes are on disk. Holds no
 // descriptor between calls.
 class index_file {
  public:
-  explicit index_file(std::filesystem::path path) : path_(std::move(path)) {}
+  index_file(file_system& fs, std::filesystem::path path) : fs_(fs), path_(std::move(path)) {}
 
   // Creates the file empty (truncating a left-over).
   std::error_code create();
   // Reads the whole file. A missing file sets `missing` and is not an error.
   std::error_code read_all(std::vector<uint8_t>& out, bool& missing);
-  // Writes `entries_bytes` (whole entries) after what is on disk and makes them durable.
-  std::error_code append_durable(std::span<const uint8_t> entries_bytes);
+  // The write of `entries_bytes` (whole entries) after what is on disk; not run yet.
+  index_write prepare_append(std::vector<uint8_t> entries_bytes);
+  // Cuts the file to `size` bytes and makes that durable.
   std::error_code truncate(int64_t size);
   // Treats the file as empty without touching it: the next write truncates it. Saves system calls
   // for the many empty segments found at start.
-  void empty_on_next_write() {
-    size_ = 0;
-    empty_on_next_write_ = true;
-  }
+  void empty_on_next_write() { empty_on_next_write_ = true; }
   const std::filesystem::path& path() const { return path_; }
+  file_system& fs() const { return fs_; }
 
  private:
+  file_system& fs_;
   std::filesystem::path path_;
-  // Bytes on disk; -1 until the file has been read, created or written.
-  int64_t size_ = -1;
   bool empty_on_next_write_ = false;
 };
 
@@ -74,8 +84,8 @@ class offset_index {
  public:
   static constexpr int64_t entry_size = 8;
 
-  offset_index(std::filesystem::path path, int64_t base_offset)
-      : base_(base_offset), file_(std::move(path)) {}
+  offset_index(file_system& fs, std::filesystem::path path, int64_t base_offset)
+      : base_(base_offset), file_(fs, std::move(path)) {}
 
   std::error_code create() { return file_.create(); }
   const std::filesystem::path& path() const { return file_.path(); }
@@ -95,10 +105,12 @@ class offset_index {
   // Everything in [from, that position) is whole batches with offsets < max_offset.
   int64_t skip_ahead(int64_t from, int64_t max_position, int64_t max_offset) const;
 
-  // In memory; written by flush_entries(). Offsets must increase and fit the segment (the caller
-  // rolls before the relative offset would overflow).
+  // In memory; written by flush_entries() or take_write(). Offsets must increase and fit the
+  // segment (the caller rolls before the relative offset would overflow).
   void append(int64_t offset, int64_t position);
-  // Writes the entries not yet on disk, durably; nothing at all when there are none.
+  // The entries not yet handed out for writing (they count as written from now on).
+  index_write take_write();
+  // take_write(), run here and made durable; nothing at all when there are no new entries.
   std::error_code flush_entries();
   // Drops entries with offset >= `offset`, in memory and on disk.
   std::error_code truncate_to(int64_t offset);
@@ -126,8 +138,8 @@ class time_index {
  public:
   static constexpr int64_t entry_size = 12;
 
-  time_index(std::filesystem::path path, int64_t base_offset)
-      : base_(base_offset), file_(std::move(path)) {}
+  time_index(file_system& fs, std::filesystem::path path, int64_t base_offset)
+      : base_(base_offset), file_(fs, std::move(path)) {}
 
   std::error_code create() { return file_.create(); }
   const std::filesystem::path& path() const { return file_.path(); }
@@ -148,6 +160,7 @@ class time_index {
 
   // Kafka's maybeAppend: appends only when `timestamp` is larger than the last entry's.
   void maybe_append(int64_t timestamp, int64_t offset);
+  index_write take_write();
   std::error_code flush_entries();
   std::error_code truncate_to(int64_t offset);
   std::error_code reset();

@@ -25,6 +25,7 @@ errc map_batch_error(wire::batch_error e) {
     case wire::batch_error::ok:  // not reached: callers map errors only
     case wire::batch_error::unsupported_magic:
     case wire::batch_error::invalid_offset_delta:
+    case wire::batch_error::offset_overflow:
     case wire::batch_error::record_count_mismatch:
       return errc::invalid_record;
   }
@@ -56,11 +57,14 @@ int64_t wall_clock_ms() {
       .count();
 }
 
-log::log(std::filesystem::path dir, topic_partition tp, log_config cfg)
+log::log(std::filesystem::path dir, topic_partition tp, log_config cfg, log_env env)
     : dir_(std::move(dir)),
       tp_(std::move(tp)),
       cfg_(sanitized(cfg)),
-      producers_(dir_, cfg_.producer_id_expiration_ms),
+      fs_(env.fs),
+      disk_(env.disk),
+      queue_(dir_.string()),
+      producers_(env.fs, dir_, cfg_.producer_id_expiration_ms),
       hints_(position_hint_slots) {}
 
 void log::set_config(const log_config& cfg) {
@@ -68,31 +72,31 @@ void log::set_config(const log_config& cfg) {
   producers_.set_producer_id_expiration_ms(cfg_.producer_id_expiration_ms);
 }
 
-log::~log() = default;
+log::~log() {
+  // Waiters must hear something: a produce waiting on a log that goes away is not durable.
+  mark_removed();
+}
 
 std::string log::name() const {
   return partition_dir_name(tp_);
 }
 
 std::unique_ptr<log> log::open(const std::filesystem::path& dir, topic_partition tp, log_config cfg,
-                               bool recover_unflushed, int64_t recovery_point, std::error_code& ec,
-                               int64_t log_start_offset) {
-  std::unique_ptr<log> l(new log(dir, std::move(tp), cfg));
-  ec = l->load(recover_unflushed, recovery_point, log_start_offset);
+                               log_env env, const load_state& state, std::error_code& ec) {
+  std::unique_ptr<log> l(new log(dir, std::move(tp), cfg, env));
+  ec = l->load(state);
   if (ec) return nullptr;
   return l;
 }
 
-std::error_code log::load(bool recover_unflushed, int64_t recovery_point,
-                          int64_t checkpointed_start) {
+std::error_code log::load(const load_state& state) {
   const int64_t now_ms = wall_clock_ms();
-  std::error_code fs_ec;
-  std::filesystem::create_directories(dir_, fs_ec);
-  if (fs_ec) return io_failure("cannot create partition directory", dir_, fs_ec.value());
+  last_flush_ms_ = now_ms;
+  if (auto ec = fs_.create_directories(dir_)) return ec;
 
   std::string text;
   bool missing = false;
-  if (auto ec = read_small_file(dir_ / partition_metadata_file, text, missing)) return ec;
+  if (auto ec = read_small_file(fs_, dir_ / partition_metadata_file, text, missing)) return ec;
   if (!missing) {
     topic_id_ = parse_partition_metadata(text);
     if (!topic_id_) {
@@ -103,13 +107,15 @@ std::error_code log::load(bool recover_unflushed, int64_t recovery_point,
   }
 
   // Collect segment base offsets; drop left-overs of interrupted operations and orphan indexes.
+  std::vector<dir_entry> entries;
+  if (auto ec = fs_.list(dir_, entries)) return ec;
   std::vector<int64_t> bases;
   std::vector<std::pair<int64_t, std::filesystem::path>> index_files;
-  for (const auto& entry : std::filesystem::directory_iterator(dir_, fs_ec)) {
-    std::string file = entry.path().filename().string();
+  for (const dir_entry& entry : entries) {
+    const std::string& file = entry.name;
     if (file.ends_with(".tmp") || file.ends_with(".deleted") || file.ends_with(".cleaned") ||
         file.ends_with(".swap")) {
-      if (auto ec = remove_file(entry.path())) return ec;
+      if (auto ec = fs_.remove(dir_ / file)) return ec;
       continue;
     }
     int64_t base = 0;
@@ -118,50 +124,68 @@ std::error_code log::load(bool recover_unflushed, int64_t recovery_point,
     if (kind == "log") {
       bases.push_back(base);
     } else if (kind == "index" || kind == "timeindex") {
-      index_files.emplace_back(base, entry.path());
+      index_files.emplace_back(base, dir_ / file);
     }
   }
-  if (fs_ec) return io_failure("cannot list", dir_, fs_ec.value());
   std::sort(bases.begin(), bases.end());
   for (const auto& [base, path] : index_files) {
     if (!std::binary_search(bases.begin(), bases.end(), base)) {
-      if (auto ec = remove_file(path)) return ec;
+      if (auto ec = fs_.remove(path)) return ec;
     }
   }
 
   std::error_code ec;
   for (int64_t base : bases) {
-    std::unique_ptr<segment> s = segment::open(dir_, base, now_ms, ec);
+    std::unique_ptr<segment> s = segment::open(fs_, dir_, base, now_ms, ec);
     if (ec) return ec;
     segments_.push_back(std::move(s));
   }
 
-  // Segments from the one holding the recovery point on were not known to be fsynced.
-  size_t first_unflushed = segments_.size();
-  if (recover_unflushed && !segments_.empty()) {
-    first_unflushed = 0;
-    for (size_t i = 0; i < segments_.size(); ++i) {
-      if (segments_[i]->base_offset() <= recovery_point) first_unflushed = i;
+  // Without a checkpointed recovery point: after a clean shutdown everything was flushed at close
+  // (Kafka skips recovery then); after a crash nothing is known to be durable.
+  const int64_t recovery_point =
+      state.recovery_point ? *state.recovery_point : (state.clean_shutdown ? INT64_MAX : 0);
+  auto progress_line = [this](const segment& s) {
+    return [this, file = s.log_path().filename().string()](int64_t scanned, int64_t total) {
+      log_event("storage: " + name() + ": recovering " + file + ": " +
+                    std::to_string(scanned >> 20) + " of " + std::to_string(total >> 20) +
+                    " MiB checked",
+                log_level::info);
+    };
+  };
+  auto corrupt = [this](const segment& s, const segment::recovery_result& r) {
+    log_event("storage: " + name() + ": " + s.log_path().filename().string() +
+              " holds an invalid batch below the recovery point (" + r.reason +
+              "); that data was synced and acknowledged, so it is not truncated away: the "
+              "partition cannot be loaded");
+    return make_error_code(errc::corrupt_log);
+  };
+  for (size_t i = 0; i < segments_.size(); ++i) {
+    segment& s = *segments_[i];
+    const bool wholly_below = i + 1 < segments_.size()
+                                  ? segments_[i + 1]->base_offset() <= recovery_point
+                                  : recovery_point == INT64_MAX;
+    // After a clean shutdown every segment was flushed and closed: trusted as Kafka trusts it,
+    // with a sanity check of its indexes and a header walk after the last index entry.
+    if (wholly_below || state.clean_shutdown) {
+      bool needs_recovery = false;
+      if ((ec = s.load(needs_recovery))) return ec;
+      if (!needs_recovery) continue;
     }
-  }
-  for (size_t i = 0; i < first_unflushed; ++i) {
-    bool needs_recovery = false;
-    if ((ec = segments_[i]->load(needs_recovery))) return ec;
-    if (!needs_recovery) continue;
     segment::recovery_result r;
-    if ((ec = segments_[i]->recover(cfg_.index_interval_bytes, r))) return ec;
-    std::string line = "storage: " + name() + ": rebuilt the indexes of " +
-                       segments_[i]->log_path().filename().string();
-    if (r.truncated_bytes > 0) {
-      line +=
-          "; truncated " + std::to_string(r.truncated_bytes) + " invalid bytes (" + r.reason + ")";
+    ec = s.recover(cfg_.index_interval_bytes, wholly_below ? INT64_MAX : recovery_point, r,
+                   progress_line(s));
+    if (ec == errc::corrupt_log) return corrupt(s, r);
+    if (ec) return ec;
+    if (r.truncated_bytes == 0) {
+      if (wholly_below || state.clean_shutdown) {
+        log_event("storage: " + name() + ": rebuilt the indexes of " +
+                  s.log_path().filename().string());
+      }
+      continue;
     }
-    log_event(line);
-  }
-  for (size_t i = first_unflushed; i < segments_.size(); ++i) {
-    segment::recovery_result r;
-    if ((ec = segments_[i]->recover(cfg_.index_interval_bytes, r))) return ec;
-    if (r.truncated_bytes == 0) continue;
+    // Everything after the first bad batch lies above the recovery point: never acknowledged as
+    // durable, so it goes (Kafka's LogLoader.recoverLog does the same).
     size_t later = segments_.size() - i - 1;
     for (size_t j = i + 1; j < segments_.size(); ++j) {
       segments_[j]->close();
@@ -169,9 +193,8 @@ std::error_code log::load(bool recover_unflushed, int64_t recovery_point,
     }
     segments_.resize(i + 1);
     std::string line = "storage: " + name() + ": recovery truncated " +
-                       segments_[i]->log_path().filename().string() + " at byte " +
-                       std::to_string(segments_[i]->size()) + " (offset " +
-                       std::to_string(segments_[i]->next_offset()) + "), dropping " +
+                       s.log_path().filename().string() + " at byte " + std::to_string(s.size()) +
+                       " (offset " + std::to_string(s.next_offset()) + "), dropping " +
                        std::to_string(r.truncated_bytes) + " bytes: " + r.reason;
     if (later > 0) line += "; deleted " + std::to_string(later) + " later segment(s)";
     log_event(line);
@@ -179,34 +202,37 @@ std::error_code log::load(bool recover_unflushed, int64_t recovery_point,
   }
 
   if (segments_.empty()) {
-    std::unique_ptr<segment> s = segment::create(dir_, checkpointed_start, now_ms, ec);
+    std::unique_ptr<segment> s = segment::create(fs_, dir_, state.log_start_offset, now_ms, ec);
     if (ec) return ec;
     segments_.push_back(std::move(s));
-    if ((ec = sync_dir(dir_))) return ec;
+    if ((ec = fs_.sync_dir(dir_))) return ec;
   }
-  log_start_offset_ = std::max(checkpointed_start, segments_.front()->base_offset());
+  log_start_offset_ = std::max(state.log_start_offset, segments_.front()->base_offset());
   if (log_start_offset_ > log_end_offset()) {
     // The log lost its tail (an unclean shutdown) below a start that DeleteRecords had already
-    // moved: nothing left is readable, so restart empty at the start rather than move it back.
+    // moved: every record left lies below the start, so restart empty there rather than move
+    // the start back and serve deleted records.
     log_event("storage: " + name() + ": log end offset " + std::to_string(log_end_offset()) +
               " is below the checkpointed log start offset " + std::to_string(log_start_offset_) +
-              "; deleting all segments and restarting the log there");
+              "; every record left lies below the start: restarting the log empty there");
     if ((ec = truncate_fully(log_start_offset_))) return ec;
   }
 
-  if (recover_unflushed) {
-    // What recovery kept may still be only in the page cache: make it durable, so the recovery
-    // point can move to the end.
-    for (size_t i = std::min(first_unflushed, segments_.size() - 1); i < segments_.size(); ++i) {
-      if ((ec = segments_[i]->flush())) return ec;
-    }
-    if ((ec = sync_dir(dir_))) return ec;
-    recovery_point_ = log_end_offset();
-  } else {
-    recovery_point_ = std::clamp(recovery_point, log_start_offset(), log_end_offset());
+  // What recovery kept may still be only in the page cache (a process crash): make it durable,
+  // so that the recovery point can be the log end.
+  for (auto& s : segments_) {
+    if (s->has_unsynced_data() && (ec = s->flush())) return ec;
   }
+  if ((ec = fs_.sync_dir(dir_))) return ec;
+  if (state.recovery_point && *state.recovery_point != INT64_MAX &&
+      *state.recovery_point > log_end_offset()) {
+    // Kafka takes the smaller of the two too: a truncation whose checkpoint a crash prevented.
+    log_event("storage: " + name() + ": log end offset " + std::to_string(log_end_offset()) +
+              " is below the checkpointed recovery point " + std::to_string(*state.recovery_point));
+  }
+  recovery_point_ = log_end_offset();
   high_watermark_ = log_start_offset();
-  return load_producer_state(now_ms, /*after_clean_shutdown=*/!recover_unflushed);
+  return load_producer_state(now_ms, state.clean_shutdown);
 }
 
 std::error_code log::load_producer_state(int64_t now_ms, bool after_clean_shutdown) {
@@ -249,7 +275,9 @@ void log::set_topic_id(wire::uuid id, std::error_code& ec) {
     if (*topic_id_ != id) ec = errc::inconsistent_topic_id;
     return;
   }
-  if ((ec = replace_file(dir_ / partition_metadata_file, format_partition_metadata(id)))) return;
+  if ((ec = replace_file(fs_, dir_ / partition_metadata_file, format_partition_metadata(id)))) {
+    return;
+  }
   topic_id_ = id;
 }
 
@@ -279,20 +307,31 @@ std::error_code log::append(std::span<uint8_t> batches, int32_t leader_epoch, ap
                             int64_t now_ms) {
   out = {};
   if (closed_) return errc::log_closed;
+  if (offline_) return errc::log_offline;
+  if (rolling_) return errc::roll_in_progress;
   if (batches.empty()) return errc::invalid_record;
 
   // Validate everything before touching anything: an append is all or nothing.
   wire::batch_reader reader(batches);
   std::vector<producer_batch> producer_batches;
+  const bool log_append_time = cfg_.message_timestamp_type == timestamp_type::log_append_time;
+  // The append's largest timestamp as it will be once stamped: what segment.ms compares.
+  int64_t max_ts = -1;
+  int64_t last_offset_delta_sum = 0;
   while (auto b = reader.next()) {
     // Kafka checks the size before the CRC (UnifiedLog.analyzeAndValidateRecords).
     if (b->size_bytes() > cfg_.max_message_bytes) return errc::record_too_large;
     if (wire::batch_error e = b->validate(); e != wire::batch_error::ok) return map_batch_error(e);
     producer_batches.push_back(producer_batch::from(*b));
+    max_ts = std::max(max_ts, log_append_time ? now_ms : b->max_timestamp());
+    last_offset_delta_sum += b->last_offset_delta() + 1;
   }
   if (reader.error() != wire::batch_error::ok) return map_batch_error(reader.error());
   auto bytes = static_cast<int64_t>(batches.size());
   if (bytes > cfg_.segment_bytes) return errc::record_batch_too_large;
+  const int64_t first = log_end_offset();
+  if (first > INT64_MAX - last_offset_delta_sum) return errc::invalid_record;
+  const int64_t last = first + last_offset_delta_sum - 1;
 
   append_check verdict = producers_.check(producer_batches);
   switch (verdict.verdict) {
@@ -320,14 +359,28 @@ std::error_code log::append(std::span<uint8_t> batches, int32_t leader_epoch, ap
       return errc::invalid_record;
   }
 
+  segment* active = segments_.back().get();
+  if (active->size() > 0) {
+    bool due =
+        active->size() + bytes > cfg_.segment_bytes || last - active->base_offset() > INT32_MAX;
+    if (!due) {
+      if (auto ec = time_to_roll(max_ts, now_ms, due)) return ec;
+    }
+    if (due) {
+      start_roll(now_ms);
+      return errc::roll_in_progress;
+    }
+  }
+  // Even a fresh segment cannot index offsets more than 2^31 - 1 past its base.
+  if (last - active->base_offset() > INT32_MAX) return errc::invalid_record;
+
   // Stamp the broker's fields in place. Offsets and the leader epoch lie outside the CRC; the
   // timestamp type does not, so it costs a CRC pass over each batch it changes.
-  const bool log_append_time = cfg_.message_timestamp_type == timestamp_type::log_append_time;
   std::vector<int64_t> base_offsets;
   base_offsets.reserve(producer_batches.size());
-  int64_t next = log_end_offset();
-  int64_t max_ts = -1;
-  int64_t offset_of_max_ts = next;
+  int64_t next = first;
+  int64_t offset_of_max_ts = first;
+  int64_t stamped_max_ts = -1;
   for (size_t pos = 0, i = 0; pos < batches.size(); ++i) {
     auto size = static_cast<size_t>(wire::record_batch(batches.subspan(pos)).size_bytes());
     wire::mutable_record_batch b(batches.subspan(pos, size));
@@ -340,45 +393,45 @@ std::error_code log::append(std::span<uint8_t> batches, int32_t leader_epoch, ap
     }
     producer_batches[i].max_timestamp = b.max_timestamp();
     base_offsets.push_back(next);
-    if (b.max_timestamp() > max_ts) {
-      max_ts = b.max_timestamp();
+    if (b.max_timestamp() > stamped_max_ts) {
+      stamped_max_ts = b.max_timestamp();
       offset_of_max_ts = b.last_offset();
     }
     next = b.next_offset();
     pos += size;
   }
-  int64_t first = log_end_offset();
-  int64_t last = next - 1;
 
-  segment* active = segments_.back().get();
-  if (active->size() > 0) {
-    bool due =
-        active->size() + bytes > cfg_.segment_bytes || last - active->base_offset() > INT32_MAX;
-    if (!due) {
-      if (auto ec = time_to_roll(max_ts, now_ms, due)) return ec;
-    }
-    if (due) {
-      if (auto ec = roll(now_ms)) return ec;
-      active = segments_.back().get();
-    }
-  }
-  // Even a fresh segment cannot index offsets more than 2^31 - 1 past its base.
-  if (last - active->base_offset() > INT32_MAX) return errc::invalid_record;
-  if (auto ec =
-          active->append(batches, last, max_ts, offset_of_max_ts, cfg_.index_interval_bytes)) {
-    return ec;
+  if (auto ec = active->append(batches, last, stamped_max_ts, offset_of_max_ts,
+                               cfg_.index_interval_bytes)) {
+    go_offline("write", ec);
+    return errc::log_offline;
   }
   for (size_t i = 0; i < producer_batches.size(); ++i) {
     producers_.update(producer_batches[i], base_offsets[i]);
   }
   out.base_offset = first;
   out.last_offset = last;
-  out.max_timestamp = max_ts;
+  out.max_timestamp = stamped_max_ts;
   out.batch_count = static_cast<int32_t>(producer_batches.size());
   out.bytes = bytes;
   out.log_append_time = log_append_time ? now_ms : -1;
   out.log_start_offset = log_start_offset_;
   return {};
+}
+
+void log::when_writable(std::function<void()> fn) {
+  if (!rolling_) {
+    fn();
+    return;
+  }
+  writable_waiters_.push_back(std::move(fn));
+}
+
+void log::notify_writable() {
+  std::vector<std::function<void()>> waiters = std::move(writable_waiters_);
+  writable_waiters_.clear();
+  for (auto& fn : waiters)
+    fn();
 }
 
 std::error_code log::time_to_roll(int64_t append_max_timestamp, int64_t now_ms, bool& due) {
@@ -393,24 +446,146 @@ std::error_code log::time_to_roll(int64_t append_max_timestamp, int64_t now_ms, 
   return {};
 }
 
-std::error_code log::roll(int64_t now_ms) {
-  segment& old = *segments_.back();
-  if (auto ec = old.append_final_time_entry()) return ec;
-  if (auto ec = old.flush()) return ec;
-  std::error_code ec;
-  std::unique_ptr<segment> s = segment::create(dir_, log_end_offset(), now_ms, ec);
-  if (ec) return ec;
-  segments_.push_back(std::move(s));
-  if ((ec = sync_dir(dir_))) return ec;
-  // Everything before the new segment is fsynced.
-  recovery_point_ = std::max(recovery_point_, segments_.back()->base_offset());
-  // Kafka snapshots producer state at every new segment's base, so that a restart replays at
-  // most the active segment. Only an optimisation: a failure costs replay time, not data.
-  if ((ec = producers_.take_snapshot())) {
-    log_event("storage: " + name() + ": producer snapshot at offset " +
-              std::to_string(log_end_offset()) + " failed: " + ec.message());
+void log::start_roll(int64_t now_ms) {
+  if (rolling_) return;
+  rolling_ = true;
+  const int64_t base = log_end_offset();
+  struct result {
+    std::error_code ec;
+    std::shared_ptr<file_handle> file;
+  };
+  auto r = std::make_shared<result>();
+  // Its own queue: creating the files need not wait behind a sync of the old segment.
+  disk_.submit(
+      queue_ + "#roll",
+      [&fs = fs_, dir = dir_, base, r] { r->ec = segment::create_files(fs, dir, base, r->file); },
+      [this, alive = std::weak_ptr<int>(alive_), base, now_ms, r] {
+        if (alive.expired()) return;
+        finish_roll(base, now_ms, r->ec, std::move(r->file));
+      });
+}
+
+void log::finish_roll(int64_t base, int64_t created_ms, std::error_code ec,
+                      std::shared_ptr<file_handle> file) {
+  rolling_ = false;
+  if (closed_) return;
+  if (ec) {
+    go_offline("segment roll", ec);
+    notify_writable();
+    return;
   }
-  return {};
+  segment& old = *segments_.back();
+  old.append_final_time_entry();
+  segment_flush flush = old.take_flush(/*sync_log=*/true);
+  segments_.push_back(segment::adopt(fs_, dir_, base, created_ms, std::move(file)));
+  // Kafka snapshots producer state at every new segment's base, so that a restart replays at
+  // most the active segment. Taken now, written after the data it covers is durable.
+  std::optional<producer_state_manager::pending_snapshot> snapshot = producers_.prepare_snapshot();
+  auto r = std::make_shared<std::error_code>();
+  disk_.submit(
+      queue_,
+      [&fs = fs_, dir = dir_, flush = std::move(flush), snapshot = std::move(snapshot), r,
+       this_tp = name()] {
+        // The old segment's data and indexes, then the new segment's directory entry: after
+        // this every offset below `base` survives a power loss.
+        if ((*r = flush.run(fs))) return;
+        if ((*r = fs.sync_dir(dir))) return;
+        // Only an optimisation (a failure costs replay time, not data): logged, not fatal.
+        if (snapshot) {
+          if (std::error_code sec = snapshot->write(fs)) {
+            log_event("storage: " + this_tp + ": producer snapshot " +
+                      snapshot->path.filename().string() + " failed: " + sec.message());
+          }
+        }
+      },
+      [this, alive = std::weak_ptr<int>(alive_), base, r] {
+        if (alive.expired() || closed_) return;
+        if (*r) {
+          go_offline("flush of the rolled segment", *r);
+          return;
+        }
+        advance_recovery_point(base);
+      });
+  notify_writable();
+}
+
+void log::when_durable(int64_t offset, durability_callback done) {
+  if (offset <= recovery_point_) {
+    done({});
+    return;
+  }
+  if (closed_) {
+    done(errc::log_closed);
+    return;
+  }
+  if (offline_) {
+    done(errc::log_offline);
+    return;
+  }
+  durability_waiters_.push_back({offset, std::move(done)});
+  start_sync();
+}
+
+void log::flush_async() {
+  if (closed_ || offline_ || recovery_point_ >= log_end_offset()) return;
+  start_sync();
+}
+
+void log::start_sync() {
+  if (sync_in_flight_) return;
+  const int64_t target = log_end_offset();
+  if (target <= recovery_point_) return;
+  sync_in_flight_ = true;
+  // The active segment holds everything between the recovery point and the log end, except
+  // what a rolled segment's flush (queued ahead of this job on the same queue) makes durable.
+  // A group commit is one fdatasync; index entries wait for the periodic flush.
+  segment_flush flush = segments_.back()->take_sync();
+  auto r = std::make_shared<std::error_code>();
+  disk_.submit(
+      queue_, [&fs = fs_, flush = std::move(flush), r] { *r = flush.run(fs); },
+      [this, alive = std::weak_ptr<int>(alive_), target, r] {
+        if (alive.expired()) return;
+        sync_done(target, *r);
+      });
+}
+
+void log::sync_done(int64_t target, std::error_code ec) {
+  sync_in_flight_ = false;
+  if (closed_) return;
+  ++sync_count_;
+  if (ec) {
+    go_offline("fsync", ec);
+    return;
+  }
+  advance_recovery_point(target);
+  // Everything that arrived while the sync ran shares the next one.
+  if (!durability_waiters_.empty()) start_sync();
+}
+
+void log::advance_recovery_point(int64_t offset) {
+  if (offset > recovery_point_) recovery_point_ = std::min(offset, log_end_offset());
+  last_flush_ms_ = wall_clock_ms();
+  std::vector<durability_waiter> released;
+  std::erase_if(durability_waiters_, [&](durability_waiter& w) {
+    if (w.offset > recovery_point_) return false;
+    released.push_back(std::move(w));
+    return true;
+  });
+  synced_waiters_ += released.size();
+  for (auto& w : released)
+    w.done({});
+}
+
+void log::go_offline(std::string_view what, std::error_code ec) {
+  if (!offline_) {
+    offline_ = true;
+    log_event("storage: " + name() + ": " + std::string(what) + " failed (" + ec.message() +
+              "); the partition is offline until the broker restarts and recovers it");
+  }
+  std::vector<durability_waiter> waiters = std::move(durability_waiters_);
+  durability_waiters_.clear();
+  for (auto& w : waiters)
+    w.done(errc::log_offline);
 }
 
 void log::remember_position(int64_t offset, int64_t segment_base, int64_t position) const {
@@ -441,6 +616,7 @@ std::error_code log::read(int64_t offset, int64_t max_bytes, int64_t max_offset,
   out.slices.clear();
   out.bytes = 0;
   if (closed_) return errc::log_closed;
+  if (offline_) return errc::log_offline;
   if (offset < log_start_offset() || offset > log_end_offset()) return errc::offset_out_of_range;
   max_offset = std::min(max_offset, log_end_offset());
   if (offset >= max_offset) return {};
@@ -549,8 +725,12 @@ std::pair<int64_t, int64_t> log::max_timestamp_and_offset() const {
 
 std::error_code log::flush() {
   if (closed_) return errc::log_closed;
-  if (auto ec = segments_.back()->flush()) return ec;
-  recovery_point_ = log_end_offset();
+  if (offline_) return errc::log_offline;
+  if (auto ec = segments_.back()->flush()) {
+    go_offline("fsync", ec);
+    return errc::log_offline;
+  }
+  advance_recovery_point(log_end_offset());
   return {};
 }
 
@@ -568,7 +748,7 @@ std::error_code log::truncate_fully(int64_t offset) {
     }
   }
   if (!fresh) {
-    fresh = segment::create(dir_, offset, wall_clock_ms(), ec);
+    fresh = segment::create(fs_, dir_, offset, wall_clock_ms(), ec);
     if (ec) return ec;
   }
   for (auto& s : segments_) {
@@ -579,7 +759,7 @@ std::error_code log::truncate_fully(int64_t offset) {
   segments_.clear();
   segments_.push_back(std::move(fresh));
   log_start_offset_ = offset;
-  if (std::error_code e = sync_dir(dir_); e && !ec) ec = e;
+  if (std::error_code e = fs_.sync_dir(dir_); e && !ec) ec = e;
   if (std::error_code e = producers_.truncate_fully_and_start_at(offset); e && !ec) ec = e;
   return ec;
 }
@@ -600,7 +780,7 @@ std::error_code log::truncate_to(int64_t offset) {
     }
     segments_.resize(keep + 1);
     if (!ec) ec = segments_.back()->truncate_to(offset);
-    if (!ec && deleted) ec = sync_dir(dir_);
+    if (!ec && deleted) ec = fs_.sync_dir(dir_);
     // Whole batches go: the batch holding a log start inside it may have gone too, and with it
     // every offset at or above the start. Moving the start back would expose deleted records.
     if (!ec && log_end_offset() < log_start_offset_) ec = truncate_fully(log_start_offset_);
@@ -611,32 +791,27 @@ std::error_code log::truncate_to(int64_t offset) {
   return ec;
 }
 
-std::error_code log::delete_records_before(int64_t offset, int64_t& new_log_start) {
+std::error_code log::delete_records_before(int64_t offset, int64_t& new_log_start,
+                                           std::function<void(std::error_code)> files_deleted) {
   new_log_start = log_start_offset_;
   if (closed_) return errc::log_closed;
   constexpr int64_t high_watermark_sentinel = -1;  // DeleteRecordsRequest.HIGH_WATERMARK
   if (offset == high_watermark_sentinel) offset = high_watermark_;
   if (offset < 0 || offset > high_watermark_) return errc::offset_out_of_range;
-  if (offset > log_start_offset_) {
-    log_start_offset_ = offset;
-    recovery_point_ = std::max(recovery_point_, log_start_offset_);
-  }
+  if (offline_) return errc::log_offline;
+  // The recovery point stays: a start inside a segment says nothing about what is durable there.
+  log_start_offset_ = std::max(log_start_offset_, offset);
   size_t below = 0;
   while (below + 1 < segments_.size() && segments_[below + 1]->base_offset() <= log_start_offset_) {
     ++below;
   }
-  std::error_code ec;
-  if (below > 0) {
-    ec = delete_oldest_segments(below, "DeleteRecords");
-  } else {
-    ec = producers_.delete_snapshots_before(log_start_offset_);
-  }
+  delete_oldest_segments(below, "DeleteRecords", std::move(files_deleted));
   new_log_start = log_start_offset_;
-  return ec;
+  return {};
 }
 
 size_t log::enforce_retention(int64_t now_ms) {
-  if (closed_) return 0;
+  if (closed_ || offline_) return 0;
   // Kafka's deletableSegments: a prefix of the log, never the active segment, and only segments
   // that end at or below the high watermark.
   auto deletable_prefix = [&](auto&& deletable) {
@@ -649,11 +824,7 @@ size_t log::enforce_retention(int64_t now_ms) {
   };
   size_t deleted = 0;
   auto delete_prefix = [&](size_t n, const std::string& reason) {
-    if (n == 0) return true;
-    if (std::error_code ec = delete_oldest_segments(n, reason)) {
-      log_event("storage: " + name() + ": retention stopped: " + ec.message());
-      return false;
-    }
+    delete_oldest_segments(n, reason);
     deleted += n;
     return true;
   };
@@ -690,27 +861,54 @@ size_t log::enforce_retention(int64_t now_ms) {
   return deleted;
 }
 
-std::error_code log::delete_oldest_segments(size_t count, std::string_view reason) {
-  std::fill(hints_.begin(), hints_.end(), position_hint{});
+void log::delete_oldest_segments(size_t count, std::string_view reason,
+                                 std::function<void(std::error_code)> done) {
+  std::vector<std::filesystem::path> doomed;
   int64_t bytes = 0;
-  std::error_code ec;
-  for (size_t i = 0; i < count; ++i) {
-    bytes += segments_[i]->size();
-    // Unlinked at once: slices already handed out keep their descriptor (keep_alive).
-    segments_[i]->close();
-    if (std::error_code e = segments_[i]->remove_files(); e && !ec) ec = e;
+  if (count > 0) {
+    std::fill(hints_.begin(), hints_.end(), position_hint{});
+    for (size_t i = 0; i < count; ++i) {
+      bytes += segments_[i]->size();
+      for (auto& p : segments_[i]->file_paths())
+        doomed.push_back(std::move(p));
+      // Slices already handed out keep their descriptor (keep_alive).
+      segments_[i]->close();
+    }
+    segments_.erase(segments_.begin(), segments_.begin() + static_cast<ptrdiff_t>(count));
+    log_start_offset_ = std::max(log_start_offset_, segments_.front()->base_offset());
+    high_watermark_ = std::max(high_watermark_, log_start_offset_);
+    // Nothing lies below the first segment any more, so nothing below it needs recovery.
+    recovery_point_ = std::max(recovery_point_, segments_.front()->base_offset());
   }
-  segments_.erase(segments_.begin(), segments_.begin() + static_cast<ptrdiff_t>(count));
-  log_start_offset_ = std::max(log_start_offset_, segments_.front()->base_offset());
-  high_watermark_ = std::max(high_watermark_, log_start_offset_);
-  recovery_point_ = std::max(recovery_point_, log_start_offset_);
-  if (std::error_code e = sync_dir(dir_); e && !ec) ec = e;
-  if (std::error_code e = producers_.delete_snapshots_before(log_start_offset_); e && !ec) ec = e;
-  log_event("storage: " + name() + ": deleted " + std::to_string(count) + " segment(s), " +
-                std::to_string(bytes) + " bytes (" + std::string(reason) + "); log start offset " +
-                std::to_string(log_start_offset_),
-            log_level::info);
-  return ec;
+  std::vector<std::filesystem::path> snapshots =
+      producers_.take_snapshots_before(log_start_offset_);
+  if (doomed.empty() && snapshots.empty()) {
+    if (done) done({});
+    return;
+  }
+  for (auto& p : snapshots)
+    doomed.push_back(std::move(p));
+  auto r = std::make_shared<std::error_code>();
+  // The .log files first: a crash part-way leaves orphan indexes, which load() removes.
+  disk_.submit(
+      queue_,
+      [&fs = fs_, dir = dir_, doomed = std::move(doomed), r] {
+        for (const auto& p : doomed) {
+          if (std::error_code ec = fs.remove(p); ec && !*r) *r = ec;
+        }
+        if (std::error_code ec = fs.sync_dir(dir); ec && !*r) *r = ec;
+      },
+      [this, alive = std::weak_ptr<int>(alive_), r, done = std::move(done)] {
+        if (done) done(*r);
+        if (alive.expired() || closed_ || !*r) return;
+        go_offline("segment deletion", *r);
+      });
+  if (count > 0) {
+    log_event("storage: " + name() + ": deleted " + std::to_string(count) + " segment(s), " +
+                  std::to_string(bytes) + " bytes (" + std::string(reason) +
+                  "); log start offset " + std::to_string(log_start_offset_),
+              log_level::info);
+  }
 }
 
 void log::remove_expired_producers(int64_t now_ms) {
@@ -720,12 +918,17 @@ void log::remove_expired_producers(int64_t now_ms) {
 void log::close() {
   if (closed_) return;
   segment& active = *segments_.back();
-  std::error_code ec = active.append_final_time_entry();
-  if (!ec) ec = active.flush();
+  active.append_final_time_entry();
+  std::error_code ec;
+  if (offline_) {
+    ec = errc::log_offline;
+  } else {
+    ec = active.flush();
+  }
   if (ec) {
     log_event("storage: " + name() + ": flush on close failed: " + ec.message());
   } else {
-    recovery_point_ = log_end_offset();
+    advance_recovery_point(log_end_offset());
   }
   // Only after a good flush: a snapshot must never cover offsets that are not durable in the .log.
   if (!ec) ec = producers_.take_snapshot();
@@ -733,6 +936,18 @@ void log::close() {
   for (auto& s : segments_)
     s->close();
   closed_ = true;
+  mark_removed();
+}
+
+void log::mark_removed() {
+  closed_ = true;
+  rolling_ = false;
+  std::vector<durability_waiter> waiters = std::move(durability_waiters_);
+  durability_waiters_.clear();
+  for (auto& w : waiters)
+    w.done(errc::log_closed);
+  // Writers waiting for a roll try again and get errc::log_closed.
+  notify_writable();
 }
 
 }  // namespace sluice::storage

@@ -4,13 +4,23 @@
 //
 // `log` is one partition: a directory of segments holding record batches exactly as they came off
 // the wire, with sparse offset and time indexes. Appends validate and stamp batches in place and
-// write them with one pwrite; reads return file slices for sendfile, never bytes.
-// `log_manager` owns every log under one log.dirs root, the checkpoint files and the
+// write them with one pwrite into the page cache; reads return file slices for sendfile, never
+// bytes. `log_manager` owns every log under one log.dirs root, the checkpoint files and the
 // clean-shutdown marker, and runs crash recovery at start.
 //
-// Threading: single-threaded. Everything here is owned and called by the broker's io thread; there
-// are no locks. File slices handed out by read() may outlive the call (and even the segment, e.g.
-// after truncation): their keep_alive pins the descriptor.
+// Threading: one owner thread (the broker's io thread) owns every log and calls everything here;
+// there are no locks. Whatever may block on the disk (fsync, file creation and deletion, renames,
+// snapshot, index and checkpoint writes) is handed to a disk_executor as a job that sees only
+// descriptors, paths and bytes; its completion comes back to the owner thread and applies the
+// result (disk_executor.h). Blocking calls that remain are marked "Blocking" below: they are for
+// start-up, shutdown, disk threads and tests. File slices handed out by read() may outlive the
+// call (and even the segment, e.g. after truncation): their keep_alive pins the descriptor.
+//
+// Durability: the recovery point is the offset below which everything is on stable storage (the
+// .log data fsynced, its directory entry too). It moves only when a sync completes: a group
+// commit (when_durable), the flush of a rolled segment, a periodic flush. Recovery after a crash
+// trusts what lies below it, reads only the tail after it, and refuses to truncate an invalid
+// batch below it (that would destroy acknowledged data).
 
 #include <compare>
 #include <cstdint>
@@ -25,7 +35,9 @@
 #include <utility>
 #include <vector>
 
+#include "storage/disk_executor.h"
 #include "storage/errc.h"
+#include "storage/file_io.h"
 #include "storage/producer_state.h"
 #include "wire/codec.h"
 #include "wire/frame.h"
@@ -67,6 +79,10 @@ struct log_config {
   // producer.id.expiration.ms. A broker setting in Kafka, carried here because each log owns the
   // state it applies to.
   int64_t producer_id_expiration_ms = default_producer_id_expiration_ms;
+  // flush.messages and flush.ms: Kafka's forced flushes. Storage only carries them; the broker
+  // decides when to sync (log::when_durable, log::flush_async). INT64_MAX: never.
+  int64_t flush_messages = INT64_MAX;
+  int64_t flush_ms = INT64_MAX;
 };
 
 struct append_info {
@@ -92,25 +108,54 @@ struct read_info {
   int64_t bytes = 0;
 };
 
+// What the data directory's checkpoints say about one log when it is opened.
+struct load_state {
+  // .kafka_cleanshutdown was present: the logs were closed, flushed and snapshotted.
+  bool clean_shutdown = false;
+  // recovery-point-offset-checkpoint's entry; nullopt when there is none (or the file was bad).
+  std::optional<int64_t> recovery_point;
+  // log-start-offset-checkpoint's entry (0 when there is none).
+  int64_t log_start_offset = 0;
+};
+
+// What a log needs from its surroundings.
+struct log_env {
+  file_system& fs;
+  disk_executor& disk;
+};
+
+// Called once a durability wait ends: no error, or why the data is not known to be durable
+// (errc::log_offline after a failed sync, errc::log_closed when the log went away first).
+using durability_callback = std::function<void(std::error_code)>;
+
 class segment;
 
 // One partition's log. Created through log::open or log_manager.
 class log {
  public:
-  // Opens (creating `dir` if missing) the partition log in `dir`. When `recover_unflushed`, every
-  // segment holding offsets at or after `recovery_point` is recovered: each batch's size, CRC and
-  // offsets are checked, the first bad or torn batch and everything after it are truncated (one
-  // log line), and later segments are deleted. Other segments only get an index sanity check; a
-  // missing or inconsistent index is rebuilt from the .log.
+  // Opens (creating `dir` if missing) the partition log in `dir`. Blocking: at start-up, or on a
+  // disk thread (log_manager creates logs there).
   //
-  // `log_start_offset` is the checkpointed start (log-start-offset-checkpoint): the start becomes
-  // the larger of it and the first segment's base offset; if it lies past the log end, the log is
-  // emptied and restarts there (Kafka's LogLoader does the same). Then producer state is loaded
-  // from the newest valid .snapshot (one log line per snapshot discarded) and the batches after it
-  // are replayed from the segments.
+  // Recovery follows the recovery point R (the checkpointed one; without it, everything after an
+  // unclean shutdown and nothing after a clean one):
+  //  - segments wholly below R are trusted: their indexes get a sanity check, and a segment whose
+  //    index is missing or inconsistent is rebuilt from its .log, where any invalid batch is
+  //    errc::corrupt_log;
+  //  - the segment holding R is read from the last index entry below R: an invalid batch below R
+  //    is errc::corrupt_log, one at or after R ends the log there (truncated, one log line);
+  //  - later segments are read whole the same way; after a truncation the later ones are deleted.
+  // Offsets are checked for range and overflow wherever a batch is read. Long recoveries log
+  // their progress. errc::corrupt_log means the log cannot be served: refusing to start beats
+  // cutting acknowledged data away.
+  //
+  // The start becomes the larger of the checkpointed log start and the first segment's base
+  // offset; if it lies past the log end (the tail was lost, and DeleteRecords had already moved
+  // the start past it), the log restarts empty there, as Kafka's LogLoader does: every record in
+  // it lay below the start. Then producer state is loaded from the newest valid .snapshot (one
+  // log line per snapshot discarded) and the batches after it are replayed from the segments.
   static std::unique_ptr<log> open(const std::filesystem::path& dir, topic_partition tp,
-                                   log_config cfg, bool recover_unflushed, int64_t recovery_point,
-                                   std::error_code& ec, int64_t log_start_offset = 0);
+                                   log_config cfg, log_env env, const load_state& state,
+                                   std::error_code& ec);
   ~log();
   log(const log&) = delete;
   log& operator=(const log&) = delete;
@@ -126,30 +171,66 @@ class log {
   // From partition.metadata; nullopt when the file is absent.
   std::optional<wire::uuid> topic_id() const { return topic_id_; }
   // Writes partition.metadata. Setting the id already stored is a no-op; a different one fails
-  // with errc::inconsistent_topic_id.
+  // with errc::inconsistent_topic_id. Blocking (it runs where the log is created).
   void set_topic_id(wire::uuid id, std::error_code& ec);
 
   // A client append (Kafka's UnifiedLog.appendAsLeader), all or nothing. In order:
+  //  0. errc::log_offline, errc::log_closed; errc::roll_in_progress while the next segment is
+  //     being created (see 4; nothing is written and nothing checked: append again once
+  //     when_writable() calls back).
   //  1. Every batch is checked: errc::record_too_large when larger than max_message_bytes, then
-  //     magic 2, sizes, CRC-32C, lastOffsetDelta + 1 == recordsCount (errc::corrupt_message for
-  //     CRC and size, errc::invalid_record for the rest; empty input is errc::invalid_record).
-  //     The whole append must fit in a segment (errc::record_batch_too_large).
+  //     magic 2, sizes, CRC-32C, offsets in range, lastOffsetDelta + 1 == recordsCount
+  //     (errc::corrupt_message for CRC and size, errc::invalid_record for the rest; empty input
+  //     is errc::invalid_record). The whole append must fit in a segment
+  //     (errc::record_batch_too_large).
   //  2. Idempotent producers: a retry of one of the producer's last five batches writes nothing
   //     and succeeds with the original offsets (append_info::duplicate). A sequence gap, an older
   //     epoch, or a non-transactional batch inside an open transaction fail with
   //     errc::out_of_order_sequence, errc::invalid_producer_epoch, errc::invalid_txn_state; a
   //     control batch or a negative sequence with a producer id is errc::invalid_record.
-  //  3. The broker's fields are stamped IN PLACE in the caller's buffer: baseOffset (from
+  //  3. When the active segment is non-empty and the append would take it past segment_bytes, or
+  //     segment_ms has passed (see log_config::segment_ms; `now_ms` is the clock for segments
+  //     without timestamps), the log rolls: a disk job creates the next segment's files, and the
+  //     append returns errc::roll_in_progress having changed nothing. When the files exist, the
+  //     new segment becomes the active one and the old one is flushed (final time index entry,
+  //     fdatasync, its indexes, the directory, a producer-state snapshot) by another job, after
+  //     which the recovery point moves to the new segment's base.
+  //  4. The broker's fields are stamped IN PLACE in the caller's buffer: baseOffset (from
   //     log_end_offset()) and partitionLeaderEpoch, outside the CRC; under LogAppendTime also the
   //     timestamp-type bit and maxTimestamp = now_ms, and the CRC is recomputed (baseTimestamp and
   //     the records' deltas are kept, as in Kafka). Under CreateTime a LogAppendTime bit set by
   //     the client is cleared (CRC recomputed); maxTimestamp is trusted, records are not decoded.
-  //  4. The active segment is rolled first when it is non-empty and the append would take it
-  //     past segment_bytes, or segment_ms has passed (see log_config::segment_ms; `now_ms` is the
-  //     clock for segments without timestamps). A roll writes a producer-state snapshot.
-  //  5. One pwrite; index entries; producer state records the batches.
+  //  5. One pwrite (into the page cache: durability is when_durable()'s business); index
+  //     entries; producer state records the batches. A failed write takes the log offline.
   std::error_code append(std::span<uint8_t> batches, int32_t leader_epoch, append_info& out,
                          int64_t now_ms = wall_clock_ms());
+  // Calls `fn` once appends can be made again: at once when the log is not rolling, else when the
+  // roll's files exist (or the roll failed and the log went offline). `fn` runs on the owner
+  // thread; a log destroyed or removed first never calls it.
+  void when_writable(std::function<void()> fn);
+
+  // Group commit. Calls `done` once every offset below `offset` is on stable storage: at once if
+  // it already is, else when a sync reaching it completes. One fdatasync covers every batch
+  // appended before it starts, so callers arriving while a sync is in flight share the next one;
+  // logs sync in parallel. A failed sync is never retried: every waiter gets errc::log_offline
+  // and the log goes offline (Kafka takes the log directory offline), since after a failed
+  // fdatasync the kernel may have dropped the pages it could not write. `offset` is at most
+  // log_end_offset().
+  void when_durable(int64_t offset, durability_callback done);
+  // Starts a sync of everything appended so far unless one is running or nothing is unsynced
+  // (flush.ms, the broker's periodic flush). The recovery point follows when it completes.
+  void flush_async();
+  // Offsets appended but not yet known to be on stable storage (Kafka's unflushedMessages).
+  int64_t unflushed_messages() const { return log_end_offset() - recovery_point_; }
+  // Wall-clock ms of the last completed sync (or of the open), for flush.ms.
+  int64_t last_flush_ms() const { return last_flush_ms_; }
+  // Syncs completed and the durability waits they released, for the broker's counters.
+  uint64_t sync_count() const { return sync_count_; }
+  uint64_t synced_waiters() const { return synced_waiters_; }
+
+  // A write or sync failed: the log takes nothing more and serves nothing more until a restart
+  // recovers it (errc::log_offline).
+  bool offline() const { return offline_; }
 
   // Whole batches starting with the one that contains `offset`, up to `max_bytes` (but at least
   // one batch when `min_one`, Kafka's minOneMessage), never including a batch whose offsets reach
@@ -168,7 +249,8 @@ class log {
   int64_t high_watermark() const { return high_watermark_; }
   // Clamped to [log_start_offset(), log_end_offset()].
   void set_high_watermark(int64_t hw);
-  // Offsets below this are known to be on disk (fsynced); checkpointed by log_manager.
+  // Offsets below this are on stable storage (fsynced data and directory entries); checkpointed
+  // by log_manager. Only a completed sync moves it.
   int64_t recovery_point() const { return recovery_point_; }
 
   // First offset whose record timestamp is >= ts, nullopt if none. Exact for uncompressed batches
@@ -183,22 +265,28 @@ class log {
   std::pair<int64_t, int64_t> max_timestamp_and_offset() const;
 
   // fsyncs the active segment and its indexes; the recovery point becomes log_end_offset().
+  // Blocking (shutdown, tests); the broker uses when_durable() and flush_async().
   std::error_code flush();
   // Drops every batch with offsets >= `offset` (whole batches: a batch containing `offset` goes
   // too), deleting later segments; the log end offset becomes the end of what remains. An offset
   // below log_start_offset() empties the log and restarts it at `offset`, as does a cut that
   // would leave the log end below the log start. Producer state is reloaded from the newest
-  // snapshot at or below the new end and the log after it replayed.
+  // snapshot at or below the new end and the log after it replayed. Blocking, and only with no
+  // job of this log in flight: nothing in the broker truncates yet (followers will, and this
+  // becomes a job then).
   std::error_code truncate_to(int64_t offset);
 
   // Kafka's DeleteRecords (UnifiedLog.maybeIncrementLogStartOffset, then the log-start part of
   // deleteOldSegments): moves the log start up to `offset`, never down, and deletes every segment
   // that lies wholly below it except the active one, which stays (possibly holding only offsets
-  // below the start) until it rolls. `offset` -1 means the high watermark
+  // below the start) until it rolls. The files go in a disk job, after which `files_deleted`
+  // runs (at once when there are none); the new log start takes effect at once, and survives a
+  // restart once log_manager has checkpointed it. `offset` -1 means the high watermark
   // (DeleteRecordsRequest.HIGH_WATERMARK); otherwise it must be in [0, high_watermark()], else
   // errc::offset_out_of_range. `new_log_start` gets the resulting log start offset (Kafka's low
   // watermark for a single replica).
-  std::error_code delete_records_before(int64_t offset, int64_t& new_log_start);
+  std::error_code delete_records_before(int64_t offset, int64_t& new_log_start,
+                                        std::function<void(std::error_code)> files_deleted = {});
 
   // One retention pass (Kafka's UnifiedLog.deleteOldSegments), deleting from the oldest segment:
   //  - by time: segments whose largest timestamp (the .log's mtime when no batch has one) is more
@@ -207,7 +295,7 @@ class log {
   //  - by log start: then segments wholly below log_start_offset().
   // Never the active segment, and only segments whose successor starts at or below the high
   // watermark (Kafka's rule: uncommitted data is not retention's to delete). The log start moves
-  // to the first remaining segment's base offset. Files are unlinked at once (see README).
+  // to the first remaining segment's base offset. Files are unlinked by a disk job (see README).
   // Returns the number of segments deleted; logs one line per reason that deleted any.
   size_t enforce_retention(int64_t now_ms);
 
@@ -220,16 +308,30 @@ class log {
   size_t segment_count() const { return segments_.size(); }
 
   // Adds the final time index entry, fsyncs, writes a producer-state snapshot at the log end and
-  // closes the files. Idempotent; afterwards append, read, truncate, delete_records_before fail
-  // with errc::log_closed and enforce_retention does nothing.
+  // closes the files. Blocking, and only with no job of this log in flight (the broker drains its
+  // disk executor first). Idempotent; afterwards append, read, truncate, delete_records_before
+  // fail with errc::log_closed and enforce_retention does nothing.
   void close();
   bool closed() const { return closed_; }
+  // The log's partition was deleted: like close() without touching the files (they are about to
+  // go), and every waiter gets errc::log_closed now. Slices already handed out stay readable.
+  void mark_removed();
 
  private:
-  log(std::filesystem::path dir, topic_partition tp, log_config cfg);
+  log(std::filesystem::path dir, topic_partition tp, log_config cfg, log_env env);
 
-  std::error_code load(bool recover_unflushed, int64_t recovery_point, int64_t checkpointed_start);
-  std::error_code roll(int64_t now_ms);
+  std::error_code load(const load_state& state);
+  // Starts creating the next segment (see append()).
+  void start_roll(int64_t now_ms);
+  void finish_roll(int64_t base, int64_t created_ms, std::error_code ec,
+                   std::shared_ptr<file_handle> file);
+  void start_sync();
+  void sync_done(int64_t target, std::error_code ec);
+  // Records a completed sync up to `offset` and releases the waiters it covers.
+  void advance_recovery_point(int64_t offset);
+  // A write or sync failed: offline for good (one log line), every waiter told.
+  void go_offline(std::string_view what, std::error_code ec);
+  void notify_writable();
   // Whether segment.ms says the active segment is due to roll before an append whose largest
   // timestamp is `append_max_timestamp`.
   std::error_code time_to_roll(int64_t append_max_timestamp, int64_t now_ms, bool& due);
@@ -238,9 +340,12 @@ class log {
   // state's map end offset; after a clean shutdown with no snapshot at all, no replay (Kafka's
   // rule for logs written before snapshots existed).
   std::error_code load_producer_state(int64_t now_ms, bool after_clean_shutdown);
-  // Closes and unlinks segments_[0, count), moves the log start to the next base offset, drops
-  // producer snapshots below it, and logs one line. Never called with the active segment.
-  std::error_code delete_oldest_segments(size_t count, std::string_view reason);
+  // Drops segments_[0, count) and moves the log start to the next base offset (one log line),
+  // then unlinks their files and the producer snapshots below the log start in a disk job, then
+  // calls `done` (if any; at once when there is nothing to unlink). Never called with the active
+  // segment. A failed deletion takes the log offline.
+  void delete_oldest_segments(size_t count, std::string_view reason,
+                              std::function<void(std::error_code)> done = {});
   size_t segment_for(int64_t offset) const;  // index of the last segment with base <= offset
   std::error_code locate(size_t seg, int64_t offset, int64_t& position) const;
   void remember_position(int64_t offset, int64_t segment_base, int64_t position) const;
@@ -249,6 +354,10 @@ class log {
   std::filesystem::path dir_;
   topic_partition tp_;
   log_config cfg_;
+  file_system& fs_;
+  disk_executor& disk_;
+  // The disk executor queue of this log's directory: its jobs run in order (disk_executor.h).
+  std::string queue_;
   std::optional<wire::uuid> topic_id_;
   std::vector<std::unique_ptr<segment>> segments_;  // by base offset; back() is the active one
   producer_state_manager producers_;
@@ -256,6 +365,21 @@ class log {
   int64_t high_watermark_ = 0;
   int64_t recovery_point_ = 0;
   bool closed_ = false;
+  bool offline_ = false;
+
+  // Completions of jobs hold a weak reference: one that finds the log gone does nothing.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  bool rolling_ = false;
+  std::vector<std::function<void()>> writable_waiters_;
+  struct durability_waiter {
+    int64_t offset;
+    durability_callback done;
+  };
+  std::vector<durability_waiter> durability_waiters_;
+  bool sync_in_flight_ = false;
+  int64_t last_flush_ms_ = 0;
+  uint64_t sync_count_ = 0;
+  uint64_t synced_waiters_ = 0;
 
   // Where recent reads ended, so that a consumer tailing the log finds its next position without
   // an index lookup and header scan. Mutable: a cache touched by const reads (single-threaded).
@@ -280,60 +404,101 @@ struct std::hash<sluice::storage::topic_partition> {
 namespace sluice::storage {
 
 // All partition logs under one log.dirs root.
+//
+// Logs are shared: the broker's partitions hold them too, so a fetch parked on a partition whose
+// topic is deleted still holds a log object (marked removed, its files renamed aside) rather than
+// a dangling reference.
 class log_manager {
  public:
-  log_manager(std::filesystem::path root, log_config defaults);
+  using log_callback = std::function<void(std::error_code, std::shared_ptr<log>)>;
+  using done_callback = std::function<void(std::error_code)>;
+
+  log_manager(std::filesystem::path root, log_config defaults, log_env env);
   // Closes the logs without a clean-shutdown marker (as after a crash); call shutdown() first for
   // a clean stop.
   ~log_manager();
   log_manager(const log_manager&) = delete;
   log_manager& operator=(const log_manager&) = delete;
 
-  // Creates root if missing, checks it is a writable directory (else errc::io_error), and loads
-  // every <topic>-<partition> directory. Reads the checkpoints; if .kafka_cleanshutdown is absent,
-  // segments at/after each log's recovery point are recovered (see log::open). Applies the
-  // checkpointed log start offsets and high watermarks, then deletes the marker.
+  // Blocking, at start-up. Creates root if missing, checks it is a writable directory (else
+  // errc::io_error), and loads every <topic>-<partition> directory with its checkpointed recovery
+  // point and log start offset (see log::open), then the checkpointed high watermarks, then
+  // deletes .kafka_cleanshutdown. A malformed recovery-point or high-watermark checkpoint is
+  // logged and ignored (a full recovery scan is safe). A malformed log-start-offset checkpoint is
+  // errc::io_error with one log line naming the file, unless there are no partitions: starting
+  // from the first segments' base offsets instead would bring back records that retention or
+  // DeleteRecords removed.
   std::error_code load();
 
   log* find(const topic_partition& tp);
-  // Returns the existing log for `tp` or creates its directory. A non-zero topic_id is written to
-  // partition.metadata (errc::inconsistent_topic_id if the log already has another). Topic names
-  // are checked against Kafka's rules ([a-zA-Z0-9._-], at most 249 characters, not "." or "..")
-  // so that they are safe as directory names.
-  // The log gets the manager's default config.
-  log* create(const topic_partition& tp, const wire::uuid& topic_id, std::error_code& ec);
-  // The same with the topic's own config. An existing log keeps its config: change it with
-  // log::set_config. Per-topic configs are not stored in the log directory (Kafka keeps them in
-  // the cluster metadata), so after load() every log has the defaults until the caller applies
-  // its overrides.
-  log* create(const topic_partition& tp, const wire::uuid& topic_id, const log_config& cfg,
-              std::error_code& ec);
+  std::shared_ptr<log> find_shared(const topic_partition& tp);
   // Every log, sorted by topic then partition.
   std::vector<log*> logs();
-  // Drops the log of `tp` and deletes its directory; no-op for an unknown partition. As Kafka
-  // does, the directory is first renamed to "<topic>-<partition>.<random hex>-delete", so that a
-  // crash part-way leaves a directory the next load() deletes, never a partition that loads with
-  // some of its segments missing. File slices already handed out stay readable.
+
+  // Creates the directory and files of a new partition in a disk job and calls `done` with the
+  // log (now in the manager) on the owner thread. A non-zero topic_id is written to
+  // partition.metadata. Topic names are checked against Kafka's rules ([a-zA-Z0-9._-], at most
+  // 249 characters, not "." or "..") so that they are safe as directory names
+  // (errc::invalid_topic_partition); an existing log is errc::invalid_topic_partition too.
+  // Per-topic configs are not stored in the log directory (Kafka keeps them in the cluster
+  // metadata), so after load() every log has the defaults until the caller applies its
+  // overrides. A partition being deleted is created once its deletion is durable.
+  void create_async(const topic_partition& tp, const wire::uuid& topic_id, const log_config& cfg,
+                    log_callback done);
+  // The same, blocking (start-up and tests). Returns the existing log for `tp` when there is one.
+  log* create(const topic_partition& tp, const wire::uuid& topic_id, std::error_code& ec);
+  log* create(const topic_partition& tp, const wire::uuid& topic_id, const log_config& cfg,
+              std::error_code& ec);
+
+  // Drops the log of `tp` (marked removed at once) and deletes its directory in disk jobs; `done`
+  // runs once the deletion is durable: the directory renamed to
+  // "<topic>-<partition>.<random hex>-delete" (Kafka's name; the next load() deletes such a
+  // directory, so a crash never leaves a partition with some of its segments missing) and the
+  // checkpoints rewritten without the partition, so that their entries cannot apply to a
+  // partition of the same name created later. The renamed directory is removed afterwards. An
+  // unknown partition is done at once.
+  void remove_async(const topic_partition& tp, done_callback done);
+  // The same, blocking (tests).
   std::error_code remove(const topic_partition& tp);
 
   // log::enforce_retention over every log; returns the total number of segments deleted.
   size_t enforce_retention(int64_t now_ms);
   // log::remove_expired_producers over every log.
   void remove_expired_producers(int64_t now_ms);
+  // log::flush_async over every log with unsynced data (the periodic flush).
+  void flush_async();
 
   // Writes recovery-point-offset-checkpoint, log-start-offset-checkpoint and
-  // replication-offset-checkpoint (high watermarks) atomically.
+  // replication-offset-checkpoint (high watermarks) atomically in a disk job, from the logs as
+  // they are now; `done` runs when they are durable. Checkpoint writes run one at a time, in
+  // order.
+  void checkpoint_async(done_callback done = {});
+  // The same, blocking (shutdown and tests).
   std::error_code checkpoint();
-  // Closes every log (fsync, final index entries), checkpoints with recovery point = log end
-  // offset, then writes .kafka_cleanshutdown. The manager must not be used afterwards.
+  // Blocking, with no job in flight. Closes every log (fsync, final index entries), checkpoints
+  // with recovery point = log end offset, then writes .kafka_cleanshutdown. The manager must not
+  // be used afterwards.
   std::error_code shutdown();
 
   const std::filesystem::path& root() const { return root_; }
+  log_env env() const { return env_; }
 
  private:
+  struct checkpoint_files;
+  checkpoint_files checkpoint_contents() const;
+  // Blocking; runs on a disk thread for checkpoint_async().
+  static std::error_code write_checkpoints(file_system& fs, const std::filesystem::path& root,
+                                           const checkpoint_files& files);
+
   std::filesystem::path root_;
   log_config defaults_;
-  std::unordered_map<topic_partition, std::unique_ptr<log>> logs_;
+  log_env env_;
+  std::unordered_map<topic_partition, std::shared_ptr<log>> logs_;
+  // Partitions whose directory a job is creating; their logs are not in logs_ yet.
+  std::unordered_map<topic_partition, int> creating_;
+  // Partitions whose deletion is not durable yet, with the creations waiting for it.
+  std::unordered_map<topic_partition, std::vector<std::function<void()>>> removing_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 // Kafka's checkpoint and marker file names (in each log dir).

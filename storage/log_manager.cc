@@ -14,19 +14,22 @@ namespace sluice::storage {
 
 namespace {
 
-// Reads one checkpoint file. Missing is empty; unreadable or malformed is logged and treated as
-// empty, which is safe: no recovery point means full recovery, no high watermark means the log
-// start offset.
-offset_map read_checkpoint(const std::filesystem::path& path) {
+// One checkpoint file as read at start.
+struct read_checkpoint_result {
+  std::optional<offset_map> offsets;  // nullopt: missing (or unreadable)
+  bool malformed = false;
+};
+
+read_checkpoint_result read_checkpoint(file_system& fs, const std::filesystem::path& path) {
   std::string text;
   bool missing = false;
-  if (read_small_file(path, text, missing) || missing) return {};
-  if (auto offsets = parse_offset_checkpoint(text)) return *std::move(offsets);
-  log_event("storage: ignoring malformed checkpoint " + path.string());
-  return {};
+  if (read_small_file(fs, path, text, missing) || missing) return {};
+  if (auto offsets = parse_offset_checkpoint(text)) return {std::move(offsets), false};
+  return {std::nullopt, true};
 }
 
 constexpr std::string_view deleted_dir_suffix = "-delete";
+constexpr const char* checkpoint_queue = "checkpoints";
 
 std::string random_hex(size_t bytes) {
   static constexpr char digits[] = "0123456789abcdef";
@@ -42,15 +45,21 @@ std::string random_hex(size_t bytes) {
 
 }  // namespace
 
-log_manager::log_manager(std::filesystem::path root, log_config defaults)
-    : root_(std::move(root)), defaults_(defaults) {}
+struct log_manager::checkpoint_files {
+  std::string recovery_points;
+  std::string start_offsets;
+  std::string high_watermarks;
+};
+
+log_manager::log_manager(std::filesystem::path root, log_config defaults, log_env env)
+    : root_(std::move(root)), defaults_(defaults), env_(env) {}
 
 log_manager::~log_manager() = default;
 
 std::error_code log_manager::load() {
+  file_system& fs = env_.fs;
+  if (auto ec = fs.create_directories(root_)) return ec;
   std::error_code fs_ec;
-  std::filesystem::create_directories(root_, fs_ec);
-  if (fs_ec) return io_failure("cannot create log directory", root_, fs_ec.value());
   if (!std::filesystem::is_directory(root_, fs_ec)) {
     return io_failure("log directory is not a directory:", root_, ENOTDIR);
   }
@@ -58,53 +67,87 @@ std::error_code log_manager::load() {
     return io_failure("log directory is not writable:", root_, errno);
   }
 
-  bool clean = std::filesystem::exists(root_ / clean_shutdown_file, fs_ec);
-  offset_map recovery_points = read_checkpoint(root_ / recovery_point_checkpoint_file);
-  offset_map high_watermarks = read_checkpoint(root_ / high_watermark_checkpoint_file);
-  offset_map start_offsets = read_checkpoint(root_ / log_start_offset_checkpoint_file);
-
+  std::vector<dir_entry> entries;
+  if (auto ec = fs.list(root_, entries)) return ec;
+  bool clean = false;
   std::vector<std::pair<topic_partition, std::filesystem::path>> dirs;
-  for (const auto& entry : std::filesystem::directory_iterator(root_, fs_ec)) {
-    if (!entry.is_directory()) continue;
-    std::string name = entry.path().filename().string();
-    if (name.ends_with(deleted_dir_suffix)) {
-      // A remove() that a crash interrupted.
-      std::filesystem::remove_all(entry.path(), fs_ec);
-      log_event("storage: deleted " + entry.path().string() +
-                (fs_ec ? " in part: " + fs_ec.message() : std::string()));
-      fs_ec.clear();
+  for (const dir_entry& entry : entries) {
+    if (entry.name == clean_shutdown_file) clean = true;
+    if (!entry.is_directory) continue;
+    std::filesystem::path path = root_ / entry.name;
+    if (std::string_view(entry.name).ends_with(deleted_dir_suffix)) {
+      // A deletion that a crash interrupted, or whose removal had not finished.
+      std::error_code ec = fs.remove_all(path);
+      log_event("storage: deleted " + path.string() + (ec ? " in part: " + ec.message() : ""),
+                log_level::info);
       continue;
     }
-    std::optional<topic_partition> tp = parse_partition_dir_name(name);
+    std::optional<topic_partition> tp = parse_partition_dir_name(entry.name);
     if (!tp) {
-      log_event("storage: ignoring directory " + entry.path().string());
+      log_event("storage: ignoring directory " + path.string());
       continue;
     }
-    dirs.emplace_back(std::move(*tp), entry.path());
+    dirs.emplace_back(std::move(*tp), path);
   }
-  if (fs_ec) return io_failure("cannot list", root_, fs_ec.value());
   std::sort(dirs.begin(), dirs.end());
 
+  read_checkpoint_result recovery_points =
+      read_checkpoint(fs, root_ / recovery_point_checkpoint_file);
+  read_checkpoint_result high_watermarks =
+      read_checkpoint(fs, root_ / high_watermark_checkpoint_file);
+  read_checkpoint_result start_offsets =
+      read_checkpoint(fs, root_ / log_start_offset_checkpoint_file);
+  if (recovery_points.malformed) {
+    log_event("storage: ignoring malformed " + (root_ / recovery_point_checkpoint_file).string() +
+              ": every log is recovered in full");
+  }
+  if (high_watermarks.malformed) {
+    log_event("storage: ignoring malformed " + (root_ / high_watermark_checkpoint_file).string());
+  }
+  if (start_offsets.malformed && !dirs.empty()) {
+    // Kafka falls back to each log's first segment here, which brings back every record that
+    // retention or DeleteRecords had removed inside a segment. Nothing else records those starts.
+    log_event("storage: " + (root_ / log_start_offset_checkpoint_file).string() +
+              " is malformed: the log start offsets it holds cannot be recovered any other way, "
+              "and starting from the first segments would serve records that were deleted. "
+              "Refusing to start; restore the file, or delete it to accept each partition's "
+              "first segment as its start");
+    return errc::io_error;
+  }
+
   for (auto& [tp, dir] : dirs) {
-    auto rp = recovery_points.find(tp);
-    int64_t recovery_point = rp == recovery_points.end() ? 0 : rp->second;
-    auto start = start_offsets.find(tp);
-    int64_t log_start = start == start_offsets.end() ? 0 : start->second;
+    load_state state;
+    state.clean_shutdown = clean;
+    if (recovery_points.offsets) {
+      if (auto rp = recovery_points.offsets->find(tp); rp != recovery_points.offsets->end()) {
+        state.recovery_point = rp->second;
+      }
+    }
+    if (start_offsets.offsets) {
+      if (auto start = start_offsets.offsets->find(tp); start != start_offsets.offsets->end()) {
+        state.log_start_offset = start->second;
+      }
+    }
     std::error_code ec;
-    std::unique_ptr<log> l = log::open(dir, tp, defaults_, !clean, recovery_point, ec, log_start);
+    std::unique_ptr<log> l = log::open(dir, tp, defaults_, env_, state, ec);
     if (ec) {
       log_event("storage: cannot load " + dir.string() + ": " + ec.message());
       return ec;
     }
-    auto hw = high_watermarks.find(tp);
-    l->set_high_watermark(hw == high_watermarks.end() ? l->log_start_offset() : hw->second);
-    logs_.emplace(tp, std::move(l));
+    int64_t hw = l->log_start_offset();
+    if (high_watermarks.offsets) {
+      if (auto it = high_watermarks.offsets->find(tp); it != high_watermarks.offsets->end()) {
+        hw = it->second;
+      }
+    }
+    l->set_high_watermark(hw);
+    logs_.emplace(tp, std::shared_ptr<log>(std::move(l)));
   }
 
   if (clean) {
     // Gone as soon as the logs are loaded: from here on a crash is not a clean shutdown.
-    if (auto ec = remove_file(root_ / clean_shutdown_file)) return ec;
-    if (auto ec = sync_dir(root_)) return ec;
+    if (auto ec = fs.remove(root_ / clean_shutdown_file)) return ec;
+    if (auto ec = fs.sync_dir(root_)) return ec;
   }
   return {};
 }
@@ -112,6 +155,79 @@ std::error_code log_manager::load() {
 log* log_manager::find(const topic_partition& tp) {
   auto it = logs_.find(tp);
   return it == logs_.end() ? nullptr : it->second.get();
+}
+
+std::shared_ptr<log> log_manager::find_shared(const topic_partition& tp) {
+  auto it = logs_.find(tp);
+  return it == logs_.end() ? nullptr : it->second;
+}
+
+std::vector<log*> log_manager::logs() {
+  std::vector<log*> out;
+  out.reserve(logs_.size());
+  for (auto& [tp, l] : logs_)
+    out.push_back(l.get());
+  std::sort(out.begin(), out.end(), [](const log* a, const log* b) { return a->tp() < b->tp(); });
+  return out;
+}
+
+namespace {
+
+// The blocking part of creating a partition: what a disk job runs.
+std::unique_ptr<log> open_new_log(const std::filesystem::path& root, const topic_partition& tp,
+                                  const wire::uuid& topic_id, const log_config& cfg, log_env env,
+                                  std::error_code& ec) {
+  load_state fresh;
+  fresh.clean_shutdown = true;
+  fresh.recovery_point = 0;
+  std::unique_ptr<log> l = log::open(root / partition_dir_name(tp), tp, cfg, env, fresh, ec);
+  if (ec) return nullptr;
+  if (topic_id != wire::uuid{}) {
+    l->set_topic_id(topic_id, ec);
+    if (ec) return nullptr;
+  }
+  // The new partition directory must survive a crash along with whatever is appended to it.
+  if ((ec = env.fs.sync_dir(root))) return nullptr;
+  return l;
+}
+
+}  // namespace
+
+void log_manager::create_async(const topic_partition& tp, const wire::uuid& topic_id,
+                               const log_config& cfg, log_callback done) {
+  if (!is_valid_topic_name(tp.topic) || tp.partition < 0 || logs_.contains(tp) ||
+      creating_.contains(tp)) {
+    done(errc::invalid_topic_partition, nullptr);
+    return;
+  }
+  if (auto it = removing_.find(tp); it != removing_.end()) {
+    // The old directory's deletion is not durable yet: the new one must not race it.
+    it->second.push_back([this, tp, topic_id, cfg, done = std::move(done)]() mutable {
+      create_async(tp, topic_id, cfg, std::move(done));
+    });
+    return;
+  }
+  ++creating_[tp];
+  struct result {
+    std::error_code ec;
+    std::unique_ptr<log> created;
+  };
+  auto r = std::make_shared<result>();
+  env_.disk.submit((root_ / partition_dir_name(tp)).string(),
+                   [root = root_, tp, topic_id, cfg, env = env_, r] {
+                     r->created = open_new_log(root, tp, topic_id, cfg, env, r->ec);
+                   },
+                   [this, alive = std::weak_ptr<int>(alive_), tp, r, done = std::move(done)] {
+                     if (alive.expired()) return;
+                     creating_.erase(tp);
+                     if (r->ec) {
+                       done(r->ec, nullptr);
+                       return;
+                     }
+                     std::shared_ptr<log> l(std::move(r->created));
+                     logs_.emplace(tp, l);
+                     done({}, std::move(l));
+                   });
 }
 
 log* log_manager::create(const topic_partition& tp, const wire::uuid& topic_id,
@@ -122,27 +238,74 @@ log* log_manager::create(const topic_partition& tp, const wire::uuid& topic_id,
 log* log_manager::create(const topic_partition& tp, const wire::uuid& topic_id,
                          const log_config& cfg, std::error_code& ec) {
   ec.clear();
-  const bool has_id = topic_id != wire::uuid{};
   if (log* existing = find(tp)) {
-    if (has_id) existing->set_topic_id(topic_id, ec);
+    if (topic_id != wire::uuid{}) existing->set_topic_id(topic_id, ec);
     return ec ? nullptr : existing;
   }
   if (!is_valid_topic_name(tp.topic) || tp.partition < 0) {
     ec = errc::invalid_topic_partition;
     return nullptr;
   }
-  std::unique_ptr<log> l = log::open(root_ / partition_dir_name(tp), tp, cfg,
-                                     /*recover_unflushed=*/false, 0, ec);
+  std::unique_ptr<log> l = open_new_log(root_, tp, topic_id, cfg, env_, ec);
   if (ec) return nullptr;
-  if (has_id) {
-    l->set_topic_id(topic_id, ec);
-    if (ec) return nullptr;
-  }
-  // The new partition directory must survive a crash along with whatever is appended to it.
-  if ((ec = sync_dir(root_))) return nullptr;
   log* raw = l.get();
-  logs_.emplace(tp, std::move(l));
+  logs_.emplace(tp, std::shared_ptr<log>(std::move(l)));
   return raw;
+}
+
+void log_manager::remove_async(const topic_partition& tp, done_callback done) {
+  auto it = logs_.find(tp);
+  if (it == logs_.end()) {
+    done({});
+    return;
+  }
+  std::shared_ptr<log> doomed_log = std::move(it->second);
+  logs_.erase(it);
+  // No close(): flushing and snapshotting files about to be deleted is wasted I/O. Slices and
+  // jobs already holding its descriptors keep them.
+  doomed_log->mark_removed();
+  removing_[tp];
+  std::filesystem::path dir = doomed_log->dir();
+  std::filesystem::path doomed =
+      root_ / (partition_dir_name(tp) + "." + random_hex(16) + std::string(deleted_dir_suffix));
+  auto r = std::make_shared<std::error_code>();
+  // On the directory's own queue: after the log's last jobs, and before a partition of the same
+  // name is created again.
+  env_.disk.submit(
+      dir.string(),
+      [&fs = env_.fs, dir, doomed, root = root_, r] {
+        if ((*r = fs.rename(dir, doomed))) return;
+        *r = fs.sync_dir(root);
+      },
+      [this, alive = std::weak_ptr<int>(alive_), tp, doomed, r, done = std::move(done)]() mutable {
+        if (alive.expired()) return;
+        if (*r) {
+          // The directory stays where it was: the next start loads it as a live partition.
+          log_event("storage: cannot delete " + partition_dir_name(tp) + ": " + r->message());
+        }
+        // The checkpoints still name the partition, with its log start offset and recovery
+        // point: after a crash those would apply to a partition created again under the same
+        // name and cut its acknowledged data. Rewritten before such a partition may exist.
+        checkpoint_async([this, alive, tp, doomed, r, done = std::move(done)](std::error_code cec) {
+          if (alive.expired()) return;
+          std::vector<std::function<void()>> waiting = std::move(removing_[tp]);
+          removing_.erase(tp);
+          if (!*r) {
+            env_.disk.submit(
+                doomed.string(),
+                [&fs = env_.fs, doomed] {
+                  if (std::error_code ec = fs.remove_all(doomed)) {
+                    log_event("storage: cannot remove " + doomed.string() +
+                              " (the next start retries): " + ec.message());
+                  }
+                },
+                [] {});
+          }
+          done(*r ? *r : cec);
+          for (auto& fn : waiting)
+            fn();
+        });
+      });
 }
 
 std::error_code log_manager::remove(const topic_partition& tp) {
@@ -150,27 +313,14 @@ std::error_code log_manager::remove(const topic_partition& tp) {
   if (it == logs_.end()) return {};
   std::filesystem::path doomed =
       root_ / (partition_dir_name(tp) + "." + random_hex(16) + std::string(deleted_dir_suffix));
-  std::error_code fs_ec;
   // Renamed first: if that fails the partition stays, whole and served, rather than being
   // forgotten here and loaded again at the next start.
-  std::filesystem::rename(it->second->dir(), doomed, fs_ec);
-  if (fs_ec) return io_failure("cannot rename", it->second->dir(), fs_ec.value());
-  // No close(): flushing and snapshotting files about to be deleted is wasted I/O. Destroying the
-  // log releases its descriptors; slices already handed out keep theirs.
+  if (auto ec = env_.fs.rename(it->second->dir(), doomed)) return ec;
+  it->second->mark_removed();
   logs_.erase(it);
-  if (auto ec = sync_dir(root_)) return ec;
-  std::filesystem::remove_all(doomed, fs_ec);
-  if (fs_ec) return io_failure("cannot delete", doomed, fs_ec.value());
-  return {};
-}
-
-std::vector<log*> log_manager::logs() {
-  std::vector<log*> out;
-  out.reserve(logs_.size());
-  for (auto& [tp, l] : logs_)
-    out.push_back(l.get());
-  std::sort(out.begin(), out.end(), [](const log* a, const log* b) { return a->tp() < b->tp(); });
-  return out;
+  if (auto ec = env_.fs.sync_dir(root_)) return ec;
+  if (auto ec = checkpoint()) return ec;
+  return env_.fs.remove_all(doomed);
 }
 
 size_t log_manager::enforce_retention(int64_t now_ms) {
@@ -185,29 +335,57 @@ void log_manager::remove_expired_producers(int64_t now_ms) {
     l->remove_expired_producers(now_ms);
 }
 
-std::error_code log_manager::checkpoint() {
+void log_manager::flush_async() {
+  for (auto& [tp, l] : logs_)
+    l->flush_async();
+}
+
+log_manager::checkpoint_files log_manager::checkpoint_contents() const {
   offset_map recovery_points;
   offset_map start_offsets;
   offset_map high_watermarks;
-  for (auto& [tp, l] : logs_) {
+  for (const auto& [tp, l] : logs_) {
     recovery_points[tp] = l->recovery_point();
     start_offsets[tp] = l->log_start_offset();
     high_watermarks[tp] = l->high_watermark();
   }
+  return {format_offset_checkpoint(recovery_points), format_offset_checkpoint(start_offsets),
+          format_offset_checkpoint(high_watermarks)};
+}
+
+std::error_code log_manager::write_checkpoints(file_system& fs, const std::filesystem::path& root_,
+                                               const checkpoint_files& files) {
   // Each file is replaced atomically; the directory is synced once for the three renames.
-  if (auto ec = replace_file(root_ / recovery_point_checkpoint_file,
-                             format_offset_checkpoint(recovery_points), false)) {
+  if (auto ec =
+          replace_file(fs, root_ / recovery_point_checkpoint_file, files.recovery_points, false)) {
     return ec;
   }
-  if (auto ec = replace_file(root_ / log_start_offset_checkpoint_file,
-                             format_offset_checkpoint(start_offsets), false)) {
+  if (auto ec =
+          replace_file(fs, root_ / log_start_offset_checkpoint_file, files.start_offsets, false)) {
     return ec;
   }
-  if (auto ec = replace_file(root_ / high_watermark_checkpoint_file,
-                             format_offset_checkpoint(high_watermarks), false)) {
+  if (auto ec =
+          replace_file(fs, root_ / high_watermark_checkpoint_file, files.high_watermarks, false)) {
     return ec;
   }
-  return sync_dir(root_);
+  return fs.sync_dir(root_);
+}
+
+void log_manager::checkpoint_async(done_callback done) {
+  auto files = std::make_shared<checkpoint_files>(checkpoint_contents());
+  auto r = std::make_shared<std::error_code>();
+  // One queue for every checkpoint write: they land in the order they were taken.
+  env_.disk.submit(
+      checkpoint_queue,
+      [&fs = env_.fs, root = root_, files, r] { *r = write_checkpoints(fs, root, *files); },
+      [alive = std::weak_ptr<int>(alive_), r, done = std::move(done)] {
+        if (alive.expired()) return;
+        if (done) done(*r);
+      });
+}
+
+std::error_code log_manager::checkpoint() {
+  return write_checkpoints(env_.fs, root_, checkpoint_contents());
 }
 
 std::error_code log_manager::shutdown() {
@@ -221,7 +399,8 @@ std::error_code log_manager::shutdown() {
     }
   }
   // Kafka 3.7+ content (KIP-966); older brokers wrote an empty file. Only its presence matters.
-  return replace_file(root_ / clean_shutdown_file, R"({"version":"0","broker_epoch":"-1"})");
+  return replace_file(env_.fs, root_ / clean_shutdown_file,
+                      R"({"version":"0","broker_epoch":"-1"})");
 }
 
 }  // namespace sluice::storage

@@ -3,8 +3,9 @@
 // rebuilds, I/O failures): one line per event, no trailing newline, naming the topic-partition.
 // The default sink writes the line to stderr; the server installs its own at start.
 //
-// Threading: set the sink once at start-up, before storage is used; storage calls it from the
-// thread that owns the logs.
+// Threading: set the sink at start-up, before storage is used, and not while disk jobs run;
+// storage calls it from the thread that owns the logs and from the disk executor's threads, so
+// the sink must be safe to call from several threads at once.
 
 #include <functional>
 #include <string_view>

@@ -201,9 +201,9 @@ std::string producer_snapshot_file_name(int64_t offset) {
   return segment_file_name(offset, snapshot_suffix);
 }
 
-producer_state_manager::producer_state_manager(std::filesystem::path dir,
+producer_state_manager::producer_state_manager(file_system& fs, std::filesystem::path dir,
                                                int64_t producer_id_expiration_ms)
-    : dir_(std::move(dir)), producer_id_expiration_ms_(producer_id_expiration_ms) {}
+    : fs_(fs), dir_(std::move(dir)), producer_id_expiration_ms_(producer_id_expiration_ms) {}
 
 append_check producer_state_manager::check(std::span<const producer_batch> batches) const {
   // What the batches of this append have done so far to one producer (Kafka's ProducerAppendInfo
@@ -317,24 +317,32 @@ void producer_state_manager::remove_expired(int64_t now_ms) {
 
 std::error_code producer_state_manager::snapshot_offsets(std::vector<int64_t>& out) const {
   out.clear();
-  std::error_code fs_ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir_, fs_ec)) {
-    if (std::optional<int64_t> offset =
-            parse_snapshot_file_name(entry.path().filename().string())) {
+  std::vector<dir_entry> entries;
+  if (auto ec = fs_.list(dir_, entries)) return ec;
+  for (const dir_entry& entry : entries) {
+    if (std::optional<int64_t> offset = parse_snapshot_file_name(entry.name)) {
       out.push_back(*offset);
     }
   }
-  if (fs_ec) return io_failure("cannot list", dir_, fs_ec.value());
   std::sort(out.begin(), out.end());
   return {};
 }
 
-std::error_code producer_state_manager::remove_snapshot(int64_t offset) {
-  return remove_file(dir_ / producer_snapshot_file_name(offset));
+std::error_code producer_state_manager::list_snapshots() {
+  return snapshot_offsets(snapshots_);
 }
 
-std::error_code producer_state_manager::take_snapshot() {
-  if (map_end_offset_ <= last_snapshot_offset_) return {};
+std::error_code producer_state_manager::remove_snapshot(int64_t offset) {
+  std::erase(snapshots_, offset);
+  return fs_.remove(dir_ / producer_snapshot_file_name(offset));
+}
+
+std::error_code producer_state_manager::pending_snapshot::write(file_system& fs) const {
+  return replace_file(fs, path, content);
+}
+
+std::optional<producer_state_manager::pending_snapshot> producer_state_manager::prepare_snapshot() {
+  if (map_end_offset_ <= last_snapshot_offset_) return std::nullopt;
   // Sorted by producer id so that the file is the same for the same state.
   std::vector<producer_snapshot_entry> entries;
   entries.reserve(producers_.size());
@@ -355,24 +363,28 @@ std::error_code producer_state_manager::take_snapshot() {
   }
   std::sort(entries.begin(), entries.end(),
             [](const auto& a, const auto& b) { return a.producer_id < b.producer_id; });
-  if (auto ec = replace_file(dir_ / producer_snapshot_file_name(map_end_offset_),
-                             format_producer_snapshot(entries))) {
-    return ec;
-  }
   last_snapshot_offset_ = map_end_offset_;
-  return {};
+  if (snapshots_.empty() || snapshots_.back() < map_end_offset_) {
+    snapshots_.push_back(map_end_offset_);
+  }
+  return pending_snapshot{dir_ / producer_snapshot_file_name(map_end_offset_),
+                          format_producer_snapshot(entries)};
+}
+
+std::error_code producer_state_manager::take_snapshot() {
+  std::optional<pending_snapshot> pending = prepare_snapshot();
+  return pending ? pending->write(fs_) : std::error_code{};
 }
 
 std::error_code producer_state_manager::load_newest_snapshot(int64_t log_start_offset,
                                                              int64_t now_ms,
                                                              snapshot_reload_report& report) {
-  std::vector<int64_t> offsets;
-  if (auto ec = snapshot_offsets(offsets)) return ec;
+  std::vector<int64_t> offsets = snapshots_;
   for (auto it = offsets.rbegin(); it != offsets.rend(); ++it) {
     std::filesystem::path path = dir_ / producer_snapshot_file_name(*it);
     std::string content;
     bool missing = false;
-    if (auto ec = read_small_file(path, content, missing)) return ec;
+    if (auto ec = read_small_file(fs_, path, content, missing)) return ec;
     if (missing) continue;
     std::vector<producer_snapshot_entry> entries;
     snapshot_defect defect = parse_producer_snapshot(
@@ -380,7 +392,7 @@ std::error_code producer_state_manager::load_newest_snapshot(int64_t log_start_o
         entries);
     if (defect != snapshot_defect::none) {
       report.discarded.push_back({*it, defect});
-      if (auto ec = remove_file(path)) return ec;
+      if (auto ec = remove_snapshot(*it)) return ec;
       continue;
     }
     for (const producer_snapshot_entry& s : entries) {
@@ -409,8 +421,8 @@ std::error_code producer_state_manager::truncate_and_reload(int64_t log_start_of
                                                             int64_t log_end_offset, int64_t now_ms,
                                                             snapshot_reload_report& report) {
   report = {};
-  std::vector<int64_t> offsets;
-  if (auto ec = snapshot_offsets(offsets)) return ec;
+  if (auto ec = list_snapshots()) return ec;
+  std::vector<int64_t> offsets = snapshots_;
   for (int64_t offset : offsets) {
     if (offset > log_end_offset || offset <= log_start_offset) {
       if (auto ec = remove_snapshot(offset)) return ec;
@@ -422,15 +434,14 @@ std::error_code producer_state_manager::truncate_and_reload(int64_t log_start_of
   }
   // The state is already right: only the log start moved.
   map_end_offset_ = std::max(map_end_offset_, log_start_offset);
-  if (auto ec = snapshot_offsets(offsets)) return ec;
-  last_snapshot_offset_ = offsets.empty() ? log_start_offset : offsets.back();
+  last_snapshot_offset_ = snapshots_.empty() ? log_start_offset : snapshots_.back();
   return {};
 }
 
 std::error_code producer_state_manager::truncate_fully_and_start_at(int64_t offset) {
   producers_.clear();
-  std::vector<int64_t> offsets;
-  if (auto ec = snapshot_offsets(offsets)) return ec;
+  if (auto ec = list_snapshots()) return ec;
+  std::vector<int64_t> offsets = snapshots_;
   for (int64_t o : offsets) {
     if (auto ec = remove_snapshot(o)) return ec;
   }
@@ -440,8 +451,7 @@ std::error_code producer_state_manager::truncate_fully_and_start_at(int64_t offs
 }
 
 std::error_code producer_state_manager::delete_snapshots_after(int64_t offset) {
-  std::vector<int64_t> offsets;
-  if (auto ec = snapshot_offsets(offsets)) return ec;
+  std::vector<int64_t> offsets = snapshots_;
   for (int64_t o : offsets) {
     if (o > offset) {
       if (auto ec = remove_snapshot(o)) return ec;
@@ -449,20 +459,27 @@ std::error_code producer_state_manager::delete_snapshots_after(int64_t offset) {
   }
   // Otherwise take_snapshot() would think the deleted snapshot still covers the state.
   if (last_snapshot_offset_ > offset) {
-    auto kept =
-        std::find_if(offsets.rbegin(), offsets.rend(), [&](int64_t o) { return o <= offset; });
-    last_snapshot_offset_ = kept == offsets.rend() ? 0 : *kept;
+    last_snapshot_offset_ = snapshots_.empty() ? 0 : snapshots_.back();
   }
   return {};
 }
 
-std::error_code producer_state_manager::delete_snapshots_before(int64_t offset) {
+std::vector<std::filesystem::path> producer_state_manager::take_snapshots_before(int64_t offset) {
   constexpr size_t newest_kept = 2;
-  std::vector<int64_t> offsets;
-  if (auto ec = snapshot_offsets(offsets)) return ec;
-  size_t deletable = offsets.size() > newest_kept ? offsets.size() - newest_kept : 0;
-  for (size_t i = 0; i < deletable && offsets[i] < offset; ++i) {
-    if (auto ec = remove_snapshot(offsets[i])) return ec;
+  std::vector<std::filesystem::path> doomed;
+  size_t deletable = snapshots_.size() > newest_kept ? snapshots_.size() - newest_kept : 0;
+  size_t n = 0;
+  while (n < deletable && snapshots_[n] < offset) {
+    doomed.push_back(dir_ / producer_snapshot_file_name(snapshots_[n]));
+    ++n;
+  }
+  snapshots_.erase(snapshots_.begin(), snapshots_.begin() + static_cast<ptrdiff_t>(n));
+  return doomed;
+}
+
+std::error_code producer_state_manager::delete_snapshots_before(int64_t offset) {
+  for (const auto& path : take_snapshots_before(offset)) {
+    if (auto ec = fs_.remove(path)) return ec;
   }
   return {};
 }

@@ -38,7 +38,10 @@
 // the coordinator epoch of its last marker). The ongoing-transaction index, last stable offset and
 // transaction verification are not here.
 //
-// Threading: single-threaded, owned by the partition's log; no locks.
+// Threading: single-threaded, owned by the partition's log; no locks. The log writes and deletes
+// snapshot files on its disk executor with what prepare_snapshot() and
+// take_snapshots_before() hand out; the blocking forms (take_snapshot(), delete_snapshots_before())
+// are for start-up, close and the tests.
 
 #include <cstddef>
 #include <cstdint>
@@ -50,6 +53,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "storage/file_io.h"
 #include "wire/record_batch.h"
 
 namespace sluice::storage {
@@ -184,8 +188,8 @@ class producer_state_manager {
  public:
   // `dir` is the partition directory holding the .snapshot files. Starts empty with
   // map_end_offset() == 0; call truncate_and_reload() to load what is on disk.
-  explicit producer_state_manager(std::filesystem::path dir, int64_t producer_id_expiration_ms =
-                                                                 default_producer_id_expiration_ms);
+  producer_state_manager(file_system& fs, std::filesystem::path dir,
+                         int64_t producer_id_expiration_ms = default_producer_id_expiration_ms);
 
   // ---- Append path -------------------------------------------------------------------------
 
@@ -236,9 +240,18 @@ class producer_state_manager {
 
   // ---- Snapshots ------------------------------------------------------------------------------
 
-  // Writes `<map_end_offset>.snapshot` (temp file, fsync, rename, fsync dir) unless the latest
-  // snapshot taken or loaded is already at that offset. Kafka takes one on every segment roll and
-  // at clean shutdown.
+  // A snapshot file to write: its path and content.
+  struct pending_snapshot {
+    std::filesystem::path path;
+    std::string content;
+    // Temp file, fsync, rename, fsync of the directory. Blocking: run it on a disk thread.
+    std::error_code write(file_system& fs) const;
+  };
+  // The snapshot of the state at map_end_offset(), unless the latest snapshot taken or loaded is
+  // already at that offset; from now on it counts as written. Kafka takes one on every segment
+  // roll and at clean shutdown.
+  std::optional<pending_snapshot> prepare_snapshot();
+  // prepare_snapshot(), written here.
   std::error_code take_snapshot();
 
   // After a truncation, at start-up, or to drop state below a new log start: deletes snapshots
@@ -256,10 +269,12 @@ class producer_state_manager {
 
   // Deletes snapshots above `offset`.
   std::error_code delete_snapshots_after(int64_t offset);
-  // Deletes snapshots below `offset` (retention, log start), but never the newest two: the log
+  // The snapshot files below `offset` (retention, log start), but never the newest two: the log
   // takes one snapshot per segment roll, so these cover the last two segments and a truncation
   // into the active or the previous segment still finds a snapshot below it (Kafka's
-  // minSnapshotsOffsetToRetain).
+  // minSnapshotsOffsetToRetain). They count as deleted from now on; the caller unlinks them.
+  std::vector<std::filesystem::path> take_snapshots_before(int64_t offset);
+  // take_snapshots_before(), unlinked here.
   std::error_code delete_snapshots_before(int64_t offset);
 
   // Offsets of the .snapshot files in the directory, ascending.
@@ -270,13 +285,19 @@ class producer_state_manager {
                                        snapshot_reload_report& report);
   std::error_code remove_snapshot(int64_t offset);
   bool is_expired(const producer_state_entry& entry, int64_t now_ms) const;
+  // Re-reads the snapshot offsets on disk into `snapshots_`.
+  std::error_code list_snapshots();
 
+  file_system& fs_;
   std::filesystem::path dir_;
   int64_t producer_id_expiration_ms_;
   std::unordered_map<int64_t, producer_state_entry> producers_;
   int64_t map_end_offset_ = 0;
   // Offset of the newest snapshot written or loaded: take_snapshot() skips an unchanged state.
   int64_t last_snapshot_offset_ = 0;
+  // Offsets of the snapshot files, ascending: listed at load, then kept up to date as snapshots
+  // are handed out for writing and deletion, so the runtime never lists the directory.
+  std::vector<int64_t> snapshots_;
 };
 
 }  // namespace sluice::storage

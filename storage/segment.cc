@@ -1,7 +1,6 @@
 #include "storage/segment.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
@@ -21,7 +20,8 @@ constexpr int64_t max_relative_offset = INT32_MAX;
 // two per batch.
 class chunk_reader {
  public:
-  chunk_reader(int fd, const std::filesystem::path& path) : fd_(fd), path_(path) {}
+  chunk_reader(file_system& fs, int fd, const std::filesystem::path& path)
+      : fs_(fs), fd_(fd), path_(path) {}
 
   // [position, position + n) of the file, or a short span at end of file.
   std::error_code view(int64_t position, size_t n, std::span<const uint8_t>& out) {
@@ -32,7 +32,7 @@ class chunk_reader {
     size_t want = std::max(n, chunk);
     if (buf_.size() < want) buf_.resize(want);
     size_t got = 0;
-    if (auto ec = pread_some(fd_, std::span<uint8_t>(buf_).first(want), position, got, path_)) {
+    if (auto ec = fs_.read(fd_, std::span<uint8_t>(buf_).first(want), position, got, path_)) {
       return ec;
     }
     start_ = position;
@@ -43,6 +43,7 @@ class chunk_reader {
 
  private:
   static constexpr size_t chunk = 1 << 20;
+  file_system& fs_;
   int fd_;
   const std::filesystem::path& path_;
   std::vector<uint8_t> buf_;
@@ -72,38 +73,78 @@ std::string segment_file_name(int64_t base_offset, std::string_view suffix) {
   return name;
 }
 
-segment::segment(const std::filesystem::path& dir, int64_t base_offset, int64_t created_ms)
-    : base_(base_offset),
+std::error_code segment_flush::run(file_system& fs) const {
+  // The .log first: an index entry must never point past what is durable in the .log. Then the
+  // time index before the offset index (see the header).
+  if (sync_log && log_file) {
+    if (auto ec = fs.sync(log_file->fd(), log_path)) return ec;
+  }
+  if (auto ec = time_entries.run(fs, /*durable=*/true)) return ec;
+  return offset_entries.run(fs, /*durable=*/true);
+}
+
+segment::segment(file_system& fs, const std::filesystem::path& dir, int64_t base_offset,
+                 int64_t created_ms)
+    : fs_(fs),
+      base_(base_offset),
       log_path_(dir / segment_file_name(base_offset, ".log")),
-      offset_index_(dir / segment_file_name(base_offset, ".index"), base_offset),
-      time_index_(dir / segment_file_name(base_offset, ".timeindex"), base_offset),
+      offset_index_(fs, dir / segment_file_name(base_offset, ".index"), base_offset),
+      time_index_(fs, dir / segment_file_name(base_offset, ".timeindex"), base_offset),
       next_offset_(base_offset),
       max_ts_{-1, base_offset},
       created_ms_(created_ms) {}
 
-std::unique_ptr<segment> segment::create(const std::filesystem::path& dir, int64_t base_offset,
-                                         int64_t created_ms, std::error_code& ec) {
-  std::unique_ptr<segment> s(new segment(dir, base_offset, created_ms));
-  if ((ec = s->open_files(true))) return nullptr;
-  return s;
-}
-
-std::unique_ptr<segment> segment::open(const std::filesystem::path& dir, int64_t base_offset,
-                                       int64_t created_ms, std::error_code& ec) {
-  std::unique_ptr<segment> s(new segment(dir, base_offset, created_ms));
-  if ((ec = s->open_files(false))) return nullptr;
-  return s;
-}
-
-std::error_code segment::open_files(bool create) {
+std::error_code segment::create_files(file_system& fs, const std::filesystem::path& dir,
+                                      int64_t base_offset, std::shared_ptr<file_handle>& out) {
   file_handle log_fd;
-  int flags = O_RDWR | O_CREAT | (create ? O_TRUNC : 0);
-  if (auto ec = open_file(log_path_, flags, log_fd)) return ec;
-  log_file_ = std::make_shared<file_handle>(std::move(log_fd));
-  if (!create) return file_size(log_file_->fd(), log_path_, size_);
+  if (auto ec = fs.open(dir / segment_file_name(base_offset, ".log"), O_RDWR | O_CREAT | O_TRUNC,
+                        log_fd)) {
+    return ec;
+  }
   // Kafka's layout has all three files from the start; tools listing a partition expect them.
-  if (auto ec = offset_index_.create()) return ec;
-  return time_index_.create();
+  for (const char* suffix : {".index", ".timeindex"}) {
+    file_handle index_fd;
+    if (auto ec = fs.open(dir / segment_file_name(base_offset, suffix),
+                          O_WRONLY | O_CREAT | O_TRUNC, index_fd)) {
+      return ec;
+    }
+  }
+  out = std::make_shared<file_handle>(std::move(log_fd));
+  return {};
+}
+
+std::unique_ptr<segment> segment::adopt(file_system& fs, const std::filesystem::path& dir,
+                                        int64_t base_offset, int64_t created_ms,
+                                        std::shared_ptr<file_handle> log_file) {
+  std::unique_ptr<segment> s(new segment(fs, dir, base_offset, created_ms));
+  s->log_file_ = std::move(log_file);
+  return s;
+}
+
+std::unique_ptr<segment> segment::create(file_system& fs, const std::filesystem::path& dir,
+                                         int64_t base_offset, int64_t created_ms,
+                                         std::error_code& ec) {
+  std::shared_ptr<file_handle> file;
+  if ((ec = create_files(fs, dir, base_offset, file))) return nullptr;
+  return adopt(fs, dir, base_offset, created_ms, std::move(file));
+}
+
+std::unique_ptr<segment> segment::open(file_system& fs, const std::filesystem::path& dir,
+                                       int64_t base_offset, int64_t created_ms,
+                                       std::error_code& ec) {
+  std::unique_ptr<segment> s(new segment(fs, dir, base_offset, created_ms));
+  if ((ec = s->open_file())) return nullptr;
+  return s;
+}
+
+std::error_code segment::open_file() {
+  file_handle log_fd;
+  if (auto ec = fs_.open(log_path_, O_RDWR, log_fd)) return ec;
+  log_file_ = std::make_shared<file_handle>(std::move(log_fd));
+  if (auto ec = fs_.size(log_file_->fd(), log_path_, size_)) return ec;
+  // What is on disk at open counts as synced: recovery decides what to trust of it.
+  synced_size_ = size_;
+  return {};
 }
 
 std::error_code segment::load(bool& needs_recovery) {
@@ -153,59 +194,112 @@ std::error_code segment::derive_tail_state() {
   return {};
 }
 
-std::error_code segment::recover(int32_t index_interval_bytes, recovery_result& out) {
+std::error_code segment::recover(int32_t index_interval_bytes, int64_t recovery_point,
+                                 recovery_result& out, const progress_fn& progress) {
   out = {};
+  if (auto ec = fs_.size(log_file_->fd(), log_path_, size_)) return ec;
   // Recovered bytes may be in the page cache only (a process crash, not a machine crash).
-  unsynced_ = true;
+  synced_size_ = 0;
+
+  // The head below the last offset index entry under the recovery point was fsynced with its
+  // index entries (segment_flush), so it is trusted as it stands; only what follows is read.
+  int64_t start = 0;
+  if (recovery_point > base_ && size_ > 0) {
+    std::error_code ec;
+    bool offsets_ok = offset_index_.load(size_, ec);
+    if (ec) return ec;
+    bool times_ok = time_index_.load(ec);
+    if (ec) return ec;
+    if (offsets_ok && times_ok) {
+      std::optional<offset_position> below;
+      for (size_t i = offset_index_.size(); i-- > 0;) {
+        offset_position e = offset_index_.entry(i);
+        if (e.offset < recovery_point) {
+          below = e;
+          break;
+        }
+      }
+      // The entry must point at the first batch of the append it describes.
+      batch_info first;
+      if (below && !batch_at(below->position, first) && first.base_offset <= below->offset) {
+        // Entries after it describe data that was not known to be durable: rebuilt by the scan.
+        if (auto e = offset_index_.truncate_to(below->offset + 1)) return e;
+        if (auto e = time_index_.truncate_to(below->offset + 1)) return e;
+        start = below->position;
+      }
+    }
+  }
+  if (start > 0) {
+    recovery_result trial;
+    std::error_code ec = scan(start, index_interval_bytes, recovery_point, trial, progress);
+    if (ec != errc::corrupt_log) {
+      out = trial;
+      return ec;
+    }
+    // The indexes pointed somewhere that does not check out: they are only hints, so read the
+    // whole segment before calling anything corrupt.
+  }
   if (auto ec = offset_index_.reset()) return ec;
   if (auto ec = time_index_.reset()) return ec;
-  int64_t file_bytes = 0;
-  if (auto ec = file_size(log_file_->fd(), log_path_, file_bytes)) return ec;
+  return scan(0, index_interval_bytes, recovery_point, out, progress);
+}
 
-  chunk_reader reader(log_file_->fd(), log_path_);
-  int64_t valid = 0;
-  int64_t last_index_entry = 0;
+std::error_code segment::scan(int64_t position, int32_t index_interval_bytes, int64_t strict_below,
+                              recovery_result& out, const progress_fn& progress) {
+  out = {};
+  int64_t file_bytes = size_;
+  chunk_reader reader(fs_, log_file_->fd(), log_path_);
+  int64_t valid = position;
+  int64_t last_index_entry = position;
+  // The kept time index entries hold the largest timestamp of the head (see segment_flush).
+  timestamp_offset max_ts = time_index_.last();
   int64_t next = base_;
-  timestamp_offset max_ts{-1, base_};
+  std::string reason;
+  int64_t next_report = position + (256 << 20);
   while (valid < file_bytes) {
+    if (progress && valid >= next_report) {
+      progress(valid, file_bytes);
+      next_report = valid + (256 << 20);
+    }
     if (file_bytes - valid < static_cast<int64_t>(wire::record_batch_header_size)) {
-      out.reason = "torn batch header";
+      reason = "torn batch header";
       break;
     }
     std::span<const uint8_t> bytes;
     if (auto ec = reader.view(valid, wire::record_batch_header_size, bytes)) return ec;
     wire::record_batch header(bytes);
     if (bytes.size() < wire::record_batch_header_size) {
-      out.reason = "torn batch header";
+      reason = "torn batch header";
       break;
     }
     if (header.magic() != wire::current_magic) {
-      out.reason = "magic is not 2";
+      reason = "magic is not 2";
       break;
     }
     if (header.batch_length() < wire::min_batch_length) {
-      out.reason = "invalid batch length";
+      reason = "invalid batch length";
       break;
     }
     int64_t size = header.size_bytes();
     if (size > file_bytes - valid) {
-      out.reason = "torn batch (file ends inside it)";
+      reason = "torn batch (file ends inside it)";
       break;
     }
     if (auto ec = reader.view(valid, static_cast<size_t>(size), bytes)) return ec;
     wire::record_batch batch(bytes);
     if (wire::batch_error e = batch.validate(/*check_record_count=*/false);
         e != wire::batch_error::ok) {
-      out.reason = make_error_code(e).message();
+      reason = make_error_code(e).message();
       break;
     }
     if (batch.base_offset() < next || batch.last_offset() - base_ > max_relative_offset) {
-      out.reason = "offsets out of order for the segment";
+      reason = "offsets out of order for the segment";
       break;
     }
     // Kafka's recover(): the same cadence as appends, one batch at a time.
-    if (batch.max_timestamp() > max_ts.timestamp)
+    if (batch.max_timestamp() > max_ts.timestamp) {
       max_ts = {batch.max_timestamp(), batch.last_offset()};
+    }
     if (valid - last_index_entry > index_interval_bytes) {
       offset_index_.append(batch.last_offset(), valid);
       time_index_.maybe_append(max_ts.timestamp, max_ts.offset);
@@ -214,29 +308,37 @@ std::error_code segment::recover(int32_t index_interval_bytes, recovery_result& 
     valid += size;
     next = batch.last_offset() + 1;
   }
+  out.scanned_bytes = valid - position;
+  if (valid < file_bytes && next < strict_below) {
+    // Below the recovery point: fsynced and acknowledged, so not a torn write.
+    out.reason = reason;
+    return errc::corrupt_log;
+  }
   out.truncated_bytes = file_bytes - valid;
+  out.reason = out.truncated_bytes > 0 ? reason : std::string();
   if (out.truncated_bytes > 0) {
-    if (auto ec = truncate_file(log_file_->fd(), valid, log_path_)) return ec;
+    if (auto ec = fs_.truncate(log_file_->fd(), valid, log_path_)) return ec;
   }
   size_ = valid;
   next_offset_ = next;
   max_ts_ = max_ts;
   bytes_since_last_index_entry_ = valid - last_index_entry;
+  rolling_base_ts_.reset();
   // As after a clean close, the time index ends with the segment's largest timestamp.
   time_index_.maybe_append(max_ts_.timestamp, max_ts_.offset);
-  if (auto ec = offset_index_.flush_entries()) return ec;
-  return time_index_.flush_entries();
+  if (auto ec = time_index_.flush_entries()) return ec;
+  return offset_index_.flush_entries();
 }
 
 std::error_code segment::append(std::span<const uint8_t> bytes, int64_t last_offset,
                                 int64_t max_timestamp, int64_t offset_of_max_timestamp,
                                 int32_t index_interval_bytes) {
   int64_t position = size_;
-  if (auto ec = pwrite_all(log_file_->fd(), bytes, position, log_path_)) {
+  if (auto ec = fs_.write(log_file_->fd(), bytes, position, log_path_)) {
     // Cut off whatever part of the write landed, so the file never holds a torn batch that a
-    // later append would bury. If even that fails, size_ still bounds every read and the next
-    // append overwrites the debris.
-    (void)truncate_file(log_file_->fd(), position, log_path_);
+    // later append would bury. If even that fails, size_ still bounds every read, and the log
+    // takes no more appends (it goes offline).
+    (void)fs_.truncate(log_file_->fd(), position, log_path_);
     return ec;
   }
   if (position == 0) rolling_base_ts_ = max_timestamp;
@@ -248,7 +350,6 @@ std::error_code segment::append(std::span<const uint8_t> bytes, int64_t last_off
     time_index_.maybe_append(max_ts_.timestamp, max_ts_.offset);
     bytes_since_last_index_entry_ = 0;
   }
-  unsynced_ = true;
   bytes_since_last_index_entry_ += static_cast<int64_t>(bytes.size());
   return {};
 }
@@ -258,11 +359,11 @@ std::error_code segment::batch_at(int64_t position, batch_info& out) const {
   if (position < 0 || size_ - position < header_size) return errc::corrupt_message;
   std::array<uint8_t, wire::record_batch_header_size> buf;
   size_t got = 0;
-  if (auto ec = pread_some(log_file_->fd(), buf, position, got, log_path_)) return ec;
+  if (auto ec = fs_.read(log_file_->fd(), buf, position, got, log_path_)) return ec;
   if (got < buf.size()) return errc::corrupt_message;
   wire::record_batch h(buf);
   if (h.magic() != wire::current_magic || h.batch_length() < wire::min_batch_length ||
-      h.size_bytes() > size_ - position || h.last_offset_delta() < 0) {
+      h.size_bytes() > size_ - position || !h.offsets_in_range()) {
     return errc::corrupt_message;
   }
   out.position = position;
@@ -292,7 +393,7 @@ std::error_code segment::find(int64_t offset, int64_t from, int64_t& position,
 std::error_code segment::read_batch(const batch_info& b, std::vector<uint8_t>& out) const {
   out.resize(static_cast<size_t>(b.size));
   size_t got = 0;
-  if (auto ec = pread_some(log_file_->fd(), out, b.position, got, log_path_)) return ec;
+  if (auto ec = fs_.read(log_file_->fd(), out, b.position, got, log_path_)) return ec;
   if (got < out.size()) return errc::corrupt_message;
   return {};
 }
@@ -302,13 +403,14 @@ std::error_code segment::for_each_batch(
   int64_t position = 0;
   batch_info first;
   if (auto ec = find(from_offset, 0, position, first)) return ec;
-  chunk_reader reader(log_file_->fd(), log_path_);
+  chunk_reader reader(fs_, log_file_->fd(), log_path_);
   while (position < size_) {
     std::span<const uint8_t> bytes;
     if (auto ec = reader.view(position, wire::record_batch_header_size, bytes)) return ec;
     wire::record_batch header(bytes);
     if (!header.has_header() || header.magic() != wire::current_magic ||
-        header.batch_length() < wire::min_batch_length || header.size_bytes() > size_ - position) {
+        !header.offsets_in_range() || header.batch_length() < wire::min_batch_length ||
+        header.size_bytes() > size_ - position) {
       return errc::corrupt_message;
     }
     int64_t size = header.size_bytes();
@@ -339,10 +441,7 @@ std::error_code segment::largest_timestamp(int64_t& out) const {
     out = max_ts_.timestamp;
     return {};
   }
-  struct stat st {};
-  if (::fstat(log_file_->fd(), &st) != 0) return io_failure("cannot stat", log_path_, errno);
-  out = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
-  return {};
+  return fs_.modified_ms(log_file_->fd(), log_path_, out);
 }
 
 std::error_code segment::find_timestamp(int64_t ts, int64_t min_offset,
@@ -413,38 +512,55 @@ std::error_code segment::truncate_to(int64_t offset) {
   if (position >= size_) return {};
   if (auto ec = offset_index_.truncate_to(offset)) return ec;
   if (auto ec = time_index_.truncate_to(offset)) return ec;
-  if (auto ec = truncate_file(log_file_->fd(), position, log_path_)) return ec;
+  if (auto ec = fs_.truncate(log_file_->fd(), position, log_path_)) return ec;
   size_ = position;
+  synced_size_ = std::min(synced_size_, size_);
   if (size_ == 0) rolling_base_ts_.reset();
-  if (auto ec = sync_file(log_file_->fd(), log_path_)) return ec;
+  if (auto ec = fs_.sync(log_file_->fd(), log_path_)) return ec;
   return derive_tail_state();
 }
 
-std::error_code segment::append_final_time_entry() {
+void segment::append_final_time_entry() {
   time_index_.maybe_append(max_ts_.timestamp, max_ts_.offset);
-  return time_index_.flush_entries();
+}
+
+segment_flush segment::take_flush(bool sync_log) {
+  segment_flush f;
+  f.log_file = log_file_;
+  f.log_path = log_path_;
+  f.sync_log = sync_log && synced_size_ < size_;
+  if (sync_log) synced_size_ = size_;
+  f.time_entries = time_index_.take_write();
+  f.offset_entries = offset_index_.take_write();
+  return f;
+}
+
+segment_flush segment::take_sync() {
+  segment_flush f;
+  f.log_file = log_file_;
+  f.log_path = log_path_;
+  f.sync_log = true;
+  synced_size_ = size_;
+  return f;
 }
 
 std::error_code segment::flush() {
   if (!log_file_) return {};
-  // The .log first: an index entry must never point past what is durable in the .log.
-  if (unsynced_) {
-    if (auto ec = sync_file(log_file_->fd(), log_path_)) return ec;
-    unsynced_ = false;
-  }
-  if (auto ec = offset_index_.flush_entries()) return ec;
-  return time_index_.flush_entries();
+  return take_flush(/*sync_log=*/true).run(fs_);
 }
 
 void segment::close() {
   log_file_.reset();
 }
 
+std::vector<std::filesystem::path> segment::file_paths() const {
+  return {log_path_, offset_index_.path(), time_index_.path()};
+}
+
 std::error_code segment::remove_files() {
   std::error_code first;
-  const std::filesystem::path* paths[] = {&log_path_, &offset_index_.path(), &time_index_.path()};
-  for (const auto* p : paths) {
-    if (auto ec = remove_file(*p); ec && !first) first = ec;
+  for (const auto& p : file_paths()) {
+    if (auto ec = fs_.remove(p); ec && !first) first = ec;
   }
   return first;
 }

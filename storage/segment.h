@@ -5,10 +5,11 @@
 // The segment keeps in memory what Kafka keeps in LogSegment: the .log size, the next offset,
 // the largest timestamp so far with the (last) offset of the batch carrying it, and the bytes
 // appended since the last index entry. Its .log descriptor is shared with outgoing file slices
-// (keep_alive), so deleting or closing a segment never closes a descriptor a pending sendfile
-// still uses.
+// (keep_alive) and with the disk executor's jobs (shared_file), so deleting or closing a segment
+// never closes a descriptor a pending sendfile or fsync still uses.
 //
-// Threading: io thread only.
+// Threading: the thread that owns the log. The static create_files() and the `segment_flush` it
+// hands out hold only descriptors, paths and bytes, and run on disk threads.
 
 #include <cstdint>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -31,6 +33,20 @@ namespace sluice::storage {
 std::string segment_file_name(int64_t base_offset, std::string_view suffix);
 // The inverse: the offset of a "<20 digits>.<kind>" name, and its kind ("log", "snapshot", ...).
 bool parse_segment_file_name(std::string_view name, int64_t& offset, std::string_view& kind);
+
+// What makes a segment's appends durable, taken on the owner's thread and run on a disk thread:
+// the .log is fdatasynced (when `sync_log`), then the time index entries are written and
+// fdatasynced, then the offset index entries. That order matters to recovery: an offset index
+// entry found on disk implies that the time index entries up to it are there too, so the head
+// of a segment can be trusted from its indexes (segment::recover).
+struct segment_flush {
+  std::shared_ptr<file_handle> log_file;
+  std::filesystem::path log_path;
+  bool sync_log = false;
+  index_write time_entries;
+  index_write offset_entries;
+  std::error_code run(file_system& fs) const;
+};
 
 class segment {
  public:
@@ -47,24 +63,47 @@ class segment {
   struct recovery_result {
     int64_t truncated_bytes = 0;
     std::string reason;  // why the first invalid batch was rejected, when truncated_bytes > 0
+    int64_t scanned_bytes = 0;  // bytes read and checked (the rest was trusted from the indexes)
   };
 
-  // New, empty files for a segment starting at `base_offset` (left-overs with that name are
-  // truncated). `created_ms` is what segment.ms measures from while no batch carries a timestamp
-  // (Kafka's LogSegment.created: the creation, or for open(), the load).
-  static std::unique_ptr<segment> create(const std::filesystem::path& dir, int64_t base_offset,
-                                         int64_t created_ms, std::error_code& ec);
-  // Opens the files of an existing segment; follow with load() or recover().
-  static std::unique_ptr<segment> open(const std::filesystem::path& dir, int64_t base_offset,
-                                       int64_t created_ms, std::error_code& ec);
+  // Reports recovery progress: bytes of this segment checked so far, and the segment's size.
+  using progress_fn = std::function<void(int64_t scanned, int64_t total)>;
 
-  // Trusted load (the segment was fsynced): reads the indexes and derives the in-memory state by
+  // Creates the three files of a segment starting at `base_offset` (left-overs with those names
+  // are truncated) and returns the .log's descriptor. Blocking: the log calls it on a disk thread
+  // when it rolls, and through create() when it is opened.
+  static std::error_code create_files(file_system& fs, const std::filesystem::path& dir,
+                                      int64_t base_offset, std::shared_ptr<file_handle>& out);
+  // A new, empty segment around files create_files() made. `created_ms` is what segment.ms
+  // measures from while no batch carries a timestamp (Kafka's LogSegment.created).
+  static std::unique_ptr<segment> adopt(file_system& fs, const std::filesystem::path& dir,
+                                        int64_t base_offset, int64_t created_ms,
+                                        std::shared_ptr<file_handle> log_file);
+  // create_files() then adopt(), in one blocking call.
+  static std::unique_ptr<segment> create(file_system& fs, const std::filesystem::path& dir,
+                                         int64_t base_offset, int64_t created_ms,
+                                         std::error_code& ec);
+  // Opens the files of an existing segment; follow with load() or recover().
+  static std::unique_ptr<segment> open(file_system& fs, const std::filesystem::path& dir,
+                                       int64_t base_offset, int64_t created_ms,
+                                       std::error_code& ec);
+
+  // Trusted load (every batch was fsynced): reads the indexes and derives the in-memory state by
   // scanning batch headers after the last index entry. Sets `needs_recovery` when an index is
   // missing or inconsistent, or the scanned tail is bad; the caller then runs recover().
   std::error_code load(bool& needs_recovery);
-  // Kafka's LogSegment.recover: checks every batch (framing, CRC-32C, offsets increasing and
-  // within the segment), rebuilds both indexes, and truncates the .log at the first bad batch.
-  std::error_code recover(int32_t index_interval_bytes, recovery_result& out);
+  // Kafka's LogSegment.recover, made aware of the recovery point: checks batches (framing,
+  // CRC-32C, offsets in range, increasing and within the segment), rebuilds both indexes, and
+  // truncates the .log at the first bad batch.
+  //
+  // `recovery_point`: every offset below it was fsynced (and acknowledged). A bad batch there is
+  // corruption, never a torn write: recover() then returns errc::corrupt_log and changes
+  // nothing. The head of the segment below the last offset index entry under the recovery point
+  // is trusted without reading it (the indexes are written after the data they describe, and the
+  // time index before the offset index: see segment_flush); if what follows that entry does not
+  // check out, the whole segment is checked from byte 0 before anything is called corrupt.
+  std::error_code recover(int32_t index_interval_bytes, int64_t recovery_point,
+                          recovery_result& out, const progress_fn& progress = {});
 
   int64_t base_offset() const { return base_; }
   int64_t size() const { return size_; }
@@ -73,6 +112,8 @@ class segment {
   timestamp_offset max_timestamp() const { return max_ts_; }
   int fd() const { return log_file_ ? log_file_->fd() : -1; }
   std::shared_ptr<const void> keep_alive() const { return log_file_; }
+  // The .log descriptor, for jobs on the disk executor.
+  const std::shared_ptr<file_handle>& shared_file() const { return log_file_; }
   const std::filesystem::path& log_path() const { return log_path_; }
   int64_t created_ms() const { return created_ms_; }
 
@@ -91,7 +132,7 @@ class segment {
                          int64_t offset_of_max_timestamp, int32_t index_interval_bytes);
 
   // Reads and checks the header of the batch at `position` (errc::corrupt_message when it is not
-  // a v2 header or the batch does not fit in the segment).
+  // a v2 header, its offsets are out of range, or the batch does not fit in the segment).
   std::error_code batch_at(int64_t position, batch_info& out) const;
   // The first batch whose last offset is >= `offset`, scanning headers forward from the offset
   // index's entry (or `from`, if further). `position` == size() when there is none.
@@ -116,31 +157,46 @@ class segment {
   std::error_code max_timestamp_record(timestamp_offset& out) const;
 
   // Drops batches whose last offset is >= `offset` (and their index entries); fsyncs the .log.
+  // Blocking.
   std::error_code truncate_to(int64_t offset);
-  // Kafka's onBecomeInactiveSegment / close: the final time index entry.
-  std::error_code append_final_time_entry();
-  // Makes everything appended durable: fdatasyncs the .log if it was written since the last
-  // flush, then writes the index entries not yet on disk (see index.h).
+  // Kafka's onBecomeInactiveSegment: the final time index entry (in memory; a flush writes it).
+  void append_final_time_entry();
+  // What makes this segment's appends durable so far (see segment_flush); the index entries in it
+  // count as written from now on. `sync_log` false: only the index entries.
+  segment_flush take_flush(bool sync_log);
+  // Only the fdatasync of the .log (a group commit): index entries wait for the next flush.
+  segment_flush take_sync();
+  // take_flush(true) run here: blocking (close, tests, truncation).
   std::error_code flush();
-  // Drops this segment's descriptor; slices already handed out keep theirs.
+  // Bytes of the .log not yet fdatasynced by a flush taken from this segment.
+  bool has_unsynced_data() const { return synced_size_ < size_; }
+  // Drops this segment's descriptor; slices and jobs already holding it keep theirs.
   void close();
-  // Unlinks the three files (open descriptors stay valid).
+  // The three file paths, for deletion by a job.
+  std::vector<std::filesystem::path> file_paths() const;
+  // Unlinks the three files (open descriptors stay valid). Blocking.
   std::error_code remove_files();
 
  private:
-  segment(const std::filesystem::path& dir, int64_t base_offset, int64_t created_ms);
-  std::error_code open_files(bool create);
+  segment(file_system& fs, const std::filesystem::path& dir, int64_t base_offset,
+          int64_t created_ms);
+  std::error_code open_file();
   // Recomputes next offset, max timestamp and bytes since the last index entry from the indexes
   // plus a header scan of the batches after the last offset index entry.
   std::error_code derive_tail_state();
+  // The checking scan of recover(), from `position` (a batch boundary) with the indexes already
+  // holding the entries below it. `strict_below`: see recover().
+  std::error_code scan(int64_t position, int32_t index_interval_bytes, int64_t strict_below,
+                       recovery_result& out, const progress_fn& progress);
 
+  file_system& fs_;
   int64_t base_;
   std::filesystem::path log_path_;
   std::shared_ptr<file_handle> log_file_;
   offset_index offset_index_;
   time_index time_index_;
-  // Appended to since the last fdatasync of the .log; a flush of a clean segment costs nothing.
-  bool unsynced_ = false;
+  // Bytes of the .log covered by a flush taken so far: a flush of a clean segment costs nothing.
+  int64_t synced_size_ = 0;
 
   int64_t size_ = 0;
   int64_t next_offset_;

@@ -26,6 +26,8 @@ class batch_error_category_impl : public std::error_category {
         return "record batch CRC-32C mismatch";
       case batch_error::invalid_offset_delta:
         return "record batch lastOffsetDelta is negative";
+      case batch_error::offset_overflow:
+        return "record batch offsets out of range (negative, or past the largest offset)";
       case batch_error::record_count_mismatch:
         return "record batch recordsCount does not match lastOffsetDelta + 1";
     }
@@ -142,6 +144,7 @@ batch_error record_batch::validate(bool check_record_count) const {
   }
   if (compute_crc() != crc()) return batch_error::crc_mismatch;
   if (last_offset_delta() < 0) return batch_error::invalid_offset_delta;
+  if (!offsets_in_range()) return batch_error::offset_overflow;
   if (check_record_count && static_cast<int64_t>(records_count()) != last_offset_delta() + 1LL) {
     return batch_error::record_count_mismatch;
   }

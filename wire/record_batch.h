@@ -78,6 +78,7 @@ enum class batch_error {
   unsupported_magic,      // magic byte (16) is not 2
   crc_mismatch,           // CRC-32C of bytes 21..end differs from the crc field
   invalid_offset_delta,   // lastOffsetDelta < 0
+  offset_overflow,        // baseOffset < 0, or baseOffset + lastOffsetDelta + 1 overflows int64
   record_count_mismatch,  // recordsCount != lastOffsetDelta + 1 (producer batches)
 };
 
@@ -112,9 +113,23 @@ class record_batch {
   int32_t base_sequence() const { return i32(batch_field::base_sequence); }
   int32_t records_count() const { return i32(batch_field::records_count); }
 
-  // Derived from the header.
-  int64_t last_offset() const { return base_offset() + last_offset_delta(); }
-  int64_t next_offset() const { return last_offset() + 1; }
+  // Derived from the header. Computed modulo 2^64 so that a hostile header cannot cause undefined
+  // behaviour; offsets_in_range() says whether the results mean anything.
+  int64_t last_offset() const {
+    return static_cast<int64_t>(static_cast<uint64_t>(base_offset()) +
+                                static_cast<uint64_t>(static_cast<int64_t>(last_offset_delta())));
+  }
+  int64_t next_offset() const {
+    return static_cast<int64_t>(static_cast<uint64_t>(last_offset()) + 1);
+  }
+  // baseOffset >= 0, lastOffsetDelta >= 0, and the offset after the batch still fits an int64.
+  // Storage checks it wherever it reads a batch back (recovery, replay, index rebuild): a
+  // CRC-valid batch can still carry offsets that would wrap the log end offset negative.
+  bool offsets_in_range() const {
+    int64_t base = base_offset();
+    int32_t delta = last_offset_delta();
+    return base >= 0 && delta >= 0 && base < INT64_MAX - delta;
+  }
   // Whole batch on the wire: batchLength + 12. Only meaningful once batch_length() was checked.
   int64_t size_bytes() const { return static_cast<int64_t>(batch_length()) + log_overhead; }
   int compression() const { return attributes() & batch_attribute::compression_mask; }
@@ -126,9 +141,9 @@ class record_batch {
   uint32_t compute_crc() const;
 
   // Checks, in this order: enough bytes for the magic byte, magic 2, a full header, batchLength
-  // >= 49 and equal to the view's size - 12, the CRC, lastOffsetDelta >= 0 and, when
-  // `check_record_count` (producer batches), recordsCount == lastOffsetDelta + 1. Never reads past
-  // the view.
+  // >= 49 and equal to the view's size - 12, the CRC, lastOffsetDelta >= 0, offsets_in_range()
+  // and, when `check_record_count` (producer batches), recordsCount == lastOffsetDelta + 1. Never
+  // reads past the view.
   batch_error validate(bool check_record_count = true) const;
 
  protected:

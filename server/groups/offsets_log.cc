@@ -349,7 +349,7 @@ std::error_code offsets_log::append(const std::vector<pending_record>& records, 
   }
   std::vector<uint8_t> batch = wire::build_record_batch({}, to_build);
   storage::append_info info;
-  return partition_.append(batch, info);
+  return partition_.try_append(batch, info);
 }
 
 wire::error_code offsets_log::store_group(std::string_view group_id,

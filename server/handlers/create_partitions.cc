@@ -5,7 +5,9 @@
 // smaller, is INVALID_PARTITIONS; assignments, when given, must name exactly the partitions being
 // added, each with this broker as its only replica (else INVALID_REPLICA_ASSIGNMENT). A topic
 // named twice is INVALID_REQUEST. validate_only checks and changes nothing. New partitions get
-// the topic's configs and a fresh, empty log.
+// the topic's configs and a fresh, empty log. Their files are created by disk jobs, in parallel;
+// the answer waits for them. A topic still growing from an earlier request gets
+// REASSIGNMENT_IN_PROGRESS (Kafka's answer to a concurrent change of partitions).
 //
 // Deviations: internal topics are refused with INVALID_REQUEST (the group coordinator uses
 // exactly one partition of __consumer_offsets). The timeout is not used.
@@ -13,11 +15,12 @@
 #include <map>
 
 #include "server/broker.h"
+#include "server/completion_latch.h"
 #include "server/handlers/handlers.h"
 
 namespace sluice::server {
 
-wire::create_partitions_response handle_create_partitions(
+boost::asio::awaitable<wire::create_partitions_response> handle_create_partitions(
     request_context& ctx, wire::create_partitions_request& request) {
   using wire::error_code;
   broker& b = ctx.broker;
@@ -34,10 +37,12 @@ wire::create_partitions_response handle_create_partitions(
   }
   // As in CreateTopics: Kafka's cap on the partitions one request may create.
   const bool too_many = added_partitions > max_partitions_per_request;
+  completion_latch grown(ctx.executor);
+  response.results.reserve(request.topics.size());
   for (const auto& t : request.topics) {
     auto& out = response.results.emplace_back();
     out.name = t.name;
-    auto fail = [&](error_code code, std::string message) {
+    auto fail = [&out](error_code code, std::string message) {
       out.error_code = static_cast<int16_t>(code);
       out.error_message = std::move(message);
     };
@@ -52,6 +57,11 @@ wire::create_partitions_response handle_create_partitions(
     topic* found = b.topics().find(t.name);
     if (found == nullptr) {
       fail(error_code::unknown_topic_or_partition, "This server does not host this topic.");
+      continue;
+    }
+    if (found->growing) {
+      fail(error_code::reassignment_in_progress,
+           "Topic " + t.name + " is already being given more partitions.");
       continue;
     }
     if (found->internal) {
@@ -94,11 +104,16 @@ wire::create_partitions_response handle_create_partitions(
       }
     }
     if (request.validate_only) continue;
-    if (error_code ec = b.topics().add_partitions(*found, t.count); ec != error_code::none) {
-      fail(ec, "Cannot create the new partitions");
-    }
+    // `results` was reserved: `out` stays where it is until the answer.
+    b.topics().add_partitions_async(*found, t.count, [fail, ticket = grown.add()](error_code ec) {
+      if (ec != error_code::none) {
+        fail(ec, "Cannot create the new partitions");
+      }
+      ticket.done();
+    });
   }
-  return response;
+  co_await grown.wait();
+  co_return response;
 }
 
 }  // namespace sluice::server

@@ -12,12 +12,15 @@
 // is INVALID_CONFIG with the reason. A name given twice in one request is INVALID_REQUEST for both.
 // validate_only runs every check and creates nothing. v5+ answers with the partition count,
 // replication factor and every config of the topic (as DescribeConfigs reports them); v7 with the
-// topic id. Configs are persisted before the answer.
+// topic id. Configs are persisted before the partitions are created, and the partitions' files
+// (made by disk jobs, in parallel) exist before the answer; meanwhile the topic answers other
+// requests with LEADER_NOT_AVAILABLE, as Kafka does during creation.
 //
 // Internal topics (`__consumer_offsets`, `__transaction_state`) are the broker's to create:
 // INVALID_TOPIC_EXCEPTION. The request's timeout is not used (creation is immediate).
 
 #include "server/broker.h"
+#include "server/completion_latch.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
 #include "server/topic_config.h"
@@ -55,7 +58,7 @@ failure check(broker& b, const wire::create_topics_request::creatable_topic& t,
     return {error_code::invalid_topic_exception,
             "Topic '" + t.name + "' is an internal topic; only the broker creates it"};
   }
-  if (b.topics().find(t.name) != nullptr) {
+  if (b.topics().find(t.name) != nullptr || b.topics().creating(t.name)) {
     return {error_code::topic_already_exists, "Topic '" + t.name + "' already exists."};
   }
   for (const auto& [name, existing] : b.topics().all()) {
@@ -133,8 +136,8 @@ failure collect_configs(const wire::create_topics_request::creatable_topic& t,
 
 }  // namespace
 
-wire::create_topics_response handle_create_topics(request_context& ctx,
-                                                  wire::create_topics_request& request) {
+boost::asio::awaitable<wire::create_topics_response> handle_create_topics(
+    request_context& ctx, wire::create_topics_request& request) {
   broker& b = ctx.broker;
   wire::create_topics_response response;
   std::map<std::string, int> name_count;
@@ -145,16 +148,22 @@ wire::create_topics_response handle_create_topics(request_context& ctx,
                             : t.num_partitions == -1 ? b.config().num_partitions
                                                      : std::max<int64_t>(t.num_partitions, 0);
   }
-  // Every partition is created (and its directory fsynced) before the answer, on the io thread:
-  // Kafka's cap on one request (ReplicationControlManager.MAX_PARTITIONS_PER_BATCH) bounds that.
+  // Every partition is created (and its directory fsynced) before the answer: Kafka's cap on one
+  // request (ReplicationControlManager.MAX_PARTITIONS_PER_BATCH) bounds that.
   const bool too_many = requested_partitions > max_partitions_per_request;
+  completion_latch created(ctx.executor);
+  // Reserved: each result stays where it is while its topic is created.
+  response.topics.reserve(request.topics.size());
   for (const auto& t : request.topics) {
     result_t& out = response.topics.emplace_back();
     out.name = t.name;
     out.error_message.reset();
-    auto fail = [&](const failure& f) {
+    auto fail = [&out](const failure& f) {
       out.error_code = static_cast<int16_t>(f.code);
       out.error_message = f.message;
+      out.num_partitions = -1;
+      out.replication_factor = -1;
+      out.configs.reset();
     };
     if (name_count[t.name] > 1) {
       fail({error_code::invalid_request, "Duplicate topic name."});
@@ -172,28 +181,6 @@ wire::create_topics_response handle_create_topics(request_context& ctx,
       fail(f);
       continue;
     }
-    wire::uuid id{};
-    if (!request.validate_only) {
-      pending_topic pending{t.name, random_topic_id(), configs};
-      if (!configs.empty()) {
-        // Configs first: a topic must never exist on disk without the configs it was created
-        // with (a crash in between leaves an entry for a topic id that does not exist, which
-        // the next start ignores).
-        if (std::error_code sec = save_topic_configs(b.config().log_dir, b.topics(), &pending)) {
-          log_error("cannot persist the configs of topic ", t.name, ": ", sec.message());
-          fail({error_code::kafka_storage_error, "Cannot persist topic configs"});
-          continue;
-        }
-      }
-      topic* created = nullptr;
-      error_code ec = b.topics().create(t.name, partitions, created, configs, pending.id);
-      if (ec != error_code::none) {
-        fail({ec, "Cannot create topic " + t.name + ": " + std::string(wire::error_name(ec))});
-        continue;
-      }
-      id = created->id;
-    }
-    out.topic_id = id;
     out.num_partitions = partitions;
     out.replication_factor = 1;
     out.configs.emplace();
@@ -205,8 +192,40 @@ wire::create_topics_response handle_create_topics(request_context& ctx,
       c.config_source = static_cast<int8_t>(d.source);
       c.is_sensitive = d.is_sensitive;
     }
+    if (request.validate_only) continue;
+    pending_topic pending{t.name, random_topic_id(), configs};
+    auto create = [&b, &out, fail, pending, partitions](completion_latch::ticket ticket) {
+      b.topics().create_async(
+          pending.name, partitions, pending.configs, pending.id,
+          [&out, fail, name = pending.name, ticket](error_code ec, topic* made) {
+            if (ec != error_code::none) {
+              fail({ec, "Cannot create topic " + name + ": " + std::string(wire::error_name(ec))});
+            } else {
+              out.topic_id = made->id;
+            }
+            ticket.done();
+          });
+    };
+    if (configs.empty()) {
+      create(created.add());
+      continue;
+    }
+    // Configs first: a topic must never exist on disk without the configs it was created with (a
+    // crash in between leaves an entry for a topic id that does not exist, which the next start
+    // ignores).
+    b.persist_topic_configs(
+        pending, [fail, name = t.name, create, ticket = created.add()](std::error_code ec) {
+          if (ec) {
+            log_error("cannot persist the configs of topic ", name, ": ", ec.message());
+            fail({error_code::kafka_storage_error, "Cannot persist topic configs"});
+            ticket.done();
+            return;
+          }
+          create(ticket);
+        });
   }
-  return response;
+  co_await created.wait();
+  co_return response;
 }
 
 }  // namespace sluice::server

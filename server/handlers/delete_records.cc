@@ -7,9 +7,12 @@
 // segment below it stays on disk but is unreadable (fetches below it get OFFSET_OUT_OF_RANGE).
 // Internal topics are refused with INVALID_TOPIC_EXCEPTION, as Kafka refuses clients.
 //
-// On one broker there are no followers to wait for, so the answer does not wait for timeout_ms.
+// The answer waits until the new log start offsets are durable (the checkpoint written), so that
+// a crash cannot bring deleted records back; the segment files go in the background. On one
+// broker there are no followers to wait for, so the answer does not wait for timeout_ms.
 
 #include "server/broker.h"
+#include "server/completion_latch.h"
 #include "server/errors.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
@@ -22,12 +25,17 @@ using wire::error_code;
 
 }  // namespace
 
-wire::delete_records_response handle_delete_records(request_context& ctx,
-                                                    wire::delete_records_request& request) {
+boost::asio::awaitable<wire::delete_records_response> handle_delete_records(
+    request_context& ctx, wire::delete_records_request& request) {
   wire::delete_records_response response;
+  bool moved = false;
+  completion_latch deleted(ctx.executor);
+  // Reserved: deletion callbacks write through pointers into these.
+  response.topics.reserve(request.topics.size());
   for (const auto& topic_in : request.topics) {
     auto& topic_out = response.topics.emplace_back();
     topic_out.name = topic_in.name;
+    topic_out.partitions.reserve(topic_in.partitions.size());
     topic* t = ctx.broker.topics().find(topic_in.name);
     for (const auto& partition_in : topic_in.partitions) {
       auto& out = topic_out.partitions.emplace_back();
@@ -47,21 +55,47 @@ wire::delete_records_response handle_delete_records(request_context& ctx,
         // The log applies Kafka's rules (-1 = the high watermark, else [0, high watermark]).
         int64_t before = p->log_start_offset();
         int64_t new_start = -1;
-        if (std::error_code dec = p->log().delete_records_before(partition_in.offset, new_start)) {
+        auto files_deleted = [out = &out, ticket = deleted.add()](std::error_code fec) {
+          if (fec) out->error_code = static_cast<int16_t>(error_code::kafka_storage_error);
+          ticket.done();
+        };
+        if (std::error_code dec =
+                p->log().delete_records_before(partition_in.offset, new_start, files_deleted)) {
           ec = to_kafka_error(dec);
+          files_deleted({});  // the log kept no copy: nothing to wait for
         } else {
           out.low_watermark = new_start;
           if (new_start != before) {
-            log_info("DeleteRecords from ", ctx.peer, " (client ", ctx.client_id.value_or(""),
-                     "): ", topic_in.name, "-", partition_in.partition_index, " log start offset ",
-                     before, " -> ", new_start);
+            moved = true;
+            log_info("DeleteRecords from ", ctx.peer, " (client ",
+                     log_safe(ctx.client_id.value_or("")), "): ", topic_in.name, "-",
+                     partition_in.partition_index, " log start offset ", before, " -> ", new_start);
           }
         }
       }
-      out.error_code = static_cast<int16_t>(ec);
+      if (ec != error_code::none) out.error_code = static_cast<int16_t>(ec);
     }
   }
-  return response;
+  co_await deleted.wait();
+  if (moved) {
+    completion_latch checkpointed(ctx.executor);
+    std::error_code failed;
+    ctx.broker.checkpoint_async([&failed, ticket = checkpointed.add()](std::error_code ec) {
+      failed = ec;
+      ticket.done();
+    });
+    co_await checkpointed.wait();
+    if (failed) {
+      // Not durable: the deletion may not survive a restart, so it is not reported as done.
+      for (auto& t : response.topics) {
+        for (auto& p : t.partitions) {
+          if (p.error_code == 0)
+            p.error_code = static_cast<int16_t>(error_code::kafka_storage_error);
+        }
+      }
+    }
+  }
+  co_return response;
 }
 
 }  // namespace sluice::server

@@ -10,6 +10,10 @@
 // offsets for the topic are removed, with tombstones, as Kafka's coordinator does. The same name
 // can be created again at once and gets a new topic id, empty logs and no committed offsets.
 //
+// The answer waits until the deletion is durable: the directories renamed aside (storage removes
+// them later, in the background) and the checkpoints and topic-configs.json rewritten without
+// the topic.
+//
 // Deviations: internal topics (`__consumer_offsets`) are refused with INVALID_REQUEST: the group
 // coordinator writes to it for as long as the broker runs. (Kafka's broker does not refuse it;
 // its command-line tool does.) The timeout is not used: deletion completes before the answer.
@@ -17,6 +21,7 @@
 #include <map>
 
 #include "server/broker.h"
+#include "server/completion_latch.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
 #include "server/topic_config.h"
@@ -38,8 +43,8 @@ result_t failed(std::optional<std::string> name, const wire::uuid& id, error_cod
 }
 }  // namespace
 
-wire::delete_topics_response handle_delete_topics(request_context& ctx,
-                                                  wire::delete_topics_request& request) {
+boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(
+    request_context& ctx, wire::delete_topics_request& request) {
   broker& b = ctx.broker;
   wire::delete_topics_response response;
 
@@ -73,6 +78,9 @@ wire::delete_topics_response handle_delete_topics(request_context& ctx,
   }
 
   bool changed = false;
+  completion_latch removed(ctx.executor);
+  // Reserved: each result stays where it is while its topic's deletion completes.
+  response.responses.reserve(response.responses.size() + targets.size());
   for (const target& t : targets) {
     if (t.name ? names[*t.name] > 1 : ids[t.id] > 1) {
       response.responses.push_back(
@@ -98,21 +106,28 @@ wire::delete_topics_response handle_delete_topics(request_context& ctx,
     ok.topic_id = found->id;
     ok.error_message.reset();
     changed = changed || !found->configs.empty();
-    if (std::error_code ec = b.topics().remove(*found)) {
-      // The topic is gone from the registry; storage logged the detail and the next start
-      // deletes whatever directory is left.
-      log_error("deleting topic ", *ok.name, ": ", ec.message());
-    }
-    b.groups().on_topic_deleted(*ok.name);
-    response.responses.push_back(std::move(ok));
+    std::string name = found->name;
+    result_t& out = response.responses.emplace_back(std::move(ok));
+    b.topics().remove_async(*found, [&out, name, ticket = removed.add()](error_code ec) {
+      if (ec != error_code::none) {
+        // The topic is gone from the registry; storage logged the detail, and the next start
+        // deletes whatever directory was renamed aside.
+        log_error("deleting topic ", name, ": ", wire::error_name(ec));
+        out.error_code = static_cast<int16_t>(ec);
+      }
+      ticket.done();
+    });
+    b.groups().on_topic_deleted(name);
   }
   if (changed) {
-    if (std::error_code ec = save_topic_configs(b.config().log_dir, b.topics())) {
+    b.persist_topic_configs(std::nullopt, [ticket = removed.add()](std::error_code ec) {
       // Harmless at the next start: the stale entry's topic id matches no topic, so it is ignored.
-      log_error("cannot persist topic configs after deleting topics: ", ec.message());
-    }
+      if (ec) log_error("cannot persist topic configs after deleting topics: ", ec.message());
+      ticket.done();
+    });
   }
-  return response;
+  co_await removed.wait();
+  co_return response;
 }
 
 }  // namespace sluice::server

@@ -98,12 +98,12 @@ fill_result fill(broker& b, const wire::fetch_request& request, wire::fetch_resp
       auto& out = topic_out.partitions.emplace_back();
       out.partition_index = requested.partition;
       out.high_watermark = -1;
-      partition* p = b.topics().find_partition(requested_topic.topic, requested.partition);
-      error_code ec = error_code::none;
-      if (p == nullptr) {
-        ec = error_code::unknown_topic_or_partition;
-      } else if (ec = check_leader_epoch(requested.current_leader_epoch, *p);
-                 ec == error_code::none && follower && !p->is_replica(request.replica_id)) {
+      partition* p = nullptr;
+      error_code ec = b.find_partition(requested_topic.topic, requested.partition, p);
+      if (ec == error_code::none) {
+        ec = check_leader_epoch(requested.current_leader_epoch, *p);
+      }
+      if (ec == error_code::none && follower && !p->is_replica(request.replica_id)) {
         ec = error_code::not_leader_or_follower;
       }
       if (ec != error_code::none) {

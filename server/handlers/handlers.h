@@ -69,8 +69,8 @@ wire::api_versions_response unsupported_api_versions_response();
 
 wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_request& request);
 
-std::optional<wire::produce_response> handle_produce(request_context& ctx,
-                                                     wire::produce_request& request);
+boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
+    request_context& ctx, wire::produce_request& request);
 
 boost::asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
                                                           wire::fetch_request& request);
@@ -78,11 +78,11 @@ boost::asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
 wire::find_coordinator_response handle_find_coordinator(request_context& ctx,
                                                         wire::find_coordinator_request& request);
 
-wire::delete_records_response handle_delete_records(request_context& ctx,
-                                                    wire::delete_records_request& request);
+boost::asio::awaitable<wire::delete_records_response> handle_delete_records(
+    request_context& ctx, wire::delete_records_request& request);
 
-wire::init_producer_id_response handle_init_producer_id(request_context& ctx,
-                                                        wire::init_producer_id_request& request);
+boost::asio::awaitable<wire::init_producer_id_response> handle_init_producer_id(
+    request_context& ctx, wire::init_producer_id_request& request);
 
 // Consumer groups: thin calls into the broker's group coordinator (server/groups/).
 boost::asio::awaitable<wire::join_group_response> handle_join_group(
@@ -109,17 +109,17 @@ wire::list_offsets_response handle_list_offsets(request_context& ctx,
                                                 wire::list_offsets_request& request);
 
 // Admin: topics, their configs, the cluster and its log directory (server/topic_config.h).
-wire::create_topics_response handle_create_topics(request_context& ctx,
-                                                  wire::create_topics_request& request);
-wire::delete_topics_response handle_delete_topics(request_context& ctx,
-                                                  wire::delete_topics_request& request);
-wire::create_partitions_response handle_create_partitions(request_context& ctx,
-                                                          wire::create_partitions_request& request);
+boost::asio::awaitable<wire::create_topics_response> handle_create_topics(
+    request_context& ctx, wire::create_topics_request& request);
+boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(
+    request_context& ctx, wire::delete_topics_request& request);
+boost::asio::awaitable<wire::create_partitions_response> handle_create_partitions(
+    request_context& ctx, wire::create_partitions_request& request);
 wire::describe_configs_response handle_describe_configs(request_context& ctx,
                                                         wire::describe_configs_request& request);
-wire::alter_configs_response handle_alter_configs(request_context& ctx,
-                                                  wire::alter_configs_request& request);
-wire::incremental_alter_configs_response handle_incremental_alter_configs(
+boost::asio::awaitable<wire::alter_configs_response> handle_alter_configs(
+    request_context& ctx, wire::alter_configs_request& request);
+boost::asio::awaitable<wire::incremental_alter_configs_response> handle_incremental_alter_configs(
     request_context& ctx, wire::incremental_alter_configs_request& request);
 wire::describe_cluster_response handle_describe_cluster(request_context& ctx,
                                                         wire::describe_cluster_request& request);

@@ -19,6 +19,7 @@
 #include <set>
 
 #include "server/broker.h"
+#include "server/completion_latch.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
 #include "server/topic_config.h"
@@ -38,7 +39,7 @@ std::string join_list(const std::vector<std::string>& items) {
 
 }  // namespace
 
-wire::incremental_alter_configs_response handle_incremental_alter_configs(
+boost::asio::awaitable<wire::incremental_alter_configs_response> handle_incremental_alter_configs(
     request_context& ctx, wire::incremental_alter_configs_request& request) {
   using wire::error_code;
   broker& b = ctx.broker;
@@ -46,12 +47,15 @@ wire::incremental_alter_configs_response handle_incremental_alter_configs(
   std::map<std::pair<int8_t, std::string>, int> seen;
   for (const auto& r : request.resources)
     ++seen[{r.resource_type, r.resource_name}];
+  completion_latch persisted(ctx.executor);
+  // Reserved: each entry stays where it is while its change is persisted.
+  response.responses.reserve(request.resources.size());
   for (const auto& resource : request.resources) {
     auto& out = response.responses.emplace_back();
     out.resource_type = resource.resource_type;
     out.resource_name = resource.resource_name;
     out.error_message.reset();
-    auto fail = [&](error_code code, std::string message) {
+    auto fail = [&out](error_code code, std::string message) {
       out.error_code = static_cast<int16_t>(code);
       out.error_message = std::move(message);
     };
@@ -146,15 +150,19 @@ wire::incremental_alter_configs_response handle_incremental_alter_configs(
       continue;
     }
     if (request.validate_only) continue;
-    if (std::error_code ec =
-            replace_topic_configs(b.topics(), b.config().log_dir, *t, std::move(configs))) {
-      log_error("cannot persist the configs of topic ", t->name, ": ", ec.message());
-      fail(error_code::kafka_storage_error, "Cannot persist topic configs");
-      continue;
-    }
-    log_info("topic ", t->name, ": configs changed by IncrementalAlterConfigs");
+    b.replace_topic_configs(
+        *t, std::move(configs),
+        [fail, name = t->name, ticket = persisted.add()](std::error_code ec) {
+          if (ec) {
+            fail(error_code::kafka_storage_error, "Cannot persist topic configs");
+          } else {
+            log_info("topic ", name, ": configs changed by IncrementalAlterConfigs");
+          }
+          ticket.done();
+        });
   }
-  return response;
+  co_await persisted.wait();
+  co_return response;
 }
 
 }  // namespace sluice::server

@@ -11,30 +11,40 @@
 // so librdkafka refuses transactional producers before ever sending this.
 
 #include "server/broker.h"
+#include "server/completion_latch.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
 
 namespace sluice::server {
 
-wire::init_producer_id_response handle_init_producer_id(request_context& ctx,
-                                                        wire::init_producer_id_request& request) {
+boost::asio::awaitable<wire::init_producer_id_response> handle_init_producer_id(
+    request_context& ctx, wire::init_producer_id_request& request) {
   wire::init_producer_id_response response;
   response.producer_id = -1;
   response.producer_epoch = -1;
   if (request.transactional_id.has_value()) {
     response.error_code = static_cast<int16_t>(wire::error_code::invalid_request);
-    return response;
+    co_return response;
   }
+  completion_latch reserved(ctx.executor);
+  std::error_code failed;
   int64_t id = -1;
-  if (std::error_code ec = ctx.broker.producer_ids().next(id)) {
-    log_error("cannot reserve producer ids: ", ec.message());
+  ctx.broker.producer_ids().next(
+      [&failed, &id, ticket = reserved.add()](std::error_code ec, int64_t next) {
+        failed = ec;
+        id = next;
+        ticket.done();
+      });
+  co_await reserved.wait();
+  if (failed) {
+    log_error("cannot reserve producer ids: ", failed.message());
     // Retriable for the client: the next attempt tries the disk again.
     response.error_code = static_cast<int16_t>(wire::error_code::coordinator_not_available);
-    return response;
+    co_return response;
   }
   response.producer_id = id;
   response.producer_epoch = 0;
-  return response;
+  co_return response;
 }
 
 }  // namespace sluice::server

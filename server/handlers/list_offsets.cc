@@ -39,10 +39,11 @@ wire::list_offsets_response handle_list_offsets(request_context& ctx,
       out.partition_index = requested.partition_index;
       out.timestamp = -1;
       out.offset = -1;
-      partition* p =
-          ctx.broker.topics().find_partition(requested_topic.name, requested.partition_index);
-      if (p == nullptr) {
-        out.error_code = static_cast<int16_t>(error_code::unknown_topic_or_partition);
+      partition* p = nullptr;
+      if (error_code ec =
+              ctx.broker.find_partition(requested_topic.name, requested.partition_index, p);
+          ec != error_code::none) {
+        out.error_code = static_cast<int16_t>(ec);
         continue;
       }
       if (requested.current_leader_epoch != -1 &&

@@ -3,9 +3,12 @@
 // One broker: it is the controller and the leader of every partition, replicas = ISR = {self}.
 // Topics: v0 empty list = all topics; v1+ null = all, empty = none (MetadataRequest.json). A
 // requested unknown topic is created when the request allows it (v4+ flag, older versions
-// always) and auto.create.topics.enable is on; it is returned at once with its leader, where Kafka
-// answers LEADER_NOT_AVAILABLE first and makes the client ask again. Internal topics (`__*`) are
-// listed only when named. Topic ids are real (v10+), read from partition.metadata.
+// always) and auto.create.topics.enable is on. While its files are being created a topic is
+// answered LEADER_NOT_AVAILABLE (also in an all-topics answer), as Kafka answers, and the client
+// asks again. A partition whose log went offline after a storage failure has no leader
+// (LEADER_NOT_AVAILABLE, this broker in offline_replicas), as Kafka shows an offline replica.
+// Internal topics (`__*`) are listed only when named. Topic ids are real (v10+), read from
+// partition.metadata.
 //
 // Deviations: topic lookup by id only (v10+ requests naming a topic by id alone) is answered
 // UNKNOWN_TOPIC_ID; authorized operations are reported as "not requested" (INT32_MIN).
@@ -34,8 +37,22 @@ wire::metadata_response::metadata_response_topic describe(const topic& t) {
     mp.leader_epoch = p->leader_epoch();
     mp.replica_nodes = p->replicas();
     mp.isr_nodes = p->isr();
+    if (p->offline()) {
+      mp.error_code = static_cast<int16_t>(wire::error_code::leader_not_available);
+      mp.leader_id = -1;
+      mp.isr_nodes.clear();
+      mp.offline_replicas = p->replicas();
+    }
     out.partitions.push_back(std::move(mp));
   }
+  return out;
+}
+
+wire::metadata_response::metadata_response_topic not_ready(const std::string& name) {
+  wire::metadata_response::metadata_response_topic out;
+  out.error_code = static_cast<int16_t>(wire::error_code::leader_not_available);
+  out.name = name;
+  out.topic_authorized_operations = authorized_operations_omitted;
   return out;
 }
 
@@ -58,6 +75,9 @@ wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_req
   if (all_topics) {
     for (const auto& [name, t] : b.topics().all()) {
       if (!t.internal) response.topics.push_back(describe(t));
+    }
+    for (const auto& [name, partitions] : b.topics().all_creating()) {
+      if (!is_internal_topic(name)) response.topics.push_back(not_ready(name));
     }
     return response;
   }

@@ -9,14 +9,22 @@
 // BaseOffset and PartitionLeaderEpoch in place, both outside the CRC, and under LogAppendTime
 // (or when a client set that attribute on a CreateTime topic) the timestamp fields and the CRC.
 //
-// acks: 1 and -1 are answered after the local append (on a single broker the ISR is this broker,
-// so -1 is satisfied at once, unless the topic's min.insync.replicas asks for more copies than
-// the ISR has: NOT_ENOUGH_REPLICAS, nothing written); 0 sends nothing, and a failed acks=0 produce
-// closes the connection, as Kafka does, since there is no response to carry the error. Any other
-// acks value: INVALID_REQUIRED_ACKS for every partition, nothing written. Unknown topics are
-// created when auto.create.topics.enable is on (the rule; Kafka leaves that to Metadata),
-// else UNKNOWN_TOPIC_OR_PARTITION. Clients cannot write to internal topics (`__consumer_offsets`):
-// INVALID_TOPIC_EXCEPTION, as Kafka answers.
+// acks: 1 is answered after the local append (into the page cache). -1 is answered once the
+// append is durable as the broker's contract says (README "Durability"): by default, since this
+// broker is every partition's only in-sync replica, after the fdatasync that covers it, shared
+// with every append made meanwhile (group commit); with log.flush.on.ack=never, after the append
+// as in Kafka. min.insync.replicas above the ISR's size is NOT_ENOUGH_REPLICAS, nothing written.
+// flush.messages, once reached, makes every append wait for its fsync, whatever the acks. A failed
+// fsync is never acknowledged: KAFKA_STORAGE_ERROR, and the partition goes offline. 0 sends
+// nothing, and a failed acks=0 produce closes the connection, as Kafka does, since there is no
+// response to carry the error. Any other acks value: INVALID_REQUIRED_ACKS for every partition,
+// nothing written. Unknown topics are created when auto.create.topics.enable is on (Kafka leaves
+// that to Metadata) and answer LEADER_NOT_AVAILABLE until their files exist, as does a topic that
+// CreateTopics is still creating; else UNKNOWN_TOPIC_OR_PARTITION. Clients cannot write to
+// internal topics (`__consumer_offsets`): INVALID_TOPIC_EXCEPTION, as Kafka answers.
+//
+// An append waits while its partition rolls to a new segment (the new files are made by a disk
+// job); appends to one partition stay in arrival order.
 //
 // Idempotent producers: the log checks each batch's producer id, epoch and sequence. A retry of
 // one of the producer's last five batches is answered NONE with the offsets of the first write
@@ -32,6 +40,7 @@
 #include <charconv>
 
 #include "server/broker.h"
+#include "server/completion_latch.h"
 #include "server/errors.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
@@ -78,15 +87,41 @@ int64_t min_insync_replicas(const broker_config& config, const topic& t) {
 
 }  // namespace
 
-std::optional<wire::produce_response> handle_produce(request_context& ctx,
-                                                     wire::produce_request& request) {
+boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
+    request_context& ctx, wire::produce_request& request) {
+  using partition_response = wire::produce_response::partition_produce_response;
   broker& b = ctx.broker;
   wire::produce_response response;
   const bool valid_acks = request.acks == 0 || request.acks == 1 || request.acks == -1;
+  const int16_t acks = request.acks;
   bool failed = false;
+  auto fail = [&ctx, &failed](partition_response& out, const std::string& topic, error_code ec) {
+    out.error_code = static_cast<int16_t>(ec);
+    out.base_offset = -1;
+    out.log_append_time_ms = -1;
+    out.log_start_offset = -1;
+    failed = true;
+    if (ec == error_code::corrupt_message || ec == error_code::invalid_record ||
+        ec == error_code::kafka_storage_error) {
+      log_warn("produce to ", topic, "-", out.index, " from ", ctx.peer, " (client ",
+               log_safe(ctx.client_id.value_or("")), ") rejected: ", wire::error_name(ec));
+    }
+  };
+  // Appended partitions, for the durability wait that follows.
+  struct appended {
+    partition_response* out;
+    std::shared_ptr<partition> p;
+    const std::string* topic;
+    int64_t end_offset;
+  };
+  std::vector<appended> done_appending;
+  completion_latch appends(ctx.executor);
+  // Reserved: callbacks of appends that wait for a roll write through pointers into these.
+  response.responses.reserve(request.topic_data.size());
   for (auto& topic_data : request.topic_data) {
     auto& topic_out = response.responses.emplace_back();
     topic_out.name = topic_data.name;
+    topic_out.partition_responses.reserve(topic_data.partition_data.size());
     topic* t = nullptr;
     error_code topic_error = error_code::none;
     if (!valid_acks) {
@@ -108,49 +143,69 @@ std::optional<wire::produce_response> handle_produce(request_context& ctx,
       partition* p = nullptr;
       if (ec == error_code::none) {
         p = b.topics().find_partition(topic_data.name, partition_data.index);
-        if (p == nullptr) ec = error_code::unknown_topic_or_partition;
+        if (p == nullptr) {
+          ec = error_code::unknown_topic_or_partition;
+        } else if (p->offline()) {
+          ec = error_code::kafka_storage_error;
+        }
       }
       if (ec == error_code::none) {
         ec = check_client_batch(partition_data.records, ctx.api_version);
       }
       // acks=all promises min.insync.replicas copies (Kafka checks before appending).
-      if (ec == error_code::none && request.acks == -1 &&
+      if (ec == error_code::none && acks == -1 &&
           static_cast<int64_t>(p->isr().size()) < min_insync_replicas(b.config(), *t)) {
         ec = error_code::not_enough_replicas;
       }
-      if (ec == error_code::none) {
-        storage::append_info info;
-        std::error_code append_ec = p->append(partition_data.records.bytes, info);
+      if (ec != error_code::none) {
+        fail(out, topic_data.name, ec);
+        continue;
+      }
+      p->append(partition_data.records.bytes, [&, out = &out, p = p->shared_from_this(),
+                                               topic = &topic_data.name, ticket = appends.add()](
+                                                  std::error_code append_ec,
+                                                  const storage::append_info& info) {
         if (append_ec) {
-          ec = to_kafka_error(append_ec);
+          fail(*out, *topic,
+               p->deleted() ? error_code::unknown_topic_or_partition : to_kafka_error(append_ec));
         } else {
-          out.base_offset = info.base_offset;
-          out.log_append_time_ms = info.log_append_time;
-          out.log_start_offset = info.log_start_offset;
+          out->base_offset = info.base_offset;
+          out->log_append_time_ms = info.log_append_time;
+          out->log_start_offset = info.log_start_offset;
           if (info.duplicate) {
-            log_info("produce to ", topic_data.name, "-", partition_data.index, " from ", ctx.peer,
-                     " (client ", ctx.client_id.value_or(""), "): duplicate of offsets ",
+            log_info("produce to ", *topic, "-", out->index, " from ", ctx.peer, " (client ",
+                     log_safe(ctx.client_id.value_or("")), "): duplicate of offsets ",
                      info.base_offset, "-", info.last_offset,
                      ", answered with the original offsets");
+          } else if (acks == -1) {
+            b.count_acks_all_batches(info.batch_count);
           }
+          done_appending.push_back({out, p, topic, info.last_offset + 1});
         }
-      }
-      if (ec != error_code::none) {
-        out.error_code = static_cast<int16_t>(ec);
-        failed = true;
-        if (ec == error_code::corrupt_message || ec == error_code::invalid_record ||
-            ec == error_code::kafka_storage_error) {
-          log_warn("produce to ", topic_data.name, "-", partition_data.index, " from ", ctx.peer,
-                   " (client ", ctx.client_id.value_or(""), ") rejected: ", wire::error_name(ec));
-        }
-      }
+        ticket.done();
+      });
     }
   }
-  if (request.acks == 0) {
-    ctx.close_connection = failed;
-    return std::nullopt;
+  co_await appends.wait();
+
+  // The durability the contract asks for (a duplicate waits too: its original may not be synced).
+  completion_latch durable(ctx.executor);
+  for (const appended& a : done_appending) {
+    a.p->when_acknowledgeable(
+        a.end_offset, acks, [&fail, a, ticket = durable.add()](std::error_code ec) {
+          if (ec) {
+            fail(*a.out, *a.topic,
+                 a.p->deleted() ? error_code::unknown_topic_or_partition : to_kafka_error(ec));
+          }
+          ticket.done();
+        });
   }
-  return response;
+  co_await durable.wait();
+  if (acks == 0) {
+    ctx.close_connection = failed;
+    co_return std::nullopt;
+  }
+  co_return response;
 }
 
 }  // namespace sluice::server

@@ -46,10 +46,10 @@ TEST(config, file_then_overrides_with_aliases) {
 }
 
 TEST(config, unknown_key_is_a_warning) {
-  config_result r = load_config({}, {"log.flush.interval.messages=5"});
+  config_result r = load_config({}, {"log.cleaner.threads=5"});
   EXPECT_TRUE(r.error.empty());
   ASSERT_EQ(r.warnings.size(), 1u);
-  EXPECT_NE(r.warnings[0].find("log.flush.interval.messages"), std::string::npos);
+  EXPECT_NE(r.warnings[0].find("log.cleaner.threads"), std::string::npos);
 }
 
 TEST(config, bad_values_are_errors) {

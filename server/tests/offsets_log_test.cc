@@ -215,12 +215,13 @@ class offsets_log_test : public storage::testing::temp_dir_test {
   }
 
   void open() {
-    logs_ = std::make_unique<storage::log_manager>(dir_, storage::log_config{});
+    logs_ = std::make_unique<storage::log_manager>(dir_, storage::log_config{}, env());
     ASSERT_FALSE(logs_->load());
     std::error_code ec;
     log_ = logs_->create({std::string(consumer_offsets_topic), 0}, wire::uuid{1}, ec);
     ASSERT_FALSE(ec) << ec.message();
-    partition_ = std::make_unique<partition>(*log_, 0, 0);
+    partition_ = std::make_shared<partition>(
+        logs_->find_shared({std::string(consumer_offsets_topic), 0}), 0, 0, ack_sync_policy::never);
     store_ = std::make_unique<offsets_log>(*partition_, [this] { return clock_++; });
   }
   void close_store() {
@@ -258,7 +259,7 @@ class offsets_log_test : public storage::testing::temp_dir_test {
 
   std::unique_ptr<storage::log_manager> logs_;
   storage::log* log_ = nullptr;
-  std::unique_ptr<partition> partition_;
+  std::shared_ptr<partition> partition_;
   std::unique_ptr<offsets_log> store_;
   int64_t clock_ = t0;
   replay_stats stats_;

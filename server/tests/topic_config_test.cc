@@ -11,6 +11,7 @@
 
 #include "server/topics.h"
 #include "storage/log.h"
+#include "storage/tests/test_util.h"
 
 namespace sluice::server {
 namespace {
@@ -45,8 +46,14 @@ TEST(topic_config, validation_messages) {
             "Invalid value abc for configuration segment.bytes: Not a number of type INT");
   EXPECT_NE(validate_topic_config("segment.bytes", "4294967296"), "");  // INT overflow
   EXPECT_EQ(validate_topic_config("nope.ms", "1"), "Unknown topic config name: nope.ms");
-  EXPECT_EQ(validate_topic_config("flush.ms", "1"),
-            "Topic config flush.ms is not supported by Sluice");
+  EXPECT_EQ(validate_topic_config("preallocate", "true"),
+            "Topic config preallocate is not supported by Sluice");
+  EXPECT_EQ(validate_topic_config("flush.ms", "1"), "");
+  EXPECT_EQ(validate_topic_config("flush.ms", "-1"),
+            "Invalid value -1 for configuration flush.ms: Value must be at least 0");
+  EXPECT_EQ(validate_topic_config("flush.messages", "1"), "");
+  EXPECT_EQ(validate_topic_config("flush.messages", "0"),
+            "Invalid value 0 for configuration flush.messages: Value must be at least 1");
   EXPECT_NE(validate_topic_config("cleanup.policy", "compact").find("compaction is not supported"),
             std::string::npos);
   EXPECT_NE(validate_topic_config("cleanup.policy", "delete,compact"), "");
@@ -175,7 +182,9 @@ class topic_config_store_test : public ::testing::Test {
     if (logs_) {
       ASSERT_FALSE(logs_->shutdown());
     }
-    logs_ = std::make_unique<storage::log_manager>(dir_, effective_log_config(config_, {}));
+    logs_ = std::make_unique<storage::log_manager>(
+        dir_, effective_log_config(config_, {}),
+        storage::log_env{storage::default_file_system(), disk_});
     ASSERT_FALSE(logs_->load());
     registry_ = std::make_unique<topic_registry>(*logs_, config_);
     ASSERT_FALSE(registry_->load());
@@ -184,6 +193,7 @@ class topic_config_store_test : public ::testing::Test {
 
   std::filesystem::path dir_;
   broker_config config_;
+  storage::testing::manual_disk_executor disk_;
   std::unique_ptr<storage::log_manager> logs_;
   std::unique_ptr<topic_registry> registry_;
 };
@@ -212,7 +222,10 @@ TEST_F(topic_config_store_test, overrides_survive_a_restart_and_die_with_the_top
   // Deleted and created again under the same name without saving in between (a crash): the stored
   // entry names the old topic id and is not inherited.
   wire::uuid old_id = t->id;
-  ASSERT_FALSE(registry_->remove(*t));
+  wire::error_code removed = wire::error_code::unknown_server_error;
+  registry_->remove_async(*t, [&](wire::error_code ec) { removed = ec; });
+  disk_.drain();
+  ASSERT_EQ(removed, wire::error_code::none);
   ASSERT_EQ(registry_->create("orders", 1, t), wire::error_code::none);
   EXPECT_NE(t->id, old_id);
   open();

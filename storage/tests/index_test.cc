@@ -14,7 +14,7 @@ class index_test : public testing::temp_dir_test {
 };
 
 TEST_F(index_test, offset_index_lookup_extremes) {
-  offset_index idx(path("a.index"), 100);
+  offset_index idx(default_file_system(), path("a.index"), 100);
   ASSERT_FALSE(idx.create());
   // Empty: everything maps to the segment start.
   EXPECT_EQ(idx.lookup(100).offset, 100);
@@ -36,7 +36,7 @@ TEST_F(index_test, offset_index_lookup_extremes) {
 }
 
 TEST_F(index_test, offset_index_file_is_big_endian_relative_entries) {
-  offset_index idx(path("b.index"), 100);
+  offset_index idx(default_file_system(), path("b.index"), 100);
   ASSERT_FALSE(idx.create());
   idx.append(110, 4100);
   idx.append(0x01000000 + 100, 0x7f000000);
@@ -44,7 +44,7 @@ TEST_F(index_test, offset_index_file_is_big_endian_relative_entries) {
   std::vector<uint8_t> expected{0, 0, 0, 10, 0, 0, 0x10, 0x04, 1, 0, 0, 0, 0x7f, 0, 0, 0};
   EXPECT_EQ(file_bytes(path("b.index")), expected);
 
-  offset_index again(path("b.index"), 100);
+  offset_index again(default_file_system(), path("b.index"), 100);
   std::error_code ec;
   ASSERT_TRUE(again.load(INT64_MAX, ec));
   ASSERT_EQ(again.size(), 2u);
@@ -56,7 +56,7 @@ TEST_F(index_test, offset_index_load_rejects_inconsistent_files) {
   std::error_code ec;
   auto load = [&](std::vector<uint8_t> bytes, int64_t log_size) {
     write_bytes(path("c.index"), bytes);
-    offset_index idx(path("c.index"), 0);
+    offset_index idx(default_file_system(), path("c.index"), 0);
     bool ok = idx.load(log_size, ec);
     EXPECT_FALSE(ec);
     if (!ok) {
@@ -74,7 +74,7 @@ TEST_F(index_test, offset_index_load_rejects_inconsistent_files) {
 }
 
 TEST_F(index_test, offset_index_truncate_and_skip_ahead) {
-  offset_index idx(path("d.index"), 0);
+  offset_index idx(default_file_system(), path("d.index"), 0);
   ASSERT_FALSE(idx.create());
   idx.append(10, 1000);
   idx.append(20, 2000);
@@ -97,7 +97,7 @@ TEST_F(index_test, offset_index_truncate_and_skip_ahead) {
 }
 
 TEST_F(index_test, time_index_appends_only_growing_timestamps) {
-  time_index idx(path("a.timeindex"), 100);
+  time_index idx(default_file_system(), path("a.timeindex"), 100);
   ASSERT_FALSE(idx.create());
   EXPECT_EQ(idx.last().timestamp, -1);
   EXPECT_EQ(idx.last().offset, 100);
@@ -121,7 +121,7 @@ TEST_F(index_test, time_index_appends_only_growing_timestamps) {
   EXPECT_EQ(idx.last_below(9999)->offset, 130);  // after the last
   EXPECT_EQ(idx.last().timestamp, 3000);
 
-  time_index again(path("a.timeindex"), 100);
+  time_index again(default_file_system(), path("a.timeindex"), 100);
   std::error_code ec;
   ASSERT_TRUE(again.load(ec));
   EXPECT_EQ(again.size(), 3u);
@@ -134,18 +134,18 @@ TEST_F(index_test, time_index_appends_only_growing_timestamps) {
 TEST_F(index_test, time_index_load_rejects_inconsistent_files) {
   std::vector<uint8_t> down{0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 2};
   write_bytes(path("b.timeindex"), down);
-  time_index idx(path("b.timeindex"), 0);
+  time_index idx(default_file_system(), path("b.timeindex"), 0);
   std::error_code ec;
   EXPECT_FALSE(idx.load(ec));
   EXPECT_TRUE(idx.empty());
 
   write_bytes(path("b.timeindex"), std::vector<uint8_t>(13, 1));
-  time_index partial(path("b.timeindex"), 0);
+  time_index partial(default_file_system(), path("b.timeindex"), 0);
   EXPECT_FALSE(partial.load(ec));
 }
 
 TEST_F(index_test, missing_file_is_not_loaded_and_is_created_by_the_first_write) {
-  offset_index idx(path("e.index"), 0);
+  offset_index idx(default_file_system(), path("e.index"), 0);
   std::error_code ec;
   EXPECT_FALSE(idx.load(100, ec));
   EXPECT_FALSE(ec);
@@ -157,7 +157,7 @@ TEST_F(index_test, missing_file_is_not_loaded_and_is_created_by_the_first_write)
 
 TEST_F(index_test, lazy_reset_empties_the_file_on_the_next_write_only) {
   write_bytes(path("f.index"), {0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, 2, 0, 0, 0, 20});
-  offset_index idx(path("f.index"), 0);
+  offset_index idx(default_file_system(), path("f.index"), 0);
   idx.reset_lazily();
   EXPECT_EQ(file_bytes(path("f.index")).size(), 16u);  // untouched so far
   EXPECT_FALSE(idx.flush_entries());                   // nothing pending: still untouched

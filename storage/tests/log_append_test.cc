@@ -22,19 +22,20 @@ class log_append_test : public testing::temp_dir_test {
 
   std::unique_ptr<log> open_log(log_config cfg = {}, bool recover = false) {
     std::error_code ec;
-    auto l = log::open(part(), {"t", 0}, cfg, recover, 0, ec);
+    auto l = open_log_at(part(), {"t", 0}, cfg,
+                         recover ? testing::crash_load() : testing::clean_load(), ec);
     EXPECT_FALSE(ec) << ec.message();
     return l;
   }
 
   std::error_code try_append(log& l, std::vector<uint8_t> batch, append_info& info,
                              int64_t now_ms = 10'000) {
-    return l.append(batch, 0, info, now_ms);
+    return testing::append_through_roll(l, disk_, batch, 0, info, now_ms);
   }
 
   append_info append(log& l, std::vector<uint8_t> batch, int64_t now_ms = 10'000) {
     append_info info;
-    std::error_code ec = l.append(batch, 0, info, now_ms);
+    std::error_code ec = testing::append_through_roll(l, disk_, batch, 0, info, now_ms);
     EXPECT_FALSE(ec) << ec.message();
     return info;
   }

@@ -19,14 +19,14 @@ class log_test : public testing::temp_dir_test {
  protected:
   std::unique_ptr<log> open_log(log_config cfg = {}) {
     std::error_code ec;
-    auto l = log::open(dir_ / "t-0", {"t", 0}, cfg, false, 0, ec);
+    auto l = open_log_at(dir_ / "t-0", {"t", 0}, cfg, testing::clean_load(), ec);
     EXPECT_FALSE(ec) << ec.message();
     return l;
   }
 
   append_info append(log& l, std::vector<uint8_t> batch, int32_t epoch = 0) {
     append_info info;
-    std::error_code ec = l.append(batch, epoch, info);
+    std::error_code ec = testing::append_through_roll(l, disk_, batch, epoch, info);
     EXPECT_FALSE(ec) << ec.message();
     return info;
   }

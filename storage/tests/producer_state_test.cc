@@ -46,7 +46,7 @@ class producer_state_test : public testing::temp_dir_test {
   }
 
   producer_state_manager& state() {
-    if (!state_) state_.emplace(dir_);
+    if (!state_) state_.emplace(default_file_system(), dir_);
     return *state_;
   }
 
@@ -350,7 +350,7 @@ TEST_F(producer_state_test, snapshot_round_trip_keeps_the_last_batch_of_each_pro
   ASSERT_EQ(append(transactional(2, 0, 0, 1)).verdict, append_verdict::accept);
   ASSERT_FALSE(state().take_snapshot());
 
-  producer_state_manager reloaded(dir_);
+  producer_state_manager reloaded(default_file_system(), dir_);
   snapshot_reload_report report;
   ASSERT_FALSE(reloaded.truncate_and_reload(0, log_end_, 1000, report));
   EXPECT_EQ(report.loaded_offset, 13);
@@ -387,7 +387,7 @@ TEST_F(producer_state_test, corrupt_snapshots_are_reported_deleted_and_skipped) 
   bytes[1] = 2;  // version 2
   write_bytes(middle, bytes);
 
-  producer_state_manager reloaded(dir_);
+  producer_state_manager reloaded(default_file_system(), dir_);
   snapshot_reload_report report;
   ASSERT_FALSE(reloaded.truncate_and_reload(0, 3, 1000, report));
   ASSERT_EQ(report.discarded.size(), 2u);
@@ -532,7 +532,7 @@ TEST_F(producer_state_test, snapshot_listing_ignores_other_files) {
 }
 
 TEST_F(producer_state_test, idle_producers_expire_unless_in_a_transaction) {
-  producer_state_manager m(dir_, 1000);
+  producer_state_manager m(default_file_system(), dir_, 1000);
   m.update(idempotent(1, 0, 0, 1, /*max_timestamp=*/5000), 0);
   m.update(idempotent(2, 0, 0, 1, /*max_timestamp=*/5500), 1);
   m.update(transactional(3, 0, 0, 1), 2);  // max_timestamp 1000: long idle, but open
@@ -544,7 +544,7 @@ TEST_F(producer_state_test, idle_producers_expire_unless_in_a_transaction) {
   EXPECT_NE(m.find(3), nullptr);
   // Expired producers are not loaded from a snapshot either.
   ASSERT_FALSE(m.take_snapshot());
-  producer_state_manager reloaded(dir_, 1000);
+  producer_state_manager reloaded(default_file_system(), dir_, 1000);
   snapshot_reload_report report;
   ASSERT_FALSE(reloaded.truncate_and_reload(0, 3, 7000, report));
   EXPECT_EQ(reloaded.find(2), nullptr);

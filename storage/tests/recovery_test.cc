@@ -25,14 +25,15 @@ class recovery_test : public testing::temp_dir_test {
 
   std::unique_ptr<log> open_log(bool recover, int64_t recovery_point, log_config cfg = {}) {
     std::error_code ec;
-    auto l = log::open(part(), {"t", 0}, cfg, recover, recovery_point, ec);
+    auto l = open_log_at(part(), {"t", 0}, cfg,
+                         recover ? testing::crash_load(recovery_point) : testing::clean_load(), ec);
     EXPECT_FALSE(ec) << ec.message();
     return l;
   }
 
   append_info append(log& l, std::vector<uint8_t> batch) {
     append_info info;
-    std::error_code ec = l.append(batch, 0, info);
+    std::error_code ec = testing::append_through_roll(l, disk_, batch, 0, info);
     EXPECT_FALSE(ec) << ec.message();
     return info;
   }
@@ -202,7 +203,7 @@ TEST_F(recovery_test, orphans_and_temporary_files_are_removed) {
 class log_manager_test : public recovery_test {
  protected:
   std::unique_ptr<log_manager> manager(log_config cfg = {}) {
-    auto m = std::make_unique<log_manager>(dir_ / "data", cfg);
+    auto m = std::make_unique<log_manager>(dir_ / "data", cfg, env());
     std::error_code ec = m->load();
     EXPECT_FALSE(ec) << ec.message();
     return m;
@@ -275,9 +276,13 @@ TEST_F(log_manager_test, clean_shutdown_skips_recovery) {
     EXPECT_TRUE(events_.empty());
   }  // destroyed without shutdown(): as after a crash, no marker
   EXPECT_FALSE(std::filesystem::exists(dir_ / "data" / ".kafka_cleanshutdown"));
-  auto m = manager();  // now recovery runs and finds the damage
-  EXPECT_EQ(m->find({"t", 0})->log_end_offset(), 6);
-  EXPECT_EQ(events_containing("t-0: recovery truncated"), 1u);
+  // Now recovery runs and finds the damage, below the recovery point (9, checkpointed at the
+  // clean shutdown): synced, acknowledged data is never truncated away, so the load fails.
+  log_manager m(dir_ / "data", {}, env());
+  EXPECT_EQ(m.load(), errc::corrupt_log);
+  EXPECT_EQ(events_containing("t-0: " + seg_name(0, ".log") +
+                              " holds an invalid batch below the recovery point"),
+            1u);
 }
 
 TEST_F(log_manager_test, unclean_restart_recovers_from_the_checkpointed_recovery_point) {
@@ -335,7 +340,7 @@ TEST_F(log_manager_test, ignores_foreign_directories_and_rejects_a_file_root) {
   EXPECT_TRUE(std::filesystem::exists(dir_ / "data" / "lost+found"));
 
   write_bytes(dir_ / "file-root", {1});
-  log_manager bad(dir_ / "file-root", {});
+  log_manager bad(dir_ / "file-root", {}, env());
   EXPECT_EQ(bad.load(), errc::io_error);
 }
 
@@ -346,10 +351,37 @@ TEST_F(log_manager_test, malformed_checkpoints_mean_full_recovery) {
     ASSERT_FALSE(m->shutdown());
   }
   write_bytes(dir_ / "data" / "recovery-point-offset-checkpoint", {'x'});
+  write_bytes(dir_ / "data" / "replication-offset-checkpoint", {'0', '\n', '9'});
   std::filesystem::remove(dir_ / "data" / ".kafka_cleanshutdown");
   auto m = manager();
   EXPECT_EQ(m->find({"t", 0})->log_end_offset(), 2);
-  EXPECT_EQ(events_containing("malformed checkpoint"), 1u);
+  EXPECT_EQ(events_containing("ignoring malformed"), 2u);
+  EXPECT_EQ(events_containing("every log is recovered in full"), 1u);
+}
+
+TEST_F(log_manager_test, malformed_log_start_checkpoint_refuses_to_start) {
+  {
+    auto m = manager();
+    log* l = create(*m, {"t", 0});
+    for (int i = 0; i < 3; ++i)
+      append(*l, make_batch(2));
+    l->set_high_watermark(6);
+    int64_t start = 0;
+    ASSERT_FALSE(l->delete_records_before(4, start));
+    ASSERT_FALSE(m->shutdown());
+  }
+  EXPECT_EQ(file_text(dir_ / "data" / "log-start-offset-checkpoint"), "0\n1\nt 0 4\n");
+  // A torn or damaged file: falling back to the first segment would serve offsets 0-3 again.
+  write_bytes(dir_ / "data" / "log-start-offset-checkpoint", {'0', '\n', '1', '\n', 't'});
+  log_manager m(dir_ / "data", {}, env());
+  EXPECT_EQ(m.load(), errc::io_error);
+  EXPECT_EQ(events_containing("log-start-offset-checkpoint is malformed"), 1u);
+  EXPECT_EQ(events_containing("Refusing to start"), 1u);
+
+  // With no partition at all there is nothing to bring back.
+  std::filesystem::remove_all(dir_ / "data" / "t-0");
+  log_manager empty(dir_ / "data", {}, env());
+  EXPECT_FALSE(empty.load());
 }
 
 TEST_F(log_manager_test, remove_deletes_the_partition_and_a_new_one_starts_empty) {

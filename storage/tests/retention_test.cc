@@ -20,7 +20,7 @@ class retention_test : public testing::temp_dir_test {
 
   std::unique_ptr<log> open_log(log_config cfg) {
     std::error_code ec;
-    auto l = log::open(part(), {"t", 0}, cfg, false, 0, ec);
+    auto l = open_log_at(part(), {"t", 0}, cfg, testing::clean_load(), ec);
     EXPECT_FALSE(ec) << ec.message();
     return l;
   }
@@ -34,7 +34,7 @@ class retention_test : public testing::temp_dir_test {
     for (int i = 0; i < batches; ++i) {
       std::vector<uint8_t> b = make_batch(3, 1000 * i, 100);
       append_info info;
-      EXPECT_FALSE(l->append(b, 0, info, 0));
+      EXPECT_FALSE(testing::append_through_roll(*l, disk_, b, 0, info, 0));
     }
     EXPECT_EQ(l->segment_count(), static_cast<size_t>(batches));
     l->set_high_watermark(l->log_end_offset());
@@ -61,6 +61,7 @@ TEST_F(retention_test, delete_records_moves_the_start_inside_a_segment_and_delet
   auto l = segmented_log(4);  // segments at 0, 3, 6, 9
   int64_t start = -1;
   ASSERT_FALSE(l->delete_records_before(7, start));
+  disk_.drain();
   EXPECT_EQ(start, 7);
   EXPECT_EQ(l->log_start_offset(), 7);
   EXPECT_EQ(l->segment_count(), 2u);
@@ -77,6 +78,7 @@ TEST_F(retention_test, delete_records_moves_the_start_inside_a_segment_and_delet
 
   // Never down.
   ASSERT_FALSE(l->delete_records_before(4, start));
+  disk_.drain();
   EXPECT_EQ(start, 7);
   EXPECT_EQ(l->log_start_offset(), 7);
 }
@@ -86,10 +88,13 @@ TEST_F(retention_test, delete_records_is_bounded_by_the_high_watermark) {
   l->set_high_watermark(5);
   int64_t start = -1;
   EXPECT_EQ(l->delete_records_before(6, start), errc::offset_out_of_range);
+  disk_.drain();
   EXPECT_EQ(l->delete_records_before(-2, start), errc::offset_out_of_range);
+  disk_.drain();
   EXPECT_EQ(l->log_start_offset(), 0);
   // -1 is DeleteRecordsRequest.HIGH_WATERMARK.
   ASSERT_FALSE(l->delete_records_before(-1, start));
+  disk_.drain();
   EXPECT_EQ(start, 5);
   EXPECT_EQ(l->segment_count(), 2u);
 }
@@ -98,6 +103,7 @@ TEST_F(retention_test, delete_records_up_to_the_log_end_keeps_the_active_segment
   auto l = segmented_log(3);
   int64_t start = -1;
   ASSERT_FALSE(l->delete_records_before(9, start));
+  disk_.drain();
   EXPECT_EQ(start, 9);
   EXPECT_EQ(l->segment_count(), 1u);
   EXPECT_TRUE(segment_on_disk(6));
@@ -108,7 +114,7 @@ TEST_F(retention_test, delete_records_up_to_the_log_end_keeps_the_active_segment
   // Appends go on at the log end.
   append_info info;
   std::vector<uint8_t> b = make_batch(1);
-  ASSERT_FALSE(l->append(b, 0, info, 0));
+  ASSERT_FALSE(testing::append_through_roll(*l, disk_, b, 0, info, 0));
   EXPECT_EQ(info.base_offset, 9);
   EXPECT_EQ(info.log_start_offset, 9);
 }
@@ -118,6 +124,7 @@ TEST_F(retention_test, time_retention_deletes_expired_segments_but_never_the_act
   // Largest timestamps 2, 1002, 2002, 3002. At now = 3400 the first two are more than 1500 ms
   // old; later the third is too, and the active one, though expired, stays.
   EXPECT_EQ(l->enforce_retention(3400), 2u);
+  disk_.drain();
   EXPECT_EQ(l->log_start_offset(), 6);
   EXPECT_FALSE(segment_on_disk(0));
   EXPECT_FALSE(segment_on_disk(3));
@@ -128,10 +135,12 @@ TEST_F(retention_test, time_retention_deletes_expired_segments_but_never_the_act
       << events_[0];
 
   EXPECT_EQ(l->enforce_retention(1'000'000), 1u);
+  disk_.drain();
   EXPECT_EQ(l->segment_count(), 1u);
   EXPECT_EQ(l->log_start_offset(), 9);
   EXPECT_TRUE(segment_on_disk(9));
   EXPECT_EQ(l->enforce_retention(1'000'000), 0u);
+  disk_.drain();
 }
 
 TEST_F(retention_test, time_retention_stops_at_the_first_segment_not_expired) {
@@ -140,10 +149,11 @@ TEST_F(retention_test, time_retention_stops_at_the_first_segment_not_expired) {
   for (int64_t ts : {100, 5000, 200, 300}) {  // the second segment is new, the third old again
     std::vector<uint8_t> b = make_batch(3, ts, 100);
     append_info info;
-    ASSERT_FALSE(l->append(b, 0, info, 0));
+    ASSERT_FALSE(testing::append_through_roll(*l, disk_, b, 0, info, 0));
   }
   l->set_high_watermark(l->log_end_offset());
   EXPECT_EQ(l->enforce_retention(3000), 1u);
+  disk_.drain();
   EXPECT_EQ(l->log_start_offset(), 3);
   EXPECT_EQ(l->segment_count(), 3u);
 }
@@ -151,6 +161,7 @@ TEST_F(retention_test, time_retention_stops_at_the_first_segment_not_expired) {
 TEST_F(retention_test, retention_minus_one_keeps_everything) {
   auto l = segmented_log(3, {.retention_ms = -1, .retention_bytes = -1});
   EXPECT_EQ(l->enforce_retention(INT64_MAX / 2), 0u);
+  disk_.drain();
   EXPECT_EQ(l->segment_count(), 3u);
 }
 
@@ -161,6 +172,7 @@ TEST_F(retention_test, size_retention_deletes_oldest_segments_while_the_rest_sta
   cfg.retention_bytes = batch_bytes_ * 5 / 2;
   l->set_config(cfg);
   EXPECT_EQ(l->enforce_retention(0), 2u);
+  disk_.drain();
   EXPECT_EQ(l->segment_count(), 3u);
   EXPECT_EQ(l->log_start_offset(), 6);
   EXPECT_FALSE(segment_on_disk(3));
@@ -171,6 +183,7 @@ TEST_F(retention_test, size_retention_deletes_oldest_segments_while_the_rest_sta
   cfg.retention_bytes = 0;
   l->set_config(cfg);
   EXPECT_EQ(l->enforce_retention(0), 2u);
+  disk_.drain();
   EXPECT_EQ(l->segment_count(), 1u);
   EXPECT_TRUE(segment_on_disk(12));
 }
@@ -179,6 +192,7 @@ TEST_F(retention_test, retention_never_deletes_above_the_high_watermark) {
   auto l = segmented_log(4, {.retention_ms = 0});
   l->set_high_watermark(4);  // inside the second segment
   EXPECT_EQ(l->enforce_retention(1'000'000), 1u);
+  disk_.drain();
   EXPECT_EQ(l->log_start_offset(), 3);
 }
 
@@ -187,6 +201,7 @@ TEST_F(retention_test, slices_of_deleted_segments_stay_readable) {
   read_info info;
   ASSERT_FALSE(l->read(0, INT32_MAX, l->log_end_offset(), true, info));
   EXPECT_EQ(l->enforce_retention(1'000'000), 2u);
+  disk_.drain();
   EXPECT_EQ(batches_in(slurp(info)), (std::vector<batch_summary>{{0, 2}, {3, 5}, {6, 8}}));
 }
 
@@ -196,12 +211,13 @@ TEST_F(retention_test, producer_snapshots_below_the_start_are_deleted_but_the_ne
   for (int i = 0; i < 5; ++i) {
     std::vector<uint8_t> batch = make_producer_batch(7, 0, 3 * i, 3);
     append_info info;
-    ASSERT_FALSE(l->append(batch, 0, info, 0));
+    ASSERT_FALSE(testing::append_through_roll(*l, disk_, batch, 0, info, 0));
   }
   // A snapshot at each roll: 3, 6, 9, 12.
   l->set_high_watermark(l->log_end_offset());
   int64_t start = -1;
   ASSERT_FALSE(l->delete_records_before(13, start));
+  disk_.drain();
   EXPECT_FALSE(std::filesystem::exists(part() / seg_name(3, ".snapshot")));
   EXPECT_FALSE(std::filesystem::exists(part() / seg_name(6, ".snapshot")));
   EXPECT_TRUE(std::filesystem::exists(part() / seg_name(9, ".snapshot")));
@@ -209,14 +225,14 @@ TEST_F(retention_test, producer_snapshots_below_the_start_are_deleted_but_the_ne
   // The producer is still known: its retry is a duplicate.
   std::vector<uint8_t> retry = make_producer_batch(7, 0, 12, 3);
   append_info info;
-  ASSERT_FALSE(l->append(retry, 0, info, 0));
+  ASSERT_FALSE(testing::append_through_roll(*l, disk_, retry, 0, info, 0));
   EXPECT_TRUE(info.duplicate);
 }
 
 class retention_manager_test : public retention_test {
  protected:
   std::unique_ptr<log_manager> manager() {
-    auto m = std::make_unique<log_manager>(dir_ / "data", log_config{});
+    auto m = std::make_unique<log_manager>(dir_ / "data", log_config{}, env());
     std::error_code ec = m->load();
     EXPECT_FALSE(ec) << ec.message();
     return m;
@@ -229,7 +245,7 @@ class retention_manager_test : public retention_test {
     for (int i = 0; i < batches; ++i) {
       std::vector<uint8_t> b = make_batch(3, 1000 * i, 100);
       append_info info;
-      ASSERT_FALSE(l.append(b, 0, info, 0));
+      ASSERT_FALSE(testing::append_through_roll(l, disk_, b, 0, info, 0));
     }
     l.set_high_watermark(l.log_end_offset());
   }
@@ -248,6 +264,7 @@ TEST_F(retention_manager_test, create_takes_a_per_log_config_and_retention_runs_
   fill(*a, 3);
   fill(*b, 3);
   EXPECT_EQ(m->enforce_retention(10'000), 2u);
+  disk_.drain();
   EXPECT_EQ(a->log_start_offset(), 6);
   EXPECT_EQ(b->log_start_offset(), 0);
   // An existing log keeps its config.
@@ -265,6 +282,7 @@ TEST_F(retention_manager_test, log_start_offset_survives_clean_and_unclean_resta
     fill(*l, 3);
     int64_t start = -1;
     ASSERT_FALSE(l->delete_records_before(4, start));
+    disk_.drain();
     ASSERT_FALSE(m->shutdown());
   }
   {
@@ -277,6 +295,7 @@ TEST_F(retention_manager_test, log_start_offset_survives_clean_and_unclean_resta
     l->set_high_watermark(l->log_end_offset());
     int64_t start = -1;
     ASSERT_FALSE(l->delete_records_before(5, start));
+    disk_.drain();
     ASSERT_FALSE(m->checkpoint());
     // No shutdown: the next load recovers, and still starts at the checkpointed 5.
   }
@@ -296,6 +315,7 @@ TEST_F(retention_manager_test, a_checkpointed_start_past_the_log_end_restarts_th
     fill(*l, 2);
     int64_t start = -1;
     ASSERT_FALSE(l->delete_records_before(6, start));
+    disk_.drain();
     ASSERT_FALSE(m->checkpoint());
     // Lose the tail behind the checkpoint's back, as a crash that cost unflushed data would.
     ASSERT_FALSE(l->truncate_to(3));

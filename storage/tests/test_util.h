@@ -6,17 +6,87 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
 #include <vector>
 
+#include "storage/disk_executor.h"
+#include "storage/file_io.h"
 #include "storage/log.h"
 #include "storage/log_sink.h"
 #include "wire/record_batch.h"
 
 namespace sluice::storage::testing {
+
+// A disk executor that runs nothing until the test says so, on the test's thread. Jobs run in
+// submission order (which keeps every queue in order), each followed by its completion.
+class manual_disk_executor : public disk_executor {
+ public:
+  void submit(std::string queue, std::function<void()> work, std::function<void()> done) override {
+    jobs_.push_back({std::move(queue), std::move(work), std::move(done)});
+  }
+  // Runs one job and its completion; false when there was none.
+  bool run_one() {
+    if (jobs_.empty()) return false;
+    job j = std::move(jobs_.front());
+    jobs_.pop_front();
+    j.work();
+    j.done();
+    ++ran_;
+    return true;
+  }
+  // Runs every job, including those that completions submit; returns how many ran.
+  size_t drain() {
+    size_t n = 0;
+    while (run_one())
+      ++n;
+    return n;
+  }
+  size_t pending() const { return jobs_.size(); }
+  size_t ran() const { return ran_; }
+  std::vector<std::string> pending_queues() const {
+    std::vector<std::string> out;
+    for (const job& j : jobs_)
+      out.push_back(j.queue);
+    return out;
+  }
+
+ private:
+  struct job {
+    std::string queue;
+    std::function<void()> work;
+    std::function<void()> done;
+  };
+  std::deque<job> jobs_;
+  size_t ran_ = 0;
+};
+
+// log::open's load states in the words the tests use.
+inline load_state clean_load() {
+  load_state s;
+  s.clean_shutdown = true;
+  return s;
+}
+inline load_state crash_load(int64_t recovery_point = 0, int64_t log_start_offset = 0) {
+  load_state s;
+  s.recovery_point = recovery_point;
+  s.log_start_offset = log_start_offset;
+  return s;
+}
+
+// log::append, completing the roll it may start (the disk executor runs its jobs) and appending
+// again: what the broker's partition does, in one blocking call.
+inline std::error_code append_through_roll(log& l, manual_disk_executor& disk,
+                                           std::span<uint8_t> batches, int32_t leader_epoch,
+                                           append_info& out, int64_t now_ms = wall_clock_ms()) {
+  std::error_code ec = l.append(batches, leader_epoch, out, now_ms);
+  if (ec != errc::roll_in_progress) return ec;
+  disk.drain();
+  return l.append(batches, leader_epoch, out, now_ms);
+}
 
 class temp_dir_test : public ::testing::Test {
  protected:
@@ -33,8 +103,15 @@ class temp_dir_test : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
+  log_env env() { return {default_file_system(), disk_}; }
+  std::unique_ptr<log> open_log_at(const std::filesystem::path& dir, topic_partition tp,
+                                   log_config cfg, const load_state& state, std::error_code& ec) {
+    return log::open(dir, std::move(tp), cfg, env(), state, ec);
+  }
+
   std::filesystem::path dir_;
   std::vector<std::string> events_;
+  manual_disk_executor disk_;
 };
 
 // An uncompressed producer batch of `records` records with timestamps first_ts, first_ts +

@@ -1,0 +1,85 @@
+#include "server/disk_executor.h"
+
+#include <algorithm>
+#include <utility>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+
+namespace sluice::server {
+
+namespace asio = boost::asio;
+
+thread_pool_disk_executor::thread_pool_disk_executor(asio::io_context& io, int threads) : io_(io) {
+  threads = std::max(threads, 1);
+  threads_.reserve(static_cast<size_t>(threads));
+  for (int i = 0; i < threads; ++i)
+    threads_.emplace_back([this] { run_thread(); });
+}
+
+thread_pool_disk_executor::~thread_pool_disk_executor() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : threads_)
+    t.join();
+}
+
+void thread_pool_disk_executor::submit(std::string queue, std::function<void()> work,
+                                       std::function<void()> done) {
+  {
+    std::lock_guard lock(mutex_);
+    ++submitted_;
+    queue_state& q = queues_[queue];
+    q.jobs.push_back({std::move(work), std::move(done)});
+    if (q.running || q.jobs.size() > 1) return;  // already ready or held by a thread
+    ready_.push_back(std::move(queue));
+  }
+  wake_.notify_one();
+}
+
+uint64_t thread_pool_disk_executor::in_flight() const {
+  std::lock_guard lock(mutex_);
+  return submitted_ - completed_.load(std::memory_order_relaxed);
+}
+
+void thread_pool_disk_executor::run_thread() {
+  for (;;) {
+    std::string name;
+    job j;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
+      if (ready_.empty()) return;  // stopping, and every submitted job has been taken
+      name = std::move(ready_.front());
+      ready_.pop_front();
+      queue_state& q = queues_[name];
+      q.running = true;
+      j = std::move(q.jobs.front());
+      q.jobs.pop_front();
+    }
+    // Keeps io_context::run() from returning before the completion has run.
+    auto guard = asio::make_work_guard(io_);
+    j.work();
+    asio::post(io_, [this, done = std::move(j.done), guard = std::move(guard)]() mutable {
+      done();
+      completed_.fetch_add(1, std::memory_order_relaxed);
+      guard.reset();
+    });
+    {
+      std::lock_guard lock(mutex_);
+      queue_state& q = queues_[name];
+      q.running = false;
+      if (q.jobs.empty()) {
+        queues_.erase(name);
+      } else {
+        ready_.push_back(std::move(name));
+        wake_.notify_one();
+      }
+    }
+  }
+}
+
+}  // namespace sluice::server
