@@ -110,6 +110,7 @@ class offset_index {
   void append(int64_t offset, int64_t position);
   // The entries not yet handed out for writing (they count as written from now on).
   index_write take_write();
+  bool has_unwritten() const { return on_disk_ < entries_.size(); }
   // take_write(), run here and made durable; nothing at all when there are no new entries.
   std::error_code flush_entries();
   // Drops entries with offset >= `offset`, in memory and on disk.
@@ -161,6 +162,7 @@ class time_index {
   // Kafka's maybeAppend: appends only when `timestamp` is larger than the last entry's.
   void maybe_append(int64_t timestamp, int64_t offset);
   index_write take_write();
+  bool has_unwritten() const { return on_disk_ < entries_.size(); }
   std::error_code flush_entries();
   std::error_code truncate_to(int64_t offset);
   std::error_code reset();

@@ -177,6 +177,13 @@ std::error_code log::load(const load_state& state) {
                    progress_line(s));
     if (ec == errc::corrupt_log) return corrupt(s, r);
     if (ec) return ec;
+    if (!wholly_below && !state.clean_shutdown) {
+      log_event("storage: " + name() + ": recovered " + s.log_path().filename().string() +
+                    ": checked " + std::to_string(r.scanned_bytes) + " bytes from byte " +
+                    std::to_string(r.scanned_from) + " of " +
+                    std::to_string(r.scanned_from + r.scanned_bytes + r.truncated_bytes),
+                log_level::info);
+    }
     if (r.truncated_bytes == 0) {
       if (wholly_below || state.clean_shutdown) {
         log_event("storage: " + name() + ": rebuilt the indexes of " +
@@ -527,8 +534,24 @@ void log::when_durable(int64_t offset, durability_callback done) {
 }
 
 void log::flush_async() {
-  if (closed_ || offline_ || recovery_point_ >= log_end_offset()) return;
-  start_sync();
+  if (closed_ || offline_) return;
+  segment& active = *segments_.back();
+  if (recovery_point_ >= log_end_offset() && !active.has_unwritten_index_entries()) return;
+  // The data and the index entries so far (time index before offset index: segment_flush), so
+  // that a recovery can start from the last entry instead of the segment's first byte.
+  const int64_t target = log_end_offset();
+  segment_flush flush = active.take_flush(/*sync_log=*/true);
+  auto r = std::make_shared<std::error_code>();
+  disk_.submit(
+      queue_, [&fs = fs_, flush = std::move(flush), r] { *r = flush.run(fs); },
+      [this, alive = std::weak_ptr<int>(alive_), target, r] {
+        if (alive.expired() || closed_) return;
+        if (*r) {
+          go_offline("flush", *r);
+          return;
+        }
+        advance_recovery_point(target);
+      });
 }
 
 void log::start_sync() {

@@ -217,8 +217,9 @@ class log {
   // fdatasync the kernel may have dropped the pages it could not write. `offset` is at most
   // log_end_offset().
   void when_durable(int64_t offset, durability_callback done);
-  // Starts a sync of everything appended so far unless one is running or nothing is unsynced
-  // (flush.ms, the broker's periodic flush). The recovery point follows when it completes.
+  // Syncs everything appended so far and writes the active segment's new index entries (so that
+  // a recovery can start near the recovery point), unless there is nothing to do: flush.ms and
+  // the broker's periodic flush. The recovery point follows when it completes.
   void flush_async();
   // Offsets appended but not yet known to be on stable storage (Kafka's unflushedMessages).
   int64_t unflushed_messages() const { return log_end_offset() - recovery_point_; }

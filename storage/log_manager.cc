@@ -58,8 +58,12 @@ log_manager::~log_manager() = default;
 
 std::error_code log_manager::load() {
   file_system& fs = env_.fs;
-  if (auto ec = fs.create_directories(root_)) return ec;
   std::error_code fs_ec;
+  if (!std::filesystem::exists(root_, fs_ec)) {
+    if (auto ec = fs.create_directories(root_)) return ec;
+    // A new data directory must survive a power loss with whatever is written into it.
+    if (auto ec = fs.sync_dir(std::filesystem::absolute(root_).parent_path())) return ec;
+  }
   if (!std::filesystem::is_directory(root_, fs_ec)) {
     return io_failure("log directory is not a directory:", root_, ENOTDIR);
   }

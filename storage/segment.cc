@@ -308,6 +308,7 @@ std::error_code segment::scan(int64_t position, int32_t index_interval_bytes, in
     valid += size;
     next = batch.last_offset() + 1;
   }
+  out.scanned_from = position;
   out.scanned_bytes = valid - position;
   if (valid < file_bytes && next < strict_below) {
     // Below the recovery point: fsynced and acknowledged, so not a torn write.

@@ -63,7 +63,8 @@ class segment {
   struct recovery_result {
     int64_t truncated_bytes = 0;
     std::string reason;  // why the first invalid batch was rejected, when truncated_bytes > 0
-    int64_t scanned_bytes = 0;  // bytes read and checked (the rest was trusted from the indexes)
+    int64_t scanned_from = 0;   // the byte the check started at (what lies before was trusted)
+    int64_t scanned_bytes = 0;  // bytes read and checked
   };
 
   // Reports recovery progress: bytes of this segment checked so far, and the segment's size.
@@ -170,6 +171,10 @@ class segment {
   std::error_code flush();
   // Bytes of the .log not yet fdatasynced by a flush taken from this segment.
   bool has_unsynced_data() const { return synced_size_ < size_; }
+  // Index entries not yet taken for writing.
+  bool has_unwritten_index_entries() const {
+    return offset_index_.has_unwritten() || time_index_.has_unwritten();
+  }
   // Drops this segment's descriptor; slices and jobs already holding it keep theirs.
   void close();
   // The three file paths, for deletion by a job.
