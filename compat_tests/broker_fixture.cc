@@ -85,7 +85,19 @@ std::string read_partition_log(const fs::path& partition_dir) {
   return all;
 }
 
-broker::broker(config_map overrides) {
+std::string fault_preload_library() {
+  if (const char* lib = std::getenv("SLUICE_FAULT_PRELOAD"); lib != nullptr && *lib != '\0') {
+    return lib;
+  }
+  // Beside the broker: <build>/sluice and <build>/compat_tests/libsluice_fault_preload.so.
+  fs::path guess =
+      fs::absolute(sluice_bin()).parent_path() / "compat_tests" / "libsluice_fault_preload.so";
+  return fs::exists(guess) ? guess.string() : std::string();
+}
+
+broker::broker(config_map overrides) : broker(std::move(overrides), environment{}) {}
+
+broker::broker(config_map overrides, environment env) : environment_(std::move(env)) {
   std::string tmpl = (fs::temp_directory_path() / "sluice-compat-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   work_dir_ = tmpl;
@@ -142,6 +154,19 @@ void broker::start(uint16_t port) {
   for (auto& a : args)
     argv.push_back(a.data());
   argv.push_back(nullptr);
+  // Built before fork: the child may only make async-signal-safe calls.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    std::string name = entry.substr(0, entry.find('='));
+    if (!environment_.variables.contains(name)) env_strings.push_back(std::move(entry));
+  }
+  for (const auto& [k, v] : environment_.variables)
+    env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : env_strings)
+    envp.push_back(e.data());
+  envp.push_back(nullptr);
 
   int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (log_fd < 0) throw std::runtime_error("cannot create " + log_path_.string());
@@ -159,7 +184,7 @@ void broker::start(uint16_t port) {
     ::dup2(log_fd, 2);
     // Do not leak the test's sockets (proxies, client connections) into the broker.
     ::syscall(SYS_close_range, 3u, ~0u, 0u);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   ::close(log_fd);

@@ -23,12 +23,19 @@
 namespace sluice::compat {
 
 using config_map = std::map<std::string, std::string>;
+// Environment variables added to the broker's own (for example LD_PRELOAD for fault injection).
+// A type of its own, so that a braced list of config pairs never reads as one.
+struct environment {
+  std::map<std::string, std::string> variables;
+};
 
 class broker {
  public:
   // Starts the broker with defaults (node.id=1, listeners on 127.0.0.1:0, one partition per
   // auto-created topic) overridden by `overrides`. Throws if it does not come up in time.
   explicit broker(config_map overrides = {});
+  // The same with variables added to the broker's environment.
+  explicit broker(config_map overrides, environment env);
   ~broker();
   broker(const broker&) = delete;
   broker& operator=(const broker&) = delete;
@@ -61,6 +68,7 @@ class broker {
   void write_properties() const;
 
   config_map config_;
+  environment environment_;
   std::filesystem::path work_dir_;
   std::filesystem::path data_dir_;
   std::filesystem::path log_path_;
@@ -73,6 +81,10 @@ class broker {
 // Polls `cond` every few milliseconds until it is true or `timeout` passes; returns its last value.
 bool wait_until(const std::function<bool()>& cond,
                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// The library that injects disk faults into the broker (compat_tests/fault_preload.c):
+// $SLUICE_FAULT_PRELOAD, else the one built beside $SLUICE_BIN; empty when there is none.
+std::string fault_preload_library();
 
 // Contents of the partition's .log segments concatenated in offset order.
 std::string read_partition_log(const std::filesystem::path& partition_dir);

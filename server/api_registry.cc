@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include "server/broker.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
 #include "wire/codec.h"
@@ -50,6 +51,7 @@ template <class Resp>
 void finish(const request_context& ctx, const std::optional<Resp>& response, response_slot& slot) {
   if (response) {
     encode_response(ctx, *response, slot.frame);
+    slot.held = ctx.broker.budget().take_response(static_cast<int64_t>(slot.frame.bytes.size()));
   } else {
     slot.send = false;
   }
@@ -78,6 +80,12 @@ bool invoke(request_context ctx, inbound_request request, std::shared_ptr<respon
     ctx.correlation_id = header.correlation_id;
     ctx.client_id = std::move(header.client_id);
     if (!decoded->decode(r, ctx.api_version)) return false;
+  }
+  if constexpr (!Req::views_input) {
+    // Decoded into structs of its own: the bytes (and whatever followed the body, which Kafka
+    // ignores too) go now, not when a parked handler finally answers.
+    request.data.reset();
+    request.held.release();
   }
   using result = std::invoke_result_t<decltype(Handler), request_context&, Req&>;
   if constexpr (is_awaitable<result>::value) {

@@ -14,6 +14,7 @@
 #include <span>
 #include <string_view>
 
+#include "server/request_budget.h"
 #include "server/request_context.h"
 #include "wire/frame.h"
 
@@ -26,6 +27,8 @@ struct response_slot {
   bool ready = false;
   bool send = true;          // false: nothing goes on the wire (acks=0 produce)
   bool close_after = false;  // close the connection once everything before it is sent
+  // The response's bytes in queued.max.request.bytes, until the slot is sent and dropped.
+  request_budget::ticket held;
 };
 
 // Told when a slot becomes ready: the connection that owns the slot.
@@ -38,11 +41,14 @@ class response_sink {
 };
 
 // One request frame as read from the socket, without its size prefix: header then body. Owned,
-// because a handler that waits outlives the read buffer, and because produce stamps offsets into
-// these bytes before they are written to the log.
+// because a handler that waits may need it after the read buffer moved on (produce stamps offsets
+// into these bytes and writes them to the log). Freed as soon as the decoded request no longer
+// points into it, with everything after the body that Kafka ignores.
 struct inbound_request {
   std::unique_ptr<uint8_t[]> data;
   size_t size = 0;
+  // The bytes in queued.max.request.bytes (and the request in queued.max.requests).
+  request_budget::ticket held;
   std::span<uint8_t> bytes() const { return {data.get(), size}; }
 };
 

@@ -21,7 +21,10 @@ namespace sluice::server {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-broker::broker(asio::io_context& io, broker_config config) : io_(io), config_(std::move(config)) {}
+broker::broker(asio::io_context& io, broker_config config)
+    : io_(io),
+      config_(std::move(config)),
+      budget_(config_.queued_max_request_bytes, config_.queued_max_requests) {}
 
 broker::~broker() = default;
 

@@ -23,6 +23,7 @@
 #include "server/groups/group_coordinator.h"
 #include "server/groups/offsets_log.h"
 #include "server/producer_ids.h"
+#include "server/request_budget.h"
 #include "server/topics.h"
 #include "storage/log.h"
 
@@ -45,6 +46,8 @@ class broker {
 
   const broker_config& config() const { return config_; }
   topic_registry& topics() { return *topics_; }
+  // queued.max.request.bytes and queued.max.requests, across every connection.
+  request_budget& budget() { return budget_; }
   group_coordinator& groups() { return *groups_; }
   producer_id_allocator& producer_ids() { return *producer_ids_; }
   bool stopping() const { return stopping_; }
@@ -92,6 +95,7 @@ class broker {
 
   boost::asio::io_context& io_;
   broker_config config_;
+  request_budget budget_;
   // Before logs_: it outlives every job the logs submit.
   std::unique_ptr<thread_pool_disk_executor> disk_;
   std::unique_ptr<storage::log_manager> logs_;

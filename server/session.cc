@@ -88,6 +88,7 @@ asio::awaitable<void> session::idle_loop(std::chrono::milliseconds limit) {
 
 void session::shutdown() {
   if (closed_) return;
+  stop_reading_ = true;
   boost::system::error_code ec;
   // Ends the pending read with EOF; the write loop then drains what was already read.
   socket_.shutdown(tcp::socket::shutdown_receive, ec);
@@ -178,7 +179,26 @@ asio::awaitable<void> session::read_loop() {
       co_return;
     }
     begin += 4;
+    // queued.max.request.bytes and queued.max.requests: the body is read once it fits. Until then
+    // the client is held back by TCP.
+    request_budget& budget = broker_.budget();
+    if (!budget.admits_request(size)) {
+      boost::system::error_code woken;
+      while (!budget.admits_request(size) && !closed_ && !stop_reading_) {
+        budget.notify_when_freed([weak = weak_from_this()] {
+          if (auto self = weak.lock()) self->reader_wake_.cancel();
+        });
+        reader_wake_.expires_at(asio::steady_timer::time_point::max());
+        co_await reader_wake_.async_wait(asio::redirect_error(asio::use_awaitable, woken));
+      }
+      if (closed_ || stop_reading_) {
+        reading_done_ = true;
+        writer_wake_.cancel();
+        co_return;
+      }
+    }
     inbound_request request;
+    request.held = budget.take_request(size);
     request.size = static_cast<size_t>(size);
     request.data = std::make_unique_for_overwrite<uint8_t[]>(request.size);
     size_t have = std::min(end - begin, request.size);

@@ -2,7 +2,8 @@
 // One client connection.
 //
 //   read_loop:  frame -> dispatch -> slot appended to `pipeline_` (request order)
-//                 pauses while `pipeline_` holds queued.max.requests slots
+//                 pauses while `pipeline_` holds queued.max.requests.per.connection slots, and
+//                 before a request's body while the broker-wide request_budget has no room
 //   write_loop: sends the ready prefix of `pipeline_`, strictly in order:
 //                 byte runs gathered with sendmsg(2), file slices with sendfile(2)
 //
@@ -71,6 +72,7 @@ class session : public response_sink, public std::enable_shared_from_this<sessio
   boost::asio::steady_timer idle_timer_;
   std::chrono::steady_clock::time_point last_activity_;
   bool reading_done_ = false;
+  bool stop_reading_ = false;  // the broker is shutting down
   bool closed_ = false;
 };
 

@@ -177,7 +177,7 @@ std::error_code log::load(const load_state& state) {
                    progress_line(s));
     if (ec == errc::corrupt_log) return corrupt(s, r);
     if (ec) return ec;
-    if (!wholly_below && !state.clean_shutdown) {
+    if (!wholly_below && !state.clean_shutdown && r.scanned_bytes + r.truncated_bytes > 0) {
       log_event("storage: " + name() + ": recovered " + s.log_path().filename().string() +
                     ": checked " + std::to_string(r.scanned_bytes) + " bytes from byte " +
                     std::to_string(r.scanned_from) + " of " +

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
@@ -400,8 +402,10 @@ TEST_F(offsets_log_test, torn_tail_loses_only_the_unacknowledged_batch) {
 
   open();
   EXPECT_EQ(log_->log_end_offset(), 2);
-  ASSERT_EQ(events_.size(), 1u);  // storage recovery reported the truncation
-  EXPECT_NE(events_[0].find("truncated"), std::string::npos);
+  // Storage recovery reported the truncation.
+  EXPECT_EQ(std::count_if(events_.begin(), events_.end(),
+                          [](const std::string& e) { return e.find("truncated") != e.npos; }),
+            1);
   group_map state = replay();
   EXPECT_EQ(state["g"].offsets.at({"t", 0}).offset, 100);
   EXPECT_EQ(state["g"].offsets.at({"t", 1}).offset, 200);

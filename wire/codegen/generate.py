@@ -719,6 +719,10 @@ class Gen:
         out.append(f'  static constexpr int16_t min_version = {m.valid.lo};')
         out.append(f'  static constexpr int16_t max_version = {m.valid.hi};')
         out.append(f'  static constexpr int16_t flexible_from = {"INT16_MAX" if m.flexible_from == INT16_MAX else m.flexible_from};')
+        views = any(f.base == 'records' for st in [m.top] + list(m.order) for f in st.fields)
+        out.append('  // Whether a decoded message points into the decoder\'s buffer (it has records): that')
+        out.append('  // buffer must then outlive it; otherwise it may be freed as soon as decode() returns.')
+        out.append(f'  static constexpr bool views_input = {"true" if views else "false"};')
         out.append('')
         for s in m.order:
             out.append(f'  struct {s.name} {{')
