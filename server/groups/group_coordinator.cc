@@ -24,12 +24,6 @@ int16_t code(error_code e) {
   return static_cast<int16_t>(e);
 }
 
-int64_t system_clock_ms() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 bool iequals(std::string_view a, std::string_view b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
     return std::tolower(static_cast<unsigned char>(x)) ==
@@ -124,8 +118,6 @@ class group_coordinator::parked_reply {
 };
 
 struct group_coordinator::member {
-  explicit member(asio::any_io_executor executor) : heartbeat_timer(std::move(executor)) {}
-
   std::string id;
   std::optional<std::string> instance_id;
   std::string client_id;
@@ -137,8 +129,7 @@ struct group_coordinator::member {
   std::shared_ptr<join_reply> awaiting_join;
   std::shared_ptr<sync_reply> awaiting_sync;
   bool is_new = false;
-  asio::steady_timer heartbeat_timer;
-  uint64_t heartbeat_epoch = 0;
+  timer_handle heartbeat_timer;
 
   bool supports(std::string_view protocol) const {
     return std::any_of(protocols.begin(), protocols.end(),
@@ -158,8 +149,7 @@ struct group_coordinator::member {
 };
 
 struct group_coordinator::group {
-  group(std::string group_id, asio::any_io_executor executor)
-      : id(std::move(group_id)), rebalance_timer(std::move(executor)) {}
+  explicit group(std::string group_id) : id(std::move(group_id)) {}
 
   std::string id;
   group_state state = group_state::empty;
@@ -172,11 +162,10 @@ struct group_coordinator::group {
   std::vector<std::unique_ptr<member>> members;  // in join order; the first is the next leader
   std::map<std::string, std::string, std::less<>> static_members;  // instance id -> member id
   // Member ids handed out with MEMBER_ID_REQUIRED, expiring after the session timeout.
-  std::map<std::string, std::unique_ptr<asio::steady_timer>, std::less<>> pending_members;
+  std::map<std::string, timer_handle, std::less<>> pending_members;
   std::map<topic_partition, committed_offset> offsets;
 
-  asio::steady_timer rebalance_timer;
-  uint64_t rebalance_epoch = 0;
+  timer_handle rebalance_timer;
   // Kafka's InitialDelayedJoin: a rebalance out of Empty waits initial_rebalance_delay, and again
   // (up to the rebalance timeout) while new members keep arriving.
   bool initial_delay = false;
@@ -299,13 +288,12 @@ struct group_coordinator::join_params {
 
 group_coordinator::group_coordinator(asio::any_io_executor executor,
                                      group_coordinator_config config, group_store* store,
-                                     std::function<int64_t()> wall_clock_ms)
+                                     timer_service* timers)
     : executor_(std::move(executor)),
       config_(config),
       store_(store),
-      wall_clock_ms_(wall_clock_ms ? std::move(wall_clock_ms)
-                                   : std::function<int64_t()>(system_clock_ms)),
-      retention_timer_(executor_),
+      own_timers_(timers ? nullptr : std::make_unique<asio_timer_service>(executor_)),
+      timers_(timers ? timers : own_timers_.get()),
       rng_(std::random_device{}()) {}
 
 group_coordinator::~group_coordinator() {
@@ -338,19 +326,17 @@ group_coordinator::group* group_coordinator::find_group(std::string_view group_i
 group_coordinator::group& group_coordinator::get_or_create_group(std::string_view group_id) {
   auto it = groups_.find(group_id);
   if (it == groups_.end()) {
-    it = groups_
-             .emplace(std::string(group_id),
-                      std::make_unique<group>(std::string(group_id), executor_))
+    it = groups_.emplace(std::string(group_id), std::make_unique<group>(std::string(group_id)))
              .first;
     // Kafka's new GroupMetadata starts Empty "now".
-    it->second->current_state_timestamp_ms = wall_clock_ms_();
+    it->second->current_state_timestamp_ms = wall_clock_ms();
   }
   return *it->second;
 }
 
 void group_coordinator::set_state(group& g, group_state state) {
   g.state = state;
-  g.current_state_timestamp_ms = wall_clock_ms_();
+  g.current_state_timestamp_ms = wall_clock_ms();
 }
 
 // Kafka's member ids: the client id (or the instance id of a static member), a dash, a UUID.
@@ -568,7 +554,7 @@ void group_coordinator::join_known_member(group& g, join_params& p,
 void group_coordinator::add_member_and_rebalance(group& g, std::string member_id, join_params& p,
                                                  const std::shared_ptr<join_reply>& reply) {
   const wire::join_group_request& r = p.request;
-  auto m = std::make_unique<member>(executor_);
+  auto m = std::make_unique<member>();
   m->id = std::move(member_id);
   m->instance_id = r.group_instance_id;
   m->client_id = p.client_id;
@@ -609,14 +595,10 @@ void group_coordinator::update_member_and_rebalance(group& g, member& m, join_pa
 
 void group_coordinator::add_pending_member(group& g, const std::string& member_id,
                                            milliseconds timeout) {
-  auto timer = std::make_unique<asio::steady_timer>(executor_, timeout);
-  timer->async_wait([this, alive = std::weak_ptr<int>(alive_), group_id = g.id,
-                     member_id](boost::system::error_code ec) {
-    if (ec || alive.expired()) return;
+  g.pending_members[member_id] = timers_->schedule(timeout, [this, group_id = g.id, member_id] {
     group* g = find_group(group_id);
     if (g && g->pending_members.erase(member_id)) try_complete_join(*g);
   });
-  g.pending_members[member_id] = std::move(timer);
 }
 
 // ---- Rebalance ------------------------------------------------------------------------------
@@ -650,13 +632,8 @@ void group_coordinator::prepare_rebalance(group& g) {
 }
 
 void group_coordinator::arm_rebalance_timer(group& g, milliseconds delay) {
-  uint64_t epoch = g.rebalance_epoch = next_epoch_++;
-  g.rebalance_timer.expires_after(delay);
-  g.rebalance_timer.async_wait([this, alive = std::weak_ptr<int>(alive_), group_id = g.id,
-                                epoch](boost::system::error_code ec) {
-    if (ec || alive.expired()) return;
-    group* g = find_group(group_id);
-    if (g && g->rebalance_epoch == epoch) on_rebalance_timer(*g);
+  g.rebalance_timer = timers_->schedule(delay, [this, group_id = g.id] {
+    if (group* g = find_group(group_id)) on_rebalance_timer(*g);
   });
 }
 
@@ -679,7 +656,6 @@ void group_coordinator::try_complete_join(group& g) {
 }
 
 void group_coordinator::complete_join(group& g) {
-  g.rebalance_epoch = 0;  // a pending rebalance timer now does nothing
   g.rebalance_timer.cancel();
   // Dynamic members that did not rejoin in time are gone. Static members stay until their
   // session expires (Kafka): they may be restarting.
@@ -764,20 +740,16 @@ void group_coordinator::propagate_assignment(group& g, error_code error) {
 }
 
 void group_coordinator::schedule_heartbeat_expiry(group& g, member& m, milliseconds timeout) {
-  uint64_t epoch = m.heartbeat_epoch = next_epoch_++;
-  m.heartbeat_timer.expires_after(timeout);
-  m.heartbeat_timer.async_wait([this, alive = std::weak_ptr<int>(alive_), group_id = g.id,
-                                member_id = m.id, epoch](boost::system::error_code ec) {
-    if (ec || alive.expired()) return;
-    on_heartbeat_expired(group_id, member_id, epoch);
+  m.heartbeat_timer = timers_->schedule(timeout, [this, group_id = g.id, member_id = m.id] {
+    on_heartbeat_expired(group_id, member_id);
   });
 }
 
 void group_coordinator::on_heartbeat_expired(const std::string& group_id,
-                                             const std::string& member_id, uint64_t epoch) {
+                                             const std::string& member_id) {
   group* g = find_group(group_id);
   member* m = g ? g->find(member_id) : nullptr;
-  if (!m || m->heartbeat_epoch != epoch) return;
+  if (!m) return;
   // A member parked in a rebalance cannot heartbeat; the rebalance timeout bounds it instead
   // (Kafka's shouldKeepAlive). A new member's deadline is the join timeout, which does expire.
   if ((m->awaiting_join && !m->is_new) || m->awaiting_sync) {
@@ -999,7 +971,7 @@ wire::offset_commit_response group_coordinator::commit_offsets(wire::offset_comm
 
   std::vector<offset_record> records;
   std::vector<wire::offset_commit_response::offset_commit_response_partition*> accepted;
-  const int64_t now = wall_clock_ms_();
+  const int64_t now = wall_clock_ms();
   for (size_t ti = 0; ti < request.topics.size(); ++ti) {
     const auto& t = request.topics[ti];
     for (size_t pi = 0; pi < t.partitions.size(); ++pi) {
@@ -1159,7 +1131,7 @@ void group_coordinator::load_group(std::string_view group_id, const group_metada
   g.members.clear();
   g.static_members.clear();
   for (const auto& r : record.members) {
-    auto m = std::make_unique<member>(executor_);
+    auto m = std::make_unique<member>();
     m->id = r.member_id;
     m->instance_id = r.group_instance_id;
     m->client_id = r.client_id;
@@ -1299,7 +1271,7 @@ std::vector<topic_partition> group_coordinator::expired_offsets(const group& g, 
 }
 
 size_t group_coordinator::expire_offsets() {
-  const int64_t now = wall_clock_ms_();
+  const int64_t now = wall_clock_ms();
   return remove_offsets_where([&](const group& g) { return expired_offsets(g, now); }, "expired");
 }
 
@@ -1350,13 +1322,11 @@ void group_coordinator::start_offset_expiry() {
 }
 
 void group_coordinator::schedule_retention_check(milliseconds delay) {
-  retention_timer_.expires_after(delay);
-  retention_timer_.async_wait(
-      [this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
-        if (ec || alive.expired() || stopped_) return;
-        expire_offsets();
-        schedule_retention_check(config_.offsets_retention_check_interval);
-      });
+  if (stopped_) return;
+  retention_timer_ = timers_->schedule(delay, [this] {
+    expire_offsets();
+    schedule_retention_check(config_.offsets_retention_check_interval);
+  });
 }
 
 }  // namespace sluice::server

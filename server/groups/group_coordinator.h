@@ -13,10 +13,10 @@
 //     +-- DeleteGroups, or expiry of its last offsets, removes an Empty group (Dead)
 //
 // Ownership and threading: one instance, owned by the io thread, holds every group; nothing
-// takes a lock. Deadlines come from steady_timers on the executor (heartbeat deadlines, the
-// rebalance timeout, the initial rebalance delay, the retention check), so tests drive them with
-// io_context::run_for. Timestamps that are persisted or compared with persisted ones (commit
-// timestamps, the time a group entered its state) come from a wall clock that tests inject.
+// takes a lock. Deadlines (heartbeat and pending-member expiry, the new-member join timeout, the
+// rebalance timeout, the initial rebalance delay, the retention check) and the wall clock
+// (commit timestamps, the time a group entered its state, retention) come from one
+// timer_service, so tests advance a manual clock instead of waiting.
 // A JoinGroup or SyncGroup that must wait parks as a coroutine until the state machine answers
 // it; the parked reply outlives the coordinator, which answers NOT_COORDINATOR on shutdown.
 //
@@ -62,9 +62,9 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "server/groups/group_store.h"
+#include "server/timers.h"
 #include "wire/generated/delete_groups_request.h"
 #include "wire/generated/delete_groups_response.h"
 #include "wire/generated/describe_groups_request.h"
@@ -108,10 +108,10 @@ struct group_coordinator_config {
 class group_coordinator {
  public:
   // `store` (may be null) receives every change Kafka would persist; it must outlive this.
-  // `wall_clock_ms` (default: the system clock) stamps commits and state changes and decides
-  // retention.
+  // `timers` (default: steady timers on `executor` and the system clock) times every deadline
+  // and stamps commits and state changes; it must outlive this.
   group_coordinator(boost::asio::any_io_executor executor, group_coordinator_config config,
-                    group_store* store = nullptr, std::function<int64_t()> wall_clock_ms = {});
+                    group_store* store = nullptr, timer_service* timers = nullptr);
   ~group_coordinator();
   group_coordinator(const group_coordinator&) = delete;
   group_coordinator& operator=(const group_coordinator&) = delete;
@@ -192,8 +192,7 @@ class group_coordinator {
   void remove_member(group& g, std::string_view member_id, std::string_view reason);
   void propagate_assignment(group& g, wire::error_code error);
   void schedule_heartbeat_expiry(group& g, member& m, std::chrono::milliseconds timeout);
-  void on_heartbeat_expired(const std::string& group_id, const std::string& member_id,
-                            uint64_t epoch);
+  void on_heartbeat_expired(const std::string& group_id, const std::string& member_id);
   void add_pending_member(group& g, const std::string& member_id,
                           std::chrono::milliseconds timeout);
   wire::error_code store_group(group& g);
@@ -211,16 +210,17 @@ class group_coordinator {
   group& get_or_create_group(std::string_view group_id);
   std::string new_member_id(std::string_view prefix);
 
+  int64_t wall_clock_ms() { return timers_->wall_clock_ms(); }
+
   boost::asio::any_io_executor executor_;
   group_coordinator_config config_;
   group_store* store_;
-  std::function<int64_t()> wall_clock_ms_;
-  boost::asio::steady_timer retention_timer_;
-  bool stopped_ = false;  // after shutdown: a retention check already queued must not re-arm
+  // Declared before everything holding a timer_handle, which must go first.
+  std::unique_ptr<timer_service> own_timers_;
+  timer_service* timers_;
+  timer_handle retention_timer_;
+  bool stopped_ = false;  // after shutdown: start_offset_expiry must not arm the check again
   std::map<std::string, std::unique_ptr<group>, std::less<>> groups_;
-  // Timer handlers hold a weak reference: one that fires after destruction does nothing.
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
-  uint64_t next_epoch_ = 1;  // stamps timer arms, so a superseded arm that still fires is ignored
   std::mt19937_64 rng_;
 };
 

@@ -1,6 +1,7 @@
-// The group coordinator driven directly, without sockets: requests are the generated structs,
-// time is the io_context's, with session timeouts of 100 ms so expiry tests run in a fraction
-// of a second. The wall clock (commit timestamps, offset retention) is a variable the tests move.
+// The group coordinator driven directly, without sockets: requests are the generated structs.
+// Time is a manual clock that only the tests move (advance), firing the coordinator's deadlines
+// as it passes them and moving the wall clock (commit timestamps, offset retention) with it; the
+// io_context only ever runs what is ready (poll), so no test depends on real elapsed time.
 
 #include <gtest/gtest.h>
 
@@ -16,6 +17,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "server/groups/group_coordinator.h"
+#include "server/tests/manual_clock.h"
 #include "wire/error_code.h"
 
 namespace sluice::server {
@@ -87,14 +89,20 @@ class group_coordinator_test : public ::testing::Test {
     make(config);
   }
   void make(const group_coordinator_config& config) {
-    gc_ = std::make_unique<group_coordinator>(io_.get_executor(), config, &store_,
-                                              [this] { return now_ms_; });
+    gc_ = std::make_unique<group_coordinator>(io_.get_executor(), config, &store_, &clock_);
   }
   void SetUp() override { make(); }
 
-  void run(std::chrono::milliseconds d = 5ms) {
+  // Runs what is ready (resumed coroutines, posted completions) without letting time pass.
+  void settle() {
     io_.restart();
-    io_.run_for(d);
+    io_.poll();
+  }
+  // Lets `d` pass: every deadline in it fires, in order, with the io_context settled after each.
+  void advance(std::chrono::milliseconds d) {
+    settle();
+    clock_.advance(d, [this] { settle(); });
+    settle();
   }
 
   outcome<wire::join_group_response> start_join(wire::join_group_request request,
@@ -107,7 +115,7 @@ class group_coordinator_test : public ::testing::Test {
           *out = co_await gc.join(req, v, client, "/127.0.0.1");
         }(*gc_, std::move(request), version, std::move(client), out),
         asio::detached);
-    run();
+    settle();
     return out;
   }
 
@@ -133,7 +141,7 @@ class group_coordinator_test : public ::testing::Test {
           *out = co_await gc.sync(req, 5);
         }(*gc_, std::move(r), out),
         asio::detached);
-    run();
+    settle();
     return out;
   }
 
@@ -147,12 +155,13 @@ class group_coordinator_test : public ::testing::Test {
     return gc_->heartbeat(r, 4).error_code;
   }
 
-  // Keeps the given members alive while time passes.
-  void run_heartbeating(std::chrono::milliseconds total,
-                        const std::vector<std::pair<std::string, int32_t>>& members,
-                        const std::string& group = "g") {
-    for (auto t = 0ms; t < total; t += 20ms) {
-      run(20ms);
+  // Keeps the given members alive while `total` passes, heartbeating every `every`.
+  void advance_heartbeating(std::chrono::milliseconds total,
+                            const std::vector<std::pair<std::string, int32_t>>& members,
+                            const std::string& group = "g",
+                            std::chrono::milliseconds every = 20ms) {
+    for (auto t = 0ms; t < total; t += every) {
+      advance(std::min(every, total - t));
       for (auto& [id, gen] : members)
         heartbeat(group, id, gen);
     }
@@ -191,7 +200,7 @@ class group_coordinator_test : public ::testing::Test {
   }
 
   asio::io_context io_;
-  int64_t now_ms_ = 1'700'000'000'000;  // the injected wall clock
+  testing::manual_clock clock_;  // also the wall clock, from 1'700'000'000'000
   recording_store store_;
   std::unique_ptr<group_coordinator> gc_;
 };
@@ -203,7 +212,7 @@ TEST_F(group_coordinator_test, two_members_join_one_generation_with_one_leader) 
   EXPECT_FALSE(*a);
   EXPECT_FALSE(*b);
   EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
-  run(100ms);
+  advance(100ms);
   ASSERT_TRUE(*a && *b);
   const auto& ra = **a;
   const auto& rb = **b;
@@ -248,7 +257,7 @@ TEST_F(group_coordinator_test, pending_member_expires_after_session_timeout) {
   auto a = start_join(join_request("g", member_id_for("g")));
   ASSERT_TRUE(*a);
   std::string pending = member_id_for("g");
-  run(150ms);
+  advance(150ms);
   auto late = start_join(join_request("g", pending));
   ASSERT_TRUE(*late);
   EXPECT_EQ((*late)->error_code, code(error_code::unknown_member_id));
@@ -271,7 +280,7 @@ TEST_F(group_coordinator_test, follower_sync_waits_for_leader) {
   make(30ms);
   auto a = start_join(join_request("g", ""), 3, "a");
   auto b = start_join(join_request("g", ""), 3, "b");
-  run(100ms);
+  advance(100ms);
   ASSERT_TRUE(*a && *b);
   auto sb = start_sync("g", (*b)->member_id, 1);
   EXPECT_FALSE(*sb);
@@ -330,7 +339,7 @@ TEST_F(group_coordinator_test, leader_leaving_triggers_rebalance_and_a_new_leade
 
 TEST_F(group_coordinator_test, member_without_heartbeats_is_expired) {
   auto [a, b] = stable_pair();
-  run_heartbeating(150ms, {{a.id, a.generation}});  // b stays silent past its 100 ms session
+  advance_heartbeating(150ms, {{a.id, a.generation}});  // b stays silent past its 100 ms session
   EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
   EXPECT_EQ(heartbeat("g", b.id, b.generation), code(error_code::unknown_member_id));
   EXPECT_EQ(heartbeat("g", a.id, a.generation), code(error_code::rebalance_in_progress));
@@ -345,9 +354,9 @@ TEST_F(group_coordinator_test, rebalance_timeout_evicts_member_that_does_not_rej
   auto a2 = start_join(join_request("g", a.id));  // the leader rejoins: rebalance
   EXPECT_FALSE(*a2);
   // b keeps heartbeating but never rejoins; the 300 ms rebalance timeout ends the wait.
-  run_heartbeating(150ms, {{b.id, b.generation}});
+  advance_heartbeating(150ms, {{b.id, b.generation}});
   EXPECT_FALSE(*a2);
-  run_heartbeating(200ms, {{b.id, b.generation}});
+  advance_heartbeating(200ms, {{b.id, b.generation}});
   ASSERT_TRUE(*a2);
   EXPECT_EQ((*a2)->error_code, 0);
   EXPECT_EQ((*a2)->generation_id, a.generation + 1);
@@ -363,7 +372,7 @@ class static_group_test : public group_coordinator_test {
     make(30ms);
     auto ja = start_join(join_request("g", "", "ia"), 5, "a");
     auto jb = start_join(join_request("g", "", "ib"), 5, "b");
-    run(100ms);
+    advance(100ms);
     ASSERT_TRUE(*ja && *jb);
     a = {(*ja)->member_id, (*ja)->generation_id};
     b = {(*jb)->member_id, (*jb)->generation_id};
@@ -549,7 +558,7 @@ TEST_F(group_coordinator_test, inconsistent_protocols_are_refused_and_votes_pick
   auto w = start_join(wrong_type, 3);
   ASSERT_TRUE(*w);
   EXPECT_EQ((*w)->error_code, code(error_code::inconsistent_group_protocol));
-  run(100ms);
+  advance(100ms);
   ASSERT_TRUE(*a && *b && *c);
   EXPECT_EQ((*a)->protocol_name, "rr");  // two votes against one
   EXPECT_EQ((*a)->members.size(), 3u);
@@ -650,7 +659,7 @@ TEST_F(group_coordinator_test, shutdown_answers_parked_requests) {
   auto a = start_join(join_request("g", ""), 3);
   EXPECT_FALSE(*a);
   gc_.reset();
-  run();
+  settle();
   ASSERT_TRUE(*a);
   EXPECT_EQ((*a)->error_code, code(error_code::not_coordinator));
 }
@@ -695,7 +704,7 @@ TEST_F(retention_test, empty_group_expires_retention_after_it_became_empty_not_a
   ASSERT_EQ(gc_->commit_offsets(commit, 8).topics[0].partitions[0].error_code, 0);
 
   // Commits older than the retention do not expire while the group has members...
-  now_ms_ += 2 * retention_ms;
+  advance_heartbeating(2ms * retention_ms, {{(*a)->member_id, (*a)->generation_id}}, "g", 50ms);
   EXPECT_EQ(gc_->expire_offsets(), 0u);
   wire::leave_group_request leave;
   leave.group_id = "g";
@@ -704,14 +713,14 @@ TEST_F(retention_test, empty_group_expires_retention_after_it_became_empty_not_a
   ASSERT_EQ(gc_->state_of("g"), group_state::empty);
 
   // ...and the clock of an empty group starts when it became empty.
-  now_ms_ += retention_ms - 1;
+  advance(1ms * (retention_ms - 1));
   gc_->start_offset_expiry();  // checks at once, then every 50 ms
   EXPECT_EQ(fetched("g", "t", 0), 42);
   EXPECT_EQ(gc_->state_of("g"), group_state::empty);
   EXPECT_TRUE(store_.removed_offsets.empty());
 
-  now_ms_ += 1;
-  run(120ms);  // the periodic check fires
+  advance(1ms);
+  advance(120ms);  // the periodic check fires
   EXPECT_EQ(fetched("g", "t", 0), -1);
   EXPECT_EQ(fetched("g", "t", 1), -1);
   EXPECT_EQ(store_.removed_offsets, (std::vector<topic_partition>{{"t", 0}, {"t", 1}}));
@@ -722,15 +731,15 @@ TEST_F(retention_test, empty_group_expires_retention_after_it_became_empty_not_a
 
 TEST_F(retention_test, offsets_without_group_management_expire_one_by_one_from_their_commit) {
   commit_alone("solo", "t", 0);
-  now_ms_ += retention_ms / 2;
+  advance(1ms * retention_ms / 2);
   commit_alone("solo", "t", 1);
-  now_ms_ += retention_ms / 2;
+  advance(1ms * retention_ms / 2);
   EXPECT_EQ(gc_->expire_offsets(), 1u);
   EXPECT_EQ(fetched("solo", "t", 0), -1);
   EXPECT_EQ(fetched("solo", "t", 1), 42);
   EXPECT_EQ(gc_->state_of("solo"), group_state::empty);  // it still has an offset
 
-  now_ms_ += retention_ms / 2;
+  advance(1ms * retention_ms / 2);
   EXPECT_EQ(gc_->expire_offsets(), 1u);
   EXPECT_FALSE(gc_->state_of("solo"));
   EXPECT_EQ(store_.removed_offsets, (std::vector<topic_partition>{{"t", 0}, {"t", 1}}));
@@ -764,13 +773,15 @@ TEST_F(retention_test, stable_consumer_group_keeps_subscribed_topics_and_expires
   commit.topics[1].partitions.emplace_back().committed_offset = 3;
   gc_->commit_offsets(commit, 8);
 
-  now_ms_ += retention_ms - 1;
+  const std::vector<std::pair<std::string, int32_t>> alive = {
+      {(*a)->member_id, (*a)->generation_id}};
+  advance_heartbeating(1ms * (retention_ms - 1), alive, "g", 50ms);
   EXPECT_EQ(gc_->expire_offsets(), 0u);
-  now_ms_ += 1;
+  advance_heartbeating(1ms, alive);
   EXPECT_EQ(gc_->expire_offsets(), 1u);
   EXPECT_EQ(fetched("g", "u", 0), -1);
   EXPECT_EQ(fetched("g", "t", 0), 42);
-  now_ms_ += 10 * retention_ms;
+  advance_heartbeating(10ms * retention_ms, alive, "g", 50ms);
   EXPECT_EQ(gc_->expire_offsets(), 0u);
   EXPECT_EQ(fetched("g", "t", 1), 5);
   EXPECT_EQ(gc_->state_of("g"), group_state::stable);
@@ -783,7 +794,8 @@ TEST_F(retention_test, rebalancing_group_expires_nothing) {
   // Joined but not synced: CompletingRebalance.
   ASSERT_EQ(gc_->state_of("g"), group_state::completing_rebalance);
   commit_alone("other", "t", 0);
-  now_ms_ += 10 * retention_ms;
+  // Heartbeats keep the member (they are allowed between JoinGroup and SyncGroup).
+  advance_heartbeating(10ms * retention_ms, {{(*a)->member_id, (*a)->generation_id}}, "g", 50ms);
   EXPECT_EQ(gc_->expire_offsets(), 1u);  // only the standalone group's
   EXPECT_EQ(gc_->state_of("g"), group_state::completing_rebalance);
 }
@@ -793,18 +805,19 @@ TEST_F(retention_test, loaded_groups_count_from_their_stored_state_timestamp_or_
   empty_group.protocol_type = "consumer";
   empty_group.generation = 4;
   // Became empty 59 s ago; committed long before.
-  gc_->load_group("recent", empty_group, now_ms_ - (retention_ms - 1'000));
-  gc_->load_offset("recent", {{"t", 0}, {7, -1, "", now_ms_ - 100 * retention_ms}});
+  const int64_t now = clock_.wall_clock_ms();
+  gc_->load_group("recent", empty_group, now - (retention_ms - 1'000));
+  gc_->load_offset("recent", {{"t", 0}, {7, -1, "", now - 100 * retention_ms}});
   // An old record without the timestamp (GroupMetadataValue v0/v1): the commit time counts.
   gc_->load_group("old", empty_group, -1);
-  gc_->load_offset("old", {{"t", 0}, {8, -1, "", now_ms_ - (retention_ms - 2'000)}});
+  gc_->load_offset("old", {{"t", 0}, {8, -1, "", now - (retention_ms - 2'000)}});
 
   EXPECT_EQ(gc_->expire_offsets(), 0u);
-  now_ms_ += 1'000;
+  advance(1'000ms);
   EXPECT_EQ(gc_->expire_offsets(), 1u);
   EXPECT_FALSE(gc_->state_of("recent"));
   EXPECT_EQ(gc_->state_of("old"), group_state::empty);
-  now_ms_ += 1'000;
+  advance(1'000ms);
   EXPECT_EQ(gc_->expire_offsets(), 1u);
   EXPECT_FALSE(gc_->state_of("old"));
   EXPECT_EQ(store_.removed_groups, (std::vector<std::string>{"recent", "old"}));
@@ -825,11 +838,34 @@ TEST_F(retention_test, empty_group_without_offsets_is_removed_at_the_next_check)
 
 TEST_F(retention_test, shutdown_stops_the_periodic_check) {
   gc_->start_offset_expiry();
+  ASSERT_EQ(clock_.pending(), 1u);
   gc_->shutdown();
-  io_.restart();
-  io_.run_for(500ms);
+  EXPECT_EQ(clock_.pending(), 0u);
+  settle();
   // Out of work: the broker's io_context can finish after a SIGTERM.
   EXPECT_TRUE(io_.stopped());
+}
+
+// The same with the production timers (steady timers on the io_context): a cancelled timer
+// completes at once, so the broker's io_context runs out of work after a SIGTERM.
+TEST(group_coordinator_timers_test, shutdown_leaves_the_io_context_without_work) {
+  asio::io_context io;
+  group_coordinator_config config;
+  group_coordinator gc(io.get_executor(), config);
+  wire::join_group_request join = join_request("g", "");
+  join.session_timeout_ms = 6'000;
+  asio::co_spawn(
+      io,
+      [](group_coordinator& gc, wire::join_group_request req) -> asio::awaitable<void> {
+        co_await gc.join(req, 3, "c", "/127.0.0.1");
+      }(gc, std::move(join)),
+      asio::detached);
+  io.poll();
+  ASSERT_EQ(gc.state_of("g"), group_state::preparing_rebalance);  // initial delay: 3 s
+  gc.start_offset_expiry();
+  gc.shutdown();
+  io.poll();
+  EXPECT_TRUE(io.stopped());
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "server/groups/group_coordinator.h"
 #include "server/groups/offsets_log.h"
 #include "server/partition.h"
+#include "server/tests/manual_clock.h"
 #include "storage/errc.h"
 #include "storage/log.h"
 #include "storage/tests/test_util.h"
@@ -467,8 +468,8 @@ TEST_F(offsets_log_test, expired_offsets_and_their_dead_group_stay_gone_after_a_
   boost::asio::io_context io;
   group_coordinator_config config;
   config.offsets_retention = std::chrono::seconds(60);
-  int64_t now = t0 + 61'000;
-  group_coordinator coordinator(io.get_executor(), config, store_.get(), [&] { return now; });
+  testing::manual_clock clock(t0 + 61'000);
+  group_coordinator coordinator(io.get_executor(), config, store_.get(), &clock);
   struct forward : group_loader {
     group_coordinator& c;
     explicit forward(group_coordinator& to) : c(to) {}
