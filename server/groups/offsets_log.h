@@ -28,8 +28,10 @@
 // Writes: each group_store call appends one uncompressed batch (producer id -1, CreateTime = the
 // wall clock) holding all its records, through the partition, so the batch gets the partition's
 // leader epoch, the high watermark follows and parked fetches of __consumer_offsets wake. The
-// append is a pwrite into the page cache, as for produce with acks=1: a commit survives a broker
-// crash, not a machine crash before the next flush (Kafka's guarantee with one replica).
+// append is a pwrite into the page cache; its completion is posted to the executor at once, so
+// for now a commit survives a broker crash, not a machine crash before the next flush. Kafka
+// appends group records with acks=all; the broker's durability wait (fdatasync, group commit)
+// will delay the completion until the batch is durable, in offsets_log::append_then only.
 //
 // Replay: read every batch from log_start_offset to log_end_offset; per key the last record wins
 // and a tombstone deletes. The log is never compacted (Sluice has no log cleaner yet), so it grows
@@ -47,6 +49,8 @@
 #include <string_view>
 #include <system_error>
 #include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
 
 #include "server/groups/group_store.h"
 #include "server/partition.h"
@@ -130,22 +134,24 @@ std::error_code replay_consumer_offsets(const storage::log& log, group_loader& l
                                         replay_stats* stats = nullptr);
 
 // The group_store over partition 0 of __consumer_offsets. Append failures become the error codes
-// Kafka's GroupMetadataManager returns for them: a storage failure (also a closed log at shutdown)
-// NOT_COORDINATOR, an oversized commit INVALID_COMMIT_OFFSET_SIZE, anything else
-// UNKNOWN_SERVER_ERROR. Tombstone appends that fail (remove_*) are logged; the interface has no
-// way to report them.
+// Kafka's GroupMetadataManager (and, for tombstones, Kafka 4's GroupCoordinatorService) returns
+// for them: a storage failure (also a closed log at shutdown) NOT_COORDINATOR, an oversized
+// commit INVALID_COMMIT_OFFSET_SIZE, anything else UNKNOWN_SERVER_ERROR.
 class offsets_log final : public group_store {
  public:
-  // `p` must outlive this. `now_ms` is the wall clock (record timestamps, currentStateTimestamp).
-  explicit offsets_log(partition& p, std::function<int64_t()> now_ms = {});
+  // `p` must outlive this; completions are posted to `executor`. `now_ms` is the wall clock
+  // (record timestamps, currentStateTimestamp).
+  offsets_log(partition& p, boost::asio::any_io_executor executor,
+              std::function<int64_t()> now_ms = {});
 
-  wire::error_code store_group(std::string_view group_id,
-                               const group_metadata_record& record) override;
-  wire::error_code store_offsets(std::string_view group_id,
-                                 std::span<const offset_record> offsets) override;
-  void remove_offsets(std::string_view group_id,
-                      std::span<const topic_partition> partitions) override;
-  void remove_group(std::string_view group_id) override;
+  void store_group(std::string_view group_id, const group_metadata_record& record,
+                   completion done) override;
+  void store_offsets(std::string_view group_id, std::span<const offset_record> offsets,
+                     completion done) override;
+  void remove_offsets(std::string_view group_id, std::span<const topic_partition> partitions,
+                      completion done) override;
+  void remove_group(std::string_view group_id, std::span<const topic_partition> partitions,
+                    completion done) override;
 
  private:
   struct pending_record {
@@ -154,8 +160,14 @@ class offsets_log final : public group_store {
   };
   // One batch holding `records`, every record stamped `now`.
   std::error_code append(const std::vector<pending_record>& records, int64_t now);
+  // Appends `records` and completes `done` with NONE, or with `map(error)` when the append
+  // fails; `what` names the write in the log line of a failure.
+  void append_then(const std::vector<pending_record>& records, int64_t now, completion done,
+                   wire::error_code (*map)(wire::error_code), std::string_view what,
+                   std::string_view group_id);
 
   partition& partition_;
+  boost::asio::any_io_executor executor_;
   std::function<int64_t()> now_ms_;
 };
 

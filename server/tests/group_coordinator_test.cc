@@ -6,8 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +19,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include "server/groups/group_coordinator.h"
 #include "server/tests/manual_clock.h"
@@ -34,26 +39,89 @@ std::vector<uint8_t> bytes(std::string_view s) {
   return {s.begin(), s.end()};
 }
 
+// A group_store whose log is a few vectors. Each write either completes at once (posted, with the
+// failure set for its kind) or, while `hold` is set, waits until the test completes it, oldest
+// first as the interface promises, with the planned result or another. Only writes that
+// succeed reach the vectors and `log`, the committed offsets a replay would rebuild.
 struct recording_store : group_store {
+  explicit recording_store(asio::io_context& io) : io_(io) {}
+
   std::vector<group_metadata_record> groups;
   std::vector<offset_record> offsets;
   std::vector<topic_partition> removed_offsets;
   std::vector<std::string> removed_groups;
+  std::map<std::string, std::map<topic_partition, int64_t>> log;
+  error_code fail_groups = error_code::none;
   error_code fail_offsets = error_code::none;
+  error_code fail_tombstones = error_code::none;
+  bool hold = false;
 
-  error_code store_group(std::string_view, const group_metadata_record& record) override {
-    groups.push_back(record);
-    return error_code::none;
+  size_t held() const { return held_.size(); }
+  // Completes the oldest held write with its planned result, or with `e`.
+  void complete_next(std::optional<error_code> e = std::nullopt) {
+    ASSERT_FALSE(held_.empty());
+    auto [run, planned] = std::move(held_.front());
+    held_.pop_front();
+    asio::post(io_, [run, result = e.value_or(planned)] { run(result); });
   }
-  error_code store_offsets(std::string_view, std::span<const offset_record> o) override {
-    if (fail_offsets != error_code::none) return fail_offsets;
-    offsets.insert(offsets.end(), o.begin(), o.end());
-    return error_code::none;
+
+  void store_group(std::string_view, const group_metadata_record& record,
+                   completion done) override {
+    write(
+        fail_groups, [this, record] { groups.push_back(record); }, std::move(done));
   }
-  void remove_offsets(std::string_view, std::span<const topic_partition> p) override {
-    removed_offsets.insert(removed_offsets.end(), p.begin(), p.end());
+  void store_offsets(std::string_view group_id, std::span<const offset_record> o,
+                     completion done) override {
+    std::vector<offset_record> copy(o.begin(), o.end());
+    write(
+        fail_offsets,
+        [this, id = std::string(group_id), copy] {
+          offsets.insert(offsets.end(), copy.begin(), copy.end());
+          for (const offset_record& r : copy)
+            log[id][r.partition] = r.value.offset;
+        },
+        std::move(done));
   }
-  void remove_group(std::string_view group_id) override { removed_groups.emplace_back(group_id); }
+  void remove_offsets(std::string_view group_id, std::span<const topic_partition> p,
+                      completion done) override {
+    std::vector<topic_partition> copy(p.begin(), p.end());
+    write(
+        fail_tombstones, [this, id = std::string(group_id), copy] { tombstone(id, copy); },
+        std::move(done));
+  }
+  void remove_group(std::string_view group_id, std::span<const topic_partition> p,
+                    completion done) override {
+    std::vector<topic_partition> copy(p.begin(), p.end());
+    write(
+        fail_tombstones,
+        [this, id = std::string(group_id), copy] {
+          tombstone(id, copy);
+          removed_groups.push_back(id);
+        },
+        std::move(done));
+  }
+
+ private:
+  void tombstone(const std::string& id, const std::vector<topic_partition>& partitions) {
+    removed_offsets.insert(removed_offsets.end(), partitions.begin(), partitions.end());
+    for (const topic_partition& tp : partitions)
+      log[id].erase(tp);
+    if (log[id].empty()) log.erase(id);
+  }
+  void write(error_code planned, std::function<void()> record, completion done) {
+    auto run = [record = std::move(record), done = std::move(done)](error_code e) {
+      if (e == error_code::none) record();
+      done(e);
+    };
+    if (hold) {
+      held_.emplace_back(std::move(run), planned);
+    } else {
+      asio::post(io_, [run = std::move(run), planned] { run(planned); });
+    }
+  }
+
+  asio::io_context& io_;
+  std::deque<std::pair<std::function<void(error_code)>, error_code>> held_;
 };
 
 using protocol_list = std::vector<std::pair<std::string, std::string>>;
@@ -145,6 +213,53 @@ class group_coordinator_test : public ::testing::Test {
     return out;
   }
 
+  // Runs a request that answers once its writes complete; the result stays empty while they wait.
+  template <class Resp>
+  outcome<Resp> spawn(asio::awaitable<Resp> op) {
+    auto out = std::make_shared<std::optional<Resp>>();
+    asio::co_spawn(io_, std::move(op), [out](std::exception_ptr e, Resp r) {
+      if (!e) *out = std::move(r);
+    });
+    settle();
+    return out;
+  }
+  template <class Resp>
+  static Resp answered(const outcome<Resp>& out) {
+    if (!*out) throw std::runtime_error("the request is still waiting for the store");
+    return **out;
+  }
+  // With the store completing at once.
+  wire::offset_commit_response commit_now(wire::offset_commit_request& r, int16_t version = 8) {
+    return answered(spawn(gc_->commit_offsets(r, version)));
+  }
+  wire::offset_delete_response delete_offsets_now(wire::offset_delete_request& r) {
+    return answered(spawn(gc_->delete_offsets(r, 0)));
+  }
+  wire::delete_groups_response delete_groups_now(wire::delete_groups_request& r) {
+    return answered(spawn(gc_->delete_groups(r, 2)));
+  }
+  size_t expire() {
+    size_t n = gc_->expire_offsets();
+    settle();
+    return n;
+  }
+  // The group's committed offsets as OffsetFetch returns them (all partitions), to compare with
+  // what the store's log holds.
+  std::map<topic_partition, int64_t> committed(const std::string& group) {
+    wire::offset_fetch_request fetch;
+    fetch.group_id = group;
+    fetch.topics = std::nullopt;
+    std::map<topic_partition, int64_t> out;
+    for (const auto& t : gc_->fetch_offsets(fetch, 7).topics)
+      for (const auto& p : t.partitions)
+        out[{t.name, p.partition_index}] = p.committed_offset;
+    return out;
+  }
+  std::map<topic_partition, int64_t> logged(const std::string& group) {
+    auto it = store_.log.find(group);
+    return it == store_.log.end() ? std::map<topic_partition, int64_t>{} : it->second;
+  }
+
   int16_t heartbeat(const std::string& group, const std::string& member_id, int32_t generation,
                     std::optional<std::string> instance = std::nullopt) {
     wire::heartbeat_request r;
@@ -201,7 +316,7 @@ class group_coordinator_test : public ::testing::Test {
 
   asio::io_context io_;
   testing::manual_clock clock_;  // also the wall clock, from 1'700'000'000'000
-  recording_store store_;
+  recording_store store_{io_};
   std::unique_ptr<group_coordinator> gc_;
 };
 
@@ -441,7 +556,7 @@ TEST_F(static_group_test, old_member_id_of_an_instance_is_fenced) {
   commit.generation_id_or_member_epoch = b.generation;
   commit.topics.emplace_back().name = "t";
   commit.topics[0].partitions.emplace_back().committed_offset = 1;
-  EXPECT_EQ(gc_->commit_offsets(commit, 7).topics[0].partitions[0].error_code,
+  EXPECT_EQ(commit_now(commit, 7).topics[0].partitions[0].error_code,
             code(error_code::fenced_instance_id));
 
   wire::leave_group_request leave;
@@ -479,7 +594,7 @@ wire::offset_commit_request commit_request(const std::string& group, const std::
 TEST_F(group_coordinator_test, offsets_round_trip_with_metadata_and_leader_epoch) {
   auto [a, b] = stable_pair();
   wire::offset_commit_request commit = commit_request("g", a.id, a.generation);
-  wire::offset_commit_response cr = gc_->commit_offsets(commit, 8);
+  wire::offset_commit_response cr = commit_now(commit, 8);
   ASSERT_EQ(cr.topics.size(), 1u);
   ASSERT_EQ(cr.topics[0].partitions.size(), 2u);
   EXPECT_EQ(cr.topics[0].partitions[0].error_code, 0);
@@ -517,31 +632,31 @@ TEST_F(group_coordinator_test, offsets_round_trip_with_metadata_and_leader_epoch
 
   // Membership is checked.
   wire::offset_commit_request stale = commit_request("g", a.id, a.generation - 1);
-  EXPECT_EQ(gc_->commit_offsets(stale, 8).topics[0].partitions[0].error_code,
+  EXPECT_EQ(commit_now(stale, 8).topics[0].partitions[0].error_code,
             code(error_code::illegal_generation));
   wire::offset_commit_request stranger = commit_request("g", "nobody", a.generation);
-  EXPECT_EQ(gc_->commit_offsets(stranger, 8).topics[0].partitions[0].error_code,
+  EXPECT_EQ(commit_now(stranger, 8).topics[0].partitions[0].error_code,
             code(error_code::unknown_member_id));
   // A failed append leaves the committed offsets as they were.
   store_.fail_offsets = error_code::coordinator_not_available;
   wire::offset_commit_request again = commit_request("g", a.id, a.generation);
   again.topics[0].partitions[0].committed_offset = 99;
-  EXPECT_EQ(gc_->commit_offsets(again, 8).topics[0].partitions[0].error_code,
+  EXPECT_EQ(commit_now(again, 8).topics[0].partitions[0].error_code,
             code(error_code::coordinator_not_available));
   EXPECT_EQ(gc_->fetch_offsets(fetch, 7).topics[0].partitions[0].committed_offset, 42);
 }
 
 TEST_F(group_coordinator_test, standalone_commit_needs_an_empty_group) {
   wire::offset_commit_request simple = commit_request("solo", "", -1);
-  EXPECT_EQ(gc_->commit_offsets(simple, 2).topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ(commit_now(simple, 2).topics[0].partitions[0].error_code, 0);
   EXPECT_EQ(gc_->state_of("solo"), group_state::empty);
   wire::offset_commit_request with_generation = commit_request("nowhere", "", 3);
-  EXPECT_EQ(gc_->commit_offsets(with_generation, 2).topics[0].partitions[0].error_code,
+  EXPECT_EQ(commit_now(with_generation, 2).topics[0].partitions[0].error_code,
             code(error_code::illegal_generation));
 
   auto a = start_join(join_request("solo", member_id_for("solo")));
   ASSERT_TRUE(*a);
-  EXPECT_EQ(gc_->commit_offsets(simple, 2).topics[0].partitions[0].error_code,
+  EXPECT_EQ(commit_now(simple, 2).topics[0].partitions[0].error_code,
             code(error_code::unknown_member_id));
 }
 
@@ -567,7 +682,7 @@ TEST_F(group_coordinator_test, inconsistent_protocols_are_refused_and_votes_pick
 TEST_F(group_coordinator_test, list_describe_and_delete_groups) {
   auto [a, b] = stable_pair("busy");
   wire::offset_commit_request simple = commit_request("idle", "", -1);
-  gc_->commit_offsets(simple, 2);
+  commit_now(simple, 2);
 
   wire::list_groups_request all;
   wire::list_groups_response listed = gc_->list_groups(all, 4);
@@ -597,7 +712,7 @@ TEST_F(group_coordinator_test, list_describe_and_delete_groups) {
 
   wire::delete_groups_request del;
   del.groups_names = {"busy", "idle", "missing"};
-  wire::delete_groups_response dr = gc_->delete_groups(del, 2);
+  wire::delete_groups_response dr = delete_groups_now(del);
   ASSERT_EQ(dr.results.size(), 3u);
   EXPECT_EQ(dr.results[0].error_code, code(error_code::non_empty_group));
   EXPECT_EQ(dr.results[1].error_code, 0);
@@ -622,7 +737,7 @@ TEST_F(group_coordinator_test, offset_delete_refuses_subscribed_topics) {
   wire::offset_commit_request commit = commit_request("g", (*a)->member_id, (*a)->generation_id);
   commit.topics.emplace_back().name = "u";
   commit.topics[1].partitions.emplace_back().committed_offset = 3;
-  gc_->commit_offsets(commit, 8);
+  commit_now(commit, 8);
 
   wire::offset_delete_request del;
   del.group_id = "g";
@@ -631,7 +746,7 @@ TEST_F(group_coordinator_test, offset_delete_refuses_subscribed_topics) {
     t.name = topic;
     t.partitions.emplace_back().partition_index = 0;
   }
-  wire::offset_delete_response r = gc_->delete_offsets(del, 0);
+  wire::offset_delete_response r = delete_offsets_now(del);
   EXPECT_EQ(r.error_code, 0);
   EXPECT_EQ(r.topics[0].partitions[0].error_code, code(error_code::group_subscribed_to_topic));
   EXPECT_EQ(r.topics[1].partitions[0].error_code, 0);
@@ -641,7 +756,7 @@ TEST_F(group_coordinator_test, offset_delete_refuses_subscribed_topics) {
 // Kafka's cleanupGroupMetadata after OffsetDelete: an Empty group left without offsets is gone.
 TEST_F(group_coordinator_test, offset_delete_of_an_empty_groups_last_offsets_removes_it) {
   wire::offset_commit_request commit = commit_request("alone", "", -1);
-  gc_->commit_offsets(commit, 8);
+  commit_now(commit, 8);
   ASSERT_EQ(gc_->state_of("alone"), group_state::empty);
   wire::offset_delete_request del;
   del.group_id = "alone";
@@ -649,7 +764,7 @@ TEST_F(group_coordinator_test, offset_delete_of_an_empty_groups_last_offsets_rem
   t.name = commit.topics[0].name;
   for (const auto& p : commit.topics[0].partitions)
     t.partitions.emplace_back().partition_index = p.partition_index;
-  EXPECT_EQ(gc_->delete_offsets(del, 0).error_code, 0);
+  EXPECT_EQ(delete_offsets_now(del).error_code, 0);
   EXPECT_FALSE(gc_->state_of("alone"));
   EXPECT_TRUE(store_.removed_groups.empty());  // never had a generation: no metadata to drop
 }
@@ -691,7 +806,7 @@ class retention_test : public group_coordinator_test {
     r.topics[0].name = topic;
     r.topics[0].partitions.resize(1);
     r.topics[0].partitions[0].partition_index = partition;
-    ASSERT_EQ(gc_->commit_offsets(r, 2).topics[0].partitions[0].error_code, 0);
+    ASSERT_EQ(commit_now(r, 2).topics[0].partitions[0].error_code, 0);
   }
 };
 
@@ -701,11 +816,11 @@ TEST_F(retention_test, empty_group_expires_retention_after_it_became_empty_not_a
   auto sync = start_sync("g", (*a)->member_id, (*a)->generation_id, {{(*a)->member_id, "x"}});
   ASSERT_TRUE(*sync);
   wire::offset_commit_request commit = commit_request("g", (*a)->member_id, (*a)->generation_id);
-  ASSERT_EQ(gc_->commit_offsets(commit, 8).topics[0].partitions[0].error_code, 0);
+  ASSERT_EQ(commit_now(commit, 8).topics[0].partitions[0].error_code, 0);
 
   // Commits older than the retention do not expire while the group has members...
   advance_heartbeating(2ms * retention_ms, {{(*a)->member_id, (*a)->generation_id}}, "g", 50ms);
-  EXPECT_EQ(gc_->expire_offsets(), 0u);
+  EXPECT_EQ(expire(), 0u);
   wire::leave_group_request leave;
   leave.group_id = "g";
   leave.member_id = (*a)->member_id;
@@ -715,6 +830,7 @@ TEST_F(retention_test, empty_group_expires_retention_after_it_became_empty_not_a
   // ...and the clock of an empty group starts when it became empty.
   advance(1ms * (retention_ms - 1));
   gc_->start_offset_expiry();  // checks at once, then every 50 ms
+  settle();
   EXPECT_EQ(fetched("g", "t", 0), 42);
   EXPECT_EQ(gc_->state_of("g"), group_state::empty);
   EXPECT_TRUE(store_.removed_offsets.empty());
@@ -734,13 +850,13 @@ TEST_F(retention_test, offsets_without_group_management_expire_one_by_one_from_t
   advance(1ms * retention_ms / 2);
   commit_alone("solo", "t", 1);
   advance(1ms * retention_ms / 2);
-  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  EXPECT_EQ(expire(), 1u);
   EXPECT_EQ(fetched("solo", "t", 0), -1);
   EXPECT_EQ(fetched("solo", "t", 1), 42);
   EXPECT_EQ(gc_->state_of("solo"), group_state::empty);  // it still has an offset
 
   advance(1ms * retention_ms / 2);
-  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  EXPECT_EQ(expire(), 1u);
   EXPECT_FALSE(gc_->state_of("solo"));
   EXPECT_EQ(store_.removed_offsets, (std::vector<topic_partition>{{"t", 0}, {"t", 1}}));
   EXPECT_TRUE(store_.removed_groups.empty());  // generation 0: no metadata was ever written
@@ -752,6 +868,7 @@ TEST_F(retention_test, deleting_a_topic_removes_its_offsets_from_every_group) {
   commit_alone("a", "kept", 0);
   commit_alone("b", "gone", 1);
   gc_->on_topic_deleted("gone");
+  settle();
   EXPECT_EQ(fetched("a", "gone", 0), -1);
   EXPECT_EQ(fetched("a", "kept", 0), 42);
   EXPECT_EQ(fetched("b", "gone", 1), -1);
@@ -771,18 +888,18 @@ TEST_F(retention_test, stable_consumer_group_keeps_subscribed_topics_and_expires
   wire::offset_commit_request commit = commit_request("g", (*a)->member_id, (*a)->generation_id);
   commit.topics.emplace_back().name = "u";
   commit.topics[1].partitions.emplace_back().committed_offset = 3;
-  gc_->commit_offsets(commit, 8);
+  commit_now(commit, 8);
 
   const std::vector<std::pair<std::string, int32_t>> alive = {
       {(*a)->member_id, (*a)->generation_id}};
   advance_heartbeating(1ms * (retention_ms - 1), alive, "g", 50ms);
-  EXPECT_EQ(gc_->expire_offsets(), 0u);
+  EXPECT_EQ(expire(), 0u);
   advance_heartbeating(1ms, alive);
-  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  EXPECT_EQ(expire(), 1u);
   EXPECT_EQ(fetched("g", "u", 0), -1);
   EXPECT_EQ(fetched("g", "t", 0), 42);
   advance_heartbeating(10ms * retention_ms, alive, "g", 50ms);
-  EXPECT_EQ(gc_->expire_offsets(), 0u);
+  EXPECT_EQ(expire(), 0u);
   EXPECT_EQ(fetched("g", "t", 1), 5);
   EXPECT_EQ(gc_->state_of("g"), group_state::stable);
   EXPECT_TRUE(store_.removed_groups.empty());
@@ -796,7 +913,7 @@ TEST_F(retention_test, rebalancing_group_expires_nothing) {
   commit_alone("other", "t", 0);
   // Heartbeats keep the member (they are allowed between JoinGroup and SyncGroup).
   advance_heartbeating(10ms * retention_ms, {{(*a)->member_id, (*a)->generation_id}}, "g", 50ms);
-  EXPECT_EQ(gc_->expire_offsets(), 1u);  // only the standalone group's
+  EXPECT_EQ(expire(), 1u);  // only the standalone group's
   EXPECT_EQ(gc_->state_of("g"), group_state::completing_rebalance);
 }
 
@@ -812,13 +929,13 @@ TEST_F(retention_test, loaded_groups_count_from_their_stored_state_timestamp_or_
   gc_->load_group("old", empty_group, -1);
   gc_->load_offset("old", {{"t", 0}, {8, -1, "", now - (retention_ms - 2'000)}});
 
-  EXPECT_EQ(gc_->expire_offsets(), 0u);
+  EXPECT_EQ(expire(), 0u);
   advance(1'000ms);
-  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  EXPECT_EQ(expire(), 1u);
   EXPECT_FALSE(gc_->state_of("recent"));
   EXPECT_EQ(gc_->state_of("old"), group_state::empty);
   advance(1'000ms);
-  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  EXPECT_EQ(expire(), 1u);
   EXPECT_FALSE(gc_->state_of("old"));
   EXPECT_EQ(store_.removed_groups, (std::vector<std::string>{"recent", "old"}));
 }
@@ -831,7 +948,7 @@ TEST_F(retention_test, empty_group_without_offsets_is_removed_at_the_next_check)
   leave.member_id = (*a)->member_id;
   ASSERT_EQ(gc_->leave(leave, 1).error_code, 0);
   ASSERT_EQ(gc_->state_of("g"), group_state::empty);
-  EXPECT_EQ(gc_->expire_offsets(), 0u);
+  EXPECT_EQ(expire(), 0u);
   EXPECT_FALSE(gc_->state_of("g"));
   EXPECT_EQ(store_.removed_groups, std::vector<std::string>{"g"});
 }
