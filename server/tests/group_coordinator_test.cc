@@ -282,6 +282,19 @@ class group_coordinator_test : public ::testing::Test {
     }
   }
 
+  // Gives the group generation 1 and leaves it Empty again, so that burying it tombstones its
+  // metadata too.
+  void generation_one(const std::string& group) {
+    auto j = start_join(join_request(group, member_id_for(group)));
+    ASSERT_TRUE(*j);
+    wire::leave_group_request leave;
+    leave.group_id = group;
+    leave.member_id = (*j)->member_id;
+    ASSERT_EQ(gc_->leave(leave, 1).error_code, 0);
+    settle();
+    ASSERT_EQ(gc_->state_of(group), group_state::empty);
+  }
+
   // Joins a dynamic member with JoinGroup v4+: MEMBER_ID_REQUIRED first, then the real join.
   std::string member_id_for(const std::string& group, std::string client = "c") {
     auto first = start_join(join_request(group, ""), 5, std::move(client));
@@ -983,6 +996,404 @@ TEST(group_coordinator_timers_test, shutdown_leaves_the_io_context_without_work)
   gc.shutdown();
   io.poll();
   EXPECT_TRUE(io.stopped());
+}
+
+// ---- Writes in flight: the store answers later, or fails --------------------------------------
+
+using offset_map = std::map<topic_partition, int64_t>;
+
+TEST_F(group_coordinator_test, commit_takes_effect_only_once_durable) {
+  wire::offset_commit_request first = commit_request("solo", "", -1);
+  ASSERT_EQ(commit_now(first, 2).topics[0].partitions[0].error_code, 0);
+  store_.hold = true;
+  wire::offset_commit_request second = commit_request("solo", "", -1);
+  second.topics[0].partitions[0].committed_offset = 43;
+  auto pending = spawn(gc_->commit_offsets(second, 2));
+  EXPECT_FALSE(*pending);  // not answered before the append is durable
+  EXPECT_EQ(committed("solo"), (offset_map{{{"t", 0}, 42}, {{"t", 1}, 5}}));  // the old value
+  store_.complete_next();
+  settle();
+  ASSERT_TRUE(*pending);
+  EXPECT_EQ((*pending)->topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ((*pending)->topics[0].partitions[1].error_code, 0);
+  EXPECT_EQ(committed("solo"), (offset_map{{{"t", 0}, 43}, {{"t", 1}, 5}}));
+  EXPECT_EQ(committed("solo"), logged("solo"));
+}
+
+TEST_F(group_coordinator_test, failed_commit_answers_its_error_and_keeps_the_old_offset) {
+  wire::offset_commit_request first = commit_request("solo", "", -1);
+  commit_now(first, 2);
+  store_.hold = true;
+  wire::offset_commit_request second = commit_request("solo", "", -1);
+  second.topics[0].partitions[0].committed_offset = 43;
+  second.topics[0].partitions[1].committed_metadata = std::string(5'000, 'x');  // too large
+  auto pending = spawn(gc_->commit_offsets(second, 2));
+  store_.complete_next(error_code::not_coordinator);
+  settle();
+  ASSERT_TRUE(*pending);
+  EXPECT_EQ((*pending)->topics[0].partitions[0].error_code, code(error_code::not_coordinator));
+  EXPECT_EQ((*pending)->topics[0].partitions[1].error_code,
+            code(error_code::offset_metadata_too_large));
+  EXPECT_EQ(committed("solo"), (offset_map{{{"t", 0}, 42}, {{"t", 1}, 5}}));
+  EXPECT_EQ(committed("solo"), logged("solo"));
+}
+
+TEST_F(group_coordinator_test, failed_sync_store_answers_every_member_and_rebalances) {
+  make(30ms);
+  auto a = start_join(join_request("g", ""), 3, "a");
+  auto b = start_join(join_request("g", ""), 3, "b");
+  advance(100ms);
+  ASSERT_TRUE(*a && *b);
+  auto sb = start_sync("g", (*b)->member_id, 1);
+  store_.hold = true;
+  auto sa = start_sync("g", (*a)->member_id, 1, {{(*b)->member_id, "for-b"}});
+  EXPECT_FALSE(*sa || *sb);  // nobody hears of the assignment before it is durable
+  EXPECT_EQ(gc_->state_of("g"), group_state::completing_rebalance);
+  store_.complete_next(error_code::not_coordinator);
+  settle();
+  ASSERT_TRUE(*sa && *sb);
+  EXPECT_EQ((*sa)->error_code, code(error_code::not_coordinator));
+  EXPECT_EQ((*sb)->error_code, code(error_code::not_coordinator));
+  EXPECT_TRUE((*sb)->assignment.empty());
+  EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
+  EXPECT_TRUE(store_.groups.empty());
+}
+
+// Kafka's doSyncGroup callback: a write that completes after the group moved on settles nothing.
+TEST_F(group_coordinator_test, sync_store_completing_after_a_member_joined_changes_nothing) {
+  make(30ms);
+  auto a = start_join(join_request("g", ""), 3, "a");
+  auto b = start_join(join_request("g", ""), 3, "b");
+  advance(100ms);
+  ASSERT_TRUE(*a && *b);
+  store_.hold = true;
+  auto sa = start_sync("g", (*a)->member_id, 1, {{(*b)->member_id, "for-b"}});
+  EXPECT_FALSE(*sa);
+  auto c = start_join(join_request("g", member_id_for("g", "c")), 5, "c");
+  ASSERT_TRUE(*sa);  // the new member's join started a rebalance
+  EXPECT_EQ((*sa)->error_code, code(error_code::rebalance_in_progress));
+  store_.complete_next();  // generation 1's assignment is durable, too late
+  settle();
+  EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
+  EXPECT_EQ(heartbeat("g", (*b)->member_id, 1), code(error_code::rebalance_in_progress));
+}
+
+TEST_F(group_coordinator_test, failed_store_of_an_empty_generation_is_only_logged) {
+  auto a = start_join(join_request("g", member_id_for("g")));
+  ASSERT_TRUE(*a);
+  store_.fail_groups = error_code::not_coordinator;
+  wire::leave_group_request leave;
+  leave.group_id = "g";
+  leave.member_id = (*a)->member_id;
+  ASSERT_EQ(gc_->leave(leave, 1).error_code, 0);
+  settle();
+  EXPECT_EQ(gc_->state_of("g"), group_state::empty);
+  EXPECT_TRUE(store_.groups.empty());
+}
+
+TEST_F(static_group_test, failed_store_of_a_rejoin_keeps_the_old_member_id) {
+  store_.fail_groups = error_code::not_coordinator;
+  auto again = start_join(join_request("g", "", "ib"), 5, "b");
+  ASSERT_TRUE(*again);
+  EXPECT_EQ((*again)->error_code, code(error_code::not_coordinator));
+  EXPECT_EQ((*again)->member_id, "");
+  // Memory names the incarnation that the log still holds (Kafka reverts the same way).
+  EXPECT_EQ(heartbeat("g", b.id, b.generation, "ib"), 0);
+  EXPECT_EQ(gc_->state_of("g"), group_state::stable);
+  auto sync = start_sync("g", b.id, b.generation, {}, "ib");
+  ASSERT_TRUE(*sync);
+  EXPECT_EQ((*sync)->assignment, bytes("b"));
+}
+
+TEST_F(static_group_test, rebalance_during_a_rejoin_write_takes_the_new_incarnation_in) {
+  store_.hold = true;
+  auto again = start_join(join_request("g", "", "ib"), 5, "b");
+  EXPECT_FALSE(*again);
+  auto a2 = start_join(join_request("g", a.id, "ia"), 5, "a");  // the leader rejoins: rebalance
+  // The new incarnation counts as joined, so the generation completes at once.
+  ASSERT_TRUE(*a2 && *again);
+  EXPECT_EQ((*again)->error_code, 0);
+  EXPECT_EQ((*again)->generation_id, b.generation + 1);
+  std::string new_b = (*again)->member_id;
+  EXPECT_NE(new_b, b.id);
+  store_.complete_next(error_code::not_coordinator);  // the rejoin's own write fails after all
+  settle();
+  // Superseded by the new generation: nothing is reverted.
+  EXPECT_EQ(heartbeat("g", new_b, b.generation + 1, "ib"), 0);
+  EXPECT_EQ(heartbeat("g", b.id, b.generation + 1, "ib"), code(error_code::fenced_instance_id));
+}
+
+TEST_F(group_coordinator_test, delete_groups_whose_tombstones_fail_keeps_the_group) {
+  wire::offset_commit_request simple = commit_request("idle", "", -1);
+  commit_now(simple, 2);
+  store_.fail_tombstones = error_code::not_coordinator;
+  wire::delete_groups_request del;
+  del.groups_names = {"idle"};
+  wire::delete_groups_response r = delete_groups_now(del);
+  ASSERT_EQ(r.results.size(), 1u);
+  EXPECT_EQ(r.results[0].error_code, code(error_code::not_coordinator));
+  EXPECT_EQ(gc_->state_of("idle"), group_state::empty);
+  EXPECT_EQ(committed("idle").size(), 2u);
+  EXPECT_EQ(committed("idle"), logged("idle"));
+  // A retry deletes it.
+  store_.fail_tombstones = error_code::none;
+  EXPECT_EQ(delete_groups_now(del).results[0].error_code, 0);
+  EXPECT_FALSE(gc_->state_of("idle"));
+  EXPECT_TRUE(logged("idle").empty());
+}
+
+TEST_F(group_coordinator_test, group_being_deleted_takes_no_member_or_commit_until_it_is_settled) {
+  wire::offset_commit_request simple = commit_request("idle", "", -1);
+  commit_now(simple, 2);
+  store_.hold = true;
+  wire::delete_groups_request del;
+  del.groups_names = {"idle"};
+  auto deleting = spawn(gc_->delete_groups(del, 2));
+  EXPECT_FALSE(*deleting);
+  EXPECT_EQ(gc_->state_of("idle"), group_state::dead);
+  wire::list_groups_request all;
+  EXPECT_TRUE(gc_->list_groups(all, 4).groups.empty());
+  // Retriable answers: the client comes back once the deletion has settled either way.
+  auto join = start_join(join_request("idle", ""), 3);
+  ASSERT_TRUE(*join);
+  EXPECT_EQ((*join)->error_code, code(error_code::coordinator_not_available));
+  wire::offset_commit_request late = commit_request("idle", "", -1);
+  EXPECT_EQ(commit_now(late, 2).topics[0].partitions[0].error_code,
+            code(error_code::coordinator_not_available));
+  EXPECT_EQ(committed("idle").size(), 2u);  // still what the log holds
+  store_.complete_next(error_code::not_coordinator);
+  settle();
+  ASSERT_TRUE(*deleting);
+  EXPECT_EQ((*deleting)->results[0].error_code, code(error_code::not_coordinator));
+  EXPECT_EQ(gc_->state_of("idle"), group_state::empty);
+  EXPECT_EQ(committed("idle"), logged("idle"));
+  store_.hold = false;
+  auto retry = start_join(join_request("idle", ""), 3);
+  ASSERT_TRUE(*retry);
+  EXPECT_EQ((*retry)->error_code, 0);
+}
+
+TEST_F(group_coordinator_test, delete_groups_covers_commits_still_in_flight) {
+  store_.hold = true;
+  wire::offset_commit_request to_a = commit_request("a", "", -1);
+  wire::offset_commit_request to_b = commit_request("b", "", -1);
+  auto committing_a = spawn(gc_->commit_offsets(to_a, 2));  // creates the group
+  auto committing_b = spawn(gc_->commit_offsets(to_b, 2));
+  wire::delete_groups_request del;
+  del.groups_names = {"a", "b"};
+  auto deleting = spawn(gc_->delete_groups(del, 2));
+  EXPECT_EQ(store_.held(), 4u);
+  store_.complete_next();  // the commits land first
+  store_.complete_next();
+  store_.complete_next();                             // a's tombstones
+  store_.complete_next(error_code::not_coordinator);  // b's fail
+  settle();
+  ASSERT_TRUE(*committing_a && *committing_b && *deleting);
+  EXPECT_EQ((*committing_a)->topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ((*committing_b)->topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ((*deleting)->results[0].error_code, 0);
+  EXPECT_EQ((*deleting)->results[1].error_code, code(error_code::not_coordinator));
+  // a: its tombstones covered the commit that was in flight; b: the commit stands.
+  EXPECT_FALSE(gc_->state_of("a"));
+  EXPECT_TRUE(logged("a").empty());
+  EXPECT_EQ(gc_->state_of("b"), group_state::empty);
+  EXPECT_EQ(committed("b"), (offset_map{{{"t", 0}, 42}, {{"t", 1}, 5}}));
+  EXPECT_EQ(committed("b"), logged("b"));
+}
+
+// A Stable consumer group subscribed to "t" with a committed offset for "u" 0 (3).
+class offset_delete_test : public group_coordinator_test {
+ protected:
+  void SetUp() override {
+    group_coordinator_test::SetUp();
+    std::string sub = std::string("\0\0\0\0\0\1\0\1t", 9);
+    auto a = start_join(join_request("g", member_id_for("g"), std::nullopt, {{"range", sub}}));
+    ASSERT_TRUE(*a);
+    member = (*a)->member_id;
+    generation = (*a)->generation_id;
+    auto s = start_sync("g", member, generation);
+    ASSERT_TRUE(*s);
+    wire::offset_commit_request commit = commit_request("g", member, generation);
+    commit.topics.emplace_back().name = "u";
+    commit.topics[1].partitions.emplace_back().committed_offset = 3;
+    commit_now(commit, 8);
+  }
+  static wire::offset_delete_request delete_request(const std::string& group, const char* topic,
+                                                    std::vector<int32_t> partitions) {
+    wire::offset_delete_request del;
+    del.group_id = group;
+    auto& t = del.topics.emplace_back();
+    t.name = topic;
+    for (int32_t p : partitions)
+      t.partitions.emplace_back().partition_index = p;
+    return del;
+  }
+  std::string member;
+  int32_t generation = 0;
+};
+
+TEST_F(offset_delete_test, failed_tombstones_keep_the_offsets_and_answer_the_error) {
+  store_.fail_tombstones = error_code::not_coordinator;
+  wire::offset_delete_request del = delete_request("g", "u", {0});
+  wire::offset_delete_response r = delete_offsets_now(del);
+  // Kafka 4 (GroupCoordinatorService.deleteOffsets): the top-level error alone.
+  EXPECT_EQ(r.error_code, code(error_code::not_coordinator));
+  EXPECT_TRUE(r.topics.empty());
+  EXPECT_EQ(committed("g").at({"u", 0}), 3);
+  EXPECT_EQ(committed("g"), logged("g"));
+  store_.fail_tombstones = error_code::none;
+  EXPECT_EQ(delete_offsets_now(del).error_code, 0);
+  EXPECT_FALSE(committed("g").contains({"u", 0}));
+  EXPECT_EQ(committed("g"), logged("g"));
+}
+
+TEST_F(offset_delete_test, tombstones_and_commits_in_flight_end_as_the_log_does) {
+  store_.hold = true;
+  wire::offset_commit_request before = commit_request("g", member, generation);
+  before.topics[0].name = "u";
+  before.topics[0].partitions.resize(1);
+  before.topics[0].partitions[0].committed_offset = 50;
+  auto committing = spawn(gc_->commit_offsets(before, 8));
+  // In flight when OffsetDelete comes: its tombstone follows it in the log.
+  wire::offset_delete_request del = delete_request("g", "u", {0});
+  auto deleting = spawn(gc_->delete_offsets(del, 0));
+  wire::offset_commit_request after = before;
+  after.topics[0].partitions[0].committed_offset = 60;
+  auto recommitting = spawn(gc_->commit_offsets(after, 8));  // behind the tombstone
+  EXPECT_EQ(committed("g").at({"u", 0}), 3);                 // nothing durable yet
+  store_.complete_next();
+  settle();
+  EXPECT_EQ(committed("g").at({"u", 0}), 50);
+  store_.complete_next();
+  settle();
+  EXPECT_FALSE(committed("g").contains({"u", 0}));
+  store_.complete_next();
+  settle();
+  EXPECT_EQ(committed("g").at({"u", 0}), 60);
+  ASSERT_TRUE(*committing && *deleting && *recommitting);
+  EXPECT_EQ((*deleting)->error_code, 0);
+  EXPECT_EQ((*deleting)->topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ(committed("g"), logged("g"));
+}
+
+TEST_F(group_coordinator_test, offset_delete_of_an_empty_groups_last_offsets_that_fails_keeps_it) {
+  wire::offset_commit_request commit = commit_request("alone", "", -1);
+  commit_now(commit, 8);
+  generation_one("alone");
+  store_.fail_tombstones = error_code::not_coordinator;
+  wire::offset_delete_request del;
+  del.group_id = "alone";
+  auto& t = del.topics.emplace_back();
+  t.name = "t";
+  t.partitions.emplace_back().partition_index = 0;
+  t.partitions.emplace_back().partition_index = 1;
+  EXPECT_EQ(delete_offsets_now(del).error_code, code(error_code::not_coordinator));
+  EXPECT_EQ(gc_->state_of("alone"), group_state::empty);
+  EXPECT_EQ(committed("alone"), logged("alone"));
+  EXPECT_EQ(committed("alone").size(), 2u);
+  EXPECT_TRUE(store_.removed_groups.empty());
+}
+
+// Two OffsetDeletes in flight, each leaving the other's offset: the group is removed once the log
+// has lost both, not on the strength of a tombstone that may yet fail.
+TEST_F(group_coordinator_test, offsets_deleted_in_two_requests_remove_the_group_once_both_settle) {
+  for (error_code first : {error_code::not_coordinator, error_code::none}) {
+    wire::offset_commit_request commit = commit_request("pair", "", -1);
+    commit_now(commit, 8);
+    generation_one("pair");
+    store_.hold = true;
+    std::vector<outcome<wire::offset_delete_response>> deleting;
+    for (int32_t p : {0, 1}) {
+      wire::offset_delete_request del;
+      del.group_id = "pair";
+      auto& t = del.topics.emplace_back();
+      t.name = "t";
+      t.partitions.emplace_back().partition_index = p;
+      deleting.push_back(spawn(gc_->delete_offsets(del, 0)));
+    }
+    EXPECT_EQ(gc_->state_of("pair"), group_state::empty);
+    store_.complete_next(first);
+    store_.complete_next();
+    settle();
+    ASSERT_TRUE(*deleting[0] && *deleting[1]);
+    EXPECT_EQ((*deleting[0])->error_code, code(first));
+    EXPECT_EQ((*deleting[1])->error_code, 0);
+    if (first != error_code::none) {
+      EXPECT_EQ(gc_->state_of("pair"), group_state::empty);
+      EXPECT_EQ(committed("pair"), (offset_map{{{"t", 0}, 42}}));
+      EXPECT_EQ(committed("pair"), logged("pair"));
+      store_.hold = false;
+      continue;
+    }
+    // The group's own tombstone follows the offsets'.
+    EXPECT_EQ(gc_->state_of("pair"), group_state::dead);
+    store_.complete_next();
+    settle();
+    EXPECT_FALSE(gc_->state_of("pair"));
+    EXPECT_EQ(store_.removed_groups, std::vector<std::string>{"pair"});
+    EXPECT_TRUE(logged("pair").empty());
+  }
+}
+
+TEST_F(group_coordinator_test, writes_completing_after_shutdown_still_answer) {
+  wire::offset_commit_request simple = commit_request("idle", "", -1);
+  commit_now(simple, 2);
+  store_.hold = true;
+  wire::offset_commit_request again = commit_request("idle", "", -1);
+  auto committing = spawn(gc_->commit_offsets(again, 2));
+  wire::delete_groups_request del;
+  del.groups_names = {"idle"};
+  auto deleting = spawn(gc_->delete_groups(del, 2));
+  gc_.reset();
+  store_.complete_next();
+  store_.complete_next();
+  settle();
+  ASSERT_TRUE(*committing && *deleting);
+  // Durable: the commit and the deletion stand, though no coordinator is left to remember them.
+  EXPECT_EQ((*committing)->topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ((*deleting)->results[0].error_code, 0);
+}
+
+TEST_F(retention_test, a_commit_in_flight_keeps_its_partition_from_expiring) {
+  commit_alone("solo", "t", 0);
+  advance(1ms * retention_ms);
+  store_.hold = true;
+  wire::offset_commit_request again = commit_request("solo", "", -1);
+  again.topics[0].partitions.resize(1);
+  again.topics[0].partitions[0].committed_offset = 50;
+  auto pending = spawn(gc_->commit_offsets(again, 2));
+  EXPECT_EQ(gc_->expire_offsets(), 0u);  // the old value is due, but a new one is on its way
+  store_.complete_next();
+  settle();
+  ASSERT_TRUE(*pending);
+  EXPECT_EQ(fetched("solo", "t", 0), 50);
+  store_.hold = false;
+  EXPECT_EQ(expire(), 0u);
+  EXPECT_EQ(gc_->state_of("solo"), group_state::empty);
+}
+
+TEST_F(retention_test, expired_offsets_whose_tombstones_fail_stay_until_a_check_succeeds) {
+  commit_alone("solo", "t", 0);
+  advance(1ms * retention_ms);
+  store_.fail_tombstones = error_code::not_coordinator;
+  EXPECT_EQ(expire(), 1u);
+  EXPECT_EQ(fetched("solo", "t", 0), 42);
+  EXPECT_EQ(gc_->state_of("solo"), group_state::empty);
+  EXPECT_EQ(committed("solo"), logged("solo"));
+  store_.fail_tombstones = error_code::none;
+  EXPECT_EQ(expire(), 1u);
+  EXPECT_FALSE(gc_->state_of("solo"));
+  EXPECT_TRUE(logged("solo").empty());
+}
+
+TEST_F(retention_test, a_deleted_topics_offsets_whose_tombstones_fail_stay) {
+  commit_alone("a", "gone", 0);
+  commit_alone("a", "kept", 0);
+  store_.fail_tombstones = error_code::not_coordinator;
+  gc_->on_topic_deleted("gone");
+  settle();
+  EXPECT_EQ(fetched("a", "gone", 0), 42);
+  EXPECT_EQ(committed("a"), logged("a"));
 }
 
 }  // namespace

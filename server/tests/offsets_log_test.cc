@@ -474,6 +474,24 @@ TEST_F(offsets_log_test, append_failure_maps_to_kafka_errors) {
   EXPECT_EQ(store_offsets("g", {}), error_code::none);  // nothing to write
 }
 
+TEST_F(offsets_log_test, completions_come_after_the_call_in_the_order_of_the_calls) {
+  std::vector<std::string> order;
+  auto note = [&](std::string what) {
+    return [&order, what](error_code e) { order.push_back(what + " " + std::to_string(int(e))); };
+  };
+  offset_record r{{"t", 0}, {1, -1, "", t0}};
+  topic_partition tp{"t", 0};
+  store_->store_offsets("g", std::span<const offset_record>(&r, 1), note("offsets"));
+  store_->store_group("g", sample_group(), note("group"));
+  store_->remove_offsets("g", std::span<const topic_partition>(&tp, 1), note("tombstone"));
+  store_->remove_group("g", {}, note("group tombstone"));
+  EXPECT_TRUE(order.empty());
+  EXPECT_EQ(log_->log_end_offset(), 4);  // appended at once; only the answers are posted
+  io_.poll();
+  EXPECT_EQ(order,
+            (std::vector<std::string>{"offsets 0", "group 0", "tombstone 0", "group tombstone 0"}));
+}
+
 TEST_F(offsets_log_test, empty_log_replays_to_nothing) {
   recording_loader loader;
   EXPECT_FALSE(replay_consumer_offsets(*log_, loader));
