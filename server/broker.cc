@@ -187,7 +187,7 @@ std::string broker::load_groups(const group_coordinator_config& groups_config) {
     }
   }
   partition& offsets_partition = *offsets_topic->partitions.front();
-  offsets_log_ = std::make_unique<offsets_log>(offsets_partition);
+  offsets_log_ = std::make_unique<offsets_log>(offsets_partition, io_.get_executor());
   groups_ =
       std::make_unique<group_coordinator>(io_.get_executor(), groups_config, offsets_log_.get());
   coordinator_loader loader(*groups_);

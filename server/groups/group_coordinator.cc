@@ -24,12 +24,6 @@ int16_t code(error_code e) {
   return static_cast<int16_t>(e);
 }
 
-int64_t system_clock_ms() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 bool iequals(std::string_view a, std::string_view b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
     return std::tolower(static_cast<unsigned char>(x)) ==
@@ -124,8 +118,6 @@ class group_coordinator::parked_reply {
 };
 
 struct group_coordinator::member {
-  explicit member(asio::any_io_executor executor) : heartbeat_timer(std::move(executor)) {}
-
   std::string id;
   std::optional<std::string> instance_id;
   std::string client_id;
@@ -137,8 +129,7 @@ struct group_coordinator::member {
   std::shared_ptr<join_reply> awaiting_join;
   std::shared_ptr<sync_reply> awaiting_sync;
   bool is_new = false;
-  asio::steady_timer heartbeat_timer;
-  uint64_t heartbeat_epoch = 0;
+  timer_handle heartbeat_timer;
 
   bool supports(std::string_view protocol) const {
     return std::any_of(protocols.begin(), protocols.end(),
@@ -157,9 +148,8 @@ struct group_coordinator::member {
   }
 };
 
-struct group_coordinator::group {
-  group(std::string group_id, asio::any_io_executor executor)
-      : id(std::move(group_id)), rebalance_timer(std::move(executor)) {}
+struct group_coordinator::group : std::enable_shared_from_this<group> {
+  explicit group(std::string group_id) : id(std::move(group_id)) {}
 
   std::string id;
   group_state state = group_state::empty;
@@ -172,11 +162,13 @@ struct group_coordinator::group {
   std::vector<std::unique_ptr<member>> members;  // in join order; the first is the next leader
   std::map<std::string, std::string, std::less<>> static_members;  // instance id -> member id
   // Member ids handed out with MEMBER_ID_REQUIRED, expiring after the session timeout.
-  std::map<std::string, std::unique_ptr<asio::steady_timer>, std::less<>> pending_members;
+  std::map<std::string, timer_handle, std::less<>> pending_members;
+  // Committed offsets as the log holds them: a commit enters once durable.
   std::map<topic_partition, committed_offset> offsets;
+  // Commits appended and not yet durable, per partition (Kafka's pendingOffsetCommits).
+  std::map<topic_partition, int> pending_commits;
 
-  asio::steady_timer rebalance_timer;
-  uint64_t rebalance_epoch = 0;
+  timer_handle rebalance_timer;
   // Kafka's InitialDelayedJoin: a rebalance out of Empty waits initial_rebalance_delay, and again
   // (up to the rebalance timeout) while new members keep arriving.
   bool initial_delay = false;
@@ -297,15 +289,28 @@ struct group_coordinator::join_params {
   int32_t rebalance_timeout_ms;
 };
 
+struct group_coordinator::replaced_member {
+  std::string new_id;
+  std::string old_id;
+  std::string client_id;
+  std::string client_host;
+  int32_t session_timeout_ms = 0;
+  int32_t rebalance_timeout_ms = 0;
+  std::vector<wire::join_group_request::join_group_request_protocol> protocols;
+  int32_t generation = 0;
+  std::shared_ptr<join_reply> reply;
+  std::string previous_leader;
+  bool skip_assignment = false;
+};
+
 group_coordinator::group_coordinator(asio::any_io_executor executor,
                                      group_coordinator_config config, group_store* store,
-                                     std::function<int64_t()> wall_clock_ms)
+                                     timer_service* timers)
     : executor_(std::move(executor)),
       config_(config),
       store_(store),
-      wall_clock_ms_(wall_clock_ms ? std::move(wall_clock_ms)
-                                   : std::function<int64_t()>(system_clock_ms)),
-      retention_timer_(executor_),
+      own_timers_(timers ? nullptr : std::make_unique<asio_timer_service>(executor_)),
+      timers_(timers ? timers : own_timers_.get()),
       rng_(std::random_device{}()) {}
 
 group_coordinator::~group_coordinator() {
@@ -338,19 +343,17 @@ group_coordinator::group* group_coordinator::find_group(std::string_view group_i
 group_coordinator::group& group_coordinator::get_or_create_group(std::string_view group_id) {
   auto it = groups_.find(group_id);
   if (it == groups_.end()) {
-    it = groups_
-             .emplace(std::string(group_id),
-                      std::make_unique<group>(std::string(group_id), executor_))
+    it = groups_.emplace(std::string(group_id), std::make_shared<group>(std::string(group_id)))
              .first;
     // Kafka's new GroupMetadata starts Empty "now".
-    it->second->current_state_timestamp_ms = wall_clock_ms_();
+    it->second->current_state_timestamp_ms = wall_clock_ms();
   }
   return *it->second;
 }
 
 void group_coordinator::set_state(group& g, group_state state) {
   g.state = state;
-  g.current_state_timestamp_ms = wall_clock_ms_();
+  g.current_state_timestamp_ms = wall_clock_ms();
 }
 
 // Kafka's member ids: the client id (or the instance id of a static member), a dash, a UUID.
@@ -472,7 +475,10 @@ void group_coordinator::rejoin_static_member(group& g, member& m, const std::str
   // not believe it leads and assign to a Stable group (Kafka), unless the client understands
   // skip_assignment (KIP-814, v9).
   bool was_leader = g.leader_id == m.id;
-  std::string previous_leader = was_leader ? old_id : g.leader_id;
+  auto old = std::make_shared<replaced_member>(
+      replaced_member{m.id, old_id, m.client_id, m.client_host, m.session_timeout_ms,
+                      m.rebalance_timeout_ms, m.protocols, g.generation, reply,
+                      was_leader ? old_id : g.leader_id, was_leader && p.version >= 9});
   log_info("group ", g.id, ": static member ", *m.instance_id, " rejoined as ", m.id, " (was ",
            old_id, ")");
   bool unchanged = m.matches(r.protocols);
@@ -486,16 +492,12 @@ void group_coordinator::rejoin_static_member(group& g, member& m, const std::str
   switch (g.state) {
     case group_state::stable:
       if (unchanged && g.select_protocol() == g.protocol_name) {
-        if (error_code e = store_group(g); e != error_code::none) {
-          reply->complete(join_error(m.id, e));
-          maybe_prepare_rebalance(g);
-          return;
-        }
-        bool skip = was_leader && p.version >= 9;
-        wire::join_group_response resp = g.join_result(m, skip);
-        resp.skip_assignment = skip;
-        if (!skip) resp.leader = previous_leader;
-        reply->complete(std::move(resp));
+        // Answered once the new member id is durable. Parked as a join meanwhile, so that a
+        // rebalance starting before then counts the member in and answers it (as Kafka's
+        // updateMember does with the join callback).
+        m.awaiting_join = reply;
+        store_group(g, metadata_record(g),
+                    [this, old](group& g, error_code e) { on_static_rejoin_stored(g, old, e); });
         return;
       }
       m.awaiting_join = reply;
@@ -514,6 +516,44 @@ void group_coordinator::rejoin_static_member(group& g, member& m, const std::str
       reply->complete(join_error(m.id, error_code::unknown_member_id));
       return;
   }
+}
+
+// Kafka's storeGroup callback in updateStaticMemberAndRebalance.
+void group_coordinator::on_static_rejoin_stored(group& g,
+                                                const std::shared_ptr<replaced_member>& old,
+                                                error_code error) {
+  member* m = g.find(old->new_id);
+  // Already answered: fenced by a newer incarnation, removed, or taken into a rebalance.
+  if (!m || m->awaiting_join != old->reply) return;
+  // A rebalance started meanwhile: it counts the member in, answers it and stores its own
+  // generation, which supersedes this write whatever became of it.
+  if (g.state != group_state::stable || g.generation != old->generation) return;
+  m->awaiting_join.reset();
+  if (error != error_code::none) {
+    // The log still names the old incarnation: so does memory again (Kafka reverts too).
+    log_warn("group ", g.id, ": storing static member ", *m->instance_id, " as ", m->id,
+             " failed (", wire::error_name(error), "); it stays ", old->old_id);
+    m->id = old->old_id;
+    g.static_members[*m->instance_id] = old->old_id;
+    if (g.leader_id == old->new_id) g.leader_id = old->old_id;
+    m->client_id = old->client_id;
+    m->client_host = old->client_host;
+    m->session_timeout_ms = old->session_timeout_ms;
+    m->rebalance_timeout_ms = old->rebalance_timeout_ms;
+    m->protocols = old->protocols;
+    schedule_heartbeat_expiry(g, *m, milliseconds(m->session_timeout_ms));
+    wire::join_group_response r = join_error("", error);
+    r.generation_id = g.generation;
+    r.protocol_type = g.protocol_type;
+    r.protocol_name = g.protocol_name;
+    r.leader = old->previous_leader;
+    old->reply->complete(std::move(r));
+    return;
+  }
+  wire::join_group_response resp = g.join_result(*m, old->skip_assignment);
+  resp.skip_assignment = old->skip_assignment;
+  if (!old->skip_assignment) resp.leader = old->previous_leader;
+  old->reply->complete(std::move(resp));
 }
 
 void group_coordinator::join_known_member(group& g, join_params& p,
@@ -568,7 +608,7 @@ void group_coordinator::join_known_member(group& g, join_params& p,
 void group_coordinator::add_member_and_rebalance(group& g, std::string member_id, join_params& p,
                                                  const std::shared_ptr<join_reply>& reply) {
   const wire::join_group_request& r = p.request;
-  auto m = std::make_unique<member>(executor_);
+  auto m = std::make_unique<member>();
   m->id = std::move(member_id);
   m->instance_id = r.group_instance_id;
   m->client_id = p.client_id;
@@ -609,14 +649,10 @@ void group_coordinator::update_member_and_rebalance(group& g, member& m, join_pa
 
 void group_coordinator::add_pending_member(group& g, const std::string& member_id,
                                            milliseconds timeout) {
-  auto timer = std::make_unique<asio::steady_timer>(executor_, timeout);
-  timer->async_wait([this, alive = std::weak_ptr<int>(alive_), group_id = g.id,
-                     member_id](boost::system::error_code ec) {
-    if (ec || alive.expired()) return;
+  g.pending_members[member_id] = timers_->schedule(timeout, [this, group_id = g.id, member_id] {
     group* g = find_group(group_id);
     if (g && g->pending_members.erase(member_id)) try_complete_join(*g);
   });
-  g.pending_members[member_id] = std::move(timer);
 }
 
 // ---- Rebalance ------------------------------------------------------------------------------
@@ -650,13 +686,8 @@ void group_coordinator::prepare_rebalance(group& g) {
 }
 
 void group_coordinator::arm_rebalance_timer(group& g, milliseconds delay) {
-  uint64_t epoch = g.rebalance_epoch = next_epoch_++;
-  g.rebalance_timer.expires_after(delay);
-  g.rebalance_timer.async_wait([this, alive = std::weak_ptr<int>(alive_), group_id = g.id,
-                                epoch](boost::system::error_code ec) {
-    if (ec || alive.expired()) return;
-    group* g = find_group(group_id);
-    if (g && g->rebalance_epoch == epoch) on_rebalance_timer(*g);
+  g.rebalance_timer = timers_->schedule(delay, [this, group_id = g.id] {
+    if (group* g = find_group(group_id)) on_rebalance_timer(*g);
   });
 }
 
@@ -679,7 +710,6 @@ void group_coordinator::try_complete_join(group& g) {
 }
 
 void group_coordinator::complete_join(group& g) {
-  g.rebalance_epoch = 0;  // a pending rebalance timer now does nothing
   g.rebalance_timer.cancel();
   // Dynamic members that did not rejoin in time are gone. Static members stay until their
   // session expires (Kafka): they may be restarting.
@@ -708,7 +738,14 @@ void group_coordinator::complete_join(group& g) {
     log_info("group ", g.id, ": generation ", g.generation, " is empty");
     g.protocol_name.reset();
     set_state(g, group_state::empty);
-    store_group(g);  // Kafka only warns when this fails: there is no member to tell
+    store_group(g, metadata_record(g), [generation = g.generation](group& g, error_code e) {
+      // Kafka only warns: no member waits for this, and the members of the generation the log
+      // still holds expire after a restart.
+      if (e != error_code::none && g.state == group_state::empty && g.generation == generation) {
+        log_warn("group ", g.id, ": storing empty generation ", generation,
+                 " failed: ", wire::error_name(e));
+      }
+    });
     return;
   }
   g.protocol_name = g.select_protocol();
@@ -764,20 +801,16 @@ void group_coordinator::propagate_assignment(group& g, error_code error) {
 }
 
 void group_coordinator::schedule_heartbeat_expiry(group& g, member& m, milliseconds timeout) {
-  uint64_t epoch = m.heartbeat_epoch = next_epoch_++;
-  m.heartbeat_timer.expires_after(timeout);
-  m.heartbeat_timer.async_wait([this, alive = std::weak_ptr<int>(alive_), group_id = g.id,
-                                member_id = m.id, epoch](boost::system::error_code ec) {
-    if (ec || alive.expired()) return;
-    on_heartbeat_expired(group_id, member_id, epoch);
+  m.heartbeat_timer = timers_->schedule(timeout, [this, group_id = g.id, member_id = m.id] {
+    on_heartbeat_expired(group_id, member_id);
   });
 }
 
 void group_coordinator::on_heartbeat_expired(const std::string& group_id,
-                                             const std::string& member_id, uint64_t epoch) {
+                                             const std::string& member_id) {
   group* g = find_group(group_id);
   member* m = g ? g->find(member_id) : nullptr;
-  if (!m || m->heartbeat_epoch != epoch) return;
+  if (!m) return;
   // A member parked in a rebalance cannot heartbeat; the rebalance timeout bounds it instead
   // (Kafka's shouldKeepAlive). A new member's deadline is the join timeout, which does expire.
   if ((m->awaiting_join && !m->is_new) || m->awaiting_sync) {
@@ -787,8 +820,9 @@ void group_coordinator::on_heartbeat_expired(const std::string& group_id,
   remove_member(*g, member_id, "session timed out");
 }
 
-wire::error_code group_coordinator::store_group(group& g) {
-  if (!store_) return error_code::none;
+group_metadata_record group_coordinator::metadata_record(
+    const group& g,
+    const std::map<std::string, std::vector<uint8_t>, std::less<>>* assignments) const {
   group_metadata_record record;
   record.protocol_type = g.protocol_type;
   record.generation = g.generation;
@@ -803,10 +837,27 @@ wire::error_code group_coordinator::store_group(group& g) {
     rm.rebalance_timeout_ms = m->rebalance_timeout_ms;
     rm.session_timeout_ms = m->session_timeout_ms;
     if (const auto* md = m->metadata_for(g.protocol_name.value_or(""))) rm.subscription = *md;
-    rm.assignment = m->assignment;
+    if (assignments) {
+      auto it = assignments->find(m->id);
+      if (it != assignments->end()) rm.assignment = it->second;
+    } else {
+      rm.assignment = m->assignment;
+    }
     record.members.push_back(std::move(rm));
   }
-  return store_->store_group(g.id, record);
+  return record;
+}
+
+void group_coordinator::store_group(group& g, const group_metadata_record& record,
+                                    std::function<void(group&, error_code)> then) {
+  if (!store_) {
+    then(g, error_code::none);
+    return;
+  }
+  store_->store_group(g.id, record,
+                      [weak = g.weak_from_this(), then = std::move(then)](error_code e) {
+                        if (std::shared_ptr<group> g = weak.lock()) then(*g, e);
+                      });
 }
 
 // ---- SyncGroup ------------------------------------------------------------------------------
@@ -856,24 +907,38 @@ std::shared_ptr<group_coordinator::sync_reply> group_coordinator::do_sync(
   if (g->leader_id != m->id) return reply;
 
   // The leader's assignments; a member it left out gets an empty one, unknown ids are ignored.
-  for (auto& other : g->members) {
-    other->assignment.clear();
+  // They take effect once stored (Kafka's setAndPropagateAssignment in the storeGroup callback).
+  std::map<std::string, std::vector<uint8_t>, std::less<>> assignments;
+  for (const auto& other : g->members) {
+    std::vector<uint8_t>& assigned = assignments[other->id];
     for (auto& a : request.assignments) {
       if (a.member_id == other->id) {
-        other->assignment = std::move(a.assignment);
+        assigned = std::move(a.assignment);
         break;
       }
     }
   }
-  if (error_code e = store_group(*g); e != error_code::none) {
-    for (auto& other : g->members)
-      other->assignment.clear();
-    propagate_assignment(*g, e);
-    maybe_prepare_rebalance(*g);
-    return reply;
-  }
-  propagate_assignment(*g, error_code::none);
-  set_state(*g, group_state::stable);
+  group_metadata_record record = metadata_record(*g, &assignments);
+  auto on_stored = [this, generation = g->generation, assignments = std::move(assignments)](
+                       group& g, error_code e) mutable {
+    // Members may have joined or left while the write was in flight: only the generation that
+    // was stored can settle (Kafka's doSyncGroup callback).
+    if (g.state != group_state::completing_rebalance || g.generation != generation) return;
+    if (e != error_code::none) {
+      for (auto& other : g.members)
+        other->assignment.clear();
+      propagate_assignment(g, e);
+      maybe_prepare_rebalance(g);
+      return;
+    }
+    for (auto& other : g.members) {
+      auto it = assignments.find(other->id);
+      other->assignment = it == assignments.end() ? std::vector<uint8_t>() : std::move(it->second);
+    }
+    propagate_assignment(g, error_code::none);
+    set_state(g, group_state::stable);
+  };
+  store_group(*g, record, std::move(on_stored));
   return reply;
 }
 
@@ -959,8 +1024,15 @@ wire::leave_group_response group_coordinator::leave(wire::leave_group_request& r
 
 // ---- Offsets --------------------------------------------------------------------------------
 
-wire::offset_commit_response group_coordinator::commit_offsets(wire::offset_commit_request& request,
-                                                               int16_t) {
+asio::awaitable<wire::offset_commit_response> group_coordinator::commit_offsets(
+    wire::offset_commit_request& request, int16_t) {
+  std::shared_ptr<parked_reply<wire::offset_commit_response>> reply = do_commit(request);
+  co_return co_await reply->wait();
+}
+
+std::shared_ptr<group_coordinator::parked_reply<wire::offset_commit_response>>
+group_coordinator::do_commit(wire::offset_commit_request& request) {
+  auto reply = std::make_shared<parked_reply<wire::offset_commit_response>>(executor_);
   wire::offset_commit_response response;
   for (const auto& t : request.topics) {
     auto& rt = response.topics.emplace_back();
@@ -972,7 +1044,8 @@ wire::offset_commit_response group_coordinator::commit_offsets(wire::offset_comm
     for (auto& t : response.topics)
       for (auto& p : t.partitions)
         p.error_code = code(e);
-    return response;
+    reply->complete(std::move(response));
+    return reply;
   };
 
   // Kafka accepts the empty group id here, for old clients.
@@ -997,36 +1070,52 @@ wire::offset_commit_response group_coordinator::commit_offsets(wire::offset_comm
     schedule_heartbeat_expiry(*g, *m, milliseconds(m->session_timeout_ms));
   }
 
-  std::vector<offset_record> records;
-  std::vector<wire::offset_commit_response::offset_commit_response_partition*> accepted;
-  const int64_t now = wall_clock_ms_();
+  auto records = std::make_shared<std::vector<offset_record>>();
+  std::vector<std::pair<size_t, size_t>> accepted;  // (topic, partition) indexes in the response
+  const int64_t now = wall_clock_ms();
   for (size_t ti = 0; ti < request.topics.size(); ++ti) {
     const auto& t = request.topics[ti];
     for (size_t pi = 0; pi < t.partitions.size(); ++pi) {
       const auto& p = t.partitions[pi];
-      auto& out = response.topics[ti].partitions[pi];
       std::string metadata = p.committed_metadata.value_or("");
       if (metadata.size() > config_.max_offset_metadata_bytes) {
-        out.error_code = code(error_code::offset_metadata_too_large);
+        response.topics[ti].partitions[pi].error_code = code(error_code::offset_metadata_too_large);
         continue;
       }
-      records.push_back({{t.name, p.partition_index},
-                         {p.committed_offset, p.committed_leader_epoch, std::move(metadata),
-                          p.commit_timestamp >= 0 ? p.commit_timestamp : now}});
-      accepted.push_back(&out);
+      records->push_back({{t.name, p.partition_index},
+                          {p.committed_offset, p.committed_leader_epoch, std::move(metadata),
+                           p.commit_timestamp >= 0 ? p.commit_timestamp : now}});
+      accepted.emplace_back(ti, pi);
     }
   }
-  if (records.empty()) return response;
-  if (store_) {
-    if (error_code e = store_->store_offsets(g->id, records); e != error_code::none) {
-      for (auto* out : accepted)
-        out->error_code = code(e);
-      return response;
-    }
+  if (records->empty() || !store_) {
+    for (auto& r : *records)
+      g->offsets[r.partition] = std::move(r.value);
+    reply->complete(std::move(response));
+    return reply;
   }
-  for (auto& r : records)
-    g->offsets[r.partition] = std::move(r.value);
-  return response;
+  // Kafka's prepareOffsetCommit: the commit is pending until the append completes, and only
+  // then enters the committed offsets (onOffsetCommitAppend) or is dropped
+  // (failPendingOffsetWrite).
+  for (const offset_record& r : *records)
+    ++g->pending_commits[r.partition];
+  auto on_stored = [weak = g->weak_from_this(), records, accepted = std::move(accepted),
+                    response = std::move(response), reply](error_code e) mutable {
+    if (std::shared_ptr<group> g = weak.lock()) {
+      for (offset_record& r : *records) {
+        auto it = g->pending_commits.find(r.partition);
+        if (it != g->pending_commits.end() && --it->second == 0) g->pending_commits.erase(it);
+        // Applied even to a group whose tombstones are in flight: they come later in the log,
+        // and if they fail the group stays with this commit, as a replay would find it.
+        if (e == error_code::none) g->offsets[r.partition] = std::move(r.value);
+      }
+    }
+    for (auto [ti, pi] : accepted)
+      response.topics[ti].partitions[pi].error_code = code(e);
+    reply->complete(std::move(response));
+  };
+  store_->store_offsets(g->id, *records, std::move(on_stored));
+  return reply;
 }
 
 namespace {
@@ -1095,21 +1184,28 @@ wire::offset_fetch_response group_coordinator::fetch_offsets(wire::offset_fetch_
   return response;
 }
 
-wire::offset_delete_response group_coordinator::delete_offsets(wire::offset_delete_request& request,
-                                                               int16_t) {
+asio::awaitable<wire::offset_delete_response> group_coordinator::delete_offsets(
+    wire::offset_delete_request& request, int16_t) {
+  std::shared_ptr<parked_reply<wire::offset_delete_response>> reply = do_delete_offsets(request);
+  co_return co_await reply->wait();
+}
+
+std::shared_ptr<group_coordinator::parked_reply<wire::offset_delete_response>>
+group_coordinator::do_delete_offsets(wire::offset_delete_request& request) {
+  auto reply = std::make_shared<parked_reply<wire::offset_delete_response>>(executor_);
   wire::offset_delete_response response;
+  auto fail = [&](error_code e) {
+    response.error_code = code(e);
+    reply->complete(std::move(response));
+    return reply;
+  };
   group* g = find_group(request.group_id);
-  if (!g || g->state == group_state::dead) {
-    response.error_code = code(error_code::group_id_not_found);
-    return response;
-  }
+  if (!g || g->state == group_state::dead) return fail(error_code::group_id_not_found);
   // A group in use may only lose offsets of topics it is not subscribed to, which Kafka can tell
   // for the consumer protocol only.
   bool in_use = g->state != group_state::empty;
-  if (in_use && g->protocol_type != consumer_protocol_type) {
-    response.error_code = code(error_code::non_empty_group);
-    return response;
-  }
+  if (in_use && g->protocol_type != consumer_protocol_type)
+    return fail(error_code::non_empty_group);
   std::optional<std::set<std::string>> subscribed = in_use ? g->subscribed() : std::nullopt;
   auto is_subscribed = [&](const std::string& topic) {
     return in_use && (!subscribed || subscribed->contains(topic));
@@ -1125,20 +1221,32 @@ wire::offset_delete_response group_coordinator::delete_offsets(wire::offset_dele
         rp.error_code = code(error_code::group_subscribed_to_topic);
         continue;
       }
+      // A commit in flight gets its tombstone too: it lands in the log before it.
       topic_partition tp{t.name, p.partition_index};
-      if (g->offsets.erase(tp)) removed.push_back(std::move(tp));
+      if (g->offsets.contains(tp) || g->pending_commits.contains(tp)) removed.push_back(tp);
     }
   }
+  auto answer = [reply, response = std::move(response)](error_code e) mutable {
+    if (e != error_code::none) {
+      // Kafka 4 (GroupCoordinatorService.deleteOffsets) answers a failed write with the
+      // top-level error alone.
+      wire::offset_delete_response failed;
+      failed.error_code = code(e);
+      reply->complete(std::move(failed));
+      return;
+    }
+    reply->complete(std::move(response));
+  };
   // Kafka's handleDeleteOffsets goes through cleanupGroupMetadata: an Empty group left without
-  // offsets is Dead at once (with its metadata tombstone), not at the next retention check.
-  const bool dead = g->state == group_state::empty && g->offsets.empty();
-  write_tombstones(*g, removed, dead);
-  if (dead) {
-    std::string id = g->id;
-    log_info("group ", id, ": its last committed offsets deleted; removed (Dead)");
-    groups_.erase(id);
+  // offsets is Dead at once, its metadata tombstone in the same batch as its offsets'.
+  if (g->state == group_state::empty && removes_all_offsets(*g, removed)) {
+    bury(*g, std::move(removed), "its last committed offsets deleted", std::move(answer));
+  } else if (!removed.empty()) {
+    remove_offsets(*g, std::move(removed), nullptr, std::move(answer));
+  } else {
+    answer(error_code::none);
   }
-  return response;
+  return reply;
 }
 
 void group_coordinator::load_offset(std::string_view group_id, const offset_record& record) {
@@ -1159,7 +1267,7 @@ void group_coordinator::load_group(std::string_view group_id, const group_metada
   g.members.clear();
   g.static_members.clear();
   for (const auto& r : record.members) {
-    auto m = std::make_unique<member>(executor_);
+    auto m = std::make_unique<member>();
     m->id = r.member_id;
     m->instance_id = r.group_instance_id;
     m->client_id = r.client_id;
@@ -1235,50 +1343,129 @@ wire::describe_groups_response group_coordinator::describe_groups(
   return response;
 }
 
-wire::delete_groups_response group_coordinator::delete_groups(wire::delete_groups_request& request,
-                                                              int16_t) {
-  wire::delete_groups_response response;
+asio::awaitable<wire::delete_groups_response> group_coordinator::delete_groups(
+    wire::delete_groups_request& request, int16_t) {
+  // Each group's result arrives with its tombstones; the answer goes once all have.
+  struct results {
+    wire::delete_groups_response response;
+    size_t outstanding = 1;  // the loop below, until it has started every deletion
+    std::shared_ptr<parked_reply<wire::delete_groups_response>> reply;
+    void one_done() {
+      if (--outstanding == 0) reply->complete(std::move(response));
+    }
+  };
+  auto r = std::make_shared<results>();
+  r->reply = std::make_shared<parked_reply<wire::delete_groups_response>>(executor_);
   for (const std::string& id : request.groups_names) {
-    auto& out = response.results.emplace_back();
+    auto& out = r->response.results.emplace_back();
     out.group_id = id;
-    auto it = groups_.find(id);
-    if (it == groups_.end() || it->second->state == group_state::dead) {
+    group* g = find_group(id);
+    if (!g || g->state == group_state::dead) {
       out.error_code = code(error_code::group_id_not_found);
       continue;
     }
-    group& g = *it->second;
-    if (g.state != group_state::empty) {
+    if (g->state != group_state::empty) {
       out.error_code = code(error_code::non_empty_group);
       continue;
     }
-    g.state = group_state::dead;
-    std::vector<topic_partition> partitions;
-    for (const auto& [tp, value] : g.offsets)
-      partitions.push_back(tp);
-    write_tombstones(g, partitions, true);
-    log_info("group ", id, " deleted (DeleteGroups) with ", partitions.size(),
-             " committed offsets");
-    groups_.erase(it);
+    // Commits in flight too: they land in the log before the tombstones.
+    std::set<topic_partition> doomed;
+    for (const auto& [tp, value] : g->offsets)
+      doomed.insert(tp);
+    for (const auto& [tp, count] : g->pending_commits)
+      doomed.insert(tp);
+    const size_t index = r->response.results.size() - 1;
+    ++r->outstanding;
+    bury(*g, std::vector<topic_partition>(doomed.begin(), doomed.end()),
+         "deleted (DeleteGroups) with " + std::to_string(doomed.size()) + " committed offsets",
+         [r, index](error_code e) {
+           r->response.results[index].error_code = code(e);
+           r->one_done();
+         });
   }
-  return response;
+  std::shared_ptr<parked_reply<wire::delete_groups_response>> reply = r->reply;
+  r->one_done();
+  co_return co_await reply->wait();
 }
 
 // ---- Offset retention -----------------------------------------------------------------------
 
-void group_coordinator::write_tombstones(const group& g, std::span<const topic_partition> removed,
-                                         bool forget) {
-  if (!store_) return;
-  if (!removed.empty()) store_->remove_offsets(g.id, removed);
+bool group_coordinator::removes_all_offsets(const group& g,
+                                            std::span<const topic_partition> partitions) {
+  std::set<topic_partition> removing(partitions.begin(), partitions.end());
+  auto removed = [&](const auto& entry) { return removing.contains(entry.first); };
+  return std::all_of(g.offsets.begin(), g.offsets.end(), removed) &&
+         std::all_of(g.pending_commits.begin(), g.pending_commits.end(), removed);
+}
+
+void group_coordinator::remove_offsets(group& g, std::vector<topic_partition> partitions,
+                                       const char* why, std::function<void(error_code)> done) {
+  auto finish = [this, weak = g.weak_from_this(), partitions, why,
+                 done = std::move(done)](error_code e) {
+    if (std::shared_ptr<group> g = weak.lock()) {
+      if (e == error_code::none) {
+        for (const topic_partition& tp : partitions)
+          g->offsets.erase(tp);
+        if (why) log_info("group ", g->id, ": ", partitions.size(), " committed offsets ", why);
+        maybe_bury(*g);
+      } else {
+        log_warn("group ", g->id, ": tombstones for ", partitions.size(),
+                 " committed offsets failed (", wire::error_name(e), "); they stay");
+      }
+    }
+    if (done) done(e);
+  };
+  if (!store_) {
+    finish(error_code::none);
+    return;
+  }
+  store_->remove_offsets(g.id, partitions, std::move(finish));
+}
+
+void group_coordinator::bury(group& g, std::vector<topic_partition> partitions, std::string why,
+                             std::function<void(error_code)> done) {
+  // Not set_state: should the write fail, the group is Empty again since the same moment.
+  g.state = group_state::dead;
   // A group that never had a generation only ever wrote offsets (Kafka's check, too).
-  if (forget && g.generation > 0) store_->remove_group(g.id);
+  const bool metadata = g.generation > 0;
+  auto finish = [this, weak = g.weak_from_this(), why = std::move(why),
+                 done = std::move(done)](error_code e) {
+    if (std::shared_ptr<group> g = weak.lock()) {
+      if (e == error_code::none) {
+        log_info("group ", g->id, " removed (Dead): ", why);
+        auto it = groups_.find(g->id);
+        if (it != groups_.end() && it->second == g) groups_.erase(it);
+      } else {
+        g->state = group_state::empty;
+        log_warn("group ", g->id, ": its tombstones failed (", wire::error_name(e),
+                 "); it stays, Empty");
+      }
+    }
+    if (done) done(e);
+  };
+  if (!store_ || (partitions.empty() && !metadata)) {
+    finish(error_code::none);
+  } else if (metadata) {
+    store_->remove_group(g.id, partitions, std::move(finish));
+  } else {
+    store_->remove_offsets(g.id, partitions, std::move(finish));
+  }
+}
+
+void group_coordinator::maybe_bury(group& g) {
+  if (g.state == group_state::empty && g.offsets.empty() && g.pending_commits.empty())
+    bury(g, {}, "empty without committed offsets", {});
 }
 
 std::vector<topic_partition> group_coordinator::expired_offsets(const group& g, int64_t now) const {
   const int64_t retention_ms = config_.offsets_retention.count();
   std::vector<topic_partition> expired;
+  if (g.state == group_state::dead) return expired;  // its tombstones are being written
   auto collect = [&](auto since, const std::set<std::string>* keep_topics) {
     for (const auto& [tp, value] : g.offsets) {
       if (keep_topics && keep_topics->contains(tp.topic)) continue;
+      // A commit in flight is about to replace the value (Kafka's getExpiredOffsets, too).
+      if (g.pending_commits.contains(tp)) continue;
       if (now - since(value) >= retention_ms) expired.push_back(tp);
     }
   };
@@ -1299,47 +1486,48 @@ std::vector<topic_partition> group_coordinator::expired_offsets(const group& g, 
 }
 
 size_t group_coordinator::expire_offsets() {
-  const int64_t now = wall_clock_ms_();
+  const int64_t now = wall_clock_ms();
   return remove_offsets_where([&](const group& g) { return expired_offsets(g, now); }, "expired");
 }
 
 void group_coordinator::on_topic_deleted(std::string_view topic) {
   // Kafka's GroupCoordinator.onPartitionsDeleted: a topic created again under the same name must
   // not inherit the old topic's committed positions, which would make consumers skip its start.
+  // Commits in flight get tombstones too (Kafka's removeOffsets drops pending commits).
   remove_offsets_where(
       [&](const group& g) {
-        std::vector<topic_partition> doomed;
+        std::set<topic_partition> doomed;
         for (const auto& [tp, value] : g.offsets) {
-          if (tp.topic == topic) doomed.push_back(tp);
+          if (tp.topic == topic) doomed.insert(tp);
         }
-        return doomed;
+        for (const auto& [tp, count] : g.pending_commits) {
+          if (tp.topic == topic) doomed.insert(tp);
+        }
+        return std::vector<topic_partition>(doomed.begin(), doomed.end());
       },
       "removed with their deleted topic");
 }
 
 size_t group_coordinator::remove_offsets_where(
     const std::function<std::vector<topic_partition>(const group&)>& select, const char* why) {
+  // A group with nothing to write leaves the map at once.
+  std::vector<std::shared_ptr<group>> all;
+  all.reserve(groups_.size());
+  for (const auto& [id, g] : groups_)
+    all.push_back(g);
   size_t removed_total = 0;
-  for (auto it = groups_.begin(); it != groups_.end();) {
-    group& g = *it->second;
-    std::vector<topic_partition> removed = select(g);
-    for (const topic_partition& tp : removed)
-      g.offsets.erase(tp);
-    bool dead = g.state == group_state::empty && g.offsets.empty();
-    write_tombstones(g, removed, dead);
+  for (const std::shared_ptr<group>& g : all) {
+    std::vector<topic_partition> removed = select(*g);
     removed_total += removed.size();
-    if (dead && removed.empty()) {
-      log_info("group ", g.id, ": empty without committed offsets, removed (Dead)");
-    } else if (dead) {
-      log_info("group ", g.id, ": ", removed.size(), " committed offsets ", why,
-               "; empty without offsets, removed (Dead)");
+    if (g->state == group_state::empty && removes_all_offsets(*g, removed)) {
+      std::string reason = removed.empty()
+                               ? std::string("empty without committed offsets")
+                               : std::to_string(removed.size()) + " committed offsets " + why +
+                                     "; empty without offsets";
+      bury(*g, std::move(removed), std::move(reason), {});
     } else if (!removed.empty()) {
-      log_info("group ", g.id, ": ", removed.size(), " committed offsets ", why);
+      remove_offsets(*g, std::move(removed), why, {});
     }
-    if (dead)
-      it = groups_.erase(it);
-    else
-      ++it;
   }
   return removed_total;
 }
@@ -1350,13 +1538,11 @@ void group_coordinator::start_offset_expiry() {
 }
 
 void group_coordinator::schedule_retention_check(milliseconds delay) {
-  retention_timer_.expires_after(delay);
-  retention_timer_.async_wait(
-      [this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
-        if (ec || alive.expired() || stopped_) return;
-        expire_offsets();
-        schedule_retention_check(config_.offsets_retention_check_interval);
-      });
+  if (stopped_) return;
+  retention_timer_ = timers_->schedule(delay, [this] {
+    expire_offsets();
+    schedule_retention_check(config_.offsets_retention_check_interval);
+  });
 }
 
 }  // namespace sluice::server

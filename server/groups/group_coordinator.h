@@ -13,12 +13,35 @@
 //     +-- DeleteGroups, or expiry of its last offsets, removes an Empty group (Dead)
 //
 // Ownership and threading: one instance, owned by the io thread, holds every group; nothing
-// takes a lock. Deadlines come from steady_timers on the executor (heartbeat deadlines, the
-// rebalance timeout, the initial rebalance delay, the retention check), so tests drive them with
-// io_context::run_for. Timestamps that are persisted or compared with persisted ones (commit
-// timestamps, the time a group entered its state) come from a wall clock that tests inject.
+// takes a lock. Deadlines (heartbeat and pending-member expiry, the new-member join timeout, the
+// rebalance timeout, the initial rebalance delay, the retention check) and the wall clock
+// (commit timestamps, the time a group entered its state, retention) come from one
+// timer_service, so tests advance a manual clock instead of waiting.
 // A JoinGroup or SyncGroup that must wait parks as a coroutine until the state machine answers
 // it; the parked reply outlives the coordinator, which answers NOT_COORDINATOR on shutdown.
+//
+// Persistence goes through the asynchronous group_store, and a change that Kafka persists takes
+// effect when the store reports it durable, in the store's completion, as in the callbacks of
+// Kafka's GroupCoordinator and GroupMetadataManager:
+// - OffsetCommit (GroupMetadataManager.storeOffsets): committed offsets enter memory, and the
+//   commit is answered, once durable; until then OffsetFetch returns the previous value (with
+//   require_stable too, as Kafka 4's coordinator does for commits outside transactions), and a
+//   partition with a commit in flight does not expire. A failed append answers its error for
+//   every partition and changes nothing.
+// - The leader's SyncGroup (GroupCoordinator.doSyncGroup): assignments are applied, sent to the
+//   members and the group made Stable once the metadata is durable, and only if the group is
+//   still CompletingRebalance in the same generation; a failure resets the assignments, answers
+//   the members the error and rebalances.
+// - A static member rejoining a Stable group (updateStaticMemberAndRebalance): answered once the
+//   metadata naming its new member id is durable; a failure restores the old member id.
+// - A group becoming Empty (onCompleteJoin): a failure is only logged, as in Kafka.
+// - Tombstones (DeleteGroups, OffsetDelete, offset expiry, DeleteTopics): offsets leave memory,
+//   and groups the map, only once their tombstones are durable. A group being removed is Dead
+//   meanwhile, so nothing joins or commits to it (COORDINATOR_NOT_AVAILABLE, which clients
+//   retry, as Kafka answers a Dead group), and it comes back Empty if the write fails.
+// The store completes calls in their order, which is the log's, so applying each change in its
+// completion keeps memory equal to what a replay of the log rebuilds, whatever happens between
+// a write and its completion.
 //
 // Offset retention (KIP-211, Kafka 2.1+, GroupMetadata.removeExpiredOffsets): every
 // offsets.retention.check.interval.ms, and once at start, committed offsets expire when
@@ -43,6 +66,11 @@
 //   checks the latter only).
 // - A JoinGroup or SyncGroup that replaces a still-parked one from the same member answers the
 //   older one REBALANCE_IN_PROGRESS (Kafka drops it unanswered).
+// - Kafka's classic coordinator drops deleted and expired offsets and groups from memory first
+//   and writes their tombstones with acks=0, ignoring a failure. Here DeleteGroups and
+//   OffsetDelete answer once the tombstones are durable, and a failed write is reported (per
+//   group, or as OffsetDelete's top-level error) and leaves the state in place, as Kafka 4's
+//   coordinator runtime does (GroupCoordinatorService.deleteGroups, deleteOffsets).
 // - OffsetCommit v2-v4's retention_time_ms and the expireTimestamp of OffsetCommitValue v1 (both
 //   per-offset retention, still honoured by Kafka) are ignored: offsets.retention.minutes applies
 //   to every offset. librdkafka and the Java client send -1 (the broker's default) anyway.
@@ -62,9 +90,9 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "server/groups/group_store.h"
+#include "server/timers.h"
 #include "wire/generated/delete_groups_request.h"
 #include "wire/generated/delete_groups_response.h"
 #include "wire/generated/describe_groups_request.h"
@@ -108,10 +136,10 @@ struct group_coordinator_config {
 class group_coordinator {
  public:
   // `store` (may be null) receives every change Kafka would persist; it must outlive this.
-  // `wall_clock_ms` (default: the system clock) stamps commits and state changes and decides
-  // retention.
+  // `timers` (default: steady timers on `executor` and the system clock) times every deadline
+  // and stamps commits and state changes; it must outlive this.
   group_coordinator(boost::asio::any_io_executor executor, group_coordinator_config config,
-                    group_store* store = nullptr, std::function<int64_t()> wall_clock_ms = {});
+                    group_store* store = nullptr, timer_service* timers = nullptr);
   ~group_coordinator();
   group_coordinator(const group_coordinator&) = delete;
   group_coordinator& operator=(const group_coordinator&) = delete;
@@ -128,16 +156,20 @@ class group_coordinator {
   wire::heartbeat_response heartbeat(wire::heartbeat_request& request, int16_t version);
   wire::leave_group_response leave(wire::leave_group_request& request, int16_t version);
 
-  wire::offset_commit_response commit_offsets(wire::offset_commit_request& request,
-                                              int16_t version);
+  // These three answer once the store has made the change durable (or failed). The request is
+  // read before the first suspension only.
+  boost::asio::awaitable<wire::offset_commit_response> commit_offsets(
+      wire::offset_commit_request& request, int16_t version);
+  boost::asio::awaitable<wire::offset_delete_response> delete_offsets(
+      wire::offset_delete_request& request, int16_t version);
+  boost::asio::awaitable<wire::delete_groups_response> delete_groups(
+      wire::delete_groups_request& request, int16_t version);
+
   wire::offset_fetch_response fetch_offsets(wire::offset_fetch_request& request, int16_t version);
-  wire::offset_delete_response delete_offsets(wire::offset_delete_request& request,
-                                              int16_t version);
 
   wire::list_groups_response list_groups(wire::list_groups_request& request, int16_t version);
   wire::describe_groups_response describe_groups(wire::describe_groups_request& request,
                                                  int16_t version);
-  wire::delete_groups_response delete_groups(wire::delete_groups_request& request, int16_t version);
 
   // Replay of a committed offset read back from __consumer_offsets at start; creates the group
   // (Empty) if needed. Does not call the store.
@@ -150,16 +182,18 @@ class group_coordinator {
   // Expires offsets now, then every offsets_retention_check_interval. The broker calls it once
   // the groups are loaded, so offsets that expired while it was down go at start, as in Kafka.
   void start_offset_expiry();
-  // One retention check (Kafka's cleanupGroupMetadata): removes expired offsets and Empty groups
-  // left without offsets, writing their tombstones. Returns the number of offsets removed.
+  // One retention check (Kafka's cleanupGroupMetadata): writes tombstones for expired offsets and
+  // Empty groups left without offsets, which leave memory once the tombstones are durable.
+  // Returns the number of offsets it wrote tombstones for.
   size_t expire_offsets();
-  // DeleteTopics: every group's offsets for `topic` go, with tombstones.
+  // DeleteTopics: tombstones for every group's offsets of `topic`, committed or in flight.
   void on_topic_deleted(std::string_view topic);
 
   // Answers every parked request NOT_COORDINATOR and forgets all groups (broker shutdown).
   void shutdown();
 
-  // For tests and logs: the group's state, nullopt if there is no such group.
+  // For tests and logs: the group's state, nullopt if there is no such group (a group whose
+  // tombstones are in flight is Dead).
   std::optional<group_state> state_of(std::string_view group_id) const;
 
  private:
@@ -170,6 +204,8 @@ class group_coordinator {
   struct member;
   struct group;
   struct join_params;
+  // A member's state before a static rejoin replaced it, restored if storing the rejoin fails.
+  struct replaced_member;
 
   std::shared_ptr<join_reply> do_join(wire::join_group_request& request, int16_t version,
                                       std::string client_id, std::string client_host);
@@ -182,6 +218,12 @@ class group_coordinator {
   void update_member_and_rebalance(group& g, member& m, join_params& p,
                                    const std::shared_ptr<join_reply>& reply);
   std::shared_ptr<sync_reply> do_sync(wire::sync_group_request& request);
+  void on_static_rejoin_stored(group& g, const std::shared_ptr<replaced_member>& old,
+                               wire::error_code error);
+  std::shared_ptr<parked_reply<wire::offset_commit_response>> do_commit(
+      wire::offset_commit_request& request);
+  std::shared_ptr<parked_reply<wire::offset_delete_response>> do_delete_offsets(
+      wire::offset_delete_request& request);
 
   void maybe_prepare_rebalance(group& g);
   void prepare_rebalance(group& g);
@@ -192,17 +234,37 @@ class group_coordinator {
   void remove_member(group& g, std::string_view member_id, std::string_view reason);
   void propagate_assignment(group& g, wire::error_code error);
   void schedule_heartbeat_expiry(group& g, member& m, std::chrono::milliseconds timeout);
-  void on_heartbeat_expired(const std::string& group_id, const std::string& member_id,
-                            uint64_t epoch);
+  void on_heartbeat_expired(const std::string& group_id, const std::string& member_id);
   void add_pending_member(group& g, const std::string& member_id,
                           std::chrono::milliseconds timeout);
-  wire::error_code store_group(group& g);
+  // The group's metadata as GroupMetadataValue stores it; `assignments` (member id -> bytes), when
+  // given, replaces the members' current assignments.
+  group_metadata_record metadata_record(
+      const group& g,
+      const std::map<std::string, std::vector<uint8_t>, std::less<>>* assignments = nullptr) const;
+  // Stores the record and calls `then` in the completion, if the group is still there.
+  void store_group(group& g, const group_metadata_record& record,
+                   std::function<void(group&, wire::error_code)> then);
   void set_state(group& g, group_state state);
   std::vector<topic_partition> expired_offsets(const group& g, int64_t now) const;
-  // Tombstones for `removed` offsets, and for the group's metadata if it is being forgotten.
-  void write_tombstones(const group& g, std::span<const topic_partition> removed, bool forget);
-  // Removes the offsets `select` picks in every group (with tombstones), then every Empty group
-  // left without offsets; `why` completes the log line. Returns the number of offsets removed.
+  // Does removing `partitions` leave the group without offsets, committed or in flight?
+  static bool removes_all_offsets(const group& g, std::span<const topic_partition> partitions);
+  // Tombstones for `partitions`; they leave memory once durable, after which an Empty group left
+  // without offsets is buried. `done` (may be empty) gets the store's answer.
+  // `why` (may be null) completes the log line once they are gone.
+  void remove_offsets(group& g, std::vector<topic_partition> partitions, const char* why,
+                      std::function<void(wire::error_code)> done);
+  // Makes an Empty group Dead and writes the tombstones of `partitions` and of its metadata (if it
+  // ever had a generation) in one batch; the group leaves the map once they are durable (`why`
+  // completes the log line), and is Empty again if they fail. `done` (may be empty) gets the
+  // store's answer; with nothing to write, the group goes and `done` runs before this returns.
+  void bury(group& g, std::vector<topic_partition> partitions, std::string why,
+            std::function<void(wire::error_code)> done);
+  // After offsets left memory: an Empty group without offsets is buried (Kafka's
+  // cleanupGroupMetadata).
+  void maybe_bury(group& g);
+  // Tombstones for the offsets `select` picks in every group, and burial for every Empty group
+  // they leave without offsets; `why` completes the log line. Returns the number of offsets.
   size_t remove_offsets_where(
       const std::function<std::vector<topic_partition>(const group&)>& select, const char* why);
   void schedule_retention_check(std::chrono::milliseconds delay);
@@ -211,16 +273,18 @@ class group_coordinator {
   group& get_or_create_group(std::string_view group_id);
   std::string new_member_id(std::string_view prefix);
 
+  int64_t wall_clock_ms() { return timers_->wall_clock_ms(); }
+
   boost::asio::any_io_executor executor_;
   group_coordinator_config config_;
   group_store* store_;
-  std::function<int64_t()> wall_clock_ms_;
-  boost::asio::steady_timer retention_timer_;
-  bool stopped_ = false;  // after shutdown: a retention check already queued must not re-arm
-  std::map<std::string, std::unique_ptr<group>, std::less<>> groups_;
-  // Timer handlers hold a weak reference: one that fires after destruction does nothing.
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
-  uint64_t next_epoch_ = 1;  // stamps timer arms, so a superseded arm that still fires is ignored
+  // Declared before everything holding a timer_handle, which must go first.
+  std::unique_ptr<timer_service> own_timers_;
+  timer_service* timers_;
+  timer_handle retention_timer_;
+  bool stopped_ = false;  // after shutdown: start_offset_expiry must not arm the check again
+  // Shared so that a store completion can tell whether its group is still there (weak_ptr).
+  std::map<std::string, std::shared_ptr<group>, std::less<>> groups_;
   std::mt19937_64 rng_;
 };
 

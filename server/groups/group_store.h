@@ -1,14 +1,15 @@
 #pragma once
 // What the group coordinator hands to persistence: Kafka's __consumer_offsets records as plain
 // values (GroupMetadataValue, OffsetCommitValue and their tombstones), and the narrow interface
-// that receives them. The coordinator calls the store synchronously on the io thread, before it
-// answers the request that caused the change, so an implementation that appends to the
-// __consumer_offsets log (a pwrite into the page cache) fits without another round trip.
+// that receives them. Every call is asynchronous: the append is started at once, and its
+// completion says when the records are durable (or that the append failed), as Kafka's
+// GroupMetadataManager learns it from its acks=all append to the offsets topic.
 //
 // Nothing here knows about the log or the record encoding; that belongs to the implementation.
 
 #include <compare>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -57,20 +58,30 @@ struct group_metadata_record {
   std::vector<member> members;
 };
 
-// Receives every change that Kafka writes to __consumer_offsets. Returning an error makes the
-// coordinator answer the request with it (as Kafka does when the append fails); the in-memory
-// state then stays as before the change.
+// Receives every change that Kafka writes to __consumer_offsets. Each call appends its records
+// as one batch (all of them or none) and later calls `done` exactly once, even when the broker
+// shuts down meanwhile: with NONE once they are durable, or with the Kafka error the append failed
+// with, mapped as Kafka's GroupMetadataManager maps append errors. `done` runs on the io thread,
+// never before the call has returned (an implementation that knows the answer at once posts it),
+// and the completions of successive calls run in the order of the calls, which is the order of the
+// log: the coordinator applies each change to memory in its completion, so that memory stays what a
+// replay of the log would rebuild. A call's records are copied before it returns.
 class group_store {
  public:
-  virtual wire::error_code store_group(std::string_view group_id,
-                                       const group_metadata_record& record) = 0;
-  virtual wire::error_code store_offsets(std::string_view group_id,
-                                         std::span<const offset_record> offsets) = 0;
-  // Tombstones for the listed offsets (OffsetDelete, DeleteGroups).
+  using completion = std::function<void(wire::error_code)>;
+
+  virtual void store_group(std::string_view group_id, const group_metadata_record& record,
+                           completion done) = 0;
+  virtual void store_offsets(std::string_view group_id, std::span<const offset_record> offsets,
+                             completion done) = 0;
+  // Tombstones for the listed offsets (OffsetDelete, offset expiry, DeleteTopics).
   virtual void remove_offsets(std::string_view group_id,
-                              std::span<const topic_partition> partitions) = 0;
-  // Tombstone for the group's metadata (DeleteGroups); its offsets go through remove_offsets.
-  virtual void remove_group(std::string_view group_id) = 0;
+                              std::span<const topic_partition> partitions, completion done) = 0;
+  // Tombstones for the listed offsets and for the group's metadata, in one batch, so that a
+  // deleted group is gone from the log entirely or not at all (DeleteGroups, a group that dies
+  // with its last offsets).
+  virtual void remove_group(std::string_view group_id, std::span<const topic_partition> partitions,
+                            completion done) = 0;
 
  protected:
   ~group_store() = default;

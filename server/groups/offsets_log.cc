@@ -6,6 +6,8 @@
 #include <chrono>
 #include <utility>
 
+#include <boost/asio/post.hpp>
+
 #include "server/errors.h"
 #include "server/logging.h"
 #include "storage/errc.h"
@@ -323,21 +325,33 @@ int64_t system_now_ms() {
       .count();
 }
 
-bool is_storage_failure(wire::error_code e) {
-  return e == wire::error_code::kafka_storage_error;
+// Group metadata and tombstones: a storage failure is NOT_COORDINATOR, as in Kafka's
+// GroupMetadataManager.storeGroup and GroupCoordinatorService.normalizeException (which Kafka 4
+// applies to failed DeleteGroups and OffsetDelete writes). Kafka passes through the errors it
+// does not map; none of those can come from a local append, so anything else here is unexpected.
+wire::error_code group_write_error(wire::error_code e) {
+  return e == wire::error_code::kafka_storage_error ? wire::error_code::not_coordinator
+                                                    : wire::error_code::unknown_server_error;
 }
 
-bool is_too_large(wire::error_code e) {
-  return e == wire::error_code::message_too_large || e == wire::error_code::record_list_too_large;
+// Kafka's GroupMetadataManager.storeOffsets mapping.
+wire::error_code offset_commit_error(wire::error_code e) {
+  if (e == wire::error_code::kafka_storage_error) return wire::error_code::not_coordinator;
+  if (e == wire::error_code::message_too_large || e == wire::error_code::record_list_too_large)
+    return wire::error_code::invalid_commit_offset_size;
+  return wire::error_code::unknown_server_error;
 }
 
 }  // namespace
 
-offsets_log::offsets_log(partition& p, std::function<int64_t()> now_ms)
+offsets_log::offsets_log(partition& p, boost::asio::any_io_executor executor,
+                         std::function<int64_t()> now_ms)
     : partition_(p),
+      executor_(std::move(executor)),
       now_ms_(now_ms ? std::move(now_ms) : std::function<int64_t()>(system_now_ms)) {}
 
-std::error_code offsets_log::append(const std::vector<pending_record>& records, int64_t now) {
+std::shared_ptr<std::vector<uint8_t>> offsets_log::batch_of(
+    const std::vector<pending_record>& records, int64_t now) {
   std::vector<wire::record_to_build> to_build;
   to_build.reserve(records.size());
   for (const pending_record& r : records) {
@@ -347,64 +361,99 @@ std::error_code offsets_log::append(const std::vector<pending_record>& records, 
     if (r.value) b.value = std::span<const uint8_t>(*r.value);
     to_build.push_back(b);
   }
-  std::vector<uint8_t> batch = wire::build_record_batch({}, to_build);
-  storage::append_info info;
-  return partition_.try_append(batch, info);
+  return std::make_shared<std::vector<uint8_t>>(wire::build_record_batch({}, to_build));
 }
 
-wire::error_code offsets_log::store_group(std::string_view group_id,
-                                          const group_metadata_record& record) {
+void offsets_log::append_then(const std::vector<pending_record>& records, int64_t now,
+                              completion done, wire::error_code (*map)(wire::error_code),
+                              std::string_view what, std::string_view group_id) {
+  auto write = std::make_shared<pending_write>();
+  write->done = std::move(done);
+  in_order_.push_back(write);
+  if (records.empty()) {
+    complete(write, wire::error_code::none);
+    return;
+  }
+  auto fail = [this, write, map, what = std::string(what), group = std::string(group_id)](
+                  std::error_code ec) {
+    log_error(consumer_offsets_topic, ": ", what, " of group ", log_safe(group),
+              " failed: ", ec.message());
+    complete(write, map(to_kafka_error(ec)));
+  };
+  // The batch lives until the append is made: it may wait behind a segment roll.
+  auto batch = batch_of(records, now);
+  partition_.append(*batch, [this, alive = std::weak_ptr<int>(alive_), batch, write, fail](
+                                std::error_code ec, const storage::append_info& info) {
+    if (alive.expired()) return;
+    if (ec) {
+      fail(ec);
+      return;
+    }
+    // Kafka appends group records with acks=all (offsets.commit.required.acks): the write
+    // counts once the broker's durability contract says it is durable.
+    partition_.when_acknowledgeable(
+        info.last_offset + 1, -1,
+        [this, alive, write, fail](std::error_code dec) {
+          if (alive.expired()) return;
+          if (dec) {
+            fail(dec);
+            return;
+          }
+          complete(write, wire::error_code::none);
+        });
+  });
+}
+
+void offsets_log::complete(const std::shared_ptr<pending_write>& write, wire::error_code result) {
+  write->result = result;
+  // Completions keep the order of the writes (the coordinator applies each change in its
+  // completion), and always run after the call that started them returned.
+  while (!in_order_.empty() && in_order_.front()->result) {
+    std::shared_ptr<pending_write> next = std::move(in_order_.front());
+    in_order_.pop_front();
+    boost::asio::post(executor_, [next] { next->done(*next->result); });
+  }
+}
+
+void offsets_log::store_group(std::string_view group_id, const group_metadata_record& record,
+                              completion done) {
   int64_t now = now_ms_();
   std::vector<pending_record> records;
   records.push_back({offsets_record::group_metadata_key(group_id),
                      offsets_record::group_metadata_value(record, now)});
-  std::error_code ec = append(records, now);
-  if (!ec) return wire::error_code::none;
-  wire::error_code e = to_kafka_error(ec);
-  log_error(consumer_offsets_topic, ": storing group ", group_id, " failed: ", ec.message());
-  return is_storage_failure(e) ? wire::error_code::not_coordinator
-                               : wire::error_code::unknown_server_error;
+  append_then(records, now, std::move(done), group_write_error, "storing the metadata", group_id);
 }
 
-wire::error_code offsets_log::store_offsets(std::string_view group_id,
-                                            std::span<const offset_record> offsets) {
-  if (offsets.empty()) return wire::error_code::none;
+void offsets_log::store_offsets(std::string_view group_id, std::span<const offset_record> offsets,
+                                completion done) {
   std::vector<pending_record> records;
   records.reserve(offsets.size());
   for (const offset_record& o : offsets) {
     records.push_back({offsets_record::offset_commit_key(group_id, o.partition),
                        offsets_record::offset_commit_value(o.value)});
   }
-  std::error_code ec = append(records, now_ms_());
-  if (!ec) return wire::error_code::none;
-  wire::error_code e = to_kafka_error(ec);
-  log_error(consumer_offsets_topic, ": storing offsets of group ", group_id,
-            " failed: ", ec.message());
-  if (is_storage_failure(e)) return wire::error_code::not_coordinator;
-  if (is_too_large(e)) return wire::error_code::invalid_commit_offset_size;
-  return wire::error_code::unknown_server_error;
+  append_then(records, now_ms_(), std::move(done), offset_commit_error, "storing offsets",
+              group_id);
 }
 
 void offsets_log::remove_offsets(std::string_view group_id,
-                                 std::span<const topic_partition> partitions) {
-  if (partitions.empty()) return;
+                                 std::span<const topic_partition> partitions, completion done) {
   std::vector<pending_record> records;
   records.reserve(partitions.size());
   for (const topic_partition& tp : partitions)
     records.push_back({offsets_record::offset_commit_key(group_id, tp), std::nullopt});
-  if (std::error_code ec = append(records, now_ms_())) {
-    log_error(consumer_offsets_topic, ": tombstones for offsets of group ", group_id,
-              " failed: ", ec.message());
-  }
+  append_then(records, now_ms_(), std::move(done), group_write_error, "tombstones for offsets",
+              group_id);
 }
 
-void offsets_log::remove_group(std::string_view group_id) {
+void offsets_log::remove_group(std::string_view group_id,
+                               std::span<const topic_partition> partitions, completion done) {
   std::vector<pending_record> records;
+  records.reserve(partitions.size() + 1);
+  for (const topic_partition& tp : partitions)
+    records.push_back({offsets_record::offset_commit_key(group_id, tp), std::nullopt});
   records.push_back({offsets_record::group_metadata_key(group_id), std::nullopt});
-  if (std::error_code ec = append(records, now_ms_())) {
-    log_error(consumer_offsets_topic, ": tombstone for group ", group_id,
-              " failed: ", ec.message());
-  }
+  append_then(records, now_ms_(), std::move(done), group_write_error, "tombstones", group_id);
 }
 
 }  // namespace sluice::server

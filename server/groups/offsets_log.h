@@ -27,9 +27,10 @@
 //
 // Writes: each group_store call appends one uncompressed batch (producer id -1, CreateTime = the
 // wall clock) holding all its records, through the partition, so the batch gets the partition's
-// leader epoch, the high watermark follows and parked fetches of __consumer_offsets wake. The
-// append is a pwrite into the page cache, as for produce with acks=1: a commit survives a broker
-// crash, not a machine crash before the next flush (Kafka's guarantee with one replica).
+// leader epoch, the high watermark follows and parked fetches of __consumer_offsets wake. As Kafka
+// appends group records with acks=all, a write completes once the broker's durability contract
+// says the batch is durable (partition::when_acknowledgeable: by default after the fdatasync that
+// covers it, shared with every append made meanwhile). Completions are posted in write order.
 //
 // Replay: read every batch from log_start_offset to log_end_offset; per key the last record wins
 // and a tombstone deletes. The log is never compacted (Sluice has no log cleaner yet), so it grows
@@ -39,6 +40,7 @@
 // Threading: io thread only, like the partition it writes to.
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -47,6 +49,8 @@
 #include <string_view>
 #include <system_error>
 #include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
 
 #include "server/groups/group_store.h"
 #include "server/partition.h"
@@ -130,33 +134,51 @@ std::error_code replay_consumer_offsets(const storage::log& log, group_loader& l
                                         replay_stats* stats = nullptr);
 
 // The group_store over partition 0 of __consumer_offsets. Append failures become the error codes
-// Kafka's GroupMetadataManager returns for them: a storage failure (also a closed log at shutdown)
-// NOT_COORDINATOR, an oversized commit INVALID_COMMIT_OFFSET_SIZE, anything else
-// UNKNOWN_SERVER_ERROR. Tombstone appends that fail (remove_*) are logged; the interface has no
-// way to report them.
+// Kafka's GroupMetadataManager (and, for tombstones, Kafka 4's GroupCoordinatorService) returns
+// for them: a storage failure (also a closed log at shutdown) NOT_COORDINATOR, an oversized
+// commit INVALID_COMMIT_OFFSET_SIZE, anything else UNKNOWN_SERVER_ERROR.
 class offsets_log final : public group_store {
  public:
-  // `p` must outlive this. `now_ms` is the wall clock (record timestamps, currentStateTimestamp).
-  explicit offsets_log(partition& p, std::function<int64_t()> now_ms = {});
+  // `p` must outlive this; completions are posted to `executor`. `now_ms` is the wall clock
+  // (record timestamps, currentStateTimestamp).
+  offsets_log(partition& p, boost::asio::any_io_executor executor,
+              std::function<int64_t()> now_ms = {});
 
-  wire::error_code store_group(std::string_view group_id,
-                               const group_metadata_record& record) override;
-  wire::error_code store_offsets(std::string_view group_id,
-                                 std::span<const offset_record> offsets) override;
-  void remove_offsets(std::string_view group_id,
-                      std::span<const topic_partition> partitions) override;
-  void remove_group(std::string_view group_id) override;
+  void store_group(std::string_view group_id, const group_metadata_record& record,
+                   completion done) override;
+  void store_offsets(std::string_view group_id, std::span<const offset_record> offsets,
+                     completion done) override;
+  void remove_offsets(std::string_view group_id, std::span<const topic_partition> partitions,
+                      completion done) override;
+  void remove_group(std::string_view group_id, std::span<const topic_partition> partitions,
+                    completion done) override;
 
  private:
   struct pending_record {
     std::vector<uint8_t> key;
     std::optional<std::vector<uint8_t>> value;
   };
+  struct pending_write {
+    completion done;
+    std::optional<wire::error_code> result;  // set once the write is durable or failed
+  };
   // One batch holding `records`, every record stamped `now`.
-  std::error_code append(const std::vector<pending_record>& records, int64_t now);
+  static std::shared_ptr<std::vector<uint8_t>> batch_of(const std::vector<pending_record>& records,
+                                                        int64_t now);
+  // Appends `records` and completes `done` with NONE once the batch is durable, or with
+  // `map(error)` when the append or its sync fails; `what` names the write in the log line of a
+  // failure.
+  void append_then(const std::vector<pending_record>& records, int64_t now, completion done,
+                   wire::error_code (*map)(wire::error_code), std::string_view what,
+                   std::string_view group_id);
+  // Records `write`'s result and posts the completions that are due, in write order.
+  void complete(const std::shared_ptr<pending_write>& write, wire::error_code result);
 
   partition& partition_;
+  boost::asio::any_io_executor executor_;
   std::function<int64_t()> now_ms_;
+  std::deque<std::shared_ptr<pending_write>> in_order_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace sluice::server

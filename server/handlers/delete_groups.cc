@@ -1,7 +1,8 @@
 // DeleteGroups (key 42), versions 0-2.
 //
 // Deletes empty groups and their offsets; NON_EMPTY_GROUP while members remain,
-// GROUP_ID_NOT_FOUND for an unknown group.
+// GROUP_ID_NOT_FOUND for an unknown group. The answer waits until the tombstones are durable; a
+// group whose tombstones cannot be written stays, with the error in its result.
 
 #include "server/broker.h"
 #include "server/groups/group_coordinator.h"
@@ -9,9 +10,9 @@
 
 namespace sluice::server {
 
-wire::delete_groups_response handle_delete_groups(request_context& ctx,
-                                                  wire::delete_groups_request& request) {
-  return ctx.broker.groups().delete_groups(request, ctx.api_version);
+boost::asio::awaitable<wire::delete_groups_response> handle_delete_groups(
+    request_context& ctx, wire::delete_groups_request& request) {
+  co_return co_await ctx.broker.groups().delete_groups(request, ctx.api_version);
 }
 
 }  // namespace sluice::server

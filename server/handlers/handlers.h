@@ -92,18 +92,18 @@ boost::asio::awaitable<wire::sync_group_response> handle_sync_group(
 wire::heartbeat_response handle_heartbeat(request_context& ctx, wire::heartbeat_request& request);
 wire::leave_group_response handle_leave_group(request_context& ctx,
                                               wire::leave_group_request& request);
-wire::offset_commit_response handle_offset_commit(request_context& ctx,
-                                                  wire::offset_commit_request& request);
+boost::asio::awaitable<wire::offset_commit_response> handle_offset_commit(
+    request_context& ctx, wire::offset_commit_request& request);
 wire::offset_fetch_response handle_offset_fetch(request_context& ctx,
                                                 wire::offset_fetch_request& request);
-wire::offset_delete_response handle_offset_delete(request_context& ctx,
-                                                  wire::offset_delete_request& request);
+boost::asio::awaitable<wire::offset_delete_response> handle_offset_delete(
+    request_context& ctx, wire::offset_delete_request& request);
 wire::list_groups_response handle_list_groups(request_context& ctx,
                                               wire::list_groups_request& request);
 wire::describe_groups_response handle_describe_groups(request_context& ctx,
                                                       wire::describe_groups_request& request);
-wire::delete_groups_response handle_delete_groups(request_context& ctx,
-                                                  wire::delete_groups_request& request);
+boost::asio::awaitable<wire::delete_groups_response> handle_delete_groups(
+    request_context& ctx, wire::delete_groups_request& request);
 
 wire::list_offsets_response handle_list_offsets(request_context& ctx,
                                                 wire::list_offsets_request& request);

@@ -1,7 +1,8 @@
 // OffsetDelete (key 47), versions 0.
 //
 // Deletes a group's committed offsets for partitions of topics the group no longer subscribes
-// to (GROUP_SUBSCRIBED_TO_TOPIC otherwise).
+// to (GROUP_SUBSCRIBED_TO_TOPIC otherwise). The answer waits until the tombstones are durable; if
+// they cannot be written, the offsets stay and the top-level error says why (as in Kafka 4).
 
 #include "server/broker.h"
 #include "server/groups/group_coordinator.h"
@@ -9,9 +10,9 @@
 
 namespace sluice::server {
 
-wire::offset_delete_response handle_offset_delete(request_context& ctx,
-                                                  wire::offset_delete_request& request) {
-  return ctx.broker.groups().delete_offsets(request, ctx.api_version);
+boost::asio::awaitable<wire::offset_delete_response> handle_offset_delete(
+    request_context& ctx, wire::offset_delete_request& request) {
+  co_return co_await ctx.broker.groups().delete_offsets(request, ctx.api_version);
 }
 
 }  // namespace sluice::server

@@ -1,12 +1,17 @@
-// The group coordinator driven directly, without sockets: requests are the generated structs,
-// time is the io_context's, with session timeouts of 100 ms so expiry tests run in a fraction
-// of a second. The wall clock (commit timestamps, offset retention) is a variable the tests move.
+// The group coordinator driven directly, without sockets: requests are the generated structs.
+// Time is a manual clock that only the tests move (advance), firing the coordinator's deadlines
+// as it passes them and moving the wall clock (commit timestamps, offset retention) with it; the
+// io_context only ever runs what is ready (poll), so no test depends on real elapsed time.
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,8 +19,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include "server/groups/group_coordinator.h"
+#include "server/tests/manual_clock.h"
 #include "wire/error_code.h"
 
 namespace sluice::server {
@@ -32,26 +39,89 @@ std::vector<uint8_t> bytes(std::string_view s) {
   return {s.begin(), s.end()};
 }
 
+// A group_store whose log is a few vectors. Each write either completes at once (posted, with the
+// failure set for its kind) or, while `hold` is set, waits until the test completes it, oldest
+// first as the interface promises, with the planned result or another. Only writes that
+// succeed reach the vectors and `log`, the committed offsets a replay would rebuild.
 struct recording_store : group_store {
+  explicit recording_store(asio::io_context& io) : io_(io) {}
+
   std::vector<group_metadata_record> groups;
   std::vector<offset_record> offsets;
   std::vector<topic_partition> removed_offsets;
   std::vector<std::string> removed_groups;
+  std::map<std::string, std::map<topic_partition, int64_t>> log;
+  error_code fail_groups = error_code::none;
   error_code fail_offsets = error_code::none;
+  error_code fail_tombstones = error_code::none;
+  bool hold = false;
 
-  error_code store_group(std::string_view, const group_metadata_record& record) override {
-    groups.push_back(record);
-    return error_code::none;
+  size_t held() const { return held_.size(); }
+  // Completes the oldest held write with its planned result, or with `e`.
+  void complete_next(std::optional<error_code> e = std::nullopt) {
+    ASSERT_FALSE(held_.empty());
+    auto [run, planned] = std::move(held_.front());
+    held_.pop_front();
+    asio::post(io_, [run, result = e.value_or(planned)] { run(result); });
   }
-  error_code store_offsets(std::string_view, std::span<const offset_record> o) override {
-    if (fail_offsets != error_code::none) return fail_offsets;
-    offsets.insert(offsets.end(), o.begin(), o.end());
-    return error_code::none;
+
+  void store_group(std::string_view, const group_metadata_record& record,
+                   completion done) override {
+    write(
+        fail_groups, [this, record] { groups.push_back(record); }, std::move(done));
   }
-  void remove_offsets(std::string_view, std::span<const topic_partition> p) override {
-    removed_offsets.insert(removed_offsets.end(), p.begin(), p.end());
+  void store_offsets(std::string_view group_id, std::span<const offset_record> o,
+                     completion done) override {
+    std::vector<offset_record> copy(o.begin(), o.end());
+    write(
+        fail_offsets,
+        [this, id = std::string(group_id), copy] {
+          offsets.insert(offsets.end(), copy.begin(), copy.end());
+          for (const offset_record& r : copy)
+            log[id][r.partition] = r.value.offset;
+        },
+        std::move(done));
   }
-  void remove_group(std::string_view group_id) override { removed_groups.emplace_back(group_id); }
+  void remove_offsets(std::string_view group_id, std::span<const topic_partition> p,
+                      completion done) override {
+    std::vector<topic_partition> copy(p.begin(), p.end());
+    write(
+        fail_tombstones, [this, id = std::string(group_id), copy] { tombstone(id, copy); },
+        std::move(done));
+  }
+  void remove_group(std::string_view group_id, std::span<const topic_partition> p,
+                    completion done) override {
+    std::vector<topic_partition> copy(p.begin(), p.end());
+    write(
+        fail_tombstones,
+        [this, id = std::string(group_id), copy] {
+          tombstone(id, copy);
+          removed_groups.push_back(id);
+        },
+        std::move(done));
+  }
+
+ private:
+  void tombstone(const std::string& id, const std::vector<topic_partition>& partitions) {
+    removed_offsets.insert(removed_offsets.end(), partitions.begin(), partitions.end());
+    for (const topic_partition& tp : partitions)
+      log[id].erase(tp);
+    if (log[id].empty()) log.erase(id);
+  }
+  void write(error_code planned, std::function<void()> record, completion done) {
+    auto run = [record = std::move(record), done = std::move(done)](error_code e) {
+      if (e == error_code::none) record();
+      done(e);
+    };
+    if (hold) {
+      held_.emplace_back(std::move(run), planned);
+    } else {
+      asio::post(io_, [run = std::move(run), planned] { run(planned); });
+    }
+  }
+
+  asio::io_context& io_;
+  std::deque<std::pair<std::function<void(error_code)>, error_code>> held_;
 };
 
 using protocol_list = std::vector<std::pair<std::string, std::string>>;
@@ -87,14 +157,20 @@ class group_coordinator_test : public ::testing::Test {
     make(config);
   }
   void make(const group_coordinator_config& config) {
-    gc_ = std::make_unique<group_coordinator>(io_.get_executor(), config, &store_,
-                                              [this] { return now_ms_; });
+    gc_ = std::make_unique<group_coordinator>(io_.get_executor(), config, &store_, &clock_);
   }
   void SetUp() override { make(); }
 
-  void run(std::chrono::milliseconds d = 5ms) {
+  // Runs what is ready (resumed coroutines, posted completions) without letting time pass.
+  void settle() {
     io_.restart();
-    io_.run_for(d);
+    io_.poll();
+  }
+  // Lets `d` pass: every deadline in it fires, in order, with the io_context settled after each.
+  void advance(std::chrono::milliseconds d) {
+    settle();
+    clock_.advance(d, [this] { settle(); });
+    settle();
   }
 
   outcome<wire::join_group_response> start_join(wire::join_group_request request,
@@ -107,7 +183,7 @@ class group_coordinator_test : public ::testing::Test {
           *out = co_await gc.join(req, v, client, "/127.0.0.1");
         }(*gc_, std::move(request), version, std::move(client), out),
         asio::detached);
-    run();
+    settle();
     return out;
   }
 
@@ -133,8 +209,55 @@ class group_coordinator_test : public ::testing::Test {
           *out = co_await gc.sync(req, 5);
         }(*gc_, std::move(r), out),
         asio::detached);
-    run();
+    settle();
     return out;
+  }
+
+  // Runs a request that answers once its writes complete; the result stays empty while they wait.
+  template <class Resp>
+  outcome<Resp> spawn(asio::awaitable<Resp> op) {
+    auto out = std::make_shared<std::optional<Resp>>();
+    asio::co_spawn(io_, std::move(op), [out](std::exception_ptr e, Resp r) {
+      if (!e) *out = std::move(r);
+    });
+    settle();
+    return out;
+  }
+  template <class Resp>
+  static Resp answered(const outcome<Resp>& out) {
+    if (!*out) throw std::runtime_error("the request is still waiting for the store");
+    return **out;
+  }
+  // With the store completing at once.
+  wire::offset_commit_response commit_now(wire::offset_commit_request& r, int16_t version = 8) {
+    return answered(spawn(gc_->commit_offsets(r, version)));
+  }
+  wire::offset_delete_response delete_offsets_now(wire::offset_delete_request& r) {
+    return answered(spawn(gc_->delete_offsets(r, 0)));
+  }
+  wire::delete_groups_response delete_groups_now(wire::delete_groups_request& r) {
+    return answered(spawn(gc_->delete_groups(r, 2)));
+  }
+  size_t expire() {
+    size_t n = gc_->expire_offsets();
+    settle();
+    return n;
+  }
+  // The group's committed offsets as OffsetFetch returns them (all partitions), to compare with
+  // what the store's log holds.
+  std::map<topic_partition, int64_t> committed(const std::string& group) {
+    wire::offset_fetch_request fetch;
+    fetch.group_id = group;
+    fetch.topics = std::nullopt;
+    std::map<topic_partition, int64_t> out;
+    for (const auto& t : gc_->fetch_offsets(fetch, 7).topics)
+      for (const auto& p : t.partitions)
+        out[{t.name, p.partition_index}] = p.committed_offset;
+    return out;
+  }
+  std::map<topic_partition, int64_t> logged(const std::string& group) {
+    auto it = store_.log.find(group);
+    return it == store_.log.end() ? std::map<topic_partition, int64_t>{} : it->second;
   }
 
   int16_t heartbeat(const std::string& group, const std::string& member_id, int32_t generation,
@@ -147,15 +270,29 @@ class group_coordinator_test : public ::testing::Test {
     return gc_->heartbeat(r, 4).error_code;
   }
 
-  // Keeps the given members alive while time passes.
-  void run_heartbeating(std::chrono::milliseconds total,
-                        const std::vector<std::pair<std::string, int32_t>>& members,
-                        const std::string& group = "g") {
-    for (auto t = 0ms; t < total; t += 20ms) {
-      run(20ms);
+  // Keeps the given members alive while `total` passes, heartbeating every `every`.
+  void advance_heartbeating(std::chrono::milliseconds total,
+                            const std::vector<std::pair<std::string, int32_t>>& members,
+                            const std::string& group = "g",
+                            std::chrono::milliseconds every = 20ms) {
+    for (auto t = 0ms; t < total; t += every) {
+      advance(std::min(every, total - t));
       for (auto& [id, gen] : members)
         heartbeat(group, id, gen);
     }
+  }
+
+  // Gives the group generation 1 and leaves it Empty again, so that burying it tombstones its
+  // metadata too.
+  void generation_one(const std::string& group) {
+    auto j = start_join(join_request(group, member_id_for(group)));
+    ASSERT_TRUE(*j);
+    wire::leave_group_request leave;
+    leave.group_id = group;
+    leave.member_id = (*j)->member_id;
+    ASSERT_EQ(gc_->leave(leave, 1).error_code, 0);
+    settle();
+    ASSERT_EQ(gc_->state_of(group), group_state::empty);
   }
 
   // Joins a dynamic member with JoinGroup v4+: MEMBER_ID_REQUIRED first, then the real join.
@@ -191,8 +328,8 @@ class group_coordinator_test : public ::testing::Test {
   }
 
   asio::io_context io_;
-  int64_t now_ms_ = 1'700'000'000'000;  // the injected wall clock
-  recording_store store_;
+  testing::manual_clock clock_;  // also the wall clock, from 1'700'000'000'000
+  recording_store store_{io_};
   std::unique_ptr<group_coordinator> gc_;
 };
 
@@ -203,7 +340,7 @@ TEST_F(group_coordinator_test, two_members_join_one_generation_with_one_leader) 
   EXPECT_FALSE(*a);
   EXPECT_FALSE(*b);
   EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
-  run(100ms);
+  advance(100ms);
   ASSERT_TRUE(*a && *b);
   const auto& ra = **a;
   const auto& rb = **b;
@@ -248,7 +385,7 @@ TEST_F(group_coordinator_test, pending_member_expires_after_session_timeout) {
   auto a = start_join(join_request("g", member_id_for("g")));
   ASSERT_TRUE(*a);
   std::string pending = member_id_for("g");
-  run(150ms);
+  advance(150ms);
   auto late = start_join(join_request("g", pending));
   ASSERT_TRUE(*late);
   EXPECT_EQ((*late)->error_code, code(error_code::unknown_member_id));
@@ -271,7 +408,7 @@ TEST_F(group_coordinator_test, follower_sync_waits_for_leader) {
   make(30ms);
   auto a = start_join(join_request("g", ""), 3, "a");
   auto b = start_join(join_request("g", ""), 3, "b");
-  run(100ms);
+  advance(100ms);
   ASSERT_TRUE(*a && *b);
   auto sb = start_sync("g", (*b)->member_id, 1);
   EXPECT_FALSE(*sb);
@@ -330,7 +467,7 @@ TEST_F(group_coordinator_test, leader_leaving_triggers_rebalance_and_a_new_leade
 
 TEST_F(group_coordinator_test, member_without_heartbeats_is_expired) {
   auto [a, b] = stable_pair();
-  run_heartbeating(150ms, {{a.id, a.generation}});  // b stays silent past its 100 ms session
+  advance_heartbeating(150ms, {{a.id, a.generation}});  // b stays silent past its 100 ms session
   EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
   EXPECT_EQ(heartbeat("g", b.id, b.generation), code(error_code::unknown_member_id));
   EXPECT_EQ(heartbeat("g", a.id, a.generation), code(error_code::rebalance_in_progress));
@@ -345,9 +482,9 @@ TEST_F(group_coordinator_test, rebalance_timeout_evicts_member_that_does_not_rej
   auto a2 = start_join(join_request("g", a.id));  // the leader rejoins: rebalance
   EXPECT_FALSE(*a2);
   // b keeps heartbeating but never rejoins; the 300 ms rebalance timeout ends the wait.
-  run_heartbeating(150ms, {{b.id, b.generation}});
+  advance_heartbeating(150ms, {{b.id, b.generation}});
   EXPECT_FALSE(*a2);
-  run_heartbeating(200ms, {{b.id, b.generation}});
+  advance_heartbeating(200ms, {{b.id, b.generation}});
   ASSERT_TRUE(*a2);
   EXPECT_EQ((*a2)->error_code, 0);
   EXPECT_EQ((*a2)->generation_id, a.generation + 1);
@@ -363,7 +500,7 @@ class static_group_test : public group_coordinator_test {
     make(30ms);
     auto ja = start_join(join_request("g", "", "ia"), 5, "a");
     auto jb = start_join(join_request("g", "", "ib"), 5, "b");
-    run(100ms);
+    advance(100ms);
     ASSERT_TRUE(*ja && *jb);
     a = {(*ja)->member_id, (*ja)->generation_id};
     b = {(*jb)->member_id, (*jb)->generation_id};
@@ -432,7 +569,7 @@ TEST_F(static_group_test, old_member_id_of_an_instance_is_fenced) {
   commit.generation_id_or_member_epoch = b.generation;
   commit.topics.emplace_back().name = "t";
   commit.topics[0].partitions.emplace_back().committed_offset = 1;
-  EXPECT_EQ(gc_->commit_offsets(commit, 7).topics[0].partitions[0].error_code,
+  EXPECT_EQ(commit_now(commit, 7).topics[0].partitions[0].error_code,
             code(error_code::fenced_instance_id));
 
   wire::leave_group_request leave;
@@ -470,7 +607,7 @@ wire::offset_commit_request commit_request(const std::string& group, const std::
 TEST_F(group_coordinator_test, offsets_round_trip_with_metadata_and_leader_epoch) {
   auto [a, b] = stable_pair();
   wire::offset_commit_request commit = commit_request("g", a.id, a.generation);
-  wire::offset_commit_response cr = gc_->commit_offsets(commit, 8);
+  wire::offset_commit_response cr = commit_now(commit, 8);
   ASSERT_EQ(cr.topics.size(), 1u);
   ASSERT_EQ(cr.topics[0].partitions.size(), 2u);
   EXPECT_EQ(cr.topics[0].partitions[0].error_code, 0);
@@ -508,31 +645,31 @@ TEST_F(group_coordinator_test, offsets_round_trip_with_metadata_and_leader_epoch
 
   // Membership is checked.
   wire::offset_commit_request stale = commit_request("g", a.id, a.generation - 1);
-  EXPECT_EQ(gc_->commit_offsets(stale, 8).topics[0].partitions[0].error_code,
+  EXPECT_EQ(commit_now(stale, 8).topics[0].partitions[0].error_code,
             code(error_code::illegal_generation));
   wire::offset_commit_request stranger = commit_request("g", "nobody", a.generation);
-  EXPECT_EQ(gc_->commit_offsets(stranger, 8).topics[0].partitions[0].error_code,
+  EXPECT_EQ(commit_now(stranger, 8).topics[0].partitions[0].error_code,
             code(error_code::unknown_member_id));
   // A failed append leaves the committed offsets as they were.
   store_.fail_offsets = error_code::coordinator_not_available;
   wire::offset_commit_request again = commit_request("g", a.id, a.generation);
   again.topics[0].partitions[0].committed_offset = 99;
-  EXPECT_EQ(gc_->commit_offsets(again, 8).topics[0].partitions[0].error_code,
+  EXPECT_EQ(commit_now(again, 8).topics[0].partitions[0].error_code,
             code(error_code::coordinator_not_available));
   EXPECT_EQ(gc_->fetch_offsets(fetch, 7).topics[0].partitions[0].committed_offset, 42);
 }
 
 TEST_F(group_coordinator_test, standalone_commit_needs_an_empty_group) {
   wire::offset_commit_request simple = commit_request("solo", "", -1);
-  EXPECT_EQ(gc_->commit_offsets(simple, 2).topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ(commit_now(simple, 2).topics[0].partitions[0].error_code, 0);
   EXPECT_EQ(gc_->state_of("solo"), group_state::empty);
   wire::offset_commit_request with_generation = commit_request("nowhere", "", 3);
-  EXPECT_EQ(gc_->commit_offsets(with_generation, 2).topics[0].partitions[0].error_code,
+  EXPECT_EQ(commit_now(with_generation, 2).topics[0].partitions[0].error_code,
             code(error_code::illegal_generation));
 
   auto a = start_join(join_request("solo", member_id_for("solo")));
   ASSERT_TRUE(*a);
-  EXPECT_EQ(gc_->commit_offsets(simple, 2).topics[0].partitions[0].error_code,
+  EXPECT_EQ(commit_now(simple, 2).topics[0].partitions[0].error_code,
             code(error_code::unknown_member_id));
 }
 
@@ -549,7 +686,7 @@ TEST_F(group_coordinator_test, inconsistent_protocols_are_refused_and_votes_pick
   auto w = start_join(wrong_type, 3);
   ASSERT_TRUE(*w);
   EXPECT_EQ((*w)->error_code, code(error_code::inconsistent_group_protocol));
-  run(100ms);
+  advance(100ms);
   ASSERT_TRUE(*a && *b && *c);
   EXPECT_EQ((*a)->protocol_name, "rr");  // two votes against one
   EXPECT_EQ((*a)->members.size(), 3u);
@@ -558,7 +695,7 @@ TEST_F(group_coordinator_test, inconsistent_protocols_are_refused_and_votes_pick
 TEST_F(group_coordinator_test, list_describe_and_delete_groups) {
   auto [a, b] = stable_pair("busy");
   wire::offset_commit_request simple = commit_request("idle", "", -1);
-  gc_->commit_offsets(simple, 2);
+  commit_now(simple, 2);
 
   wire::list_groups_request all;
   wire::list_groups_response listed = gc_->list_groups(all, 4);
@@ -588,7 +725,7 @@ TEST_F(group_coordinator_test, list_describe_and_delete_groups) {
 
   wire::delete_groups_request del;
   del.groups_names = {"busy", "idle", "missing"};
-  wire::delete_groups_response dr = gc_->delete_groups(del, 2);
+  wire::delete_groups_response dr = delete_groups_now(del);
   ASSERT_EQ(dr.results.size(), 3u);
   EXPECT_EQ(dr.results[0].error_code, code(error_code::non_empty_group));
   EXPECT_EQ(dr.results[1].error_code, 0);
@@ -613,7 +750,7 @@ TEST_F(group_coordinator_test, offset_delete_refuses_subscribed_topics) {
   wire::offset_commit_request commit = commit_request("g", (*a)->member_id, (*a)->generation_id);
   commit.topics.emplace_back().name = "u";
   commit.topics[1].partitions.emplace_back().committed_offset = 3;
-  gc_->commit_offsets(commit, 8);
+  commit_now(commit, 8);
 
   wire::offset_delete_request del;
   del.group_id = "g";
@@ -622,7 +759,7 @@ TEST_F(group_coordinator_test, offset_delete_refuses_subscribed_topics) {
     t.name = topic;
     t.partitions.emplace_back().partition_index = 0;
   }
-  wire::offset_delete_response r = gc_->delete_offsets(del, 0);
+  wire::offset_delete_response r = delete_offsets_now(del);
   EXPECT_EQ(r.error_code, 0);
   EXPECT_EQ(r.topics[0].partitions[0].error_code, code(error_code::group_subscribed_to_topic));
   EXPECT_EQ(r.topics[1].partitions[0].error_code, 0);
@@ -632,7 +769,7 @@ TEST_F(group_coordinator_test, offset_delete_refuses_subscribed_topics) {
 // Kafka's cleanupGroupMetadata after OffsetDelete: an Empty group left without offsets is gone.
 TEST_F(group_coordinator_test, offset_delete_of_an_empty_groups_last_offsets_removes_it) {
   wire::offset_commit_request commit = commit_request("alone", "", -1);
-  gc_->commit_offsets(commit, 8);
+  commit_now(commit, 8);
   ASSERT_EQ(gc_->state_of("alone"), group_state::empty);
   wire::offset_delete_request del;
   del.group_id = "alone";
@@ -640,7 +777,7 @@ TEST_F(group_coordinator_test, offset_delete_of_an_empty_groups_last_offsets_rem
   t.name = commit.topics[0].name;
   for (const auto& p : commit.topics[0].partitions)
     t.partitions.emplace_back().partition_index = p.partition_index;
-  EXPECT_EQ(gc_->delete_offsets(del, 0).error_code, 0);
+  EXPECT_EQ(delete_offsets_now(del).error_code, 0);
   EXPECT_FALSE(gc_->state_of("alone"));
   EXPECT_TRUE(store_.removed_groups.empty());  // never had a generation: no metadata to drop
 }
@@ -650,7 +787,7 @@ TEST_F(group_coordinator_test, shutdown_answers_parked_requests) {
   auto a = start_join(join_request("g", ""), 3);
   EXPECT_FALSE(*a);
   gc_.reset();
-  run();
+  settle();
   ASSERT_TRUE(*a);
   EXPECT_EQ((*a)->error_code, code(error_code::not_coordinator));
 }
@@ -682,7 +819,7 @@ class retention_test : public group_coordinator_test {
     r.topics[0].name = topic;
     r.topics[0].partitions.resize(1);
     r.topics[0].partitions[0].partition_index = partition;
-    ASSERT_EQ(gc_->commit_offsets(r, 2).topics[0].partitions[0].error_code, 0);
+    ASSERT_EQ(commit_now(r, 2).topics[0].partitions[0].error_code, 0);
   }
 };
 
@@ -692,11 +829,11 @@ TEST_F(retention_test, empty_group_expires_retention_after_it_became_empty_not_a
   auto sync = start_sync("g", (*a)->member_id, (*a)->generation_id, {{(*a)->member_id, "x"}});
   ASSERT_TRUE(*sync);
   wire::offset_commit_request commit = commit_request("g", (*a)->member_id, (*a)->generation_id);
-  ASSERT_EQ(gc_->commit_offsets(commit, 8).topics[0].partitions[0].error_code, 0);
+  ASSERT_EQ(commit_now(commit, 8).topics[0].partitions[0].error_code, 0);
 
   // Commits older than the retention do not expire while the group has members...
-  now_ms_ += 2 * retention_ms;
-  EXPECT_EQ(gc_->expire_offsets(), 0u);
+  advance_heartbeating(2ms * retention_ms, {{(*a)->member_id, (*a)->generation_id}}, "g", 50ms);
+  EXPECT_EQ(expire(), 0u);
   wire::leave_group_request leave;
   leave.group_id = "g";
   leave.member_id = (*a)->member_id;
@@ -704,14 +841,15 @@ TEST_F(retention_test, empty_group_expires_retention_after_it_became_empty_not_a
   ASSERT_EQ(gc_->state_of("g"), group_state::empty);
 
   // ...and the clock of an empty group starts when it became empty.
-  now_ms_ += retention_ms - 1;
+  advance(1ms * (retention_ms - 1));
   gc_->start_offset_expiry();  // checks at once, then every 50 ms
+  settle();
   EXPECT_EQ(fetched("g", "t", 0), 42);
   EXPECT_EQ(gc_->state_of("g"), group_state::empty);
   EXPECT_TRUE(store_.removed_offsets.empty());
 
-  now_ms_ += 1;
-  run(120ms);  // the periodic check fires
+  advance(1ms);
+  advance(120ms);  // the periodic check fires
   EXPECT_EQ(fetched("g", "t", 0), -1);
   EXPECT_EQ(fetched("g", "t", 1), -1);
   EXPECT_EQ(store_.removed_offsets, (std::vector<topic_partition>{{"t", 0}, {"t", 1}}));
@@ -722,16 +860,16 @@ TEST_F(retention_test, empty_group_expires_retention_after_it_became_empty_not_a
 
 TEST_F(retention_test, offsets_without_group_management_expire_one_by_one_from_their_commit) {
   commit_alone("solo", "t", 0);
-  now_ms_ += retention_ms / 2;
+  advance(1ms * retention_ms / 2);
   commit_alone("solo", "t", 1);
-  now_ms_ += retention_ms / 2;
-  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  advance(1ms * retention_ms / 2);
+  EXPECT_EQ(expire(), 1u);
   EXPECT_EQ(fetched("solo", "t", 0), -1);
   EXPECT_EQ(fetched("solo", "t", 1), 42);
   EXPECT_EQ(gc_->state_of("solo"), group_state::empty);  // it still has an offset
 
-  now_ms_ += retention_ms / 2;
-  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  advance(1ms * retention_ms / 2);
+  EXPECT_EQ(expire(), 1u);
   EXPECT_FALSE(gc_->state_of("solo"));
   EXPECT_EQ(store_.removed_offsets, (std::vector<topic_partition>{{"t", 0}, {"t", 1}}));
   EXPECT_TRUE(store_.removed_groups.empty());  // generation 0: no metadata was ever written
@@ -743,6 +881,7 @@ TEST_F(retention_test, deleting_a_topic_removes_its_offsets_from_every_group) {
   commit_alone("a", "kept", 0);
   commit_alone("b", "gone", 1);
   gc_->on_topic_deleted("gone");
+  settle();
   EXPECT_EQ(fetched("a", "gone", 0), -1);
   EXPECT_EQ(fetched("a", "kept", 0), 42);
   EXPECT_EQ(fetched("b", "gone", 1), -1);
@@ -762,16 +901,18 @@ TEST_F(retention_test, stable_consumer_group_keeps_subscribed_topics_and_expires
   wire::offset_commit_request commit = commit_request("g", (*a)->member_id, (*a)->generation_id);
   commit.topics.emplace_back().name = "u";
   commit.topics[1].partitions.emplace_back().committed_offset = 3;
-  gc_->commit_offsets(commit, 8);
+  commit_now(commit, 8);
 
-  now_ms_ += retention_ms - 1;
-  EXPECT_EQ(gc_->expire_offsets(), 0u);
-  now_ms_ += 1;
-  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  const std::vector<std::pair<std::string, int32_t>> alive = {
+      {(*a)->member_id, (*a)->generation_id}};
+  advance_heartbeating(1ms * (retention_ms - 1), alive, "g", 50ms);
+  EXPECT_EQ(expire(), 0u);
+  advance_heartbeating(1ms, alive);
+  EXPECT_EQ(expire(), 1u);
   EXPECT_EQ(fetched("g", "u", 0), -1);
   EXPECT_EQ(fetched("g", "t", 0), 42);
-  now_ms_ += 10 * retention_ms;
-  EXPECT_EQ(gc_->expire_offsets(), 0u);
+  advance_heartbeating(10ms * retention_ms, alive, "g", 50ms);
+  EXPECT_EQ(expire(), 0u);
   EXPECT_EQ(fetched("g", "t", 1), 5);
   EXPECT_EQ(gc_->state_of("g"), group_state::stable);
   EXPECT_TRUE(store_.removed_groups.empty());
@@ -783,8 +924,9 @@ TEST_F(retention_test, rebalancing_group_expires_nothing) {
   // Joined but not synced: CompletingRebalance.
   ASSERT_EQ(gc_->state_of("g"), group_state::completing_rebalance);
   commit_alone("other", "t", 0);
-  now_ms_ += 10 * retention_ms;
-  EXPECT_EQ(gc_->expire_offsets(), 1u);  // only the standalone group's
+  // Heartbeats keep the member (they are allowed between JoinGroup and SyncGroup).
+  advance_heartbeating(10ms * retention_ms, {{(*a)->member_id, (*a)->generation_id}}, "g", 50ms);
+  EXPECT_EQ(expire(), 1u);  // only the standalone group's
   EXPECT_EQ(gc_->state_of("g"), group_state::completing_rebalance);
 }
 
@@ -793,19 +935,20 @@ TEST_F(retention_test, loaded_groups_count_from_their_stored_state_timestamp_or_
   empty_group.protocol_type = "consumer";
   empty_group.generation = 4;
   // Became empty 59 s ago; committed long before.
-  gc_->load_group("recent", empty_group, now_ms_ - (retention_ms - 1'000));
-  gc_->load_offset("recent", {{"t", 0}, {7, -1, "", now_ms_ - 100 * retention_ms}});
+  const int64_t now = clock_.wall_clock_ms();
+  gc_->load_group("recent", empty_group, now - (retention_ms - 1'000));
+  gc_->load_offset("recent", {{"t", 0}, {7, -1, "", now - 100 * retention_ms}});
   // An old record without the timestamp (GroupMetadataValue v0/v1): the commit time counts.
   gc_->load_group("old", empty_group, -1);
-  gc_->load_offset("old", {{"t", 0}, {8, -1, "", now_ms_ - (retention_ms - 2'000)}});
+  gc_->load_offset("old", {{"t", 0}, {8, -1, "", now - (retention_ms - 2'000)}});
 
-  EXPECT_EQ(gc_->expire_offsets(), 0u);
-  now_ms_ += 1'000;
-  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  EXPECT_EQ(expire(), 0u);
+  advance(1'000ms);
+  EXPECT_EQ(expire(), 1u);
   EXPECT_FALSE(gc_->state_of("recent"));
   EXPECT_EQ(gc_->state_of("old"), group_state::empty);
-  now_ms_ += 1'000;
-  EXPECT_EQ(gc_->expire_offsets(), 1u);
+  advance(1'000ms);
+  EXPECT_EQ(expire(), 1u);
   EXPECT_FALSE(gc_->state_of("old"));
   EXPECT_EQ(store_.removed_groups, (std::vector<std::string>{"recent", "old"}));
 }
@@ -818,18 +961,439 @@ TEST_F(retention_test, empty_group_without_offsets_is_removed_at_the_next_check)
   leave.member_id = (*a)->member_id;
   ASSERT_EQ(gc_->leave(leave, 1).error_code, 0);
   ASSERT_EQ(gc_->state_of("g"), group_state::empty);
-  EXPECT_EQ(gc_->expire_offsets(), 0u);
+  EXPECT_EQ(expire(), 0u);
   EXPECT_FALSE(gc_->state_of("g"));
   EXPECT_EQ(store_.removed_groups, std::vector<std::string>{"g"});
 }
 
 TEST_F(retention_test, shutdown_stops_the_periodic_check) {
   gc_->start_offset_expiry();
+  ASSERT_EQ(clock_.pending(), 1u);
   gc_->shutdown();
-  io_.restart();
-  io_.run_for(500ms);
+  EXPECT_EQ(clock_.pending(), 0u);
+  settle();
   // Out of work: the broker's io_context can finish after a SIGTERM.
   EXPECT_TRUE(io_.stopped());
+}
+
+// The same with the production timers (steady timers on the io_context): a cancelled timer
+// completes at once, so the broker's io_context runs out of work after a SIGTERM.
+TEST(group_coordinator_timers_test, shutdown_leaves_the_io_context_without_work) {
+  asio::io_context io;
+  group_coordinator_config config;
+  group_coordinator gc(io.get_executor(), config);
+  wire::join_group_request join = join_request("g", "");
+  join.session_timeout_ms = 6'000;
+  asio::co_spawn(
+      io,
+      [](group_coordinator& gc, wire::join_group_request req) -> asio::awaitable<void> {
+        co_await gc.join(req, 3, "c", "/127.0.0.1");
+      }(gc, std::move(join)),
+      asio::detached);
+  io.poll();
+  ASSERT_EQ(gc.state_of("g"), group_state::preparing_rebalance);  // initial delay: 3 s
+  gc.start_offset_expiry();
+  gc.shutdown();
+  io.poll();
+  EXPECT_TRUE(io.stopped());
+}
+
+// ---- Writes in flight: the store answers later, or fails --------------------------------------
+
+using offset_map = std::map<topic_partition, int64_t>;
+
+TEST_F(group_coordinator_test, commit_takes_effect_only_once_durable) {
+  wire::offset_commit_request first = commit_request("solo", "", -1);
+  ASSERT_EQ(commit_now(first, 2).topics[0].partitions[0].error_code, 0);
+  store_.hold = true;
+  wire::offset_commit_request second = commit_request("solo", "", -1);
+  second.topics[0].partitions[0].committed_offset = 43;
+  auto pending = spawn(gc_->commit_offsets(second, 2));
+  EXPECT_FALSE(*pending);  // not answered before the append is durable
+  EXPECT_EQ(committed("solo"), (offset_map{{{"t", 0}, 42}, {{"t", 1}, 5}}));  // the old value
+  store_.complete_next();
+  settle();
+  ASSERT_TRUE(*pending);
+  EXPECT_EQ((*pending)->topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ((*pending)->topics[0].partitions[1].error_code, 0);
+  EXPECT_EQ(committed("solo"), (offset_map{{{"t", 0}, 43}, {{"t", 1}, 5}}));
+  EXPECT_EQ(committed("solo"), logged("solo"));
+}
+
+TEST_F(group_coordinator_test, failed_commit_answers_its_error_and_keeps_the_old_offset) {
+  wire::offset_commit_request first = commit_request("solo", "", -1);
+  commit_now(first, 2);
+  store_.hold = true;
+  wire::offset_commit_request second = commit_request("solo", "", -1);
+  second.topics[0].partitions[0].committed_offset = 43;
+  second.topics[0].partitions[1].committed_metadata = std::string(5'000, 'x');  // too large
+  auto pending = spawn(gc_->commit_offsets(second, 2));
+  store_.complete_next(error_code::not_coordinator);
+  settle();
+  ASSERT_TRUE(*pending);
+  EXPECT_EQ((*pending)->topics[0].partitions[0].error_code, code(error_code::not_coordinator));
+  EXPECT_EQ((*pending)->topics[0].partitions[1].error_code,
+            code(error_code::offset_metadata_too_large));
+  EXPECT_EQ(committed("solo"), (offset_map{{{"t", 0}, 42}, {{"t", 1}, 5}}));
+  EXPECT_EQ(committed("solo"), logged("solo"));
+}
+
+TEST_F(group_coordinator_test, failed_sync_store_answers_every_member_and_rebalances) {
+  make(30ms);
+  auto a = start_join(join_request("g", ""), 3, "a");
+  auto b = start_join(join_request("g", ""), 3, "b");
+  advance(100ms);
+  ASSERT_TRUE(*a && *b);
+  auto sb = start_sync("g", (*b)->member_id, 1);
+  store_.hold = true;
+  auto sa = start_sync("g", (*a)->member_id, 1, {{(*b)->member_id, "for-b"}});
+  EXPECT_FALSE(*sa || *sb);  // nobody hears of the assignment before it is durable
+  EXPECT_EQ(gc_->state_of("g"), group_state::completing_rebalance);
+  store_.complete_next(error_code::not_coordinator);
+  settle();
+  ASSERT_TRUE(*sa && *sb);
+  EXPECT_EQ((*sa)->error_code, code(error_code::not_coordinator));
+  EXPECT_EQ((*sb)->error_code, code(error_code::not_coordinator));
+  EXPECT_TRUE((*sb)->assignment.empty());
+  EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
+  EXPECT_TRUE(store_.groups.empty());
+}
+
+// Kafka's doSyncGroup callback: a write that completes after the group moved on settles nothing.
+TEST_F(group_coordinator_test, sync_store_completing_after_a_member_joined_changes_nothing) {
+  make(30ms);
+  auto a = start_join(join_request("g", ""), 3, "a");
+  auto b = start_join(join_request("g", ""), 3, "b");
+  advance(100ms);
+  ASSERT_TRUE(*a && *b);
+  store_.hold = true;
+  auto sa = start_sync("g", (*a)->member_id, 1, {{(*b)->member_id, "for-b"}});
+  EXPECT_FALSE(*sa);
+  auto c = start_join(join_request("g", member_id_for("g", "c")), 5, "c");
+  ASSERT_TRUE(*sa);  // the new member's join started a rebalance
+  EXPECT_EQ((*sa)->error_code, code(error_code::rebalance_in_progress));
+  store_.complete_next();  // generation 1's assignment is durable, too late
+  settle();
+  EXPECT_EQ(gc_->state_of("g"), group_state::preparing_rebalance);
+  EXPECT_EQ(heartbeat("g", (*b)->member_id, 1), code(error_code::rebalance_in_progress));
+}
+
+TEST_F(group_coordinator_test, failed_store_of_an_empty_generation_is_only_logged) {
+  auto a = start_join(join_request("g", member_id_for("g")));
+  ASSERT_TRUE(*a);
+  store_.fail_groups = error_code::not_coordinator;
+  wire::leave_group_request leave;
+  leave.group_id = "g";
+  leave.member_id = (*a)->member_id;
+  ASSERT_EQ(gc_->leave(leave, 1).error_code, 0);
+  settle();
+  EXPECT_EQ(gc_->state_of("g"), group_state::empty);
+  EXPECT_TRUE(store_.groups.empty());
+}
+
+TEST_F(static_group_test, failed_store_of_a_rejoin_keeps_the_old_member_id) {
+  store_.fail_groups = error_code::not_coordinator;
+  auto again = start_join(join_request("g", "", "ib"), 5, "b");
+  ASSERT_TRUE(*again);
+  EXPECT_EQ((*again)->error_code, code(error_code::not_coordinator));
+  EXPECT_EQ((*again)->member_id, "");
+  // Memory names the incarnation that the log still holds (Kafka reverts the same way).
+  EXPECT_EQ(heartbeat("g", b.id, b.generation, "ib"), 0);
+  EXPECT_EQ(gc_->state_of("g"), group_state::stable);
+  auto sync = start_sync("g", b.id, b.generation, {}, "ib");
+  ASSERT_TRUE(*sync);
+  EXPECT_EQ((*sync)->assignment, bytes("b"));
+}
+
+TEST_F(static_group_test, rebalance_during_a_rejoin_write_takes_the_new_incarnation_in) {
+  store_.hold = true;
+  auto again = start_join(join_request("g", "", "ib"), 5, "b");
+  EXPECT_FALSE(*again);
+  auto a2 = start_join(join_request("g", a.id, "ia"), 5, "a");  // the leader rejoins: rebalance
+  // The new incarnation counts as joined, so the generation completes at once.
+  ASSERT_TRUE(*a2 && *again);
+  EXPECT_EQ((*again)->error_code, 0);
+  EXPECT_EQ((*again)->generation_id, b.generation + 1);
+  std::string new_b = (*again)->member_id;
+  EXPECT_NE(new_b, b.id);
+  store_.complete_next(error_code::not_coordinator);  // the rejoin's own write fails after all
+  settle();
+  // Superseded by the new generation: nothing is reverted.
+  EXPECT_EQ(heartbeat("g", new_b, b.generation + 1, "ib"), 0);
+  EXPECT_EQ(heartbeat("g", b.id, b.generation + 1, "ib"), code(error_code::fenced_instance_id));
+}
+
+TEST_F(group_coordinator_test, delete_groups_whose_tombstones_fail_keeps_the_group) {
+  wire::offset_commit_request simple = commit_request("idle", "", -1);
+  commit_now(simple, 2);
+  store_.fail_tombstones = error_code::not_coordinator;
+  wire::delete_groups_request del;
+  del.groups_names = {"idle"};
+  wire::delete_groups_response r = delete_groups_now(del);
+  ASSERT_EQ(r.results.size(), 1u);
+  EXPECT_EQ(r.results[0].error_code, code(error_code::not_coordinator));
+  EXPECT_EQ(gc_->state_of("idle"), group_state::empty);
+  EXPECT_EQ(committed("idle").size(), 2u);
+  EXPECT_EQ(committed("idle"), logged("idle"));
+  // A retry deletes it.
+  store_.fail_tombstones = error_code::none;
+  EXPECT_EQ(delete_groups_now(del).results[0].error_code, 0);
+  EXPECT_FALSE(gc_->state_of("idle"));
+  EXPECT_TRUE(logged("idle").empty());
+}
+
+TEST_F(group_coordinator_test, group_being_deleted_takes_no_member_or_commit_until_it_is_settled) {
+  wire::offset_commit_request simple = commit_request("idle", "", -1);
+  commit_now(simple, 2);
+  store_.hold = true;
+  wire::delete_groups_request del;
+  del.groups_names = {"idle"};
+  auto deleting = spawn(gc_->delete_groups(del, 2));
+  EXPECT_FALSE(*deleting);
+  EXPECT_EQ(gc_->state_of("idle"), group_state::dead);
+  wire::list_groups_request all;
+  EXPECT_TRUE(gc_->list_groups(all, 4).groups.empty());
+  // Retriable answers: the client comes back once the deletion has settled either way.
+  auto join = start_join(join_request("idle", ""), 3);
+  ASSERT_TRUE(*join);
+  EXPECT_EQ((*join)->error_code, code(error_code::coordinator_not_available));
+  wire::offset_commit_request late = commit_request("idle", "", -1);
+  EXPECT_EQ(commit_now(late, 2).topics[0].partitions[0].error_code,
+            code(error_code::coordinator_not_available));
+  EXPECT_EQ(committed("idle").size(), 2u);  // still what the log holds
+  store_.complete_next(error_code::not_coordinator);
+  settle();
+  ASSERT_TRUE(*deleting);
+  EXPECT_EQ((*deleting)->results[0].error_code, code(error_code::not_coordinator));
+  EXPECT_EQ(gc_->state_of("idle"), group_state::empty);
+  EXPECT_EQ(committed("idle"), logged("idle"));
+  store_.hold = false;
+  auto retry = start_join(join_request("idle", ""), 3);
+  ASSERT_TRUE(*retry);
+  EXPECT_EQ((*retry)->error_code, 0);
+}
+
+TEST_F(group_coordinator_test, delete_groups_covers_commits_still_in_flight) {
+  store_.hold = true;
+  wire::offset_commit_request to_a = commit_request("a", "", -1);
+  wire::offset_commit_request to_b = commit_request("b", "", -1);
+  auto committing_a = spawn(gc_->commit_offsets(to_a, 2));  // creates the group
+  auto committing_b = spawn(gc_->commit_offsets(to_b, 2));
+  wire::delete_groups_request del;
+  del.groups_names = {"a", "b"};
+  auto deleting = spawn(gc_->delete_groups(del, 2));
+  EXPECT_EQ(store_.held(), 4u);
+  store_.complete_next();  // the commits land first
+  store_.complete_next();
+  store_.complete_next();                             // a's tombstones
+  store_.complete_next(error_code::not_coordinator);  // b's fail
+  settle();
+  ASSERT_TRUE(*committing_a && *committing_b && *deleting);
+  EXPECT_EQ((*committing_a)->topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ((*committing_b)->topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ((*deleting)->results[0].error_code, 0);
+  EXPECT_EQ((*deleting)->results[1].error_code, code(error_code::not_coordinator));
+  // a: its tombstones covered the commit that was in flight; b: the commit stands.
+  EXPECT_FALSE(gc_->state_of("a"));
+  EXPECT_TRUE(logged("a").empty());
+  EXPECT_EQ(gc_->state_of("b"), group_state::empty);
+  EXPECT_EQ(committed("b"), (offset_map{{{"t", 0}, 42}, {{"t", 1}, 5}}));
+  EXPECT_EQ(committed("b"), logged("b"));
+}
+
+// A Stable consumer group subscribed to "t" with a committed offset for "u" 0 (3).
+class offset_delete_test : public group_coordinator_test {
+ protected:
+  void SetUp() override {
+    group_coordinator_test::SetUp();
+    std::string sub = std::string("\0\0\0\0\0\1\0\1t", 9);
+    auto a = start_join(join_request("g", member_id_for("g"), std::nullopt, {{"range", sub}}));
+    ASSERT_TRUE(*a);
+    member = (*a)->member_id;
+    generation = (*a)->generation_id;
+    auto s = start_sync("g", member, generation);
+    ASSERT_TRUE(*s);
+    wire::offset_commit_request commit = commit_request("g", member, generation);
+    commit.topics.emplace_back().name = "u";
+    commit.topics[1].partitions.emplace_back().committed_offset = 3;
+    commit_now(commit, 8);
+  }
+  static wire::offset_delete_request delete_request(const std::string& group, const char* topic,
+                                                    std::vector<int32_t> partitions) {
+    wire::offset_delete_request del;
+    del.group_id = group;
+    auto& t = del.topics.emplace_back();
+    t.name = topic;
+    for (int32_t p : partitions)
+      t.partitions.emplace_back().partition_index = p;
+    return del;
+  }
+  std::string member;
+  int32_t generation = 0;
+};
+
+TEST_F(offset_delete_test, failed_tombstones_keep_the_offsets_and_answer_the_error) {
+  store_.fail_tombstones = error_code::not_coordinator;
+  wire::offset_delete_request del = delete_request("g", "u", {0});
+  wire::offset_delete_response r = delete_offsets_now(del);
+  // Kafka 4 (GroupCoordinatorService.deleteOffsets): the top-level error alone.
+  EXPECT_EQ(r.error_code, code(error_code::not_coordinator));
+  EXPECT_TRUE(r.topics.empty());
+  EXPECT_EQ(committed("g").at({"u", 0}), 3);
+  EXPECT_EQ(committed("g"), logged("g"));
+  store_.fail_tombstones = error_code::none;
+  EXPECT_EQ(delete_offsets_now(del).error_code, 0);
+  EXPECT_FALSE(committed("g").contains({"u", 0}));
+  EXPECT_EQ(committed("g"), logged("g"));
+}
+
+TEST_F(offset_delete_test, tombstones_and_commits_in_flight_end_as_the_log_does) {
+  store_.hold = true;
+  wire::offset_commit_request before = commit_request("g", member, generation);
+  before.topics[0].name = "u";
+  before.topics[0].partitions.resize(1);
+  before.topics[0].partitions[0].committed_offset = 50;
+  auto committing = spawn(gc_->commit_offsets(before, 8));
+  // In flight when OffsetDelete comes: its tombstone follows it in the log.
+  wire::offset_delete_request del = delete_request("g", "u", {0});
+  auto deleting = spawn(gc_->delete_offsets(del, 0));
+  wire::offset_commit_request after = before;
+  after.topics[0].partitions[0].committed_offset = 60;
+  auto recommitting = spawn(gc_->commit_offsets(after, 8));  // behind the tombstone
+  EXPECT_EQ(committed("g").at({"u", 0}), 3);                 // nothing durable yet
+  store_.complete_next();
+  settle();
+  EXPECT_EQ(committed("g").at({"u", 0}), 50);
+  store_.complete_next();
+  settle();
+  EXPECT_FALSE(committed("g").contains({"u", 0}));
+  store_.complete_next();
+  settle();
+  EXPECT_EQ(committed("g").at({"u", 0}), 60);
+  ASSERT_TRUE(*committing && *deleting && *recommitting);
+  EXPECT_EQ((*deleting)->error_code, 0);
+  EXPECT_EQ((*deleting)->topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ(committed("g"), logged("g"));
+}
+
+TEST_F(group_coordinator_test, offset_delete_of_an_empty_groups_last_offsets_that_fails_keeps_it) {
+  wire::offset_commit_request commit = commit_request("alone", "", -1);
+  commit_now(commit, 8);
+  generation_one("alone");
+  store_.fail_tombstones = error_code::not_coordinator;
+  wire::offset_delete_request del;
+  del.group_id = "alone";
+  auto& t = del.topics.emplace_back();
+  t.name = "t";
+  t.partitions.emplace_back().partition_index = 0;
+  t.partitions.emplace_back().partition_index = 1;
+  EXPECT_EQ(delete_offsets_now(del).error_code, code(error_code::not_coordinator));
+  EXPECT_EQ(gc_->state_of("alone"), group_state::empty);
+  EXPECT_EQ(committed("alone"), logged("alone"));
+  EXPECT_EQ(committed("alone").size(), 2u);
+  EXPECT_TRUE(store_.removed_groups.empty());
+}
+
+// Two OffsetDeletes in flight, each leaving the other's offset: the group is removed once the log
+// has lost both, not on the strength of a tombstone that may yet fail.
+TEST_F(group_coordinator_test, offsets_deleted_in_two_requests_remove_the_group_once_both_settle) {
+  for (error_code first : {error_code::not_coordinator, error_code::none}) {
+    wire::offset_commit_request commit = commit_request("pair", "", -1);
+    commit_now(commit, 8);
+    generation_one("pair");
+    store_.hold = true;
+    std::vector<outcome<wire::offset_delete_response>> deleting;
+    for (int32_t p : {0, 1}) {
+      wire::offset_delete_request del;
+      del.group_id = "pair";
+      auto& t = del.topics.emplace_back();
+      t.name = "t";
+      t.partitions.emplace_back().partition_index = p;
+      deleting.push_back(spawn(gc_->delete_offsets(del, 0)));
+    }
+    EXPECT_EQ(gc_->state_of("pair"), group_state::empty);
+    store_.complete_next(first);
+    store_.complete_next();
+    settle();
+    ASSERT_TRUE(*deleting[0] && *deleting[1]);
+    EXPECT_EQ((*deleting[0])->error_code, code(first));
+    EXPECT_EQ((*deleting[1])->error_code, 0);
+    if (first != error_code::none) {
+      EXPECT_EQ(gc_->state_of("pair"), group_state::empty);
+      EXPECT_EQ(committed("pair"), (offset_map{{{"t", 0}, 42}}));
+      EXPECT_EQ(committed("pair"), logged("pair"));
+      store_.hold = false;
+      continue;
+    }
+    // The group's own tombstone follows the offsets'.
+    EXPECT_EQ(gc_->state_of("pair"), group_state::dead);
+    store_.complete_next();
+    settle();
+    EXPECT_FALSE(gc_->state_of("pair"));
+    EXPECT_EQ(store_.removed_groups, std::vector<std::string>{"pair"});
+    EXPECT_TRUE(logged("pair").empty());
+  }
+}
+
+TEST_F(group_coordinator_test, writes_completing_after_shutdown_still_answer) {
+  wire::offset_commit_request simple = commit_request("idle", "", -1);
+  commit_now(simple, 2);
+  store_.hold = true;
+  wire::offset_commit_request again = commit_request("idle", "", -1);
+  auto committing = spawn(gc_->commit_offsets(again, 2));
+  wire::delete_groups_request del;
+  del.groups_names = {"idle"};
+  auto deleting = spawn(gc_->delete_groups(del, 2));
+  gc_.reset();
+  store_.complete_next();
+  store_.complete_next();
+  settle();
+  ASSERT_TRUE(*committing && *deleting);
+  // Durable: the commit and the deletion stand, though no coordinator is left to remember them.
+  EXPECT_EQ((*committing)->topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ((*deleting)->results[0].error_code, 0);
+}
+
+TEST_F(retention_test, a_commit_in_flight_keeps_its_partition_from_expiring) {
+  commit_alone("solo", "t", 0);
+  advance(1ms * retention_ms);
+  store_.hold = true;
+  wire::offset_commit_request again = commit_request("solo", "", -1);
+  again.topics[0].partitions.resize(1);
+  again.topics[0].partitions[0].committed_offset = 50;
+  auto pending = spawn(gc_->commit_offsets(again, 2));
+  EXPECT_EQ(gc_->expire_offsets(), 0u);  // the old value is due, but a new one is on its way
+  store_.complete_next();
+  settle();
+  ASSERT_TRUE(*pending);
+  EXPECT_EQ(fetched("solo", "t", 0), 50);
+  store_.hold = false;
+  EXPECT_EQ(expire(), 0u);
+  EXPECT_EQ(gc_->state_of("solo"), group_state::empty);
+}
+
+TEST_F(retention_test, expired_offsets_whose_tombstones_fail_stay_until_a_check_succeeds) {
+  commit_alone("solo", "t", 0);
+  advance(1ms * retention_ms);
+  store_.fail_tombstones = error_code::not_coordinator;
+  EXPECT_EQ(expire(), 1u);
+  EXPECT_EQ(fetched("solo", "t", 0), 42);
+  EXPECT_EQ(gc_->state_of("solo"), group_state::empty);
+  EXPECT_EQ(committed("solo"), logged("solo"));
+  store_.fail_tombstones = error_code::none;
+  EXPECT_EQ(expire(), 1u);
+  EXPECT_FALSE(gc_->state_of("solo"));
+  EXPECT_TRUE(logged("solo").empty());
+}
+
+TEST_F(retention_test, a_deleted_topics_offsets_whose_tombstones_fail_stay) {
+  commit_alone("a", "gone", 0);
+  commit_alone("a", "kept", 0);
+  store_.fail_tombstones = error_code::not_coordinator;
+  gc_->on_topic_deleted("gone");
+  settle();
+  EXPECT_EQ(fetched("a", "gone", 0), 42);
+  EXPECT_EQ(committed("a"), logged("a"));
 }
 
 }  // namespace

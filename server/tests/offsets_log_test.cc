@@ -10,8 +10,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "server/groups/group_coordinator.h"
 #include "server/groups/offsets_log.h"
 #include "server/partition.h"
+#include "server/tests/manual_clock.h"
 #include "storage/errc.h"
 #include "storage/log.h"
 #include "storage/tests/test_util.h"
@@ -224,7 +227,8 @@ class offsets_log_test : public storage::testing::temp_dir_test {
     ASSERT_FALSE(ec) << ec.message();
     partition_ = std::make_shared<partition>(
         logs_->find_shared({std::string(consumer_offsets_topic), 0}), 0, 0, ack_sync_policy::never);
-    store_ = std::make_unique<offsets_log>(*partition_, [this] { return clock_++; });
+    store_ =
+        std::make_unique<offsets_log>(*partition_, io_.get_executor(), [this] { return clock_++; });
   }
   void close_store() {
     store_.reset();
@@ -249,16 +253,41 @@ class offsets_log_test : public storage::testing::temp_dir_test {
     return out;
   }
 
+  // Runs one store call to its completion, which must come after the call returned.
+  error_code wait_for(const std::function<void(group_store::completion)>& call) {
+    std::optional<error_code> result;
+    call([&](error_code e) { result = e; });
+    EXPECT_FALSE(result) << "completed before the call returned";
+    io_.restart();
+    io_.poll();
+    EXPECT_TRUE(result) << "never completed";
+    return result.value_or(error_code::unknown_server_error);
+  }
+  error_code store_group(std::string_view group, const group_metadata_record& record) {
+    return wait_for([&](auto done) { store_->store_group(group, record, std::move(done)); });
+  }
+  error_code store_offsets(std::string_view group, std::span<const offset_record> offsets) {
+    return wait_for([&](auto done) { store_->store_offsets(group, offsets, std::move(done)); });
+  }
+  error_code remove_offsets(std::string_view group, topic_partition tp) {
+    return wait_for([&](auto done) {
+      store_->remove_offsets(group, std::span<const topic_partition>(&tp, 1), std::move(done));
+    });
+  }
+  error_code remove_group(std::string_view group, std::vector<topic_partition> partitions = {}) {
+    return wait_for([&](auto done) { store_->remove_group(group, partitions, std::move(done)); });
+  }
   error_code commit(std::string_view group, std::string topic, int32_t p, int64_t offset,
                     std::string metadata = "", int32_t epoch = -1) {
     offset_record r{{std::move(topic), p}, {offset, epoch, std::move(metadata), clock_}};
-    return store_->store_offsets(group, std::span<const offset_record>(&r, 1));
+    return store_offsets(group, std::span<const offset_record>(&r, 1));
   }
 
   std::filesystem::path segment_file() const {
     return dir_ / "__consumer_offsets-0" / storage::testing::seg_name(0, ".log");
   }
 
+  boost::asio::io_context io_;
   std::unique_ptr<storage::log_manager> logs_;
   storage::log* log_ = nullptr;
   std::shared_ptr<partition> partition_;
@@ -269,8 +298,8 @@ class offsets_log_test : public storage::testing::temp_dir_test {
 
 TEST_F(offsets_log_test, one_batch_per_call_through_the_partition) {
   std::vector<offset_record> offsets = {{{"a", 0}, {10, 1, "x", 5}}, {{"a", 1}, {20, 1, "", 5}}};
-  EXPECT_EQ(store_->store_offsets("g", offsets), error_code::none);
-  EXPECT_EQ(store_->store_group("g", sample_group()), error_code::none);
+  EXPECT_EQ(store_offsets("g", offsets), error_code::none);
+  EXPECT_EQ(store_group("g", sample_group()), error_code::none);
   EXPECT_EQ(log_->log_end_offset(), 3);
   EXPECT_EQ(partition_->high_watermark(), 3);
 
@@ -308,7 +337,7 @@ TEST_F(offsets_log_test, state_survives_a_clean_restart_byte_for_byte) {
   m2.client_host = "/10.0.0.2";
   m2.subscription = {};
   g.members.push_back(m2);
-  ASSERT_EQ(store_->store_group("g1", g), error_code::none);
+  ASSERT_EQ(store_group("g1", g), error_code::none);
   ASSERT_EQ(commit("g1", "orders", 0, 42, "meta\x01\xff", 7), error_code::none);
   ASSERT_EQ(commit("g1", "orders", 1, 17), error_code::none);
   ASSERT_EQ(commit("g2", "events", 5, 1000, std::string(4096, 'z')), error_code::none);
@@ -317,9 +346,9 @@ TEST_F(offsets_log_test, state_survives_a_clean_restart_byte_for_byte) {
   empty.generation = 4;
   empty.protocol_name = std::nullopt;
   empty.leader = std::nullopt;
-  ASSERT_EQ(store_->store_group("g2", empty), error_code::none);
+  ASSERT_EQ(store_group("g2", empty), error_code::none);
   topic_partition gone{"orders", 1};
-  store_->remove_offsets("g1", std::span<const topic_partition>(&gone, 1));
+  ASSERT_EQ(remove_offsets("g1", gone), error_code::none);
 
   group_map before = replay();
   restart_cleanly();
@@ -361,21 +390,19 @@ TEST_F(offsets_log_test, last_record_wins_and_tombstones_delete) {
   ASSERT_EQ(commit("g", "t", 0, 1), error_code::none);
   ASSERT_EQ(commit("g", "t", 0, 2), error_code::none);
   ASSERT_EQ(commit("g", "t", 0, 3), error_code::none);
-  ASSERT_EQ(store_->store_group("g", sample_group(1)), error_code::none);
-  ASSERT_EQ(store_->store_group("g", sample_group(2)), error_code::none);
+  ASSERT_EQ(store_group("g", sample_group(1)), error_code::none);
+  ASSERT_EQ(store_group("g", sample_group(2)), error_code::none);
   // Deleted, then committed again: the later commit stands.
   topic_partition t1{"t", 1};
   ASSERT_EQ(commit("g", "t", 1, 10), error_code::none);
-  store_->remove_offsets("g", std::span<const topic_partition>(&t1, 1));
+  ASSERT_EQ(remove_offsets("g", t1), error_code::none);
   ASSERT_EQ(commit("g", "t", 1, 11), error_code::none);
-  // A group deleted as DeleteGroups does it: offsets' tombstones, then the group's.
+  // A group deleted as DeleteGroups does it: its offsets' tombstones and its own, one batch.
   ASSERT_EQ(commit("dead", "t", 0, 5), error_code::none);
-  ASSERT_EQ(store_->store_group("dead", sample_group()), error_code::none);
-  topic_partition t0p{"t", 0};
-  store_->remove_offsets("dead", std::span<const topic_partition>(&t0p, 1));
-  store_->remove_group("dead");
+  ASSERT_EQ(store_group("dead", sample_group()), error_code::none);
+  ASSERT_EQ(remove_group("dead", {{"t", 0}}), error_code::none);
   // Tombstones for what was never written are harmless.
-  store_->remove_group("never");
+  ASSERT_EQ(remove_group("never"), error_code::none);
 
   restart_cleanly();
   group_map state = replay();
@@ -385,7 +412,7 @@ TEST_F(offsets_log_test, last_record_wins_and_tombstones_delete) {
   EXPECT_EQ(state["g"].offsets.at({"t", 1}).offset, 11);
 
   // The group's metadata tombstoned but its offsets kept: offsets only.
-  store_->remove_group("g");
+  ASSERT_EQ(remove_group("g"), error_code::none);
   state = replay();
   EXPECT_FALSE(state["g"].metadata);
   EXPECT_EQ(state["g"].offsets.size(), 2u);
@@ -446,9 +473,76 @@ TEST_F(offsets_log_test, undecodable_value_fails_replay) {
 TEST_F(offsets_log_test, append_failure_maps_to_kafka_errors) {
   log_->close();  // as during shutdown
   EXPECT_EQ(commit("g", "t", 0, 1), error_code::not_coordinator);
-  EXPECT_EQ(store_->store_group("g", sample_group()), error_code::not_coordinator);
-  store_->remove_group("g");  // logged, nothing to return
-  EXPECT_EQ(store_->store_offsets("g", {}), error_code::none);
+  EXPECT_EQ(store_group("g", sample_group()), error_code::not_coordinator);
+  EXPECT_EQ(remove_offsets("g", {"t", 0}), error_code::not_coordinator);
+  EXPECT_EQ(remove_group("g", {{"t", 0}}), error_code::not_coordinator);
+  EXPECT_EQ(store_offsets("g", {}), error_code::none);  // nothing to write
+}
+
+TEST_F(offsets_log_test, completions_come_after_the_call_in_the_order_of_the_calls) {
+  std::vector<std::string> order;
+  auto note = [&](std::string what) {
+    return [&order, what](error_code e) { order.push_back(what + " " + std::to_string(int(e))); };
+  };
+  offset_record r{{"t", 0}, {1, -1, "", t0}};
+  topic_partition tp{"t", 0};
+  store_->store_offsets("g", std::span<const offset_record>(&r, 1), note("offsets"));
+  store_->store_group("g", sample_group(), note("group"));
+  store_->remove_offsets("g", std::span<const topic_partition>(&tp, 1), note("tombstone"));
+  store_->remove_group("g", {}, note("group tombstone"));
+  EXPECT_TRUE(order.empty());
+  EXPECT_EQ(log_->log_end_offset(), 4);  // appended at once; only the answers are posted
+  io_.poll();
+  EXPECT_EQ(order,
+            (std::vector<std::string>{"offsets 0", "group 0", "tombstone 0", "group tombstone 0"}));
+}
+
+// Kafka appends group records with acks=all: with the broker's default contract (a single broker
+// is the only in-sync replica), a write completes only once the fdatasync covering it did, in the
+// order of the writes.
+TEST_F(offsets_log_test, writes_complete_once_durable_in_write_order) {
+  close_store();
+  partition_ = std::make_shared<partition>(
+      logs_->find_shared({std::string(consumer_offsets_topic), 0}), 0, 0,
+      ack_sync_policy::sole_replica);
+  store_ =
+      std::make_unique<offsets_log>(*partition_, io_.get_executor(), [this] { return clock_++; });
+  std::vector<std::string> order;
+  auto note = [&](std::string what) {
+    return [&order, what](error_code e) { order.push_back(what + " " + std::to_string(int(e))); };
+  };
+  offset_record r{{"t", 0}, {1, -1, "", t0}};
+  store_->store_offsets("g", std::span<const offset_record>(&r, 1), note("offsets"));
+  store_->store_group("g", sample_group(), note("group"));
+  io_.restart();
+  io_.poll();
+  EXPECT_TRUE(order.empty()) << "a write completed before it was durable";
+  EXPECT_EQ(log_->log_end_offset(), 2);
+  EXPECT_EQ(log_->recovery_point(), 0);
+  EXPECT_EQ(disk_.drain(), 2u);  // a sync for the first, then one for the second
+  io_.restart();
+  io_.poll();
+  EXPECT_EQ(order, (std::vector<std::string>{"offsets 0", "group 0"}));
+  EXPECT_EQ(log_->recovery_point(), 2);
+}
+
+TEST_F(offsets_log_test, a_write_whose_log_goes_away_before_its_sync_fails) {
+  close_store();
+  auto l = logs_->find_shared({std::string(consumer_offsets_topic), 0});
+  partition_ = std::make_shared<partition>(l, 0, 0, ack_sync_policy::sole_replica);
+  store_ =
+      std::make_unique<offsets_log>(*partition_, io_.get_executor(), [this] { return clock_++; });
+  std::optional<error_code> result;
+  offset_record r{{"t", 0}, {1, -1, "", t0}};
+  store_->store_offsets("g", std::span<const offset_record>(&r, 1),
+                        [&](error_code e) { result = e; });
+  // The log goes before its sync completed: the write is not acknowledged.
+  l->mark_removed();
+  disk_.drain();
+  io_.restart();
+  io_.poll();
+  ASSERT_TRUE(result);
+  EXPECT_NE(*result, error_code::none);
 }
 
 TEST_F(offsets_log_test, empty_log_replays_to_nothing) {
@@ -464,16 +558,15 @@ TEST_F(offsets_log_test, expired_offsets_and_their_dead_group_stay_gone_after_a_
   emptied.members.clear();
   emptied.protocol_name.reset();
   emptied.leader.reset();
-  ASSERT_EQ(store_->store_group("gone", emptied), error_code::none);  // empty since ~t0
+  ASSERT_EQ(store_group("gone", emptied), error_code::none);  // empty since ~t0
   ASSERT_EQ(commit("gone", "t", 0, 10), error_code::none);
   clock_ += 50'000;
   ASSERT_EQ(commit("kept", "t", 0, 20), error_code::none);  // standalone, committed at ~t0+50s
 
-  boost::asio::io_context io;
   group_coordinator_config config;
   config.offsets_retention = std::chrono::seconds(60);
-  int64_t now = t0 + 61'000;
-  group_coordinator coordinator(io.get_executor(), config, store_.get(), [&] { return now; });
+  testing::manual_clock clock(t0 + 61'000);
+  group_coordinator coordinator(io_.get_executor(), config, store_.get(), &clock);
   struct forward : group_loader {
     group_coordinator& c;
     explicit forward(group_coordinator& to) : c(to) {}
@@ -486,6 +579,9 @@ TEST_F(offsets_log_test, expired_offsets_and_their_dead_group_stay_gone_after_a_
   ASSERT_EQ(coordinator.state_of("gone"), group_state::empty);
 
   EXPECT_EQ(coordinator.expire_offsets(), 1u);
+  EXPECT_EQ(coordinator.state_of("gone"), group_state::dead);  // until its tombstones are written
+  io_.restart();
+  io_.poll();
   EXPECT_FALSE(coordinator.state_of("gone"));
   EXPECT_EQ(coordinator.state_of("kept"), group_state::empty);
 

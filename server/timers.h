@@ -1,0 +1,79 @@
+#pragma once
+// Deadlines through an injectable service, so that code with timeouts can be unit-tested without
+// waiting on the wall clock: production schedules on the io_context's steady_timers, tests on a
+// clock they advance by hand (server/tests/manual_clock.h). The same service tells the wall
+// clock, so that timestamps a test reads move with the deadlines it fires.
+//
+// Threading: io thread only. Callbacks run on the io thread, never from within schedule().
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <utility>
+
+#include <boost/asio/any_io_executor.hpp>
+
+namespace sluice::server {
+
+// One scheduled callback. Once the handle is cancelled, destroyed or assigned another timer,
+// the callback never runs and its captures are released, so an owner may capture `this` in a
+// callback whose handle it holds.
+class timer_handle {
+ public:
+  // What an implementation keeps for one scheduled callback.
+  class state {
+   public:
+    virtual ~state() = default;
+    virtual void cancel() = 0;
+  };
+
+  timer_handle() = default;
+  explicit timer_handle(std::shared_ptr<state> s) : state_(std::move(s)) {}
+  timer_handle(timer_handle&& other) noexcept = default;
+  timer_handle& operator=(timer_handle&& other) noexcept {
+    if (this != &other) {
+      cancel();
+      state_ = std::move(other.state_);
+    }
+    return *this;
+  }
+  timer_handle(const timer_handle&) = delete;
+  timer_handle& operator=(const timer_handle&) = delete;
+  ~timer_handle() { cancel(); }
+
+  void cancel() {
+    if (state_) {
+      state_->cancel();
+      state_.reset();
+    }
+  }
+
+ private:
+  std::shared_ptr<state> state_;
+};
+
+class timer_service {
+ public:
+  virtual ~timer_service() = default;
+  // Runs `fn` once `delay` has passed, unless the handle goes first.
+  virtual timer_handle schedule(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
+  // Milliseconds since the Unix epoch, for timestamps that are persisted or compared with
+  // persisted ones.
+  virtual int64_t wall_clock_ms() = 0;
+};
+
+// Steady timers on the executor and the system clock. A cancelled timer completes at once, so an
+// io_context left with nothing but cancelled timers runs out of work.
+class asio_timer_service final : public timer_service {
+ public:
+  explicit asio_timer_service(boost::asio::any_io_executor executor);
+
+  timer_handle schedule(std::chrono::milliseconds delay, std::function<void()> fn) override;
+  int64_t wall_clock_ms() override;
+
+ private:
+  boost::asio::any_io_executor executor_;
+};
+
+}  // namespace sluice::server
