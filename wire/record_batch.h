@@ -112,9 +112,12 @@ class record_batch {
   int32_t base_sequence() const { return i32(batch_field::base_sequence); }
   int32_t records_count() const { return i32(batch_field::records_count); }
 
-  // Derived from the header.
-  int64_t last_offset() const { return base_offset() + last_offset_delta(); }
-  int64_t next_offset() const { return last_offset() + 1; }
+  // Derived from the header. Both fields come from the wire, so the sums wrap as Java's longs do
+  // (a baseOffset near INT64_MAX gives a negative last offset) rather than overflow, which would
+  // be undefined behaviour. validate() does not reject such a batch: a producer's baseOffset is
+  // ignored and restamped, so callers that rely on offsets increasing check them themselves.
+  int64_t last_offset() const { return wrapping_add(base_offset(), last_offset_delta()); }
+  int64_t next_offset() const { return wrapping_add(last_offset(), 1); }
   // Whole batch on the wire: batchLength + 12. Only meaningful once batch_length() was checked.
   int64_t size_bytes() const { return static_cast<int64_t>(batch_length()) + log_overhead; }
   int compression() const { return attributes() & batch_attribute::compression_mask; }
@@ -137,6 +140,11 @@ class record_batch {
   int64_t i64(size_t at) const;
 
   std::span<const uint8_t> bytes_;
+
+ private:
+  static int64_t wrapping_add(int64_t a, int64_t b) {
+    return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+  }
 };
 
 // A view that may patch the broker-owned fields of a batch in place.
