@@ -7,6 +7,7 @@ packages=(
   libboost1.81-all-dev                       # Asio and Beast (header-only use)
   libgtest-dev                               # unit tests
   librdkafka-dev kcat                        # compat tests and benchmarks only
+  clang libclang-rt-14-dev                   # fuzz targets (scripts/fuzz.sh): libFuzzer, sanitizers
 )
 
 missing=()
