@@ -34,7 +34,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 missing() {
-  echo "run.sh: $1 is missing (scripts/install-deps.sh installs it)" >&2
+  echo "run.sh: $1 is missing (scripts/install-deps.sh test installs it)" >&2
   exit 2
 }
 for tool in cmake ninja pkg-config python3; do

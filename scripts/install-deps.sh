@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Sluice builds and tests with, only those missing. Safe to re-run.
+# Installs the Debian packages Sluice needs, only those missing. Safe to re-run.
+#
+#   scripts/install-deps.sh            what the broker builds with (scripts/run.sh)
+#   scripts/install-deps.sh test       and what the tests, benchmarks and fuzz targets need
+#                                      (scripts/test.sh)
 set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config python3   # toolchain; python3 runs the protocol code generator
   libboost1.81-all-dev                       # Asio and Beast (header-only use)
-  libgtest-dev                               # unit tests
-  librdkafka-dev kcat                        # compat tests and benchmarks only
 )
+if [ "${1:-}" = test ]; then
+  packages+=(
+    libgtest-dev                             # unit tests
+    librdkafka-dev kcat                      # compat tests and benchmarks only
+    clang libclang-rt-14-dev                 # fuzz targets (scripts/fuzz.sh): libFuzzer, sanitizers
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -261,10 +261,12 @@ class tag_writer {
     w_.uvarint(tag);
     w_.uvarint(static_cast<uint32_t>(body_size));
   }
-  void finish() { flush_below(UINT32_MAX); }
+  // One past the largest tag: an unknown entry may carry tag UINT32_MAX, and the count written
+  // up front includes it.
+  void finish() { flush_below(uint64_t{UINT32_MAX} + 1); }
 
  private:
-  void flush_below(uint32_t tag) {
+  void flush_below(uint64_t tag) {
     for (; next_ < unknown_.size() && unknown_[next_]->tag < tag; ++next_) {
       w_.uvarint(unknown_[next_]->tag);
       w_.uvarint(static_cast<uint32_t>(unknown_[next_]->data.size()));

@@ -113,18 +113,15 @@ class record_batch {
   int32_t base_sequence() const { return i32(batch_field::base_sequence); }
   int32_t records_count() const { return i32(batch_field::records_count); }
 
-  // Derived from the header. Computed modulo 2^64 so that a hostile header cannot cause undefined
-  // behaviour; offsets_in_range() says whether the results mean anything.
-  int64_t last_offset() const {
-    return static_cast<int64_t>(static_cast<uint64_t>(base_offset()) +
-                                static_cast<uint64_t>(static_cast<int64_t>(last_offset_delta())));
-  }
-  int64_t next_offset() const {
-    return static_cast<int64_t>(static_cast<uint64_t>(last_offset()) + 1);
-  }
+  // Derived from the header. Both fields come from the wire, so the sums wrap as Java's longs do
+  // (a baseOffset near INT64_MAX gives a negative last offset) rather than overflow, which would
+  // be undefined behaviour; offsets_in_range() says whether the results mean anything.
+  int64_t last_offset() const { return wrapping_add(base_offset(), last_offset_delta()); }
+  int64_t next_offset() const { return wrapping_add(last_offset(), 1); }
   // baseOffset >= 0, lastOffsetDelta >= 0, and the offset after the batch still fits an int64.
-  // Storage checks it wherever it reads a batch back (recovery, replay, index rebuild): a
-  // CRC-valid batch can still carry offsets that would wrap the log end offset negative.
+  // validate() checks it; storage checks it wherever it reads a batch back (recovery, replay,
+  // index rebuild): a CRC-valid batch can still carry offsets that would wrap the log end offset
+  // negative.
   bool offsets_in_range() const {
     int64_t base = base_offset();
     int32_t delta = last_offset_delta();
@@ -152,6 +149,11 @@ class record_batch {
   int64_t i64(size_t at) const;
 
   std::span<const uint8_t> bytes_;
+
+ private:
+  static int64_t wrapping_add(int64_t a, int64_t b) {
+    return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+  }
 };
 
 // A view that may patch the broker-owned fields of a batch in place.

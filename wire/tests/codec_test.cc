@@ -480,6 +480,27 @@ TEST(codec, tag_body_longer_than_input_fails) {
   EXPECT_TRUE(unknown.empty());
 }
 
+// Found by fuzz/fuzz_request_decode: an unknown entry with tag UINT32_MAX (the largest a tag
+// varint may carry) was counted in the section's entry count and in size() but never written,
+// so the encoding was short and did not decode.
+TEST(codec, unknown_tag_uint32_max_is_written) {
+  metadata_request m;
+  m.unknown_tagged_fields = {{5, {0x01}}, {UINT32_MAX, {0xab, 0xcd}}};
+  frame out;
+  {
+    writer w(out);
+    m.encode(w, 12);
+  }
+  EXPECT_EQ(m.size(12), static_cast<int64_t>(out.bytes.size()));
+  // Two tagged fields: tag 5 with 1 byte, then tag UINT32_MAX with 2 bytes.
+  EXPECT_TRUE(to_hex(out.bytes).ends_with("02050101ffffffff0f02abcd"));
+  reader r(out.bytes);
+  metadata_request back;
+  ASSERT_TRUE(back.decode(r, 12));
+  EXPECT_EQ(r.remaining(), 0u);
+  EXPECT_EQ(back, m);
+}
+
 TEST(codec, from_hex_rejects_garbage) {
   EXPECT_EQ(from_hex(" 0a\nFF\t"), (std::vector<uint8_t>{0x0a, 0xff}));
   EXPECT_THROW(from_hex("0g"), std::invalid_argument);

@@ -194,6 +194,25 @@ TEST(record_batch, broker_fields_outside_crc) {
   EXPECT_EQ(m.last_offset(), 0x0102030405060708 + 1);
 }
 
+// Found by fuzz/fuzz_record_batch: baseOffset and lastOffsetDelta come from the wire, and their
+// sum overflowed int64 (undefined behaviour, reported by UBSan) for a baseOffset near INT64_MAX.
+// It wraps now, as Java's long arithmetic does; the batch stays valid, the offsets are the
+// caller's to check.
+TEST(record_batch, offsets_near_int64_max_wrap_instead_of_overflowing) {
+  std::vector<uint8_t> b = built_batch(3);  // lastOffsetDelta 2
+  mutable_record_batch m(b);
+  m.set_base_offset(INT64_MAX - 1);
+  EXPECT_EQ(m.validate(), batch_error::ok);
+  EXPECT_EQ(m.last_offset(), INT64_MIN);
+  EXPECT_EQ(m.next_offset(), INT64_MIN + 1);
+
+  std::vector<uint8_t> one = built_batch(1);  // lastOffsetDelta 0
+  mutable_record_batch at_max(one);
+  at_max.set_base_offset(INT64_MAX);
+  EXPECT_EQ(at_max.last_offset(), INT64_MAX);
+  EXPECT_EQ(at_max.next_offset(), INT64_MIN);
+}
+
 TEST(record_batch, log_append_time_recomputes_crc) {
   std::vector<uint8_t> b = built_batch(2);
   mutable_record_batch m(b);
