@@ -196,13 +196,14 @@ TEST(record_batch, broker_fields_outside_crc) {
 
 // Found by fuzz/fuzz_record_batch: baseOffset and lastOffsetDelta come from the wire, and their
 // sum overflowed int64 (undefined behaviour, reported by UBSan) for a baseOffset near INT64_MAX.
-// It wraps now, as Java's long arithmetic does; the batch stays valid, the offsets are the
-// caller's to check.
+// It wraps now, as Java's long arithmetic does, and validate() refuses such a batch: storage
+// would otherwise compute a negative log end offset from it.
 TEST(record_batch, offsets_near_int64_max_wrap_instead_of_overflowing) {
   std::vector<uint8_t> b = built_batch(3);  // lastOffsetDelta 2
   mutable_record_batch m(b);
   m.set_base_offset(INT64_MAX - 1);
-  EXPECT_EQ(m.validate(), batch_error::ok);
+  EXPECT_EQ(m.validate(), batch_error::offset_overflow);
+  EXPECT_FALSE(m.offsets_in_range());
   EXPECT_EQ(m.last_offset(), INT64_MIN);
   EXPECT_EQ(m.next_offset(), INT64_MIN + 1);
 
@@ -211,6 +212,9 @@ TEST(record_batch, offsets_near_int64_max_wrap_instead_of_overflowing) {
   at_max.set_base_offset(INT64_MAX);
   EXPECT_EQ(at_max.last_offset(), INT64_MAX);
   EXPECT_EQ(at_max.next_offset(), INT64_MIN);
+  EXPECT_FALSE(at_max.offsets_in_range());  // the offset after it does not exist
+  at_max.set_base_offset(INT64_MAX - 1);
+  EXPECT_TRUE(at_max.offsets_in_range());
 }
 
 TEST(record_batch, log_append_time_recomputes_crc) {
