@@ -253,6 +253,17 @@ TEST_F(Malformed, CorruptCrcIsRejectedAndNothingStored) {
   ASSERT_EQ(rd_kafka_query_watermark_offsets(probe.get(), topic.c_str(), 0, &lo, &hi, 5000),
             RD_KAFKA_RESP_ERR_NO_ERROR);
   EXPECT_EQ(hi, 2);
+
+  // The rejection is logged with the client id, which is the client's to choose: one with a
+  // newline must not forge a line of the broker's log.
+  const std::string forged = "2026-01-01T00:00:00.000Z INFO  forged";
+  resp = round_trip(conn, produce_request(7, 5, topic, 0, bad, -1, 5000, "evil\n" + forged));
+  parts = parse_produce_response(7, split_response(resp, false).body);
+  ASSERT_EQ(parts.size(), 1u);
+  EXPECT_EQ(parts[0].error_code, 2);
+  std::string log = b_->log();
+  EXPECT_NE(log.find("(client evil\\x0a" + forged + ")"), std::string::npos) << log;
+  EXPECT_EQ(log.find("\n" + forged), std::string::npos) << "a client forged a log line";
 }
 
 }  // namespace

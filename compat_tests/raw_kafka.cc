@@ -178,7 +178,7 @@ bytes metadata_v4_request(int32_t correlation_id, const std::vector<std::string>
 
 bytes produce_request(int16_t version, int32_t correlation_id, const std::string& topic,
                       int32_t partition, std::span<const uint8_t> records, int16_t acks,
-                      int32_t timeout_ms) {
+                      int32_t timeout_ms, std::string_view client_id) {
   if (version < 3 || version > 8) throw std::invalid_argument("produce_request: v3-v8 only");
   byte_writer body;
   body.null_string(false);  // transactional_id
@@ -189,7 +189,7 @@ bytes produce_request(int16_t version, int32_t correlation_id, const std::string
   body.array_length(1, false);
   body.i32(partition);
   body.bytes_field(records, false);
-  return frame_request(0, version, correlation_id, false, body.data());
+  return frame_request(0, version, correlation_id, false, body.data(), client_id);
 }
 
 bytes produce_v1_request(int32_t correlation_id, const std::string& topic, int32_t partition,

@@ -116,7 +116,7 @@ bytes metadata_v4_request(int32_t correlation_id, const std::vector<std::string>
 // Produce v3-v8 (non-flexible) of one record-batch blob to one partition.
 bytes produce_request(int16_t version, int32_t correlation_id, const std::string& topic,
                       int32_t partition, std::span<const uint8_t> records, int16_t acks = -1,
-                      int32_t timeout_ms = 5000);
+                      int32_t timeout_ms = 5000, std::string_view client_id = "sluice-compat");
 
 // Produce v1 carrying a legacy (magic 1) message set.
 bytes produce_v1_request(int32_t correlation_id, const std::string& topic, int32_t partition,

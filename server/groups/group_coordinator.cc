@@ -479,8 +479,8 @@ void group_coordinator::rejoin_static_member(group& g, member& m, const std::str
       replaced_member{m.id, old_id, m.client_id, m.client_host, m.session_timeout_ms,
                       m.rebalance_timeout_ms, m.protocols, g.generation, reply,
                       was_leader ? old_id : g.leader_id, was_leader && p.version >= 9});
-  log_info("group ", g.id, ": static member ", *m.instance_id, " rejoined as ", m.id, " (was ",
-           old_id, ")");
+  log_info("group ", log_safe(g.id), ": static member ", log_safe(*m.instance_id), " rejoined as ",
+           log_safe(m.id), " (was ", log_safe(old_id), ")");
   bool unchanged = m.matches(r.protocols);
   m.client_id = p.client_id;
   m.client_host = p.client_host;
@@ -531,8 +531,9 @@ void group_coordinator::on_static_rejoin_stored(group& g,
   m->awaiting_join.reset();
   if (error != error_code::none) {
     // The log still names the old incarnation: so does memory again (Kafka reverts too).
-    log_warn("group ", g.id, ": storing static member ", *m->instance_id, " as ", m->id,
-             " failed (", wire::error_name(error), "); it stays ", old->old_id);
+    log_warn("group ", log_safe(g.id), ": storing static member ", log_safe(*m->instance_id),
+             " as ", log_safe(m->id), " failed (", wire::error_name(error), "); it stays ",
+             log_safe(old->old_id));
     m->id = old->old_id;
     g.static_members[*m->instance_id] = old->old_id;
     if (g.leader_id == old->new_id) g.leader_id = old->old_id;
@@ -626,8 +627,8 @@ void group_coordinator::add_member_and_rebalance(group& g, std::string member_id
   else
     g.pending_members.erase(m->id);
   member& added = *g.members.emplace_back(std::move(m));
-  log_info("group ", g.id, ": member ", added.id, " joined",
-           added.instance_id ? " (static, instance " + *added.instance_id + ")" : "");
+  log_info("group ", log_safe(g.id), ": member ", log_safe(added.id), " joined",
+           added.instance_id ? " (static, instance " + log_safe(*added.instance_id) + ")" : "");
   // A new member cannot heartbeat before its join completes; this bounds a join whose client
   // went away.
   schedule_heartbeat_expiry(g, added, config_.new_member_join_timeout);
@@ -715,7 +716,8 @@ void group_coordinator::complete_join(group& g) {
   // session expires (Kafka): they may be restarting.
   std::erase_if(g.members, [&](const std::unique_ptr<member>& m) {
     if (m->awaiting_join || m->instance_id) return false;
-    log_info("group ", g.id, ": member ", m->id, " removed (did not rejoin in time)");
+    log_info("group ", log_safe(g.id), ": member ", log_safe(m->id),
+             " removed (did not rejoin in time)");
     if (m->awaiting_sync) m->awaiting_sync->complete(sync_error(error_code::unknown_member_id));
     return true;
   });
@@ -735,14 +737,14 @@ void group_coordinator::complete_join(group& g) {
 
   ++g.generation;
   if (g.members.empty()) {
-    log_info("group ", g.id, ": generation ", g.generation, " is empty");
+    log_info("group ", log_safe(g.id), ": generation ", g.generation, " is empty");
     g.protocol_name.reset();
     set_state(g, group_state::empty);
     store_group(g, metadata_record(g), [generation = g.generation](group& g, error_code e) {
       // Kafka only warns: no member waits for this, and the members of the generation the log
       // still holds expire after a restart.
       if (e != error_code::none && g.state == group_state::empty && g.generation == generation) {
-        log_warn("group ", g.id, ": storing empty generation ", generation,
+        log_warn("group ", log_safe(g.id), ": storing empty generation ", generation,
                  " failed: ", wire::error_name(e));
       }
     });
@@ -750,8 +752,9 @@ void group_coordinator::complete_join(group& g) {
   }
   g.protocol_name = g.select_protocol();
   set_state(g, group_state::completing_rebalance);
-  log_info("group ", g.id, ": generation ", g.generation, " with ", g.members.size(),
-           " members, protocol ", g.protocol_name.value_or("(none)"), ", leader ", g.leader_id);
+  log_info("group ", log_safe(g.id), ": generation ", g.generation, " with ", g.members.size(),
+           " members, protocol ", log_safe(g.protocol_name.value_or("(none)")), ", leader ",
+           log_safe(g.leader_id));
   for (auto& m : g.members) {
     if (m->awaiting_join) {
       m->awaiting_join->complete(g.join_result(*m, m->id == g.leader_id));
@@ -769,7 +772,7 @@ void group_coordinator::remove_member(group& g, std::string_view member_id,
                          [&](const auto& m) { return m->id == member_id; });
   if (it == g.members.end()) return;
   member& m = **it;
-  log_info("group ", g.id, ": member ", m.id, " removed (", reason, ")");
+  log_info("group ", log_safe(g.id), ": member ", log_safe(m.id), " removed (", reason, ")");
   if (m.awaiting_join) m.awaiting_join->complete(join_error("", error_code::unknown_member_id));
   if (m.awaiting_sync) m.awaiting_sync->complete(sync_error(error_code::unknown_member_id));
   if (m.instance_id) g.static_members.erase(*m.instance_id);
@@ -1406,10 +1409,11 @@ void group_coordinator::remove_offsets(group& g, std::vector<topic_partition> pa
       if (e == error_code::none) {
         for (const topic_partition& tp : partitions)
           g->offsets.erase(tp);
-        if (why) log_info("group ", g->id, ": ", partitions.size(), " committed offsets ", why);
+        if (why)
+          log_info("group ", log_safe(g->id), ": ", partitions.size(), " committed offsets ", why);
         maybe_bury(*g);
       } else {
-        log_warn("group ", g->id, ": tombstones for ", partitions.size(),
+        log_warn("group ", log_safe(g->id), ": tombstones for ", partitions.size(),
                  " committed offsets failed (", wire::error_name(e), "); they stay");
       }
     }
@@ -1432,12 +1436,12 @@ void group_coordinator::bury(group& g, std::vector<topic_partition> partitions, 
                  done = std::move(done)](error_code e) {
     if (std::shared_ptr<group> g = weak.lock()) {
       if (e == error_code::none) {
-        log_info("group ", g->id, " removed (Dead): ", why);
+        log_info("group ", log_safe(g->id), " removed (Dead): ", why);
         auto it = groups_.find(g->id);
         if (it != groups_.end() && it->second == g) groups_.erase(it);
       } else {
         g->state = group_state::empty;
-        log_warn("group ", g->id, ": its tombstones failed (", wire::error_name(e),
+        log_warn("group ", log_safe(g->id), ": its tombstones failed (", wire::error_name(e),
                  "); it stays, Empty");
       }
     }

@@ -374,8 +374,8 @@ void offsets_log::append_then(const std::vector<pending_record>& records, int64_
     complete(write, wire::error_code::none);
     return;
   }
-  auto fail = [this, write, map, what = std::string(what), group = std::string(group_id)](
-                  std::error_code ec) {
+  auto fail = [this, write, map, what = std::string(what),
+               group = std::string(group_id)](std::error_code ec) {
     log_error(consumer_offsets_topic, ": ", what, " of group ", log_safe(group),
               " failed: ", ec.message());
     complete(write, map(to_kafka_error(ec)));
@@ -391,16 +391,15 @@ void offsets_log::append_then(const std::vector<pending_record>& records, int64_
     }
     // Kafka appends group records with acks=all (offsets.commit.required.acks): the write
     // counts once the broker's durability contract says it is durable.
-    partition_.when_acknowledgeable(
-        info.last_offset + 1, -1,
-        [this, alive, write, fail](std::error_code dec) {
-          if (alive.expired()) return;
-          if (dec) {
-            fail(dec);
-            return;
-          }
-          complete(write, wire::error_code::none);
-        });
+    partition_.when_acknowledgeable(info.last_offset + 1, -1,
+                                    [this, alive, write, fail](std::error_code dec) {
+                                      if (alive.expired()) return;
+                                      if (dec) {
+                                        fail(dec);
+                                        return;
+                                      }
+                                      complete(write, wire::error_code::none);
+                                    });
   });
 }
 
