@@ -21,10 +21,13 @@ namespace sluice::server {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-broker::broker(asio::io_context& io, broker_config config)
+broker::broker(asio::io_context& io, broker_config config, timer_service* timers)
     : io_(io),
       config_(std::move(config)),
-      budget_(config_.queued_max_request_bytes, config_.queued_max_requests) {}
+      budget_(config_.queued_max_request_bytes, config_.queued_max_requests),
+      own_timers_(timers == nullptr ? std::make_unique<asio_timer_service>(io.get_executor())
+                                    : nullptr),
+      timers_(timers == nullptr ? own_timers_.get() : timers) {}
 
 broker::~broker() = default;
 
@@ -188,8 +191,8 @@ std::string broker::load_groups(const group_coordinator_config& groups_config) {
   }
   partition& offsets_partition = *offsets_topic->partitions.front();
   offsets_log_ = std::make_unique<offsets_log>(offsets_partition, io_.get_executor());
-  groups_ =
-      std::make_unique<group_coordinator>(io_.get_executor(), groups_config, offsets_log_.get());
+  groups_ = std::make_unique<group_coordinator>(io_.get_executor(), groups_config,
+                                                offsets_log_.get(), timers_);
   coordinator_loader loader(*groups_);
   replay_stats stats;
   // Refusing to start beats serving without commits that a client was told are safe.

@@ -24,6 +24,7 @@
 #include "server/groups/offsets_log.h"
 #include "server/producer_ids.h"
 #include "server/request_budget.h"
+#include "server/timers.h"
 #include "server/topics.h"
 #include "storage/log.h"
 
@@ -33,7 +34,9 @@ class session;
 
 class broker {
  public:
-  broker(boost::asio::io_context& io, broker_config config);
+  // `timers` (default: steady timers on `io` and the system clock) times long polls and the
+  // group coordinator's deadlines; tests pass a manual clock. It must outlive the broker.
+  broker(boost::asio::io_context& io, broker_config config, timer_service* timers = nullptr);
   ~broker();
 
   // Loads the data directory and binds the listeners. Returns an error message (for exit 2).
@@ -48,6 +51,7 @@ class broker {
   topic_registry& topics() { return *topics_; }
   // queued.max.request.bytes and queued.max.requests, across every connection.
   request_budget& budget() { return budget_; }
+  timer_service& timers() { return *timers_; }
   group_coordinator& groups() { return *groups_; }
   producer_id_allocator& producer_ids() { return *producer_ids_; }
   bool stopping() const { return stopping_; }
@@ -96,6 +100,8 @@ class broker {
   boost::asio::io_context& io_;
   broker_config config_;
   request_budget budget_;
+  std::unique_ptr<timer_service> own_timers_;
+  timer_service* timers_;
   // Before logs_: it outlives every job the logs submit.
   std::unique_ptr<thread_pool_disk_executor> disk_;
   std::unique_ptr<storage::log_manager> logs_;

@@ -51,4 +51,9 @@ int64_t asio_timer_service::wall_clock_ms() {
       .count();
 }
 
+std::chrono::milliseconds asio_timer_service::monotonic_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now().time_since_epoch());
+}
+
 }  // namespace sluice::server

@@ -61,6 +61,8 @@ class timer_service {
   // Milliseconds since the Unix epoch, for timestamps that are persisted or compared with
   // persisted ones.
   virtual int64_t wall_clock_ms() = 0;
+  // A monotonic reading, for deadlines that must not move with the wall clock (a long poll's).
+  virtual std::chrono::milliseconds monotonic_now() = 0;
 };
 
 // Steady timers on the executor and the system clock. A cancelled timer completes at once, so an
@@ -71,6 +73,7 @@ class asio_timer_service final : public timer_service {
 
   timer_handle schedule(std::chrono::milliseconds delay, std::function<void()> fn) override;
   int64_t wall_clock_ms() override;
+  std::chrono::milliseconds monotonic_now() override;
 
  private:
   boost::asio::any_io_executor executor_;

@@ -42,12 +42,13 @@ using wire::error_code;
 
 constexpr int8_t read_committed = 1;
 
-// A fetch parked on some partitions until one of them gets data or the deadline passes.
+// A fetch parked on some partitions until one of them gets data or its time is up. The deadline
+// comes from the broker's timer_service, so tests move time by hand.
 class parked_fetch final : public data_waiter {
  public:
   // Holds the partitions: DeleteTopics may remove them while this waits (it wakes us first).
   parked_fetch(asio::any_io_executor executor, std::vector<std::shared_ptr<partition>> partitions)
-      : timer_(std::move(executor)), partitions_(std::move(partitions)) {
+      : wake_(std::move(executor)), partitions_(std::move(partitions)) {
     for (const auto& p : partitions_)
       p->add_waiter(this);
   }
@@ -58,16 +59,17 @@ class parked_fetch final : public data_waiter {
   parked_fetch(const parked_fetch&) = delete;
   parked_fetch& operator=(const parked_fetch&) = delete;
 
-  void on_data() override { timer_.cancel(); }
+  void on_data() override { wake_.cancel(); }
 
-  asio::awaitable<void> wait_until(asio::steady_timer::time_point deadline) {
-    timer_.expires_at(deadline);
+  asio::awaitable<void> wait_for(timer_service& timers, std::chrono::milliseconds left) {
+    timer_handle deadline = timers.schedule(left, [this] { wake_.cancel(); });
+    wake_.expires_at(asio::steady_timer::time_point::max());
     boost::system::error_code ignored;
-    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
   }
 
  private:
-  asio::steady_timer timer_;
+  asio::steady_timer wake_;
   std::vector<std::shared_ptr<partition>> partitions_;
 };
 
@@ -158,16 +160,18 @@ asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
     response.error_code = static_cast<int16_t>(error_code::invalid_fetch_session_epoch);
     co_return response;
   }
-  const auto deadline = asio::steady_timer::clock_type::now() +
-                        std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
+  timer_service& timers = ctx.broker.timers();
+  const auto deadline =
+      timers.monotonic_now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
   for (;;) {
     fill_result filled = fill(ctx.broker, request, response);
+    const auto left = deadline - timers.monotonic_now();
     if (filled.bytes >= request.min_bytes || filled.has_error || ctx.broker.stopping() ||
-        asio::steady_timer::clock_type::now() >= deadline || filled.partitions.empty()) {
+        left <= std::chrono::milliseconds(0) || filled.partitions.empty()) {
       co_return response;
     }
     parked_fetch parked(ctx.executor, std::move(filled.partitions));
-    co_await parked.wait_until(deadline);
+    co_await parked.wait_for(timers, left);
   }
 }
 

@@ -16,6 +16,7 @@
 #include "server/api_registry.h"
 #include "server/broker.h"
 #include "server/handlers/handlers.h"
+#include "server/tests/manual_clock.h"
 #include "wire/codec.h"
 #include "wire/error_code.h"
 #include "wire/generated/api_specs.h"
@@ -43,12 +44,15 @@ class handlers_test : public ::testing::Test {
     config_result r = load_config(
         {}, {"listeners=PLAINTEXT://127.0.0.1:0", "log.dirs=" + dir_.string(), "num.partitions=2"});
     ASSERT_TRUE(r.error.empty()) << r.error;
-    broker_ = std::make_unique<broker>(io_, r.config);
+    broker_ = std::make_unique<broker>(io_, r.config, &clock_);
     ASSERT_EQ(broker_->start(), "");
   }
   void TearDown() override {
     broker_->stop();
-    io_.run_for(std::chrono::seconds(1));
+    // Until nothing is left to do: stop() cancelled every timer and answered every parked
+    // request, and disk jobs in flight keep the io_context running until they completed.
+    io_.restart();
+    io_.run();
     broker_->close_storage();
     broker_.reset();
     std::filesystem::remove_all(dir_);
@@ -177,6 +181,8 @@ class handlers_test : public ::testing::Test {
   }
 
   boost::asio::io_context io_;
+  // Long polls and group deadlines run on it: time moves only when a test advances it.
+  testing::manual_clock clock_;
   std::filesystem::path dir_;
   std::unique_ptr<broker> broker_;
   int32_t correlation_id_ = 0;
@@ -422,26 +428,28 @@ TEST_F(handlers_test, fetch_long_poll_waits_then_wakes_on_produce) {
   p.fetch_offset = 1;
   p.partition_max_bytes = 1 << 20;
 
-  // Nothing arrives: the answer comes after max_wait_ms, empty.
-  auto start = std::chrono::steady_clock::now();
-  auto idle = call(12, request);
-  auto waited = std::chrono::steady_clock::now() - start;
-  ASSERT_TRUE(idle->ready);
-  EXPECT_GE(waited, std::chrono::milliseconds(280));
+  // Nothing arrives: the answer comes once max_wait_ms has passed, empty, and not before.
+  auto idle = call(12, request, nullptr, std::chrono::milliseconds(0));
+  io_.poll();
+  EXPECT_FALSE(idle->ready);
+  clock_.advance(std::chrono::milliseconds(299));
+  io_.poll();
+  EXPECT_FALSE(idle->ready);
+  clock_.advance(std::chrono::milliseconds(1));
+  ASSERT_TRUE(run_until([&] { return idle->ready; }));
   EXPECT_EQ(
       decode<wire::fetch_response>(*idle, 1, 12).responses[0].partitions[0].records.bytes.size(),
       0u);
 
-  // A produce wakes a parked fetch at once.
+  // A produce wakes a parked fetch, with no time passing.
   request.max_wait_ms = 10000;
-  auto parked = call(12, request, nullptr, std::chrono::milliseconds(50));
+  auto parked = call(12, request, nullptr, std::chrono::milliseconds(0));
+  io_.poll();
   EXPECT_FALSE(parked->ready);
   auto more = batch(2);
-  start = std::chrono::steady_clock::now();
   produce("poll", 0, more);
-  while (!parked->ready)
-    io_.run_one_for(std::chrono::milliseconds(10));
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
+  ASSERT_TRUE(run_until([&] { return parked->ready; }));
+  EXPECT_EQ(clock_.elapsed(), std::chrono::milliseconds(300));
   auto response = decode<wire::fetch_response>(*parked, 1, 12);
   EXPECT_EQ(response.responses[0].partitions[0].records.bytes.size(), more.size());
 }

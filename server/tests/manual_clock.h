@@ -29,6 +29,7 @@ class manual_clock final : public timer_service {
   }
 
   int64_t wall_clock_ms() override { return wall_start_ms_ + elapsed_.count(); }
+  std::chrono::milliseconds monotonic_now() override { return elapsed_; }
 
   // Time since the clock was made.
   std::chrono::milliseconds elapsed() const { return elapsed_; }
