@@ -392,6 +392,11 @@ void broker::close_storage() {
   // One line an operator (and the group-commit test) can read: how well syncs were shared.
   log_info("durability: ", syncs, " fsyncs released ", waits, " durability waits; ",
            acks_all_batches_, " acks=all batches");
+  size_t index_heap = 0;
+  for (storage::log* l : logs_->logs())
+    index_heap += l->index_heap_bytes();
+  log_info("reads: ", cold_reads_, " fetch rounds warmed cold data off the io thread; ", index_heap,
+           " bytes of index entries on the heap");
   if (std::error_code ec = logs_->shutdown()) {
     log_error("clean shutdown of ", config_.log_dir.string(), " failed: ", ec.message());
   }

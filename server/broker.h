@@ -70,6 +70,8 @@ class broker {
 
   // Counts what a produce with acks=all appended, for the durability summary logged at shutdown.
   void count_acks_all_batches(int64_t n) { acks_all_batches_ += n; }
+  // Counts fetches that warmed cold data before answering, for the summary logged at shutdown.
+  void count_cold_read() { ++cold_reads_; }
   // Writes the checkpoint files now (DeleteRecords waits for its new log start to be durable).
   void checkpoint_async(std::function<void(std::error_code)> done);
   // Writes topic-configs.json from the topics as they are now, plus `pending` (a topic about to
@@ -119,6 +121,7 @@ class broker {
   std::optional<boost::asio::steady_timer> recovery_point_timer_;
   std::optional<boost::asio::steady_timer> flush_scheduler_timer_;
   int64_t acks_all_batches_ = 0;
+  int64_t cold_reads_ = 0;
   std::optional<boost::asio::steady_timer> retention_timer_;
   int64_t last_producer_expiry_ms_ = 0;
   int accept_backoff_ms_ = 0;  // 0: accepting normally

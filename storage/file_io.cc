@@ -1,12 +1,19 @@
 #include "storage/file_io.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "storage/errc.h"
 #include "storage/log_sink.h"
@@ -93,6 +100,104 @@ std::error_code posix_file_system::read(int fd, std::span<uint8_t> data, int64_t
     }
     if (n == 0) break;
     got += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+std::error_code posix_file_system::read_cached(int fd, std::span<uint8_t> data, int64_t position,
+                                               size_t& got, const std::filesystem::path& path,
+                                               bool& would_block) {
+  got = 0;
+  would_block = false;
+  while (got < data.size()) {
+    iovec iov{data.data() + got, data.size() - got};
+    // RWF_NOWAIT: EAGAIN instead of waiting for the disk (buffered reads: Linux 5.9+).
+    ssize_t n = ::preadv2(fd, &iov, 1, position + static_cast<int64_t>(got), RWF_NOWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        would_block = true;
+        got = 0;
+        return {};
+      }
+      // A kernel without RWF_NOWAIT for this file: the plain read, as before.
+      if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS) {
+        return read(fd, data, position, got, path);
+      }
+      return io_failure("cannot read", path, errno);
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+namespace {
+
+#ifndef SYS_cachestat
+#define SYS_cachestat 451  // Linux 6.5+, all architectures
+#endif
+
+struct cachestat_range {
+  uint64_t off;
+  uint64_t len;
+};
+struct cachestat_result {
+  uint64_t nr_cache;
+  uint64_t nr_dirty;
+  uint64_t nr_writeback;
+  uint64_t nr_evicted;
+  uint64_t nr_recently_evicted;
+};
+
+}  // namespace
+
+bool posix_file_system::cached(int fd, int64_t position, int64_t length) {
+  if (length <= 0) return true;
+  const int64_t page = ::sysconf(_SC_PAGESIZE);
+  const int64_t first = position / page * page;
+  const int64_t end = position + length;
+  const uint64_t pages = static_cast<uint64_t>((end - first + page - 1) / page);
+  // One system call on Linux 6.5+ (cachestat); mmap + mincore before that.
+  static std::atomic<bool> have_cachestat = true;
+  if (have_cachestat) {
+    cachestat_range range{static_cast<uint64_t>(first), static_cast<uint64_t>(end - first)};
+    cachestat_result result{};
+    if (::syscall(SYS_cachestat, fd, &range, &result, 0) == 0) return result.nr_cache >= pages;
+    if (errno == ENOSYS) have_cachestat = false;
+  }
+  void* addr = ::mmap(nullptr, static_cast<size_t>(end - first), PROT_READ, MAP_SHARED, fd, first);
+  if (addr == MAP_FAILED) return true;  // cannot tell: read as if it were cached
+  std::vector<unsigned char> vec(pages);
+  bool all = ::mincore(addr, static_cast<size_t>(end - first), vec.data()) == 0 &&
+             std::all_of(vec.begin(), vec.end(), [](unsigned char v) { return v & 1; });
+  ::munmap(addr, static_cast<size_t>(end - first));
+  return all;
+}
+
+std::error_code posix_file_system::load_into_cache(int fd, int64_t position, int64_t length,
+                                                   const std::filesystem::path& path) {
+  // sendfile to /dev/null reads the pages into the cache without a copy to user space.
+  static const int dev_null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  off_t offset = position;
+  int64_t left = length;
+  while (left > 0) {
+    ssize_t n = dev_null >= 0 ? ::sendfile(dev_null, fd, &offset,
+                                           static_cast<size_t>(std::min<int64_t>(left, 1 << 30)))
+                              : -1;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // No sendfile for this file system: read through a buffer instead.
+      std::vector<uint8_t> chunk(static_cast<size_t>(std::min<int64_t>(left, 1 << 20)));
+      size_t got = 0;
+      if (auto ec = read(fd, chunk, offset, got, path)) return ec;
+      if (got == 0) return {};
+      offset += static_cast<off_t>(got);
+      left -= static_cast<int64_t>(got);
+      continue;
+    }
+    if (n == 0) return {};  // end of file
+    left -= n;
   }
   return {};
 }

@@ -43,6 +43,11 @@ class file_handle {
 // Logs "storage: <what> <path>: <strerror(err)>" and returns errc::io_error.
 std::error_code io_failure(std::string_view what, const std::filesystem::path& path, int err);
 
+// Whether a read may wait for the disk. The thread that serves sockets reads with cached_only:
+// when the data is not in memory it gets errc::would_block and what to warm instead, warms it on
+// the disk executor, and reads again.
+enum class read_mode { may_block, cached_only };
+
 struct dir_entry {
   std::string name;
   bool is_directory = false;
@@ -62,6 +67,17 @@ class file_system {
   // Up to data.size() bytes; `got` < data.size() only at end of file.
   virtual std::error_code read(int fd, std::span<uint8_t> data, int64_t position, size_t& got,
                                const std::filesystem::path& path) = 0;
+  // The same, but only from the page cache: sets `would_block` (and reads nothing) when the data
+  // would have to come from the disk.
+  virtual std::error_code read_cached(int fd, std::span<uint8_t> data, int64_t position,
+                                      size_t& got, const std::filesystem::path& path,
+                                      bool& would_block) = 0;
+  // Whether [position, position + length) of the file is all in the page cache.
+  virtual bool cached(int fd, int64_t position, int64_t length) = 0;
+  // Reads [position, position + length) into the page cache and waits for it, without copying
+  // the bytes through user space. Blocking: for the disk executor.
+  virtual std::error_code load_into_cache(int fd, int64_t position, int64_t length,
+                                          const std::filesystem::path& path) = 0;
   virtual std::error_code truncate(int fd, int64_t size, const std::filesystem::path& path) = 0;
   // fdatasync: the data and the file size, which is all a reader needs after a crash.
   virtual std::error_code sync(int fd, const std::filesystem::path& path) = 0;
@@ -91,6 +107,11 @@ class posix_file_system : public file_system {
                         const std::filesystem::path& path) override;
   std::error_code read(int fd, std::span<uint8_t> data, int64_t position, size_t& got,
                        const std::filesystem::path& path) override;
+  std::error_code read_cached(int fd, std::span<uint8_t> data, int64_t position, size_t& got,
+                              const std::filesystem::path& path, bool& would_block) override;
+  bool cached(int fd, int64_t position, int64_t length) override;
+  std::error_code load_into_cache(int fd, int64_t position, int64_t length,
+                                  const std::filesystem::path& path) override;
   std::error_code truncate(int fd, int64_t size, const std::filesystem::path& path) override;
   std::error_code sync(int fd, const std::filesystem::path& path) override;
   std::error_code sync_dir(const std::filesystem::path& dir) override;

@@ -1,8 +1,11 @@
 #include "storage/index.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 
 namespace sluice::storage {
 
@@ -21,6 +24,36 @@ uint64_t get_be(const uint8_t* p, int n) {
 }
 
 }  // namespace
+
+std::shared_ptr<const index_mapping> index_mapping::map(file_system& fs,
+                                                        const std::filesystem::path& path,
+                                                        std::error_code& ec) {
+  ec.clear();
+  file_handle fd;
+  if ((ec = fs.open(path, O_RDONLY, fd))) return nullptr;
+  int64_t size = 0;
+  if ((ec = fs.size(fd.fd(), path, size))) return nullptr;
+  if (size == 0) return std::shared_ptr<const index_mapping>(new index_mapping(nullptr, 0));
+  void* addr = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_SHARED, fd.fd(), 0);
+  if (addr == MAP_FAILED) {
+    ec = io_failure("cannot map", path, errno);
+    return nullptr;
+  }
+  // The mapping keeps the file; the descriptor can go.
+  return std::shared_ptr<const index_mapping>(new index_mapping(addr, static_cast<size_t>(size)));
+}
+
+index_mapping::~index_mapping() {
+  if (addr_ != nullptr) ::munmap(addr_, size_);
+}
+
+bool index_mapping::resident() const {
+  if (size_ == 0) return true;
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> pages((size_ + page - 1) / page);
+  if (::mincore(addr_, size_, pages.data()) != 0) return false;
+  return std::all_of(pages.begin(), pages.end(), [](unsigned char p) { return p & 1; });
+}
 
 std::error_code index_write::run(file_system& fs, bool durable) const {
   if (empty()) return {};
@@ -76,6 +109,7 @@ std::error_code index_file::truncate(int64_t size) {
 // ---- offset index ----
 
 bool offset_index::load(int64_t log_size, std::error_code& ec) {
+  mapping_.reset();
   entries_.clear();
   on_disk_ = 0;
   std::vector<uint8_t> bytes;
@@ -98,27 +132,92 @@ bool offset_index::load(int64_t log_size, std::error_code& ec) {
   return true;
 }
 
+namespace {
+
+// The number of entries i in [0, n) for which `below(i)` holds, for a `below` that is true on a
+// prefix: std::partition_point over indexes, for vectors and mappings alike.
+template <class Below>
+size_t count_below(size_t n, Below below) {
+  size_t lo = 0;
+  size_t hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (below(mid)) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+}  // namespace
+
+offset_position offset_index::entry(size_t i) const {
+  if (mapping_) {
+    const uint8_t* p = mapping_->bytes().data() + i * entry_size;
+    return {base_ + static_cast<int32_t>(get_be(p, 4)), static_cast<int32_t>(get_be(p + 4, 4))};
+  }
+  return {base_ + entries_[i].relative_offset, entries_[i].position};
+}
+
+bool offset_index::map(int64_t log_size, int64_t next_offset, std::error_code& ec) {
+  std::shared_ptr<const index_mapping> m = index_mapping::map(file_.fs(), file_.path(), ec);
+  if (ec || m->bytes().size() % entry_size != 0) {
+    ec.clear();  // a missing or torn file is a rebuild, not an I/O failure
+    return false;
+  }
+  mapping_ = std::move(m);
+  std::vector<entry_t>().swap(entries_);  // frees the capacity too
+  on_disk_ = 0;
+  if (!empty()) {
+    // Kafka's OffsetIndex.sanityCheck: the last entry lies inside the log and the segment.
+    offset_position last = entry(size() - 1);
+    if (last.offset < base_ || last.offset >= next_offset || last.position < 0 ||
+        last.position >= log_size) {
+      mapping_.reset();
+      return false;
+    }
+  }
+  return true;
+}
+
+void offset_index::adopt(std::shared_ptr<const index_mapping> mapping) {
+  mapping_ = std::move(mapping);
+  std::vector<entry_t>().swap(entries_);  // frees the capacity too
+  on_disk_ = 0;
+}
+
+void offset_index::unmap() {
+  if (!mapping_) return;
+  std::vector<entry_t> entries;
+  entries.reserve(size());
+  for (size_t i = 0; i < size(); ++i) {
+    offset_position e = entry(i);
+    entries.push_back({static_cast<int32_t>(e.offset - base_), static_cast<int32_t>(e.position)});
+  }
+  mapping_.reset();
+  entries_ = std::move(entries);
+  on_disk_ = entries_.size();
+}
+
 offset_position offset_index::lookup(int64_t target) const {
-  int64_t rel = target - base_;
-  auto it = std::upper_bound(entries_.begin(), entries_.end(), rel,
-                             [](int64_t r, const entry_t& e) { return r < e.relative_offset; });
-  if (it == entries_.begin()) return {base_, 0};
-  --it;
-  return {base_ + it->relative_offset, it->position};
+  size_t n = count_below(size(), [&](size_t i) { return entry(i).offset <= target; });
+  if (n == 0) return {base_, 0};
+  return entry(n - 1);
 }
 
 int64_t offset_index::skip_ahead(int64_t from, int64_t max_position, int64_t max_offset) const {
-  auto by_position = std::upper_bound(entries_.begin(), entries_.end(), max_position,
-                                      [](int64_t p, const entry_t& e) { return p < e.position; });
-  auto by_offset =
-      std::upper_bound(entries_.begin(), entries_.end(), max_offset - base_,
-                       [](int64_t r, const entry_t& e) { return r < e.relative_offset; });
-  auto end = std::min(by_position, by_offset);
-  if (end == entries_.begin()) return from;
-  return std::max<int64_t>(from, std::prev(end)->position);
+  size_t by_position =
+      count_below(size(), [&](size_t i) { return entry(i).position <= max_position; });
+  size_t by_offset = count_below(size(), [&](size_t i) { return entry(i).offset <= max_offset; });
+  size_t end = std::min(by_position, by_offset);
+  if (end == 0) return from;
+  return std::max<int64_t>(from, entry(end - 1).position);
 }
 
 void offset_index::append(int64_t offset, int64_t position) {
+  unmap();
   entries_.push_back({static_cast<int32_t>(offset - base_), static_cast<int32_t>(position)});
 }
 
@@ -138,6 +237,7 @@ std::error_code offset_index::flush_entries() {
 }
 
 std::error_code offset_index::truncate_to(int64_t offset) {
+  unmap();
   int64_t rel = offset - base_;
   auto it = std::lower_bound(entries_.begin(), entries_.end(), rel,
                              [](const entry_t& e, int64_t r) { return e.relative_offset < r; });
@@ -147,6 +247,7 @@ std::error_code offset_index::truncate_to(int64_t offset) {
 }
 
 std::error_code offset_index::reset() {
+  mapping_.reset();
   entries_.clear();
   on_disk_ = 0;
   return file_.truncate(0);
@@ -155,6 +256,7 @@ std::error_code offset_index::reset() {
 // ---- time index ----
 
 bool time_index::load(std::error_code& ec) {
+  mapping_.reset();
   entries_.clear();
   on_disk_ = 0;
   std::vector<uint8_t> bytes;
@@ -177,21 +279,67 @@ bool time_index::load(std::error_code& ec) {
   return true;
 }
 
+timestamp_offset time_index::entry(size_t i) const {
+  if (mapping_) {
+    const uint8_t* p = mapping_->bytes().data() + i * entry_size;
+    return {static_cast<int64_t>(get_be(p, 8)), base_ + static_cast<int32_t>(get_be(p + 8, 4))};
+  }
+  return {entries_[i].timestamp, base_ + entries_[i].relative_offset};
+}
+
+bool time_index::map(int64_t next_offset, std::error_code& ec) {
+  std::shared_ptr<const index_mapping> m = index_mapping::map(file_.fs(), file_.path(), ec);
+  if (ec || m->bytes().size() % entry_size != 0) {
+    ec.clear();
+    return false;
+  }
+  mapping_ = std::move(m);
+  std::vector<entry_t>().swap(entries_);  // frees the capacity too
+  on_disk_ = 0;
+  if (!empty()) {
+    // Kafka's TimeIndex.sanityCheck: the last entry's offset lies inside the segment.
+    timestamp_offset last_entry = entry(size() - 1);
+    if (last_entry.offset < base_ || last_entry.offset >= next_offset) {
+      mapping_.reset();
+      return false;
+    }
+  }
+  return true;
+}
+
+void time_index::adopt(std::shared_ptr<const index_mapping> mapping) {
+  mapping_ = std::move(mapping);
+  std::vector<entry_t>().swap(entries_);  // frees the capacity too
+  on_disk_ = 0;
+}
+
+void time_index::unmap() {
+  if (!mapping_) return;
+  std::vector<entry_t> entries;
+  entries.reserve(size());
+  for (size_t i = 0; i < size(); ++i) {
+    timestamp_offset e = entry(i);
+    entries.push_back({e.timestamp, static_cast<int32_t>(e.offset - base_)});
+  }
+  mapping_.reset();
+  entries_ = std::move(entries);
+  on_disk_ = entries_.size();
+}
+
 timestamp_offset time_index::last() const {
-  if (entries_.empty()) return {-1, base_};
-  return {entries_.back().timestamp, base_ + entries_.back().relative_offset};
+  if (empty()) return {-1, base_};
+  return entry(size() - 1);
 }
 
 std::optional<timestamp_offset> time_index::last_below(int64_t ts) const {
-  auto it = std::lower_bound(entries_.begin(), entries_.end(), ts,
-                             [](const entry_t& e, int64_t t) { return e.timestamp < t; });
-  if (it == entries_.begin()) return std::nullopt;
-  --it;
-  return timestamp_offset{it->timestamp, base_ + it->relative_offset};
+  size_t n = count_below(size(), [&](size_t i) { return entry(i).timestamp < ts; });
+  if (n == 0) return std::nullopt;
+  return entry(n - 1);
 }
 
 void time_index::maybe_append(int64_t timestamp, int64_t offset) {
   if (timestamp > last().timestamp) {
+    unmap();
     entries_.push_back({timestamp, static_cast<int32_t>(offset - base_)});
   }
 }
@@ -212,6 +360,7 @@ std::error_code time_index::flush_entries() {
 }
 
 std::error_code time_index::truncate_to(int64_t offset) {
+  unmap();
   int64_t rel = offset - base_;
   auto it = std::find_if(entries_.begin(), entries_.end(),
                          [rel](const entry_t& e) { return e.relative_offset >= rel; });
@@ -221,6 +370,7 @@ std::error_code time_index::truncate_to(int64_t offset) {
 }
 
 std::error_code time_index::reset() {
+  mapping_.reset();
   entries_.clear();
   on_disk_ = 0;
   return file_.truncate(0);

@@ -9,10 +9,17 @@
 // largest timestamp of all batches up to and including the batch ending at that offset is
 // `timestamp`. Both are appended every index_interval_bytes of log (segment.cc decides when).
 //
-// Deviation from Kafka: the files are not preallocated or memory-mapped. Entries live in a vector
-// (lookups are binary searches in memory) and the files are written append-only with their exact
-// size, so there is never a zero-filled tail to trim or to mistake for entries after a crash.
-// No descriptor is held: new entries reach the file in an `index_write` (open with O_APPEND,
+// Memory: an active segment's entries live in a vector (lookups are binary searches in memory).
+// Once a segment is inactive (rolled, or loaded trusted at start) its indexes are read through a
+// read-only memory mapping of their files instead (Kafka maps every index): their pages are page
+// cache, kept while used and dropped by the kernel under pressure, so the heap holds only the
+// active segments' entries however much log there is. A lookup in a mapped index may fault a page
+// in from disk; callers that must not block ask resident() first (the fetch path warms the file
+// on the disk executor when it is not).
+//
+// Deviation from Kafka: the files are not preallocated. They are written append-only with their
+// exact size, so there is never a zero-filled tail to trim or to mistake for entries after a
+// crash. No descriptor is held: new entries reach the file in an `index_write` (open with O_APPEND,
 // write, optionally fdatasync, close), which the log runs on its disk executor: periodically
 // without a sync, and with one when the segment rolls or the log closes. A partition then costs
 // one descriptor (its active .log) instead of three, and appends make no index system calls.
@@ -24,6 +31,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <span>
 #include <system_error>
@@ -42,6 +50,28 @@ struct offset_position {
 struct timestamp_offset {
   int64_t timestamp;
   int64_t offset;
+};
+
+// A read-only mapping of an index file. Blocking to make (open, fstat, mmap); any thread may make
+// it and hand it to the segment's owner.
+class index_mapping {
+ public:
+  static std::shared_ptr<const index_mapping> map(file_system& fs,
+                                                  const std::filesystem::path& path,
+                                                  std::error_code& ec);
+  ~index_mapping();
+  index_mapping(const index_mapping&) = delete;
+  index_mapping& operator=(const index_mapping&) = delete;
+
+  std::span<const uint8_t> bytes() const { return {static_cast<const uint8_t*>(addr_), size_}; }
+  // Whether every page is in memory (mincore), so that reading the mapping does not wait for the
+  // disk.
+  bool resident() const;
+
+ private:
+  index_mapping(void* addr, size_t size) : addr_(addr), size_(size) {}
+  void* addr_;
+  size_t size_;
 };
 
 // Entries taken from an index for writing, on whatever thread runs run(): appended to the file
@@ -93,20 +123,31 @@ class offset_index {
   // partial entry, offsets or positions not strictly increasing, or a position at/after
   // `log_size`.
   bool load(int64_t log_size, std::error_code& ec);
+  // Maps the file instead, for an inactive segment: blocking. False (nothing mapped) if it is
+  // missing or fails Kafka's sanity check (whole entries, the last one inside the log and the
+  // segment); entries in between are trusted, as Kafka trusts them.
+  bool map(int64_t log_size, int64_t next_offset, std::error_code& ec);
+  // Reads through `mapping` (of this index's file, with every entry written) from now on and
+  // frees the vector.
+  void adopt(std::shared_ptr<const index_mapping> mapping);
+  bool mapped() const { return mapping_ != nullptr; }
+  // Whether a lookup can be made without waiting for the disk.
+  bool resident() const { return !mapping_ || mapping_->resident(); }
+  // Heap bytes the entries take (a mapping takes none).
+  size_t heap_bytes() const { return entries_.capacity() * sizeof(entry_t); }
 
-  bool empty() const { return entries_.empty(); }
-  size_t size() const { return entries_.size(); }
-  offset_position entry(size_t i) const {
-    return {base_ + entries_[i].relative_offset, entries_[i].position};
-  }
+  bool empty() const { return size() == 0; }
+  size_t size() const { return mapping_ ? mapping_->bytes().size() / entry_size : entries_.size(); }
+  offset_position entry(size_t i) const;
   // The entry with the largest offset <= target, or {base offset, 0} if there is none.
   offset_position lookup(int64_t target) const;
   // The largest entry position in (from, max_position] whose offset is <= max_offset, or `from`.
   // Everything in [from, that position) is whole batches with offsets < max_offset.
   int64_t skip_ahead(int64_t from, int64_t max_position, int64_t max_offset) const;
 
-  // In memory; written by flush_entries() or take_write(). Offsets must increase and fit the
-  // segment (the caller rolls before the relative offset would overflow).
+  // In memory (an active segment's index is never mapped); written by flush_entries() or
+  // take_write(). Offsets must increase and fit the segment (the caller rolls before the relative
+  // offset would overflow).
   void append(int64_t offset, int64_t position);
   // The entries not yet handed out for writing (they count as written from now on).
   index_write take_write();
@@ -119,6 +160,7 @@ class offset_index {
   std::error_code reset();
   // Drops every entry; the file is emptied by the next write.
   void reset_lazily() {
+    mapping_.reset();
     entries_.clear();
     on_disk_ = 0;
     file_.empty_on_next_write();
@@ -129,8 +171,11 @@ class offset_index {
     int32_t relative_offset;
     int32_t position;
   };
+  // Back to a vector (truncation changes the entries): blocking when mapped pages are cold.
+  void unmap();
   int64_t base_;
   std::vector<entry_t> entries_;
+  std::shared_ptr<const index_mapping> mapping_;
   size_t on_disk_ = 0;
   index_file file_;
 };
@@ -147,12 +192,16 @@ class time_index {
   // False (entries cleared) if missing or inconsistent: a partial entry, timestamps not strictly
   // increasing, offsets decreasing or below the base offset.
   bool load(std::error_code& ec);
+  // See offset_index::map: whole entries, the last one's offset inside the segment.
+  bool map(int64_t next_offset, std::error_code& ec);
+  void adopt(std::shared_ptr<const index_mapping> mapping);
+  bool mapped() const { return mapping_ != nullptr; }
+  bool resident() const { return !mapping_ || mapping_->resident(); }
+  size_t heap_bytes() const { return entries_.capacity() * sizeof(entry_t); }
 
-  bool empty() const { return entries_.empty(); }
-  size_t size() const { return entries_.size(); }
-  timestamp_offset entry(size_t i) const {
-    return {entries_[i].timestamp, base_ + entries_[i].relative_offset};
-  }
+  bool empty() const { return size() == 0; }
+  size_t size() const { return mapping_ ? mapping_->bytes().size() / entry_size : entries_.size(); }
+  timestamp_offset entry(size_t i) const;
   // The last entry, or {-1, base offset} when empty (Kafka's lastEntry()).
   timestamp_offset last() const;
   // The entry with the largest timestamp strictly below `ts`, if any. Everything up to and
@@ -167,6 +216,7 @@ class time_index {
   std::error_code truncate_to(int64_t offset);
   std::error_code reset();
   void reset_lazily() {
+    mapping_.reset();
     entries_.clear();
     on_disk_ = 0;
     file_.empty_on_next_write();
@@ -177,8 +227,10 @@ class time_index {
     int64_t timestamp;
     int32_t relative_offset;
   };
+  void unmap();
   int64_t base_;
   std::vector<entry_t> entries_;
+  std::shared_ptr<const index_mapping> mapping_;
   size_t on_disk_ = 0;
   index_file file_;
 };

@@ -1,5 +1,7 @@
 #include "storage/log.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <chrono>
 #include <string_view>
@@ -166,10 +168,16 @@ std::error_code log::load(const load_state& state) {
                                   ? segments_[i + 1]->base_offset() <= recovery_point
                                   : recovery_point == INT64_MAX;
     // After a clean shutdown every segment was flushed and closed: trusted as Kafka trusts it,
-    // with a sanity check of its indexes and a header walk after the last index entry.
+    // with a sanity check of its indexes (mapped, for every segment but the last) and, for the
+    // last, a header walk after its last index entry.
     if (wholly_below || state.clean_shutdown) {
       bool needs_recovery = false;
-      if ((ec = s.load(needs_recovery))) return ec;
+      if (i + 1 < segments_.size()) {
+        ec = s.load_inactive(segments_[i + 1]->base_offset(), needs_recovery);
+      } else {
+        ec = s.load(needs_recovery);
+      }
+      if (ec) return ec;
       if (!needs_recovery) continue;
     }
     segment::recovery_result r;
@@ -300,6 +308,13 @@ int64_t log::size_bytes() const {
   int64_t n = 0;
   for (const auto& s : segments_)
     n += s->size();
+  return n;
+}
+
+size_t log::index_heap_bytes() const {
+  size_t n = 0;
+  for (const auto& s : segments_)
+    n += s->index_heap_bytes();
   return n;
 }
 
@@ -484,19 +499,27 @@ void log::finish_roll(int64_t base, int64_t created_ms, std::error_code ec,
   segment& old = *segments_.back();
   old.append_final_time_entry();
   segment_flush flush = old.take_flush(/*sync_log=*/true);
+  const int64_t old_base = old.base_offset();
+  std::filesystem::path offset_index_path = old.offset_index_path();
+  std::filesystem::path time_index_path = old.time_index_path();
   segments_.push_back(segment::adopt(fs_, dir_, base, created_ms, std::move(file)));
   // Kafka snapshots producer state at every new segment's base, so that a restart replays at
   // most the active segment. Taken now, written after the data it covers is durable.
   std::optional<producer_state_manager::pending_snapshot> snapshot = producers_.prepare_snapshot();
-  auto r = std::make_shared<std::error_code>();
+  struct result {
+    std::error_code ec;
+    std::shared_ptr<const index_mapping> offsets;
+    std::shared_ptr<const index_mapping> times;
+  };
+  auto r = std::make_shared<result>();
   disk_.submit(
       queue_,
       [&fs = fs_, dir = dir_, flush = std::move(flush), snapshot = std::move(snapshot), r,
-       this_tp = name()] {
+       offset_index_path, time_index_path, this_tp = name()] {
         // The old segment's data and indexes, then the new segment's directory entry: after
         // this every offset below `base` survives a power loss.
-        if ((*r = flush.run(fs))) return;
-        if ((*r = fs.sync_dir(dir))) return;
+        if ((r->ec = flush.run(fs))) return;
+        if ((r->ec = fs.sync_dir(dir))) return;
         // Only an optimisation (a failure costs replay time, not data): logged, not fatal.
         if (snapshot) {
           if (std::error_code sec = snapshot->write(fs)) {
@@ -504,12 +527,24 @@ void log::finish_roll(int64_t base, int64_t created_ms, std::error_code ec,
                       snapshot->path.filename().string() + " failed: " + sec.message());
           }
         }
+        // The old segment's indexes are complete on disk: read through mappings from now on, so
+        // that the heap holds only the active segment's entries. A failure only costs memory.
+        std::error_code mec;
+        r->offsets = index_mapping::map(fs, offset_index_path, mec);
+        if (!mec) r->times = index_mapping::map(fs, time_index_path, mec);
+        if (mec) r->offsets.reset();
       },
-      [this, alive = std::weak_ptr<int>(alive_), base, r] {
+      [this, alive = std::weak_ptr<int>(alive_), base, old_base, r] {
         if (alive.expired() || closed_) return;
-        if (*r) {
-          go_offline("flush of the rolled segment", *r);
+        if (r->ec) {
+          go_offline("flush of the rolled segment", r->ec);
           return;
+        }
+        if (r->offsets && r->times) {
+          size_t i = segment_for(old_base);
+          if (i < segments_.size() && segments_[i]->base_offset() == old_base) {
+            segments_[i]->adopt_index_mappings(std::move(r->offsets), std::move(r->times));
+          }
         }
         advance_recovery_point(base);
       });
@@ -622,7 +657,7 @@ void log::remember_position(int64_t offset, int64_t segment_base, int64_t positi
   next_hint_ = (next_hint_ + 1) % hints_.size();
 }
 
-std::error_code log::locate(size_t seg, int64_t offset, int64_t& position) const {
+std::error_code log::locate(size_t seg, int64_t offset, int64_t& position, read_mode mode) const {
   const segment& s = *segments_[seg];
   for (const position_hint& h : hints_) {
     if (h.offset == offset && h.segment_base == s.base_offset() && h.position <= s.size()) {
@@ -631,13 +666,47 @@ std::error_code log::locate(size_t seg, int64_t offset, int64_t& position) const
     }
   }
   segment::batch_info first;
-  return s.find(offset, 0, position, first);
+  return s.find(offset, 0, position, first, mode);
 }
 
+namespace {
+
+// How much of a segment a warm-up reads when a header read would have blocked: what a consumer's
+// next fetches read next.
+constexpr int64_t warm_ahead_bytes = 1 << 20;
+// The part of the active segment written recently enough to be in the page cache: fetches of it
+// (tailing consumers, followers) are not checked, so that the usual fetch costs no extra system
+// call.
+constexpr int64_t hot_tail_bytes = 16 << 20;
+
+}  // namespace
+
 std::error_code log::read(int64_t offset, int64_t max_bytes, int64_t max_offset, bool min_one,
-                          read_info& out) const {
+                          read_info& out, read_mode mode) const {
   out.slices.clear();
   out.bytes = 0;
+  out.cold.reset();
+  const bool cached_only = mode == read_mode::cached_only;
+  // What to warm before reading again, when the data is not in memory.
+  auto cold_range = [&](const segment& s, int64_t position, int64_t length) {
+    out.slices.clear();
+    out.bytes = 0;
+    out.cold = cold_data{s.shared_file(), s.log_path(), position, length, {}};
+    return make_error_code(errc::would_block);
+  };
+  // The recently written tail of the active segment is read as it is (see hot_tail_bytes).
+  auto mode_at = [&](const segment& s, int64_t position) {
+    return &s == segments_.back().get() && position >= s.size() - hot_tail_bytes
+               ? read_mode::may_block
+               : mode;
+  };
+  auto cold_index = [&](const segment& s) {
+    out.slices.clear();
+    out.bytes = 0;
+    out.cold = cold_data{
+        s.shared_file(), s.log_path(), 0, 0, {s.offset_index_path(), s.time_index_path()}};
+    return make_error_code(errc::would_block);
+  };
   if (closed_) return errc::log_closed;
   if (offline_) return errc::log_offline;
   if (offset < log_start_offset() || offset > log_end_offset()) return errc::offset_out_of_range;
@@ -646,13 +715,23 @@ std::error_code log::read(int64_t offset, int64_t max_bytes, int64_t max_offset,
 
   size_t seg = segment_for(offset);
   int64_t position = 0;
-  if (auto ec = locate(seg, offset, position)) return ec;
+  if (cached_only && !segments_[seg]->index_resident()) return cold_index(*segments_[seg]);
+  if (std::error_code ec =
+          locate(seg, offset, position,
+                 mode_at(*segments_[seg],
+                         segments_[seg]->skip_ahead(0, segments_[seg]->size(), offset)))) {
+    if (ec != errc::would_block) return ec;
+    const segment& s = *segments_[seg];
+    int64_t from = s.skip_ahead(0, s.size(), offset);
+    return cold_range(s, from, std::min(warm_ahead_bytes, s.size() - from));
+  }
 
   // End of the last batch taken and the offset after it, for the position cache.
   int64_t end_offset = -1;
   bool done = false;
   for (; seg < segments_.size() && !done; ++seg, position = 0) {
     const segment& s = *segments_[seg];
+    if (cached_only && !s.index_resident()) return cold_index(s);
     int64_t start = position;
     int64_t budget = max_bytes - out.bytes;
     if (s.next_offset() <= max_offset && s.size() - start <= budget) {
@@ -667,7 +746,10 @@ std::error_code log::read(int64_t offset, int64_t max_bytes, int64_t max_offset,
       if (position > start) end_offset = -1;  // not known until a header is read
       while (position < s.size()) {
         segment::batch_info b;
-        if (std::error_code ec = s.batch_at(position, b)) {
+        if (std::error_code ec = s.batch_at(position, b, mode_at(s, position))) {
+          if (ec == errc::would_block) {
+            return cold_range(s, position, std::min(warm_ahead_bytes, s.size() - position));
+          }
           log_event("storage: " + name() + ": unreadable batch at byte " +
                     std::to_string(position) + " of " + s.log_path().filename().string() + ": " +
                     ec.message());
@@ -706,7 +788,42 @@ std::error_code log::read(int64_t offset, int64_t max_bytes, int64_t max_offset,
       break;
     }
   }
+  if (cached_only) {
+    // sendfile would wait for the disk on pages that are not cached: warm them first.
+    const segment& active = *segments_.back();
+    for (const wire::file_slice& slice : out.slices) {
+      if (slice.fd == active.fd() && slice.position >= active.size() - hot_tail_bytes) continue;
+      if (!fs_.cached(slice.fd, slice.position, slice.length)) {
+        size_t i = 0;
+        while (i < segments_.size() && segments_[i]->fd() != slice.fd)
+          ++i;
+        return cold_range(*segments_[i], slice.position, slice.length);
+      }
+    }
+  }
   return {};
+}
+
+void log::warm_async(const cold_data& cold, std::function<void(std::error_code)> done) {
+  auto r = std::make_shared<std::error_code>();
+  // A queue of its own: a warm-up need not wait behind this log's syncs, nor they behind it.
+  disk_.submit(
+      queue_ + "#read",
+      [&fs = fs_, cold, r] {
+        if (cold.index_files.empty()) {
+          *r = fs.load_into_cache(cold.file->fd(), cold.position, cold.length, cold.path);
+          return;
+        }
+        for (const auto& path : cold.index_files) {
+          file_handle fd;
+          bool missing = false;
+          if ((*r = fs.open(path, O_RDONLY, fd, &missing)) || missing) return;
+          int64_t size = 0;
+          if ((*r = fs.size(fd.fd(), path, size))) return;
+          if ((*r = fs.load_into_cache(fd.fd(), 0, size, path))) return;
+        }
+      },
+      [r, done = std::move(done)] { done(*r); });
 }
 
 std::optional<std::pair<int64_t, int64_t>> log::timestamp_and_offset_for(int64_t ts) const {

@@ -101,11 +101,23 @@ struct append_info {
   bool duplicate = false;
 };
 
+// Data a read found not in memory (read_mode::cached_only): a range of a segment's .log, or a
+// segment's index files, to bring into the page cache with log::warm_async before reading again.
+struct cold_data {
+  std::shared_ptr<file_handle> file;
+  std::filesystem::path path;
+  int64_t position = 0;
+  int64_t length = 0;
+  std::vector<std::filesystem::path> index_files;  // when set: these files, not the range
+};
+
 struct read_info {
   // Whole batches in offset order, at most one slice per segment. Each slice's keep_alive pins its
   // segment file until the slice is dropped.
   std::vector<wire::file_slice> slices;
   int64_t bytes = 0;
+  // With errc::would_block: what to warm.
+  std::optional<cold_data> cold;
 };
 
 // What the data directory's checkpoints say about one log when it is opened.
@@ -239,8 +251,16 @@ class log {
   // offset == max_offset gives an empty result; offset < log_start_offset() or
   // > log_end_offset() gives errc::offset_out_of_range. May span segments. Reads batch headers
   // only (pread of 61 bytes), never record data.
+  //
+  // read_mode::cached_only (the thread that serves sockets): nothing waits for the disk. When an
+  // index page, a header or a slice's bytes are not in the page cache (slices in the last 16 MiB
+  // of the active segment are taken to be), the result is errc::would_block with out.cold saying
+  // what to warm (warm_async), and no slices.
   std::error_code read(int64_t offset, int64_t max_bytes, int64_t max_offset, bool min_one,
-                       read_info& out) const;
+                       read_info& out, read_mode mode = read_mode::may_block) const;
+  // Brings `cold` into the page cache on the disk executor (without copying record bytes through
+  // user space), then calls `done` on the owner thread.
+  void warm_async(const cold_data& cold, std::function<void(std::error_code)> done);
 
   // The first offset a consumer may read. It may lie inside the first segment (after
   // DeleteRecords, or a restart with a checkpointed start): the batches below it stay on disk
@@ -306,6 +326,8 @@ class log {
   const producer_state_manager& producer_state() const { return producers_; }
 
   int64_t size_bytes() const;
+  // Heap bytes of index entries: the active segment's (inactive segments' indexes are mapped).
+  size_t index_heap_bytes() const;
   size_t segment_count() const { return segments_.size(); }
 
   // Adds the final time index entry, fsyncs, writes a producer-state snapshot at the log end and
@@ -348,7 +370,7 @@ class log {
   void delete_oldest_segments(size_t count, std::string_view reason,
                               std::function<void(std::error_code)> done = {});
   size_t segment_for(int64_t offset) const;  // index of the last segment with base <= offset
-  std::error_code locate(size_t seg, int64_t offset, int64_t& position) const;
+  std::error_code locate(size_t seg, int64_t offset, int64_t& position, read_mode mode) const;
   void remember_position(int64_t offset, int64_t segment_base, int64_t position) const;
   std::string name() const;
 

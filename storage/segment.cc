@@ -173,6 +173,38 @@ std::error_code segment::load(bool& needs_recovery) {
   return ec;
 }
 
+std::error_code segment::load_inactive(int64_t next_offset, bool& needs_recovery) {
+  needs_recovery = false;
+  if (size_ == 0) {
+    // An empty segment that is not the last one: only a crash between a roll's file creation and
+    // its first append leaves one. Nothing to index.
+    offset_index_.reset_lazily();
+    time_index_.reset_lazily();
+    return {};
+  }
+  std::error_code ec;
+  if (!offset_index_.map(size_, next_offset, ec) || !time_index_.map(next_offset, ec)) {
+    needs_recovery = true;
+    return ec;
+  }
+  next_offset_ = next_offset;
+  max_ts_ = time_index_.last();
+  bytes_since_last_index_entry_ = 0;
+  return {};
+}
+
+void segment::adopt_index_mappings(std::shared_ptr<const index_mapping> offsets,
+                                   std::shared_ptr<const index_mapping> times) {
+  // Nothing was added since the entries were written (an inactive segment takes no appends).
+  if (offset_index_.has_unwritten() || time_index_.has_unwritten()) return;
+  if (offsets->bytes().size() / offset_index::entry_size != offset_index_.size() ||
+      times->bytes().size() / time_index::entry_size != time_index_.size()) {
+    return;
+  }
+  offset_index_.adopt(std::move(offsets));
+  time_index_.adopt(std::move(times));
+}
+
 std::error_code segment::derive_tail_state() {
   int64_t position = 0;
   next_offset_ = base_;
@@ -355,12 +387,20 @@ std::error_code segment::append(std::span<const uint8_t> bytes, int64_t last_off
   return {};
 }
 
-std::error_code segment::batch_at(int64_t position, batch_info& out) const {
+std::error_code segment::batch_at(int64_t position, batch_info& out, read_mode mode) const {
   constexpr auto header_size = static_cast<int64_t>(wire::record_batch_header_size);
   if (position < 0 || size_ - position < header_size) return errc::corrupt_message;
   std::array<uint8_t, wire::record_batch_header_size> buf;
   size_t got = 0;
-  if (auto ec = fs_.read(log_file_->fd(), buf, position, got, log_path_)) return ec;
+  if (mode == read_mode::cached_only) {
+    bool would_block = false;
+    if (auto ec = fs_.read_cached(log_file_->fd(), buf, position, got, log_path_, would_block)) {
+      return ec;
+    }
+    if (would_block) return errc::would_block;
+  } else if (auto ec = fs_.read(log_file_->fd(), buf, position, got, log_path_)) {
+    return ec;
+  }
   if (got < buf.size()) return errc::corrupt_message;
   wire::record_batch h(buf);
   if (h.magic() != wire::current_magic || h.batch_length() < wire::min_batch_length ||
@@ -376,11 +416,11 @@ std::error_code segment::batch_at(int64_t position, batch_info& out) const {
   return {};
 }
 
-std::error_code segment::find(int64_t offset, int64_t from, int64_t& position,
-                              batch_info& first) const {
+std::error_code segment::find(int64_t offset, int64_t from, int64_t& position, batch_info& first,
+                              read_mode mode) const {
   int64_t p = std::max(offset_index_.lookup(offset).position, from);
   while (p < size_) {
-    if (auto ec = batch_at(p, first)) return ec;
+    if (auto ec = batch_at(p, first, mode)) return ec;
     if (first.last_offset >= offset) {
       position = p;
       return {};

@@ -62,8 +62,8 @@ class segment {
 
   struct recovery_result {
     int64_t truncated_bytes = 0;
-    std::string reason;  // why the first invalid batch was rejected, when truncated_bytes > 0
-    int64_t scanned_from = 0;   // the byte the check started at (what lies before was trusted)
+    std::string reason;        // why the first invalid batch was rejected, when truncated_bytes > 0
+    int64_t scanned_from = 0;  // the byte the check started at (what lies before was trusted)
     int64_t scanned_bytes = 0;  // bytes read and checked
   };
 
@@ -93,6 +93,10 @@ class segment {
   // scanning batch headers after the last index entry. Sets `needs_recovery` when an index is
   // missing or inconsistent, or the scanned tail is bad; the caller then runs recover().
   std::error_code load(bool& needs_recovery);
+  // Trusted load of an inactive segment, one that ends where the next one starts (`next_offset`):
+  // maps its indexes after Kafka's sanity check, reads nothing else (the largest timestamp is the
+  // time index's last entry). `needs_recovery` as for load().
+  std::error_code load_inactive(int64_t next_offset, bool& needs_recovery);
   // Kafka's LogSegment.recover, made aware of the recovery point: checks batches (framing,
   // CRC-32C, offsets in range, increasing and within the segment), rebuilds both indexes, and
   // truncates the .log at the first bad batch.
@@ -133,11 +137,14 @@ class segment {
                          int64_t offset_of_max_timestamp, int32_t index_interval_bytes);
 
   // Reads and checks the header of the batch at `position` (errc::corrupt_message when it is not
-  // a v2 header, its offsets are out of range, or the batch does not fit in the segment).
-  std::error_code batch_at(int64_t position, batch_info& out) const;
+  // a v2 header, its offsets are out of range, or the batch does not fit in the segment;
+  // errc::would_block in cached_only mode when the header is not in the page cache).
+  std::error_code batch_at(int64_t position, batch_info& out,
+                           read_mode mode = read_mode::may_block) const;
   // The first batch whose last offset is >= `offset`, scanning headers forward from the offset
   // index's entry (or `from`, if further). `position` == size() when there is none.
-  std::error_code find(int64_t offset, int64_t from, int64_t& position, batch_info& first) const;
+  std::error_code find(int64_t offset, int64_t from, int64_t& position, batch_info& first,
+                       read_mode mode = read_mode::may_block) const;
   // See offset_index::skip_ahead.
   int64_t skip_ahead(int64_t from, int64_t max_position, int64_t max_offset) const {
     return offset_index_.skip_ahead(from, max_position, max_offset);
@@ -175,6 +182,17 @@ class segment {
   bool has_unwritten_index_entries() const {
     return offset_index_.has_unwritten() || time_index_.has_unwritten();
   }
+  // The segment became inactive and its index files hold every entry: read them through these
+  // mappings (made by a disk job) instead of the heap from now on.
+  void adopt_index_mappings(std::shared_ptr<const index_mapping> offsets,
+                            std::shared_ptr<const index_mapping> times);
+  // Whether looking an offset up in this segment's index can be done without waiting for the
+  // disk (always for an active segment, whose entries are on the heap).
+  bool index_resident() const { return offset_index_.resident() && time_index_.resident(); }
+  std::filesystem::path offset_index_path() const { return offset_index_.path(); }
+  std::filesystem::path time_index_path() const { return time_index_.path(); }
+  // Heap bytes of index entries (mapped indexes take none).
+  size_t index_heap_bytes() const { return offset_index_.heap_bytes() + time_index_.heap_bytes(); }
   // Drops this segment's descriptor; slices and jobs already holding it keep theirs.
   void close();
   // The three file paths, for deletion by a job.

@@ -16,6 +16,11 @@
 // holds its partitions by shared_ptr, and on waking finds the topic gone
 // (UNKNOWN_TOPIC_OR_PARTITION).
 //
+// Cold data: the logs are read in cached_only mode; data not in the page cache (an index of an old
+// segment, a batch header, the slices to send) is warmed on the disk executor first and the fetch
+// filled again, so a consumer catching up on evicted data never stalls the io thread's other
+// connections. After three rounds (data evicted as fast as it is warmed) it reads as it finds.
+//
 // Deviations: fetch sessions (KIP-227) are declined with session_id 0, which every client
 // handles by sending full fetches; an incremental request naming a session gets
 // FETCH_SESSION_ID_NOT_FOUND. aborted_transactions is empty under read_committed (no
@@ -30,6 +35,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "server/broker.h"
+#include "server/completion_latch.h"
 #include "server/errors.h"
 #include "server/handlers/handlers.h"
 
@@ -77,7 +83,13 @@ struct fill_result {
   int64_t bytes = 0;
   bool has_error = false;
   std::vector<std::shared_ptr<partition>> partitions;  // the ones that exist, to park on
+  // Partitions whose data was not in memory, with what to warm before filling again.
+  std::vector<std::pair<std::shared_ptr<partition>, storage::cold_data>> cold;
 };
+
+// How often a fetch warms cold data and looks again before it reads whatever it finds, waiting
+// for the disk if it must: a bound on the rounds for data that keeps being evicted.
+constexpr int max_warm_rounds = 3;
 
 error_code check_leader_epoch(int32_t requested, const partition& p) {
   if (requested == -1 || requested == p.leader_epoch()) return error_code::none;
@@ -86,7 +98,8 @@ error_code check_leader_epoch(int32_t requested, const partition& p) {
 }
 
 // Builds the whole response from the current state of the logs.
-fill_result fill(broker& b, const wire::fetch_request& request, wire::fetch_response& response) {
+fill_result fill(broker& b, const wire::fetch_request& request, wire::fetch_response& response,
+                 storage::read_mode mode) {
   fill_result result;
   const bool follower = request.replica_id >= 0;
   int64_t budget = std::max<int64_t>(request.max_bytes, 0);
@@ -133,7 +146,11 @@ fill_result fill(broker& b, const wire::fetch_request& request, wire::fetch_resp
       const int64_t limit = std::min<int64_t>(requested.partition_max_bytes, budget);
       if (offset >= max_offset || (limit <= 0 && !first_data)) continue;
       storage::read_info read;
-      if (std::error_code rec = p->log().read(offset, limit, max_offset, first_data, read)) {
+      if (std::error_code rec = p->log().read(offset, limit, max_offset, first_data, read, mode)) {
+        if (rec == storage::errc::would_block) {
+          result.cold.emplace_back(p->shared_from_this(), std::move(*read.cold));
+          continue;
+        }
         out.error_code = static_cast<int16_t>(to_kafka_error(rec));
         result.has_error = true;
         continue;
@@ -163,8 +180,23 @@ asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
   timer_service& timers = ctx.broker.timers();
   const auto deadline =
       timers.monotonic_now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
+  int warm_rounds = 0;
   for (;;) {
-    fill_result filled = fill(ctx.broker, request, response);
+    fill_result filled = fill(ctx.broker, request, response,
+                              warm_rounds < max_warm_rounds ? storage::read_mode::cached_only
+                                                            : storage::read_mode::may_block);
+    if (!filled.cold.empty()) {
+      // Data that is not in the page cache is read into it on the disk executor, so that this
+      // thread never waits for the disk and the other connections are served meanwhile.
+      ++warm_rounds;
+      ctx.broker.count_cold_read();
+      completion_latch warmed(ctx.executor);
+      for (auto& [p, cold] : filled.cold) {
+        p->log().warm_async(cold, [ticket = warmed.add()](std::error_code) { ticket.done(); });
+      }
+      co_await warmed.wait();
+      continue;
+    }
     const auto left = deadline - timers.monotonic_now();
     if (filled.bytes >= request.min_bytes || filled.has_error || ctx.broker.stopping() ||
         left <= std::chrono::milliseconds(0) || filled.partitions.empty()) {

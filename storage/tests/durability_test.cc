@@ -200,7 +200,7 @@ TEST_F(durability_test, recovery_reads_only_the_tail_after_the_last_index_entry)
     disk_.drain();
     EXPECT_EQ(l->recovery_point(), 256);
     append(*l, make_batch(4, 2000));  // after the flush: not durable
-  }  // crash
+  }                                   // crash
   events_.clear();
   auto l = open_log({.index_interval_bytes = 4096}, crash_load(256));
   EXPECT_EQ(l->log_end_offset(), 260);

@@ -47,6 +47,10 @@ class fault_injection_fs : public posix_file_system {
   size_t mutating_ops() const { return mutating_ops_; }
   // fdatasyncs of files for which this returns true fail with EIO (and count as not done).
   std::function<bool(const std::filesystem::path&)> fail_sync_if;
+  // A cold page cache: cached-only reads of a .log find nothing in memory except the ranges that
+  // load_into_cache() brought in since.
+  bool cold_logs = false;
+  size_t loads_into_cache() const { return loads_; }
 
   // Rewrites the real files to what survives a power loss (see the header), then forgets every
   // fault: the layer behaves as after a reboot, with every file on disk counting as synced.
@@ -87,6 +91,28 @@ class fault_injection_fs : public posix_file_system {
     fail_sync_if = {};
   }
 
+  std::error_code read_cached(int fd, std::span<uint8_t> data, int64_t position, size_t& got,
+                              const std::filesystem::path& path, bool& would_block) override {
+    would_block = cold_logs && path.extension() == ".log" &&
+                  !warm(key(path), position, static_cast<int64_t>(data.size()));
+    if (would_block) {
+      got = 0;
+      return {};
+    }
+    return posix_file_system::read(fd, data, position, got, path);
+  }
+  bool cached(int fd, int64_t position, int64_t length) override {
+    auto it = fd_paths_.find(fd);
+    if (!cold_logs || it == fd_paths_.end() || !it->second.ends_with(".log")) return true;
+    return warm(it->second, position, length);
+  }
+  std::error_code load_into_cache(int fd, int64_t position, int64_t length,
+                                  const std::filesystem::path& path) override {
+    ++loads_;
+    warmed_[key(path)].push_back({position, position + length});
+    return posix_file_system::load_into_cache(fd, position, length, path);
+  }
+
   std::error_code open(const std::filesystem::path& path, int flags, file_handle& out,
                        bool* missing = nullptr) override {
     const std::string p = key(path);
@@ -97,6 +123,7 @@ class fault_injection_fs : public posix_file_system {
     }
     std::error_code ec = posix_file_system::open(path, flags, out, missing);
     if (ec || (missing && *missing)) return ec;
+    fd_paths_[out.fd()] = p;
     file& f = track(p, existed);
     if (!existed) {
       f.entry_durable = false;
@@ -202,8 +229,8 @@ class fault_injection_fs : public posix_file_system {
     if (!step()) return fail(path);
     // Every level that does not exist yet is a new, not yet durable, directory entry.
     std::vector<std::string> created;
-    for (std::filesystem::path p = std::filesystem::path(key(path)); !p.empty() && p != p.root_path();
-         p = p.parent_path()) {
+    for (std::filesystem::path p = std::filesystem::path(key(path));
+         !p.empty() && p != p.root_path(); p = p.parent_path()) {
       if (std::filesystem::exists(p, ec)) break;
       created.push_back(p.string());
     }
@@ -286,6 +313,19 @@ class fault_injection_fs : public posix_file_system {
     return io_failure("(injected crash) cannot change", path, EIO);
   }
 
+  // Whether [position, position + length) lies in one range load_into_cache() brought in.
+  bool warm(const std::string& path, int64_t position, int64_t length) const {
+    auto it = warmed_.find(path);
+    if (it == warmed_.end()) return false;
+    for (const auto& [from, to] : it->second) {
+      if (from <= position && position + length <= to) return true;
+    }
+    return false;
+  }
+
+  std::map<int, std::string> fd_paths_;  // descriptors this layer opened, by the path they name
+  std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> warmed_;
+  size_t loads_ = 0;
   std::map<std::string, file> files_;
   std::vector<rename_record> renames_;
   std::vector<std::string> new_dirs_;

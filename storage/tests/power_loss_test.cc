@@ -86,10 +86,10 @@ class power_loss_test : public testing::temp_dir_test {
         sequence += 2;
         l.set_high_watermark(l.log_end_offset());
         // acks=all on a single broker: acknowledged once durable.
-        l.when_durable(info.last_offset + 1, [&acked, tp, id, base = info.base_offset,
-                                              batch](std::error_code dec) {
-          if (!dec) acked.batches.push_back({tp, id, base, *batch});
-        });
+        l.when_durable(info.last_offset + 1,
+                       [&acked, tp, id, base = info.base_offset, batch](std::error_code dec) {
+                         if (!dec) acked.batches.push_back({tp, id, base, *batch});
+                       });
       }
     };
 
@@ -99,7 +99,7 @@ class power_loss_test : public testing::temp_dir_test {
     create(b, id_b_old);
     produce(a, 2);
     produce(b, 1);
-    disk.drain();  // a group commit covering three appends
+    disk.drain();   // a group commit covering three appends
     produce(a, 3);  // rolls, snapshots
     m.checkpoint_async();
     disk.drain();
