@@ -266,8 +266,11 @@ void broker::schedule_recovery_point_flush() {
   recovery_point_timer_->expires_after(period(config_.log_flush_offset_checkpoint_interval_ms));
   recovery_point_timer_->async_wait([this](boost::system::error_code ec) {
     if (ec || stopping_) return;
-    // The recovery points move as these complete; the next checkpoint records them.
-    logs_->flush_async();
+    // Kafka's flush-checkpoint task: the recovery points move as the flushes complete, and the
+    // checkpoint written then records them, so a crash recovery starts there.
+    logs_->flush_async([this] {
+      if (!stopping_) checkpoint_async({});
+    });
     schedule_recovery_point_flush();
   });
 }

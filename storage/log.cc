@@ -568,10 +568,13 @@ void log::when_durable(int64_t offset, durability_callback done) {
   start_sync();
 }
 
-void log::flush_async() {
-  if (closed_ || offline_) return;
+void log::flush_async(std::function<void()> done) {
+  if (closed_ || offline_ ||
+      (recovery_point_ >= log_end_offset() && !segments_.back()->has_unwritten_index_entries())) {
+    if (done) done();
+    return;
+  }
   segment& active = *segments_.back();
-  if (recovery_point_ >= log_end_offset() && !active.has_unwritten_index_entries()) return;
   // The data and the index entries so far (time index before offset index: segment_flush), so
   // that a recovery can start from the last entry instead of the segment's first byte.
   const int64_t target = log_end_offset();
@@ -579,13 +582,15 @@ void log::flush_async() {
   auto r = std::make_shared<std::error_code>();
   disk_.submit(
       queue_, [&fs = fs_, flush = std::move(flush), r] { *r = flush.run(fs); },
-      [this, alive = std::weak_ptr<int>(alive_), target, r] {
-        if (alive.expired() || closed_) return;
-        if (*r) {
-          go_offline("flush", *r);
-          return;
+      [this, alive = std::weak_ptr<int>(alive_), target, r, done = std::move(done)] {
+        if (!alive.expired() && !closed_) {
+          if (*r) {
+            go_offline("flush", *r);
+          } else {
+            advance_recovery_point(target);
+          }
         }
-        advance_recovery_point(target);
+        if (done) done();
       });
 }
 

@@ -231,8 +231,9 @@ class log {
   void when_durable(int64_t offset, durability_callback done);
   // Syncs everything appended so far and writes the active segment's new index entries (so that
   // a recovery can start near the recovery point), unless there is nothing to do: flush.ms and
-  // the broker's periodic flush. The recovery point follows when it completes.
-  void flush_async();
+  // the broker's periodic flush. The recovery point follows when it completes. `done`, if given,
+  // runs on the owner thread once the flush completed, failed or was not needed.
+  void flush_async(std::function<void()> done = {});
   // Offsets appended but not yet known to be on stable storage (Kafka's unflushedMessages).
   int64_t unflushed_messages() const { return log_end_offset() - recovery_point_; }
   // Wall-clock ms of the last completed sync (or of the open), for flush.ms.
@@ -488,8 +489,10 @@ class log_manager {
   size_t enforce_retention(int64_t now_ms);
   // log::remove_expired_producers over every log.
   void remove_expired_producers(int64_t now_ms);
-  // log::flush_async over every log with unsynced data (the periodic flush).
-  void flush_async();
+  // log::flush_async over every log with unsynced data (the periodic flush). `done`, if given,
+  // runs once every one of those flushes has completed (or failed: the log is then offline), so
+  // that a checkpoint written then records the recovery points they reached.
+  void flush_async(std::function<void()> done = {});
 
   // Writes recovery-point-offset-checkpoint, log-start-offset-checkpoint and
   // replication-offset-checkpoint (high watermarks) atomically in a disk job, from the logs as

@@ -10,6 +10,7 @@
 // offset; every log start that DeleteRecords acknowledged; every deletion of a topic
 // acknowledged (its old data never reappears under its name).
 
+#include <cstdio>
 #include <map>
 
 #include "storage/checkpoint.h"
@@ -200,6 +201,9 @@ TEST_F(power_loss_test, everything_acknowledged_survives_a_power_loss_at_any_ste
   }
   // Later crash points acknowledge more: the check was not vacuous.
   EXPECT_GT(acknowledged_somewhere, total);
+  // The figure docs/RELIABILITY.md quotes.
+  std::printf("[ power loss ] %zu crash points, %zu acknowledged batches checked in all\n",
+              total + 1, acknowledged_somewhere);
 }
 
 // The same workload with every fdatasync of a .log failing from some point on: nothing is
