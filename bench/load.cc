@@ -4,6 +4,7 @@
 //                       [--acks 0|1|all] [--linger-ms L] [--batch-size B] [--compression C]
 //   sluice-load consume --brokers H:P --topic T            (from the beginning to the end)
 //   sluice-load e2e     --brokers H:P --topic T --rate R --duration-s D [--size S] [--warmup-s W]
+//   sluice-load admin   --brokers H:P --topic T --create P [--configs k=v,...] | --delete
 //
 // Common: [--broker-pid PID] [--timeout-s S] [--label L] [-X librdkafka.key=value ...]
 //
@@ -25,6 +26,8 @@
 //   consumer's position resolve and the connections settle. Latency is also reported from the
 //   scheduled send time (`intended_*`), which includes any stall of the sending thread, so a
 //   stalled producer cannot hide latency (coordinated omission).
+// admin: creates the topic with P partitions (CreateTopics, configs as given) or deletes it
+//   (DeleteTopics) through librdkafka's admin API, and reports how long the broker took to answer.
 
 #include <librdkafka/rdkafka.h>
 #include <sys/prctl.h>
@@ -499,14 +502,78 @@ int run_e2e(const settings& s, const options& o) {
   return c.received.load() == sent_measured ? 0 : 1;
 }
 
+int run_admin(const settings& s, const options& o) {
+  rd_kafka_t* rk = make_client(s, RD_KAFKA_PRODUCER, make_conf(s, {}));
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  char err[512];
+  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_ANY);
+  rd_kafka_AdminOptions_set_request_timeout(opts, 120000, err, sizeof err);
+  rd_kafka_AdminOptions_set_operation_timeout(opts, 120000, err, sizeof err);
+  const bool create = o.has("create");
+  const int64_t start = mono_ns();
+  if (create) {
+    rd_kafka_NewTopic_t* t = rd_kafka_NewTopic_new(
+        s.topic.c_str(), static_cast<int>(o.i64("create", 1)), 1, err, sizeof err);
+    if (t == nullptr) fail(tool, s.mode, err);
+    std::string configs = o.str("configs", "");
+    for (size_t at = 0; at < configs.size();) {
+      size_t comma = configs.find(',', at);
+      std::string kv = configs.substr(at, comma == std::string::npos ? comma : comma - at);
+      size_t eq = kv.find('=');
+      if (eq != std::string::npos) {
+        rd_kafka_NewTopic_set_config(t, kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str());
+      }
+      at = comma == std::string::npos ? configs.size() : comma + 1;
+    }
+    rd_kafka_CreateTopics(rk, &t, 1, opts, q);
+    rd_kafka_NewTopic_destroy(t);
+  } else if (o.has("delete")) {
+    rd_kafka_DeleteTopic_t* t = rd_kafka_DeleteTopic_new(s.topic.c_str());
+    rd_kafka_DeleteTopics(rk, &t, 1, opts, q);
+    rd_kafka_DeleteTopic_destroy(t);
+  } else {
+    fail(tool, s.mode, "admin needs --create P or --delete");
+  }
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 130000);
+  const double elapsed = seconds_since(start);
+  std::string problem;
+  if (ev == nullptr) {
+    problem = "no answer";
+  } else if (rd_kafka_event_error(ev)) {
+    problem = rd_kafka_event_error_string(ev);
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** results =
+        create ? rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n)
+               : rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+    if (n == 1 && rd_kafka_topic_result_error(results[0])) {
+      problem = rd_kafka_err2str(rd_kafka_topic_result_error(results[0]));
+    }
+  }
+  if (ev != nullptr) rd_kafka_event_destroy(ev);
+  rd_kafka_AdminOptions_destroy(opts);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_destroy(rk);
+  json_line j = result_head(s);
+  j.add("action", create ? "create" : "delete").add("elapsed_s", elapsed);
+  if (!problem.empty()) {
+    j.add("error", problem);
+    std::puts(j.str().c_str());
+    return 1;
+  }
+  std::puts(j.str().c_str());
+  return 0;
+}
+
 void usage() {
   std::fputs(
-      "usage: sluice-load produce|consume|e2e --brokers H:P --topic T [options]\n"
+      "usage: sluice-load produce|consume|e2e|admin --brokers H:P --topic T [options]\n"
       "  produce: --messages N --size S --partitions P --acks 0|1|all --linger-ms L\n"
       "           --batch-size B --compression none|gzip|snappy|lz4|zstd\n"
       "  consume: (reads every partition from the beginning to the high watermark)\n"
       "  e2e:     --rate R --duration-s D --warmup-s W --size S --partitions P --acks A\n"
       "           --linger-ms L (default 0)\n"
+      "  admin:   --create P [--configs k=v,...] | --delete\n"
       "  common:  --broker-pid PID --timeout-s S --label L -X key=value (librdkafka)\n",
       stderr);
 }
@@ -524,7 +591,7 @@ int main(int argc, char** argv) {
     options o(argc - 1, argv + 1,
               {"brokers", "topic", "broker-pid", "timeout-s", "label", "X", "messages", "size",
                "partitions", "acks", "linger-ms", "batch-size", "compression", "rate", "duration-s",
-               "warmup-s"});
+               "warmup-s", "create", "delete", "configs"});
     s.brokers = o.str("brokers", "127.0.0.1:9092");
     s.topic = o.str("topic", "sluice-bench");
     s.broker_pid = static_cast<pid_t>(o.i64("broker-pid", -1));
@@ -540,6 +607,7 @@ int main(int argc, char** argv) {
     if (s.mode == "produce") return run_produce(s, o);
     if (s.mode == "consume") return run_consume(s, o);
     if (s.mode == "e2e") return run_e2e(s, o);
+    if (s.mode == "admin") return run_admin(s, o);
     usage();
     return 2;
   } catch (const std::exception& e) {

@@ -4,11 +4,13 @@
 # docs/PERFORMANCE.md.
 #
 #   bench/run.sh [--quick] [--reps N] [--skip-scale] [--phases LIST] [--out DIR] [--work-dir DIR]
+#                [--sluice-override KEY=VALUE]...
 #
 # --quick: one repetition of a smaller scenario (about a minute). --phases: a comma-separated
 # subset of zerocopy,brokers,startup,scale (default: all; scale is skipped by --quick).
 # Results go to build-bench/bench-results/<time>/ (summary.md, results.jsonl, logs/); the summary
-# is also printed.
+# is also printed. --sluice-override passes a setting to the Sluice of the brokers phase (e.g.
+# log.flush.on.ack=never, to price the sync before acks=all acknowledgements).
 # The data directories live under --work-dir (default: a fresh directory in $TMPDIR or /tmp):
 # put it on the disk you want to measure.
 #
@@ -24,10 +26,10 @@ work=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick | --skip-scale) args+=("$1") ;;
-    --reps | --phases) args+=("$1" "$2"); shift ;;
+    --reps | --phases | --sluice-override) args+=("$1" "$2"); shift ;;
     --out) out="$2"; shift ;;
     --work-dir) work="$2"; shift ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift

@@ -249,7 +249,8 @@ class Scenario:
         if kind == "sluice":
             data = os.path.join(self.work, f"sluice-rep{rep}")
             shutil.rmtree(data, ignore_errors=True)
-            b = Sluice(self.sluice_bin, data, os.path.join(logs, f"sluice-rep{rep}.log"))
+            b = Sluice(self.sluice_bin, data, os.path.join(logs, f"sluice-rep{rep}.log"),
+                       self.args.sluice_override)
         else:
             data = None
             b = Mock(self.tool("sluice-mockbroker"), os.path.join(logs, f"mock-rep{rep}.log"))
@@ -678,6 +679,9 @@ def main():
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--phases", default="zerocopy,brokers,startup,scale",
                     help="comma-separated subset of zerocopy,brokers,startup,scale")
+    ap.add_argument("--sluice-override", action="append", default=[], metavar="KEY=VALUE",
+                    help="a broker setting for the brokers phase's Sluice (repeatable), e.g. "
+                         "log.flush.on.ack=never")
     args = ap.parse_args()
     scenario = Scenario(args)
 
