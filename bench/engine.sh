@@ -34,36 +34,6 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-missing() {
-  echo "engine.sh: $1 is missing (scripts/install-deps.sh test installs it)" >&2
-  exit 2
-}
-for tool in cmake ninja pkg-config python3; do
-  command -v "$tool" >/dev/null || missing "$tool"
-done
-pkg-config --exists rdkafka || missing librdkafka-dev
-
-echo "building in $build" >&2
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLUICE_BUILD_BENCH=ON >/dev/null
-cmake --build "$build" --target sluice sluice-load sluice-flood >/dev/null
-
-out="${out:-$build/engine-results/$(date +%Y%m%d-%H%M%S)}"
-mkdir -p "$out"
-own_work=0
-if [[ -z "$work" ]]; then
-  work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-engine.XXXXXX")"
-  own_work=1
-fi
-cleanup() { if [[ $own_work == 1 ]]; then rm -rf "$work"; fi; }
-trap cleanup EXIT
-
-cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-git -C "$root" diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
-{
-  echo "machine: $(nproc) cores, $cpu, kernel $(uname -r)"
-  echo "sluice: $commit, librdkafka $(pkg-config --modversion rdkafka)"
-} | tee "$out/machine.txt" >&2
-
-python3 "$root/bench/engine.py" --build-dir "$build" --out "$out" --work-dir "$work" "${args[@]}"
-echo "results in $out" >&2
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+bench_run engine.sh engine.py engine-results sluice-engine sluice sluice-load sluice-flood -- "${args[@]}"
