@@ -458,14 +458,7 @@ def main():
                     help="another broker binary to run the stall phase against, side by side")
     args = ap.parse_args()
     engine = Engine(args)
-
-    def on_signal(signo, _):
-        for b in list(engine.live):
-            b.stop(5)
-        sys.exit(128 + signo)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    scenario.stop_on_signal(engine.live)
     engine.run()
 
 

@@ -669,6 +669,17 @@ def targets_report(results):
             "|---|---|---|---|"] + rows
 
 
+def stop_on_signal(live):
+    """On SIGTERM or SIGINT, stops the brokers still in `live` and exits."""
+    def on_signal(signo, _):
+        for b in list(live):
+            b.stop(5)
+        sys.exit(128 + signo)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build-dir", required=True)
@@ -684,14 +695,7 @@ def main():
                          "log.flush.on.ack=never")
     args = ap.parse_args()
     scenario = Scenario(args)
-
-    def on_signal(signo, _):
-        for b in list(scenario.live):
-            b.stop(5)
-        sys.exit(128 + signo)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signal(scenario.live)
     scenario.run()
 
 
