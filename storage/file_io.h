@@ -72,7 +72,8 @@ class file_system {
   virtual std::error_code read_cached(int fd, std::span<uint8_t> data, int64_t position,
                                       size_t& got, const std::filesystem::path& path,
                                       bool& would_block) = 0;
-  // Whether [position, position + length) of the file is all in the page cache.
+  // Whether [position, position + length) of the file is all in the page cache and readable
+  // without waiting: pages that readahead has inserted but not yet filled do not count.
   virtual bool cached(int fd, int64_t position, int64_t length) = 0;
   // Reads [position, position + length) into the page cache and waits for it, without copying
   // the bytes through user space. Blocking: for the disk executor.

@@ -2,6 +2,12 @@
 // memory the indexes take: inactive segments' indexes are mapped, not on the heap, and a read of
 // data that is not in the page cache says what to warm instead of blocking.
 
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include "storage/log.h"
 #include "storage/tests/fault_injection_fs.h"
 #include "storage/tests/test_util.h"
@@ -125,6 +131,54 @@ TEST_F(cold_read_test, a_read_of_evicted_data_warms_it_off_thread_instead_of_blo
   read_info info;
   EXPECT_FALSE(l->read(20, 1 << 20, l->log_end_offset(), true, info));
   EXPECT_FALSE(info.cold.has_value());
+}
+
+// The residency check itself, on the real file system: what the fetch path trusts to decide that
+// a sendfile will not wait for the disk.
+TEST_F(cold_read_test, the_page_cache_check_counts_only_pages_that_read_without_waiting) {
+  file_system& real = default_file_system();
+  struct statfs sfs {};
+  ASSERT_EQ(::statfs(dir_.c_str(), &sfs), 0);
+  if (sfs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "tmpfs keeps every page in memory";
+  const std::filesystem::path path = dir_ / "data";
+  constexpr int64_t size = 32 << 20;
+  {
+    std::vector<uint8_t> bytes(size, 0x5a);
+    int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), size);
+    ASSERT_EQ(::fdatasync(fd), 0);
+    ::close(fd);
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  auto evict = [&] { ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0); };
+  auto reads_without_waiting = [&](int64_t position, int64_t length) {
+    std::vector<char> buf(static_cast<size_t>(length));
+    iovec iov{buf.data(), buf.size()};
+    return ::preadv2(fd, &iov, 1, position, RWF_NOWAIT) == length;
+  };
+
+  evict();
+  EXPECT_FALSE(real.cached(fd, 0, 1 << 20));
+  ASSERT_FALSE(real.load_into_cache(fd, 0, 1 << 20, path));
+  EXPECT_TRUE(real.cached(fd, 0, 1 << 20));
+  EXPECT_TRUE(real.cached(fd, 4096 + 17, 100'000));
+  // Far past anything readahead brought in with the first MiB.
+  EXPECT_FALSE(real.cached(fd, size - (1 << 20), 1 << 20));
+
+  // Pages that readahead has inserted but not yet filled: present, yet a sendfile from them would
+  // wait. The check must never say yes while some of its range cannot be read at once.
+  for (int round = 0; round < 8; ++round) {
+    evict();
+    ASSERT_EQ(::posix_fadvise(fd, 0, size, POSIX_FADV_WILLNEED), 0);  // starts reads, no wait
+    for (int64_t position = 0; position < size; position += 1 << 20) {
+      if (real.cached(fd, position, 1 << 20)) {
+        EXPECT_TRUE(reads_without_waiting(position, 1 << 20)) << "at " << position;
+      }
+    }
+  }
+  ::close(fd);
 }
 
 }  // namespace
