@@ -62,6 +62,7 @@ std::string broker::start() {
   disk_ = std::make_unique<thread_pool_disk_executor>(io_, config_.num_io_threads);
   logs_ = std::make_unique<storage::log_manager>(
       config_.log_dir, log_defaults, storage::log_env{storage::default_file_system(), *disk_});
+  logs_->set_file_delete_delay_ms(config_.log_segment_delete_delay_ms);
   // Storage's lines during load are held back: on failure the last one is the detail of the one
   // fatal message; on success they are logged (recovery truncations matter to operators).
   std::vector<std::pair<storage::log_level, std::string>> load_lines;
@@ -157,6 +158,8 @@ std::string broker::start() {
   schedule_flush_scheduler();
   retention_timer_.emplace(io_);
   schedule_retention();
+  deleted_dirs_timer_.emplace(io_);
+  schedule_deleted_dirs_removal();
   return {};
 }
 
@@ -313,6 +316,16 @@ void broker::schedule_retention() {
   });
 }
 
+void broker::schedule_deleted_dirs_removal() {
+  // Kafka checks every 30 s at most; a second keeps the directories' stay close to the delay.
+  deleted_dirs_timer_->expires_after(std::chrono::seconds(1));
+  deleted_dirs_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    (void)logs_->remove_deleted_dirs(storage::wall_clock_ms());
+    schedule_deleted_dirs_removal();
+  });
+}
+
 void broker::accept(tcp::acceptor& acceptor) {
   acceptor.async_accept([this, &acceptor](boost::system::error_code ec, tcp::socket socket) {
     if (ec) {
@@ -347,6 +360,7 @@ void broker::stop() {
   if (recovery_point_timer_) recovery_point_timer_->cancel();
   if (flush_scheduler_timer_) flush_scheduler_timer_->cancel();
   if (retention_timer_) retention_timer_->cancel();
+  if (deleted_dirs_timer_) deleted_dirs_timer_->cancel();
   // Parked joins and syncs answer now (NOT_COORDINATOR: clients find the coordinator again).
   if (groups_) groups_->shutdown();
   for (auto& a : acceptors_) {

@@ -95,6 +95,8 @@ class broker {
   void schedule_flush_scheduler();
   // Retention (log.retention.check.interval.ms) and producer-id expiry.
   void schedule_retention();
+  // Removal of deleted partitions' directories once log.segment.delete.delay.ms has passed.
+  void schedule_deleted_dirs_removal();
   std::string load_groups(const group_coordinator_config& groups_config);
   // The cluster id from meta.properties; empty with `problem` set when the start must stop.
   std::string load_cluster_id(std::string& problem);
@@ -123,6 +125,7 @@ class broker {
   int64_t acks_all_batches_ = 0;
   int64_t cold_reads_ = 0;
   std::optional<boost::asio::steady_timer> retention_timer_;
+  std::optional<boost::asio::steady_timer> deleted_dirs_timer_;
   int64_t last_producer_expiry_ms_ = 0;
   int accept_backoff_ms_ = 0;  // 0: accepting normally
   std::string cluster_id_;

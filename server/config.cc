@@ -223,6 +223,11 @@ const std::vector<key_spec>& key_table() {
        [](broker_config& c, std::string_view v) {
          return parse_int<int64_t>(v, 1, c.log_retention_check_interval_ms);
        }},
+      {"log.segment.delete.delay.ms", "", "60000",
+       "how long a deleted partition's directory stays, renamed aside, before it is removed",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, 0, c.log_segment_delete_delay_ms);
+       }},
       {"log.roll.hours", "", "168", "roll a segment older than this, even if not full",
        [](broker_config& c, std::string_view v) {
          return parse_int<int32_t>(v, 1, c.log_roll_hours);

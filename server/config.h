@@ -71,6 +71,8 @@ struct broker_config {
   int64_t log_retention_ms = 604800000;
   int64_t log_retention_bytes = -1;
   int64_t log_retention_check_interval_ms = 300000;
+  // How long a deleted partition's directory stays (renamed aside) before it is removed.
+  int64_t log_segment_delete_delay_ms = 60000;
   // Segment age at which it is rolled: log.roll.ms, else log.roll.hours. Resolved into log_roll_ms.
   std::optional<int64_t> log_roll_ms_config;
   int32_t log_roll_hours = 168;

@@ -2,9 +2,12 @@
 
 #include <pthread.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <utility>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -15,7 +18,15 @@ namespace sluice::server {
 namespace asio = boost::asio;
 
 namespace {
+
 constexpr int disk_thread_nice = 10;
+
+std::chrono::nanoseconds thread_cpu_time() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
 }  // namespace
 
 thread_pool_disk_executor::thread_pool_disk_executor(asio::io_context& io, int threads) : io_(io) {
@@ -37,11 +48,20 @@ thread_pool_disk_executor::~thread_pool_disk_executor() {
 
 void thread_pool_disk_executor::submit(std::string queue, std::function<void()> work,
                                        std::function<void()> done) {
+  enqueue(std::move(queue), {std::move(work), std::move(done), false});
+}
+
+void thread_pool_disk_executor::submit_background(std::string queue, std::function<void()> work,
+                                                  std::function<void()> done) {
+  enqueue(std::move(queue), {std::move(work), std::move(done), true});
+}
+
+void thread_pool_disk_executor::enqueue(std::string queue, job j) {
   {
     std::lock_guard lock(mutex_);
     ++submitted_;
     queue_state& q = queues_[queue];
-    q.jobs.push_back({std::move(work), std::move(done)});
+    q.jobs.push_back(std::move(j));
     if (q.running || q.jobs.size() > 1) return;  // already ready or held by a thread
     ready_.push_back(std::move(queue));
   }
@@ -76,12 +96,18 @@ void thread_pool_disk_executor::run_thread() {
     }
     // Keeps io_context::run() from returning before the completion has run.
     auto guard = asio::make_work_guard(io_);
+    const std::chrono::nanoseconds cpu_before = thread_cpu_time();
     j.work();
     asio::post(io_, [this, done = std::move(j.done), guard = std::move(guard)]() mutable {
       done();
       completed_.fetch_add(1, std::memory_order_relaxed);
       guard.reset();
     });
+    if (j.background) {
+      // The queue stays held meanwhile, so its next job waits too.
+      std::this_thread::sleep_for((thread_cpu_time() - cpu_before) *
+                                  (100 - background_cpu_percent) / background_cpu_percent);
+    }
     {
       std::lock_guard lock(mutex_);
       queue_state& q = queues_[name];

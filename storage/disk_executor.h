@@ -30,6 +30,14 @@ class disk_executor {
   // `done` on the thread that owns the logs. `done` never runs before submit() returns.
   virtual void submit(std::string queue, std::function<void()> work,
                       std::function<void()> done) = 0;
+  // The same for work that can wait and is CPU-heavy in the kernel: creating and deleting
+  // partition directories (ext4's inode allocation). An executor may hold such jobs to a share
+  // of one core so that they do not take the CPU from the threads serving clients; by default
+  // they are ordinary jobs.
+  virtual void submit_background(std::string queue, std::function<void()> work,
+                                 std::function<void()> done) {
+    submit(std::move(queue), std::move(work), std::move(done));
+  }
 };
 
 }  // namespace sluice::storage

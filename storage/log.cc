@@ -219,8 +219,7 @@ std::error_code log::load(const load_state& state) {
   if (segments_.empty()) {
     std::unique_ptr<segment> s = segment::create(fs_, dir_, state.log_start_offset, now_ms, ec);
     if (ec) return ec;
-    segments_.push_back(std::move(s));
-    if ((ec = fs_.sync_dir(dir_))) return ec;
+    segments_.push_back(std::move(s));  // its directory entries are synced below
   }
   log_start_offset_ = std::max(state.log_start_offset, segments_.front()->base_offset());
   if (log_start_offset_ > log_end_offset()) {

@@ -482,6 +482,16 @@ class log_manager {
   // partition of the same name created later. The renamed directory is removed afterwards. An
   // unknown partition is done at once.
   void remove_async(const topic_partition& tp, done_callback done);
+  // How long a deleted partition's renamed directory stays before remove_deleted_dirs() removes
+  // it (Kafka's log.segment.delete.delay.ms, 60 s). Freeing thousands of inodes at once makes the
+  // next creations expensive (ext4 scans past recently freed inodes), and readers of the old
+  // files finish first either way. 0 or less: removed as soon as the deletion is durable.
+  void set_file_delete_delay_ms(int64_t ms) { file_delete_delay_ms_ = ms; }
+  // Starts removing, in disk jobs, the renamed directories whose delay has passed at `now_ms`.
+  // Returns how many it started; the broker calls it periodically. Directories still waiting at
+  // shutdown are removed by the next load().
+  size_t remove_deleted_dirs(int64_t now_ms);
+  size_t deleted_dirs_waiting() const { return deleted_dirs_.size(); }
   // The same, blocking (tests).
   std::error_code remove(const topic_partition& tp);
 
@@ -496,8 +506,9 @@ class log_manager {
 
   // Writes recovery-point-offset-checkpoint, log-start-offset-checkpoint and
   // replication-offset-checkpoint (high watermarks) atomically in a disk job, from the logs as
-  // they are now; `done` runs when they are durable. Checkpoint writes run one at a time, in
-  // order.
+  // they are when the write starts; `done` runs when they are durable. Writes run one at a time;
+  // requests that arrive while one runs share the next (deleting a 1,000-partition topic asks
+  // a thousand times).
   void checkpoint_async(done_callback done = {});
   // The same, blocking (shutdown and tests).
   std::error_code checkpoint();
@@ -515,6 +526,7 @@ class log_manager {
   // Blocking; runs on a disk thread for checkpoint_async().
   static std::error_code write_checkpoints(file_system& fs, const std::filesystem::path& root,
                                            const checkpoint_files& files);
+  void start_checkpoint();
 
   std::filesystem::path root_;
   log_config defaults_;
@@ -524,6 +536,18 @@ class log_manager {
   std::unordered_map<topic_partition, int> creating_;
   // Partitions whose deletion is not durable yet, with the creations waiting for it.
   std::unordered_map<topic_partition, std::vector<std::function<void()>>> removing_;
+  // Renamed directories of deleted partitions, with the time they may be removed.
+  struct deleted_dir {
+    int64_t due_ms;
+    std::filesystem::path path;
+  };
+  std::vector<deleted_dir> deleted_dirs_;
+  int64_t file_delete_delay_ms_ = 60000;
+  void remove_dir_async(std::filesystem::path doomed);
+  // A checkpoint write is running; the callers waiting for the next one.
+  bool checkpoint_running_ = false;
+  bool checkpoint_requested_ = false;
+  std::vector<done_callback> checkpoint_waiters_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

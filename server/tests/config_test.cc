@@ -61,6 +61,14 @@ TEST(config, bad_values_are_errors) {
   }
 }
 
+TEST(config, log_segment_delete_delay_ms_is_kafkas_key_and_default) {
+  EXPECT_EQ(load_config({}, {}).config.log_segment_delete_delay_ms, 60000);
+  config_result r = load_config({}, {"log.segment.delete.delay.ms=0"});
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(r.config.log_segment_delete_delay_ms, 0);
+  EXPECT_FALSE(load_config({}, {"log.segment.delete.delay.ms=-1"}).error.empty());
+}
+
 TEST(config, offsets_retention_keys_have_kafkas_names_types_and_defaults) {
   config_result defaults = load_config({}, {});
   EXPECT_EQ(defaults.config.offsets_retention_minutes, 10080);

@@ -416,5 +416,68 @@ TEST_F(log_manager_test, load_finishes_an_interrupted_remove) {
   EXPECT_TRUE(m->logs().empty());
 }
 
+TEST_F(log_manager_test, a_deleted_partition_directory_stays_aside_until_its_delay_has_passed) {
+  auto m = manager();
+  auto aside = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir_ / "data"))
+      n += e.path().filename().string().ends_with("-delete");
+    return n;
+  };
+  auto remove = [&](topic_partition tp) {
+    bool done = false;
+    m->remove_async(tp, [&](std::error_code ec) {
+      EXPECT_FALSE(ec) << ec.message();
+      done = true;
+    });
+    disk_.drain();
+    EXPECT_TRUE(done);
+  };
+  m->set_file_delete_delay_ms(60000);
+  append(*create(*m, {"t", 0}), make_batch(3));
+  remove({"t", 0});
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "data" / "t-0"));
+  EXPECT_EQ(aside(), 1);
+  EXPECT_EQ(m->deleted_dirs_waiting(), 1u);
+
+  const int64_t now = wall_clock_ms();
+  EXPECT_EQ(m->remove_deleted_dirs(now), 0u);
+  disk_.drain();
+  EXPECT_EQ(aside(), 1);
+  EXPECT_EQ(m->remove_deleted_dirs(now + 60001), 1u);
+  EXPECT_EQ(aside(), 1);  // a disk job removes it
+  disk_.drain();
+  EXPECT_EQ(aside(), 0);
+  EXPECT_EQ(m->deleted_dirs_waiting(), 0u);
+
+  m->set_file_delete_delay_ms(0);
+  create(*m, {"t", 1});
+  remove({"t", 1});
+  EXPECT_EQ(aside(), 0);
+}
+
+TEST_F(log_manager_test, deletions_that_arrive_together_share_a_checkpoint_write) {
+  auto m = manager();
+  m->set_file_delete_delay_ms(60000);
+  for (int32_t p = 0; p < 3; ++p)
+    append(*create(*m, {"t", p}), make_batch(2));
+  create(*m, {"u", 0});
+  int done = 0;
+  for (int32_t p = 0; p < 3; ++p) {
+    m->remove_async({"t", p}, [&](std::error_code ec) {
+      EXPECT_FALSE(ec) << ec.message();
+      ++done;
+    });
+  }
+  // Three renames, the checkpoint the first one asked for, and one more for the two that asked
+  // while it was queued: five jobs, not six.
+  EXPECT_EQ(disk_.drain(), 5u);
+  EXPECT_EQ(done, 3);
+  std::vector<uint8_t> bytes = testing::file_bytes(dir_ / "data" / recovery_point_checkpoint_file);
+  std::string recovery(bytes.begin(), bytes.end());
+  EXPECT_EQ(recovery.find("t "), std::string::npos) << recovery;
+  EXPECT_NE(recovery.find("u 0"), std::string::npos) << recovery;
+}
+
 }  // namespace
 }  // namespace sluice::storage
