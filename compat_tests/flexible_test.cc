@@ -14,6 +14,7 @@
 //   Produce v9, Fetch v12 and Metadata v12.
 
 #include <gtest/gtest.h>
+#include <algorithm>
 
 #include <map>
 
@@ -121,8 +122,15 @@ TEST(Flexible, MetadataV12IsSelfConsistent) {
   ASSERT_TRUE(wait_until([&] {
     md = parse_metadata_v12(
         split_response(round_trip(conn, metadata_v12_request(2, {}, false, true)), true).body);
-    return md.topics.size() == 1 && md.topics[0].error_code == 0;
+    return md.topics.size() == 2 && md.topics[0].error_code == 0 && md.topics[1].error_code == 0;
   })) << "topic not listed by an all-topics Metadata v12";
+  // All topics include the internal one, marked so, as Kafka lists it.
+  std::sort(md.topics.begin(), md.topics.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  EXPECT_EQ(md.topics[0].name, "__consumer_offsets");
+  EXPECT_TRUE(md.topics[0].is_internal);
+  EXPECT_FALSE(md.topics[1].is_internal);
+  md.topics.erase(md.topics.begin());
   ASSERT_EQ(md.brokers.size(), 1u);
   EXPECT_EQ(md.brokers[0].node_id, 5);
   EXPECT_EQ(md.brokers[0].host, b.host());

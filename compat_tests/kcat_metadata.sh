@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# kcat -L: the broker lists itself and an auto-created topic with its partitions.
+# kcat -L: the broker lists itself, an auto-created topic with its partitions, and the internal
+# __consumer_offsets, as `kcat -L` shows it on Kafka.
 # Client behaviour: kcat -L sends ApiVersions v3 then Metadata for all topics (librdkafka 2.0.2,
 # Metadata v4) and prints what the broker returned; -J prints it as JSON.
 # shellcheck source=compat_tests/kcat_lib.sh
@@ -29,6 +30,8 @@ for p in parts:
     assert p["leader"] == 3, p
     assert [r["id"] for r in p["replicas"]] == [3], p
     assert [r["id"] for r in p["isrs"]] == [3], p
+assert "__consumer_offsets" in topics, topics.keys()
+assert "error" not in topics["__consumer_offsets"], topics["__consumer_offsets"]
 print("metadata ok")
 EOF
 

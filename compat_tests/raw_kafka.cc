@@ -436,7 +436,7 @@ metadata_v12 parse_metadata_v12(std::span<const uint8_t> body) {
     mt.error_code = r.i16();
     mt.name = r.string(true).value_or("");
     r.take(16);  // topic_id
-    r.i8();      // is_internal
+    mt.is_internal = r.i8() != 0;
     int32_t parts = r.array_length(true);
     for (int32_t p = 0; p < parts; ++p) {
       metadata_v12::partition mp;

@@ -209,6 +209,7 @@ struct metadata_v12 {
   struct topic {
     int16_t error_code;
     std::string name;
+    bool is_internal = false;
     std::vector<partition> partitions;
   };
   std::vector<topic> topics;

@@ -139,7 +139,7 @@ std::span<const api_handler> registry() {
   // (record batch v2). Fetch starts at 4 for the same reason.
   static const auto handlers = std::to_array<api_handler>({
       entry<wire::produce_request, handle_produce>(0, 9, 3),
-      entry<wire::fetch_request, handle_fetch>(4, 12),
+      entry<wire::fetch_request, handle_fetch>(4, 17),
       entry<wire::list_offsets_request, handle_list_offsets>(0, 7),
       entry<wire::metadata_request, handle_metadata>(0, 12),
       entry<wire::find_coordinator_request, handle_find_coordinator>(0, 4),

@@ -5,13 +5,12 @@
 // answered. As from a Kafka broker's listener (AuthHelper.computeDescribeClusterResponse), 2
 // (controllers) is MISMATCHED_ENDPOINT_TYPE and any other type UNSUPPORTED_ENDPOINT_TYPE, the
 // error answer leaving endpoint_type at its default: Sluice has no separate controller listener.
-//
-// Deviations: cluster_authorized_operations is always "not provided" (INT32_MIN), even when
-// asked for, as Metadata does here: there is no authorizer.
+// Cluster authorized operations, when asked for, are every cluster operation, as Kafka reports
+// them without an authorizer.
 
-#include <limits>
 #include <string>
 
+#include "server/authorized_operations.h"
 #include "server/broker.h"
 #include "server/handlers/handlers.h"
 
@@ -26,7 +25,8 @@ wire::describe_cluster_response handle_describe_cluster(request_context& ctx,
                                                         wire::describe_cluster_request& request) {
   broker& b = ctx.broker;
   wire::describe_cluster_response response;
-  response.cluster_authorized_operations = std::numeric_limits<int32_t>::min();
+  response.cluster_authorized_operations =
+      authorized_operations(request.include_cluster_authorized_operations, cluster_operations);
   if (request.endpoint_type == endpoint_controllers) {
     response.error_code = static_cast<int16_t>(wire::error_code::mismatched_endpoint_type);
     response.error_message =

@@ -1,4 +1,11 @@
-// Fetch (key 1), versions 4-12.
+// Fetch (key 1), versions 4-17.
+//
+// Versions: v13+ name topics by id (KIP-516): an id the broker does not know answers
+// UNKNOWN_TOPIC_ID for each of its partitions, and the response carries the ids back. v15+ carry
+// the replica id inside ReplicaState (KIP-903; ReplicaEpoch is for KRaft's controller quorum and
+// is not checked). v16 adds NodeEndpoints to the response for NOT_LEADER_OR_FOLLOWER answers that
+// name a new leader (KIP-951); a single broker never has one to name, so it stays empty. v17 adds
+// ReplicaDirectoryId (KIP-853), which Kafka reads only for its KRaft metadata log: ignored.
 //
 // Zero copy: each partition's `records` is a list of file slices from the segment store; the
 // session sends them with sendfile, so record bytes never enter user space here.
@@ -24,7 +31,7 @@
 // Deviations: fetch sessions (KIP-227) are declined with session_id 0, which every client
 // handles by sending full fetches; an incremental request naming a session gets
 // FETCH_SESSION_ID_NOT_FOUND. aborted_transactions is empty under read_committed (no
-// transactions yet) and null otherwise, as in Kafka. Topic ids (v13+) are not served yet.
+// transactions yet) and null otherwise, as in Kafka.
 
 #include <algorithm>
 #include <chrono>
@@ -98,8 +105,8 @@ error_code check_leader_epoch(int32_t requested, const partition& p) {
 }
 
 // Builds the whole response from the current state of the logs.
-fill_result fill(broker& b, const wire::fetch_request& request, wire::fetch_response& response,
-                 storage::read_mode mode) {
+fill_result fill(broker& b, const wire::fetch_request& request, bool by_topic_id,
+                 wire::fetch_response& response, storage::read_mode mode) {
   fill_result result;
   const bool follower = request.replica_id >= 0;
   int64_t budget = std::max<int64_t>(request.max_bytes, 0);
@@ -108,13 +115,18 @@ fill_result fill(broker& b, const wire::fetch_request& request, wire::fetch_resp
   for (const auto& requested_topic : request.topics) {
     auto& topic_out = response.responses.emplace_back();
     topic_out.topic = requested_topic.topic;
+    topic_out.topic_id = requested_topic.topic_id;
+    // Resolved on every pass: a topic deleted while the fetch was parked is unknown afterwards.
+    const topic* by_id = by_topic_id ? b.topics().find_by_id(requested_topic.topic_id) : nullptr;
     topic_out.partitions.reserve(requested_topic.partitions.size());
     for (const auto& requested : requested_topic.partitions) {
       auto& out = topic_out.partitions.emplace_back();
       out.partition_index = requested.partition;
       out.high_watermark = -1;
       partition* p = nullptr;
-      error_code ec = b.find_partition(requested_topic.topic, requested.partition, p);
+      error_code ec = !by_topic_id ? b.find_partition(requested_topic.topic, requested.partition, p)
+                      : by_id != nullptr ? b.find_partition(by_id->name, requested.partition, p)
+                                         : error_code::unknown_topic_id;
       if (ec == error_code::none) {
         ec = check_leader_epoch(requested.current_leader_epoch, *p);
       }
@@ -177,12 +189,14 @@ asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
     response.error_code = static_cast<int16_t>(error_code::invalid_fetch_session_epoch);
     co_return response;
   }
+  if (ctx.api_version >= 15) request.replica_id = request.replica_state.replica_id;
+  const bool by_topic_id = ctx.api_version >= 13;
   timer_service& timers = ctx.broker.timers();
   const auto deadline =
       timers.monotonic_now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
   int warm_rounds = 0;
   for (;;) {
-    fill_result filled = fill(ctx.broker, request, response,
+    fill_result filled = fill(ctx.broker, request, by_topic_id, response,
                               warm_rounds < max_warm_rounds ? storage::read_mode::cached_only
                                                             : storage::read_mode::may_block);
     if (!filled.cold.empty()) {

@@ -7,14 +7,16 @@
 // answered LEADER_NOT_AVAILABLE (also in an all-topics answer), as Kafka answers, and the client
 // asks again. A partition whose log went offline after a storage failure has no leader
 // (LEADER_NOT_AVAILABLE, this broker in offline_replicas), as Kafka shows an offline replica.
-// Internal topics (`__*`) are listed only when named. Topic ids are real (v10+), read from
-// partition.metadata.
+// Internal topics (`__consumer_offsets`) are listed with is_internal set, in an all-topics answer
+// too, as Kafka lists them (kcat -L and kafka-topics.sh --list show them). Topic ids are real
+// (v10+), read from partition.metadata. Authorized operations (v8+), when asked for, are every
+// operation the resource type supports, as Kafka reports them without an authorizer; cluster
+// operations are asked for in v8-10 only (later versions moved them to DescribeCluster).
 //
 // Deviations: topic lookup by id only (v10+ requests naming a topic by id alone) is answered
-// UNKNOWN_TOPIC_ID; authorized operations are reported as "not requested" (INT32_MIN).
+// UNKNOWN_TOPIC_ID.
 
-#include <limits>
-
+#include "server/authorized_operations.h"
 #include "server/broker.h"
 #include "server/handlers/handlers.h"
 
@@ -22,14 +24,12 @@ namespace sluice::server {
 
 namespace {
 
-constexpr int32_t authorized_operations_omitted = std::numeric_limits<int32_t>::min();
-
-wire::metadata_response::metadata_response_topic describe(const topic& t) {
+wire::metadata_response::metadata_response_topic describe(const topic& t, int32_t operations) {
   wire::metadata_response::metadata_response_topic out;
   out.name = t.name;
   out.topic_id = t.id;
   out.is_internal = t.internal;
-  out.topic_authorized_operations = authorized_operations_omitted;
+  out.topic_authorized_operations = operations;
   for (const auto& p : t.partitions) {
     wire::metadata_response::metadata_response_partition mp;
     mp.partition_index = p->index();
@@ -48,11 +48,13 @@ wire::metadata_response::metadata_response_topic describe(const topic& t) {
   return out;
 }
 
-wire::metadata_response::metadata_response_topic not_ready(const std::string& name) {
+wire::metadata_response::metadata_response_topic not_ready(const std::string& name,
+                                                           int32_t operations) {
   wire::metadata_response::metadata_response_topic out;
   out.error_code = static_cast<int16_t>(wire::error_code::leader_not_available);
   out.name = name;
-  out.topic_authorized_operations = authorized_operations_omitted;
+  out.is_internal = is_internal_topic(name);
+  out.topic_authorized_operations = operations;
   return out;
 }
 
@@ -68,17 +70,20 @@ wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_req
   response.brokers.push_back(std::move(self));
   response.cluster_id = b.cluster_id();
   response.controller_id = b.config().node_id;
-  response.cluster_authorized_operations = authorized_operations_omitted;
+  // The request fields exist only in the versions that have them, and decode as false elsewhere.
+  response.cluster_authorized_operations =
+      authorized_operations(request.include_cluster_authorized_operations, cluster_operations);
+  const int32_t topic_ops =
+      authorized_operations(request.include_topic_authorized_operations, topic_operations);
 
   bool all_topics =
       !request.topics.has_value() || (ctx.api_version == 0 && request.topics->empty());
   if (all_topics) {
     for (const auto& [name, t] : b.topics().all()) {
-      if (!t.internal) response.topics.push_back(describe(t));
+      response.topics.push_back(describe(t, topic_ops));
     }
-    for (const auto& [name, partitions] : b.topics().all_creating()) {
-      if (!is_internal_topic(name)) response.topics.push_back(not_ready(name));
-    }
+    for (const auto& [name, partitions] : b.topics().all_creating())
+      response.topics.push_back(not_ready(name, topic_ops));
     return response;
   }
   for (const auto& requested : *request.topics) {
@@ -86,7 +91,7 @@ wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_req
       wire::metadata_response::metadata_response_topic unknown;
       unknown.error_code = static_cast<int16_t>(wire::error_code::unknown_topic_id);
       unknown.topic_id = requested.topic_id;
-      unknown.topic_authorized_operations = authorized_operations_omitted;
+      unknown.topic_authorized_operations = authorized_operations_not_requested;
       response.topics.push_back(std::move(unknown));
       continue;
     }
@@ -97,11 +102,11 @@ wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_req
       wire::metadata_response::metadata_response_topic failed;
       failed.error_code = static_cast<int16_t>(ec);
       failed.name = *requested.name;
-      failed.topic_authorized_operations = authorized_operations_omitted;
+      failed.topic_authorized_operations = authorized_operations_not_requested;
       response.topics.push_back(std::move(failed));
       continue;
     }
-    response.topics.push_back(describe(*t));
+    response.topics.push_back(describe(*t, topic_ops));
   }
   return response;
 }

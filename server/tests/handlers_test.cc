@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <limits>
 #include <map>
 
 #include <functional>
@@ -250,15 +251,15 @@ TEST_F(handlers_test, metadata_creates_and_lists_topics) {
   EXPECT_EQ(response.topics[0].partitions[1].leader_id, 1);
   EXPECT_EQ(response.topics[0].partitions[1].isr_nodes, std::vector<int32_t>{1});
 
-  // v1+: null lists every topic; empty lists none.
+  // v1+: null lists every topic (orders and the internal __consumer_offsets); empty lists none.
   wire::metadata_request all;
   all.topics.reset();
-  EXPECT_EQ(decode<wire::metadata_response>(*call(1, all), 3, 1).topics.size(), 1u);
+  EXPECT_EQ(decode<wire::metadata_response>(*call(1, all), 3, 1).topics.size(), 2u);
   wire::metadata_request none;
   none.topics.emplace();
   EXPECT_EQ(decode<wire::metadata_response>(*call(1, none), 3, 1).topics.size(), 0u);
   // v0: empty lists every topic.
-  EXPECT_EQ(decode<wire::metadata_response>(*call(0, none), 3, 0).topics.size(), 1u);
+  EXPECT_EQ(decode<wire::metadata_response>(*call(0, none), 3, 0).topics.size(), 2u);
 }
 
 TEST_F(handlers_test, metadata_respects_allow_auto_topic_creation_and_internal_names) {
@@ -277,7 +278,7 @@ TEST_F(handlers_test, metadata_respects_allow_auto_topic_creation_and_internal_n
             static_cast<int16_t>(error_code::unknown_topic_or_partition));
   EXPECT_EQ(response.topics[2].error_code,
             static_cast<int16_t>(error_code::invalid_topic_exception));
-  // The broker's own __consumer_offsets exists, is internal, and is shown only when named.
+  // The broker's own __consumer_offsets exists and is internal.
   EXPECT_EQ(response.topics[3].error_code, 0);
   EXPECT_TRUE(response.topics[3].is_internal);
 
@@ -287,11 +288,69 @@ TEST_F(handlers_test, metadata_respects_allow_auto_topic_creation_and_internal_n
   EXPECT_EQ(response.topics[1].error_code,
             static_cast<int16_t>(error_code::unknown_topic_or_partition));
 
+  // An all-topics answer lists it too, marked internal, as Kafka does.
   wire::metadata_request all;
   all.topics.reset();
+  int internal = 0;
   for (const auto& t : decode<wire::metadata_response>(*call(9, all), 3, 9).topics) {
-    EXPECT_FALSE(t.is_internal) << t.name.value_or("");
+    EXPECT_EQ(t.is_internal, t.name == "__consumer_offsets") << t.name.value_or("");
+    internal += t.is_internal;
   }
+  EXPECT_EQ(internal, 1);
+}
+
+TEST_F(handlers_test, authorized_operations_are_every_supported_one_when_asked_for) {
+  // Kafka without an authorizer (AuthHelper): bit 1 << AclOperation code for each operation the
+  // resource type supports. Topic: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
+  // DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11. Cluster: CREATE 5, ALTER 7, DESCRIBE 8,
+  // CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12. Group: READ 3,
+  // DELETE 6, DESCRIBE 8.
+  constexpr int32_t topic_bits = 0b110111111000;
+  constexpr int32_t cluster_bits = 0b1111110100000;
+  constexpr int32_t group_bits = 0b101001000;
+  constexpr int32_t not_asked = std::numeric_limits<int32_t>::min();
+  auto b = batch(1);
+  produce("ops", 0, b);
+
+  wire::metadata_request request;
+  request.topics.emplace();
+  request.topics->emplace_back().name = "ops";
+  auto plain = decode<wire::metadata_response>(*call(10, request), 3, 10);
+  EXPECT_EQ(plain.topics[0].topic_authorized_operations, not_asked);
+  EXPECT_EQ(plain.cluster_authorized_operations, not_asked);
+  request.include_topic_authorized_operations = true;
+  request.include_cluster_authorized_operations = true;
+  auto asked = decode<wire::metadata_response>(*call(10, request), 3, 10);
+  EXPECT_EQ(asked.topics[0].topic_authorized_operations, topic_bits);
+  EXPECT_EQ(asked.cluster_authorized_operations, cluster_bits);
+  // v11+ has no cluster field in the request: never asked there.
+  EXPECT_EQ(decode<wire::metadata_response>(*call(12, request), 3, 12)
+                .topics[0]
+                .topic_authorized_operations,
+            topic_bits);
+
+  wire::describe_cluster_request cluster;
+  cluster.include_cluster_authorized_operations = true;
+  EXPECT_EQ(decode<wire::describe_cluster_response>(*call(1, cluster), 60, 1)
+                .cluster_authorized_operations,
+            cluster_bits);
+  cluster.include_cluster_authorized_operations = false;
+  EXPECT_EQ(decode<wire::describe_cluster_response>(*call(1, cluster), 60, 1)
+                .cluster_authorized_operations,
+            not_asked);
+
+  wire::describe_groups_request groups;
+  groups.groups = {"some-group"};
+  groups.include_authorized_operations = true;
+  EXPECT_EQ(decode<wire::describe_groups_response>(*call(5, groups), 15, 5)
+                .groups[0]
+                .authorized_operations,
+            group_bits);
+  groups.include_authorized_operations = false;
+  EXPECT_EQ(decode<wire::describe_groups_response>(*call(5, groups), 15, 5)
+                .groups[0]
+                .authorized_operations,
+            not_asked);
 }
 
 TEST_F(handlers_test, produce_to_an_internal_topic_is_refused) {
@@ -394,6 +453,95 @@ TEST_F(handlers_test, fetch_serves_file_slices_verbatim) {
   EXPECT_TRUE(std::equal(b.begin(), b.begin() + 12, parts[1].records.bytes.begin()));
   EXPECT_TRUE(std::equal(b.begin() + 16, b.end(), parts[1].records.bytes.begin() + 16));
   EXPECT_EQ(parts[2].error_code, static_cast<int16_t>(error_code::unknown_topic_or_partition));
+}
+
+TEST_F(handlers_test, fetch_v13_and_later_name_topics_by_id) {
+  auto b = batch(3);
+  produce("ids", 0, b);
+  const topic* t = broker_->topics().find("ids");
+  ASSERT_NE(t, nullptr);
+  wire::fetch_request request;
+  request.max_wait_ms = 0;
+  request.max_bytes = 1 << 20;
+  request.replica_state.replica_id = -1;
+  auto& known = request.topics.emplace_back();
+  known.topic_id = t->id;
+  auto& p = known.partitions.emplace_back();
+  p.partition_max_bytes = 1 << 20;
+  known.partitions.push_back(p);
+  known.partitions.back().partition = 9;  // no such partition
+  auto& unknown = request.topics.emplace_back();
+  unknown.topic_id = wire::uuid{1, 2, 3};
+  unknown.partitions.push_back(p);
+  for (int16_t version : {13, 15, 16, 17}) {
+    auto response = decode<wire::fetch_response>(*call(version, request), 1, version);
+    ASSERT_EQ(response.responses.size(), 2u) << version;
+    EXPECT_EQ(response.responses[0].topic_id, t->id);
+    ASSERT_EQ(response.responses[0].partitions.size(), 2u);
+    EXPECT_EQ(response.responses[0].partitions[0].error_code, 0);
+    EXPECT_EQ(response.responses[0].partitions[0].high_watermark, 3);
+    EXPECT_EQ(response.responses[0].partitions[0].records.bytes.size(), b.size());
+    EXPECT_EQ(response.responses[0].partitions[1].error_code,
+              static_cast<int16_t>(error_code::unknown_topic_or_partition));
+    EXPECT_EQ(response.responses[1].topic_id, unknown.topic_id);
+    EXPECT_EQ(response.responses[1].partitions[0].error_code,
+              static_cast<int16_t>(error_code::unknown_topic_id));
+  }
+  // v15+: the replica id is in ReplicaState; a broker id that is not a replica is refused.
+  request.replica_state.replica_id = 7;
+  auto response = decode<wire::fetch_response>(*call(15, request), 1, 15);
+  EXPECT_EQ(response.responses[0].partitions[0].error_code,
+            static_cast<int16_t>(error_code::not_leader_or_follower));
+}
+
+TEST_F(handlers_test, offset_commit_for_a_missing_partition_answers_unknown_and_stores_nothing) {
+  auto b = batch(2);
+  produce("oc", 0, b);  // "oc" exists; its partition 5 does not, nor does topic "nope"
+  wire::offset_commit_request commit;
+  commit.group_id = "g";
+  commit.generation_id_or_member_epoch = -1;  // a standalone commit
+  for (auto [name, partition] :
+       {std::pair<std::string, int32_t>{"oc", 0}, {"oc", 5}, {"nope", 0}}) {
+    auto* t = commit.topics.empty() || commit.topics.back().name != name
+                  ? &commit.topics.emplace_back()
+                  : &commit.topics.back();
+    t->name = name;
+    auto& p = t->partitions.emplace_back();
+    p.partition_index = partition;
+    p.committed_offset = 1;
+  }
+  auto committed = decode<wire::offset_commit_response>(*call(8, commit), 8, 8);
+  ASSERT_EQ(committed.topics.size(), 2u);
+  ASSERT_EQ(committed.topics[0].partitions.size(), 2u);
+  EXPECT_EQ(committed.topics[0].partitions[0].partition_index, 0);
+  EXPECT_EQ(committed.topics[0].partitions[0].error_code, 0);
+  EXPECT_EQ(committed.topics[0].partitions[1].partition_index, 5);
+  EXPECT_EQ(committed.topics[0].partitions[1].error_code,
+            static_cast<int16_t>(error_code::unknown_topic_or_partition));
+  EXPECT_EQ(committed.topics[1].name, "nope");
+  EXPECT_EQ(committed.topics[1].partitions[0].error_code,
+            static_cast<int16_t>(error_code::unknown_topic_or_partition));
+
+  wire::offset_fetch_request fetch;
+  fetch.group_id = "g";
+  fetch.topics.emplace();
+  fetch.topics->push_back({"oc", {0, 5}, {}});
+  fetch.topics->push_back({"nope", {0}, {}});
+  auto fetched = decode<wire::offset_fetch_response>(*call(7, fetch), 9, 7);
+  ASSERT_EQ(fetched.topics.size(), 2u);
+  EXPECT_EQ(fetched.topics[0].partitions[0].committed_offset, 1);
+  EXPECT_EQ(fetched.topics[0].partitions[1].committed_offset, -1);
+  EXPECT_EQ(fetched.topics[1].partitions[0].committed_offset, -1);
+
+  // Nothing left to commit: no group is created for it.
+  commit.group_id = "ghost";
+  commit.topics.erase(commit.topics.begin());
+  committed = decode<wire::offset_commit_response>(*call(8, commit), 8, 8);
+  EXPECT_EQ(committed.topics[0].partitions[0].error_code,
+            static_cast<int16_t>(error_code::unknown_topic_or_partition));
+  auto groups = decode<wire::list_groups_response>(*call(4, wire::list_groups_request{}), 16, 4);
+  for (const auto& g : groups.groups)
+    EXPECT_NE(g.group_id, "ghost");
 }
 
 TEST_F(handlers_test, fetch_out_of_range_and_fenced_epoch) {
