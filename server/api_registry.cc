@@ -141,6 +141,7 @@ std::span<const api_handler> registry() {
       entry<wire::produce_request, handle_produce>(0, 9, 3),
       entry<wire::fetch_request, handle_fetch>(4, 17),
       entry<wire::list_offsets_request, handle_list_offsets>(0, 7),
+      entry<wire::offset_for_leader_epoch_request, handle_offset_for_leader_epoch>(0, 4),
       entry<wire::metadata_request, handle_metadata>(0, 12),
       entry<wire::find_coordinator_request, handle_find_coordinator>(0, 4),
       // Group APIs from v0: librdkafka < 2.11.1 turns its group consumer off unless JoinGroup,

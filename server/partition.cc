@@ -13,6 +13,9 @@ partition::partition(std::shared_ptr<storage::log> log, int32_t leader_id, int32
       ack_sync_(ack_sync),
       replicas_{leader_id},
       isr_{leader_id} {
+  // Becoming leader starts the epoch at the log end (Kafka's Partition.makeLeader), so that
+  // OffsetForLeaderEpoch knows it before anything is appended in it.
+  log_->assign_epoch_start(leader_epoch_);
   maybe_advance_high_watermark();
 }
 

@@ -44,7 +44,9 @@ topic_registry::topic_registry(storage::log_manager& logs, const broker_config& 
     : logs_(logs), config_(config), node_id_(config.node_id) {}
 
 std::shared_ptr<partition> topic_registry::make_partition(std::shared_ptr<storage::log> log) const {
-  return std::make_shared<partition>(std::move(log), node_id_, initial_leader_epoch,
+  // The epoch persisted in leader-epoch-checkpoint; a single broker never bumps it.
+  const int32_t epoch = log->latest_epoch().value_or(initial_leader_epoch);
+  return std::make_shared<partition>(std::move(log), node_id_, epoch,
                                      config_.log_flush_on_ack);
 }
 

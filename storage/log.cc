@@ -246,7 +246,100 @@ std::error_code log::load(const load_state& state) {
   }
   recovery_point_ = log_end_offset();
   high_watermark_ = log_start_offset();
+  if (auto ec = load_leader_epochs()) return ec;
   return load_producer_state(now_ms, state.clean_shutdown);
+}
+
+std::error_code log::load_leader_epochs() {
+  const std::filesystem::path path = dir_ / leader_epoch_checkpoint_file;
+  std::string text;
+  bool missing = false;
+  if (auto ec = read_small_file(fs_, path, text, missing)) return ec;
+  std::optional<std::vector<epoch_entry>> parsed;
+  if (!missing) parsed = parse_leader_epoch_checkpoint(text);
+  bool rewrite = false;
+  if (parsed) {
+    epochs_ = leader_epoch_cache(std::move(*parsed));
+    // Entries past the log end belong to batches that recovery cut away.
+    rewrite = epochs_.truncate_from_end(log_end_offset());
+    // The file can also lag the batches (a crash before its write landed): the last batch's
+    // epoch says whether anything newer follows the latest entry.
+    for (size_t i = segments_.size(); i-- > 0;) {
+      const segment& s = *segments_[i];
+      if (s.size() == 0) continue;
+      segment::batch_info last;
+      int64_t position = 0;
+      if (auto ec = s.find(s.next_offset() - 1, 0, position, last)) return ec;
+      if (last.partition_leader_epoch >= 0 && last.partition_leader_epoch != epochs_.latest_epoch()) {
+        const size_t from = epochs_.empty() ? 0 : segment_for(epochs_.entries().back().start_offset);
+        if (auto ec = scan_leader_epochs(from)) return ec;
+        rewrite = true;
+      }
+      break;
+    }
+  } else {
+    if (!missing) {
+      log_event("storage: " + name() + ": " + leader_epoch_checkpoint_file +
+                " is malformed; rebuilding it from the batches");
+    }
+    epochs_ = {};
+    if (auto ec = scan_leader_epochs(0)) return ec;
+    rewrite = !missing || !epochs_.empty();
+  }
+  rewrite = epochs_.truncate_from_end(log_end_offset()) || rewrite;
+  rewrite = epochs_.truncate_from_start(log_start_offset_) || rewrite;
+  if (!rewrite) return {};
+  return replace_file(fs_, path, format_leader_epoch_checkpoint(epochs_.entries()));
+}
+
+std::error_code log::scan_leader_epochs(size_t from) {
+  for (size_t i = from; i < segments_.size(); ++i) {
+    const segment& s = *segments_[i];
+    if (s.size() == 0) continue;
+    segment::batch_info first;
+    segment::batch_info last;
+    int64_t position = 0;
+    if (auto ec = s.batch_at(0, first)) return ec;
+    if (auto ec = s.find(s.next_offset() - 1, 0, position, last)) return ec;
+    // Kafka's rule (LogSegment.recover): only an epoch newer than the latest one adds an entry,
+    // so batches that an entry already covers change nothing.
+    auto add = [this](const segment::batch_info& b) {
+      if (b.partition_leader_epoch >= 0 && (epochs_.empty() ||
+                                            b.partition_leader_epoch > *epochs_.latest_epoch())) {
+        epochs_.assign(b.partition_leader_epoch, b.base_offset);
+      }
+    };
+    if (first.partition_leader_epoch == last.partition_leader_epoch) {
+      add(first);
+      continue;
+    }
+    for (int64_t p = 0; p < s.size();) {
+      segment::batch_info b;
+      if (auto ec = s.batch_at(p, b)) return ec;
+      add(b);
+      p += b.size;
+    }
+  }
+  return {};
+}
+
+void log::write_leader_epochs_async() {
+  auto r = std::make_shared<std::error_code>();
+  // In this log's queue, so that the writes land in the order the cache changed.
+  disk_.submit(
+      queue_,
+      [&fs = fs_, path = dir_ / leader_epoch_checkpoint_file,
+       text = format_leader_epoch_checkpoint(epochs_.entries()), r] {
+        *r = replace_file(fs, path, text);
+      },
+      [this, alive = std::weak_ptr<int>(alive_), r] {
+        if (!alive.expired() && !closed_ && *r) go_offline("leader-epoch-checkpoint write", *r);
+      });
+}
+
+void log::assign_epoch_start(int32_t epoch) {
+  if (closed_ || offline_) return;
+  if (epochs_.assign(epoch, log_end_offset())) write_leader_epochs_async();
 }
 
 std::error_code log::load_producer_state(int64_t now_ms, bool after_clean_shutdown) {
@@ -430,6 +523,7 @@ std::error_code log::append(std::span<uint8_t> batches, int32_t leader_epoch, ap
   for (size_t i = 0; i < producer_batches.size(); ++i) {
     producers_.update(producer_batches[i], base_offsets[i]);
   }
+  if (leader_epoch >= 0 && epochs_.assign(leader_epoch, first)) write_leader_epochs_async();
   out.base_offset = first;
   out.last_offset = last;
   out.max_timestamp = stamped_max_ts;
@@ -903,6 +997,14 @@ std::error_code log::truncate_fully(int64_t offset) {
   segments_.clear();
   segments_.push_back(std::move(fresh));
   log_start_offset_ = offset;
+  if (!epochs_.empty()) {
+    epochs_ = {};
+    if (std::error_code e = replace_file(fs_, dir_ / leader_epoch_checkpoint_file,
+                                         format_leader_epoch_checkpoint({}));
+        e && !ec) {
+      ec = e;
+    }
+  }
   if (std::error_code e = fs_.sync_dir(dir_); e && !ec) ec = e;
   if (std::error_code e = producers_.truncate_fully_and_start_at(offset); e && !ec) ec = e;
   return ec;
@@ -928,6 +1030,10 @@ std::error_code log::truncate_to(int64_t offset) {
     // Whole batches go: the batch holding a log start inside it may have gone too, and with it
     // every offset at or above the start. Moving the start back would expose deleted records.
     if (!ec && log_end_offset() < log_start_offset_) ec = truncate_fully(log_start_offset_);
+    if (!ec && epochs_.truncate_from_end(log_end_offset())) {
+      ec = replace_file(fs_, dir_ / leader_epoch_checkpoint_file,
+                        format_leader_epoch_checkpoint(epochs_.entries()));
+    }
     if (!ec) ec = load_producer_state(wall_clock_ms(), /*after_clean_shutdown=*/false);
   }
   high_watermark_ = std::clamp(high_watermark_, log_start_offset_, log_end_offset());
@@ -1024,6 +1130,7 @@ void log::delete_oldest_segments(size_t count, std::string_view reason,
     // Nothing lies below the first segment any more, so nothing below it needs recovery.
     recovery_point_ = std::max(recovery_point_, segments_.front()->base_offset());
   }
+  if (epochs_.truncate_from_start(log_start_offset_)) write_leader_epochs_async();
   std::vector<std::filesystem::path> snapshots =
       producers_.take_snapshots_before(log_start_offset_);
   if (doomed.empty() && snapshots.empty()) {

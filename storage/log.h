@@ -38,6 +38,7 @@
 #include "storage/disk_executor.h"
 #include "storage/errc.h"
 #include "storage/file_io.h"
+#include "storage/leader_epoch_cache.h"
 #include "storage/producer_state.h"
 #include "wire/codec.h"
 #include "wire/frame.h"
@@ -263,6 +264,20 @@ class log {
   // user space), then calls `done` on the owner thread.
   void warm_async(const cold_data& cold, std::function<void(std::error_code)> done);
 
+  // Leader epochs (leader_epoch_cache.h), kept in step with the batches and written to
+  // leader-epoch-checkpoint in this log's disk queue whenever they change. At open the file is
+  // read (a missing or malformed one is rebuilt from the batches' PartitionLeaderEpoch, one log
+  // line), then checked against the log's tail, cut to the log end and moved to the log start.
+  const leader_epoch_cache& leader_epochs() const { return epochs_; }
+  std::optional<int32_t> latest_epoch() const { return epochs_.latest_epoch(); }
+  // Kafka's endOffsetForEpoch: {epoch, end offset}, or {undefined_epoch, undefined_epoch_offset}.
+  std::pair<int32_t, int64_t> end_offset_for_epoch(int32_t epoch) const {
+    return epochs_.end_offset_for(epoch, log_end_offset());
+  }
+  // Kafka's maybeAssignEpochStartOffset, for a replica becoming leader with `epoch`: the epoch
+  // starts at the log end (written only if that changes the entries).
+  void assign_epoch_start(int32_t epoch);
+
   // The first offset a consumer may read. It may lie inside the first segment (after
   // DeleteRecords, or a restart with a checkpointed start): the batches below it stay on disk
   // until their whole segment can go, but are never served.
@@ -360,6 +375,15 @@ class log {
   // timestamp is `append_max_timestamp`.
   std::error_code time_to_roll(int64_t append_max_timestamp, int64_t now_ms, bool& due);
   std::error_code truncate_fully(int64_t offset);
+  // Reads leader-epoch-checkpoint (rebuilding it from the batches when it is missing or bad) and
+  // makes it agree with the log. Blocking: part of load().
+  std::error_code load_leader_epochs();
+  // Adds the epochs of the batches of segments_[from...] to the cache (epochs never decrease
+  // along a log, so a segment whose first and last batches share an epoch is not walked).
+  std::error_code scan_leader_epochs(size_t from);
+  // Writes the cache's current entries in a disk job of this log's queue; a failure takes the
+  // log offline, as a failed checkpoint write takes Kafka's log directory offline.
+  void write_leader_epochs_async();
   // truncate_and_reload, one log line per discarded snapshot, then replay of the log after the
   // state's map end offset; after a clean shutdown with no snapshot at all, no replay (Kafka's
   // rule for logs written before snapshots existed).
@@ -385,6 +409,7 @@ class log {
   std::optional<wire::uuid> topic_id_;
   std::vector<std::unique_ptr<segment>> segments_;  // by base offset; back() is the active one
   producer_state_manager producers_;
+  leader_epoch_cache epochs_;
   int64_t log_start_offset_ = 0;
   int64_t high_watermark_ = 0;
   int64_t recovery_point_ = 0;

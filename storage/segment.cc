@@ -413,6 +413,7 @@ std::error_code segment::batch_at(int64_t position, batch_info& out, read_mode m
   out.last_offset = h.last_offset();
   out.max_timestamp = h.max_timestamp();
   out.attributes = h.attributes();
+  out.partition_leader_epoch = h.partition_leader_epoch();
   return {};
 }
 

@@ -58,6 +58,7 @@ class segment {
     int64_t last_offset = 0;
     int64_t max_timestamp = -1;
     int16_t attributes = 0;
+    int32_t partition_leader_epoch = -1;
   };
 
   struct recovery_result {

@@ -89,6 +89,7 @@ class parked_fetch final : public data_waiter {
 struct fill_result {
   int64_t bytes = 0;
   bool has_error = false;
+  bool diverged = false;  // a partition answers with DivergingEpoch: no waiting
   std::vector<std::shared_ptr<partition>> partitions;  // the ones that exist, to park on
   // Partitions whose data was not in memory, with what to warm before filling again.
   std::vector<std::pair<std::shared_ptr<partition>, storage::cold_data>> cold;
@@ -139,7 +140,6 @@ fill_result fill(broker& b, const wire::fetch_request& request, bool by_topic_id
         continue;
       }
       result.partitions.push_back(p->shared_from_this());
-      if (follower) p->record_follower_fetch(request.replica_id, requested.fetch_offset);
       out.high_watermark = p->high_watermark();
       out.last_stable_offset = p->last_stable_offset();
       out.log_start_offset = p->log_start_offset();
@@ -149,11 +149,32 @@ fill_result fill(broker& b, const wire::fetch_request& request, bool by_topic_id
                                      ? out.last_stable_offset
                                      : out.high_watermark;
       const int64_t offset = requested.fetch_offset;
+      if (requested.last_fetched_epoch >= 0) {
+        // A follower (v12+, KIP-595) says which epoch its last batch had: if the leader's log
+        // has that epoch ending before the fetch offset, or not at all, the follower's log
+        // diverged. The answer names where the leader's copy of the epoch ends, with no records,
+        // and the follower truncates there (Kafka's Partition.readRecords).
+        auto [epoch, end] = p->log().end_offset_for_epoch(requested.last_fetched_epoch);
+        if (end == storage::undefined_epoch_offset || epoch == storage::undefined_epoch ||
+            offset < p->log_start_offset()) {
+          out.error_code = static_cast<int16_t>(error_code::offset_out_of_range);
+          result.has_error = true;
+          continue;
+        }
+        if (epoch < requested.last_fetched_epoch || end < offset) {
+          out.diverging_epoch.epoch = epoch;
+          out.diverging_epoch.end_offset = end;
+          result.diverged = true;
+          continue;
+        }
+      }
       if (offset < p->log_start_offset() || offset > p->log_end_offset()) {
         out.error_code = static_cast<int16_t>(error_code::offset_out_of_range);
         result.has_error = true;
         continue;
       }
+      // Not before: a diverged follower's offset says nothing about what it holds.
+      if (follower) p->record_follower_fetch(request.replica_id, offset);
       const bool first_data = result.bytes == 0;
       const int64_t limit = std::min<int64_t>(requested.partition_max_bytes, budget);
       if (offset >= max_offset || (limit <= 0 && !first_data)) continue;
@@ -212,7 +233,8 @@ asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
       continue;
     }
     const auto left = deadline - timers.monotonic_now();
-    if (filled.bytes >= request.min_bytes || filled.has_error || ctx.broker.stopping() ||
+    if (filled.bytes >= request.min_bytes || filled.has_error || filled.diverged ||
+        ctx.broker.stopping() ||
         left <= std::chrono::milliseconds(0) || filled.partitions.empty()) {
       co_return response;
     }

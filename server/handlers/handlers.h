@@ -55,6 +55,8 @@
 #include "wire/generated/offset_delete_response.h"
 #include "wire/generated/offset_fetch_request.h"
 #include "wire/generated/offset_fetch_response.h"
+#include "wire/generated/offset_for_leader_epoch_request.h"
+#include "wire/generated/offset_for_leader_epoch_response.h"
 #include "wire/generated/produce_request.h"
 #include "wire/generated/produce_response.h"
 #include "wire/generated/sync_group_request.h"
@@ -105,6 +107,8 @@ wire::describe_groups_response handle_describe_groups(request_context& ctx,
 boost::asio::awaitable<wire::delete_groups_response> handle_delete_groups(
     request_context& ctx, wire::delete_groups_request& request);
 
+wire::offset_for_leader_epoch_response handle_offset_for_leader_epoch(
+    request_context& ctx, wire::offset_for_leader_epoch_request& request);
 wire::list_offsets_response handle_list_offsets(request_context& ctx,
                                                 wire::list_offsets_request& request);
 

@@ -544,6 +544,77 @@ TEST_F(handlers_test, offset_commit_for_a_missing_partition_answers_unknown_and_
     EXPECT_NE(g.group_id, "ghost");
 }
 
+TEST_F(handlers_test, offset_for_leader_epoch_answers_from_the_epoch_cache) {
+  auto b = batch(3);
+  produce("ep", 0, b);
+  wire::offset_for_leader_epoch_request request;
+  auto& t = request.topics.emplace_back();
+  t.topic = "ep";
+  for (int32_t epoch : {0, 1, -1}) {
+    auto& p = t.partitions.emplace_back();
+    p.leader_epoch = epoch;
+  }
+  t.partitions.emplace_back().current_leader_epoch = 1;
+  t.partitions.emplace_back().partition = 4;
+  for (int16_t version : {0, 2, 3, 4}) {
+    auto response = decode<wire::offset_for_leader_epoch_response>(*call(version, request), 23,
+                                                                   version);
+    ASSERT_EQ(response.topics.size(), 1u);
+    const auto& parts = response.topics[0].partitions;
+    ASSERT_EQ(parts.size(), 5u);
+    // The current epoch ends at the log end.
+    EXPECT_EQ(parts[0].error_code, 0);
+    EXPECT_EQ(parts[0].end_offset, 3);
+    EXPECT_EQ(parts[0].leader_epoch, version >= 1 ? 0 : -1);  // absent from v0 responses
+    // Newer than any epoch, or undefined: NONE with -1 / -1.
+    for (size_t i : {1u, 2u}) {
+      EXPECT_EQ(parts[i].error_code, 0);
+      EXPECT_EQ(parts[i].end_offset, -1);
+      EXPECT_EQ(parts[i].leader_epoch, -1);
+    }
+    EXPECT_EQ(parts[3].error_code,
+              version >= 2 ? static_cast<int16_t>(error_code::unknown_leader_epoch) : 0);
+    EXPECT_EQ(parts[4].error_code, static_cast<int16_t>(error_code::unknown_topic_or_partition));
+  }
+}
+
+TEST_F(handlers_test, fetch_with_last_fetched_epoch_reports_a_diverging_log) {
+  auto b = batch(3);
+  produce("div", 0, b);
+  wire::fetch_request request;
+  request.max_wait_ms = 60'000;  // a diverging answer must not wait
+  request.min_bytes = 1;
+  auto& t = request.topics.emplace_back();
+  t.topic = "div";
+  auto& p = t.partitions.emplace_back();
+  p.partition_max_bytes = 1 << 20;
+  p.last_fetched_epoch = 0;
+  p.fetch_offset = 5;  // the follower holds offsets 3-4 of epoch 0 that the leader never had
+  auto diverged = decode<wire::fetch_response>(*call(12, request), 1, 12);
+  const auto& part = diverged.responses[0].partitions[0];
+  EXPECT_EQ(part.error_code, 0);
+  EXPECT_EQ(part.diverging_epoch.epoch, 0);
+  EXPECT_EQ(part.diverging_epoch.end_offset, 3);
+  EXPECT_TRUE(part.records.bytes.empty());
+  EXPECT_EQ(part.high_watermark, 3);
+
+  // An epoch the leader's log does not have: OFFSET_OUT_OF_RANGE.
+  request.topics[0].partitions[0].last_fetched_epoch = 2;
+  EXPECT_EQ(decode<wire::fetch_response>(*call(12, request), 1, 12)
+                .responses[0]
+                .partitions[0]
+                .error_code,
+            static_cast<int16_t>(error_code::offset_out_of_range));
+
+  // In step with the leader: an ordinary fetch.
+  request.max_wait_ms = 0;
+  request.topics[0].partitions[0].last_fetched_epoch = 0;
+  request.topics[0].partitions[0].fetch_offset = 0;
+  auto normal = decode<wire::fetch_response>(*call(12, request), 1, 12);
+  EXPECT_EQ(normal.responses[0].partitions[0].diverging_epoch.end_offset, -1);
+  EXPECT_EQ(normal.responses[0].partitions[0].records.bytes.size(), b.size());
+}
+
 TEST_F(handlers_test, fetch_out_of_range_and_fenced_epoch) {
   auto b = batch(1);
   produce("r", 0, b);

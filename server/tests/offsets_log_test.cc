@@ -505,6 +505,7 @@ TEST_F(offsets_log_test, writes_complete_once_durable_in_write_order) {
   partition_ = std::make_shared<partition>(
       logs_->find_shared({std::string(consumer_offsets_topic), 0}), 0, 0,
       ack_sync_policy::sole_replica);
+  disk_.drain();  // the leader epoch's checkpoint
   store_ =
       std::make_unique<offsets_log>(*partition_, io_.get_executor(), [this] { return clock_++; });
   std::vector<std::string> order;

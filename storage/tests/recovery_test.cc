@@ -462,6 +462,7 @@ TEST_F(log_manager_test, deletions_that_arrive_together_share_a_checkpoint_write
   for (int32_t p = 0; p < 3; ++p)
     append(*create(*m, {"t", p}), make_batch(2));
   create(*m, {"u", 0});
+  disk_.drain();  // the leader epochs the appends wrote
   int done = 0;
   for (int32_t p = 0; p < 3; ++p) {
     m->remove_async({"t", p}, [&](std::error_code ec) {
