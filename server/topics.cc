@@ -46,8 +46,7 @@ topic_registry::topic_registry(storage::log_manager& logs, const broker_config& 
 std::shared_ptr<partition> topic_registry::make_partition(std::shared_ptr<storage::log> log) const {
   // The epoch persisted in leader-epoch-checkpoint; a single broker never bumps it.
   const int32_t epoch = log->latest_epoch().value_or(initial_leader_epoch);
-  return std::make_shared<partition>(std::move(log), node_id_, epoch,
-                                     config_.log_flush_on_ack);
+  return std::make_shared<partition>(std::move(log), node_id_, epoch, config_.log_flush_on_ack);
 }
 
 std::error_code topic_registry::load() {

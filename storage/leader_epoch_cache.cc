@@ -33,9 +33,9 @@ std::pair<int32_t, int64_t> leader_epoch_cache::end_offset_for(int32_t requested
   constexpr std::pair<int32_t, int64_t> undefined{undefined_epoch, undefined_epoch_offset};
   if (requested == undefined_epoch) return undefined;
   if (!entries_.empty() && entries_.back().epoch == requested) return {requested, log_end_offset};
-  auto higher = std::upper_bound(
-      entries_.begin(), entries_.end(), requested,
-      [](int32_t epoch, const epoch_entry& e) { return epoch < e.epoch; });
+  auto higher =
+      std::upper_bound(entries_.begin(), entries_.end(), requested,
+                       [](int32_t epoch, const epoch_entry& e) { return epoch < e.epoch; });
   if (higher == entries_.end()) return undefined;
   if (higher == entries_.begin()) return {requested, higher->start_offset};
   return {std::prev(higher)->epoch, higher->start_offset};
@@ -43,8 +43,8 @@ std::pair<int32_t, int64_t> leader_epoch_cache::end_offset_for(int32_t requested
 
 bool leader_epoch_cache::truncate_from_end(int64_t end_offset) {
   if (end_offset < 0) return false;
-  return std::erase_if(entries_, [&](const epoch_entry& e) { return e.start_offset >= end_offset; }) >
-         0;
+  return std::erase_if(entries_,
+                       [&](const epoch_entry& e) { return e.start_offset >= end_offset; }) > 0;
 }
 
 bool leader_epoch_cache::truncate_from_start(int64_t start_offset) {
@@ -64,9 +64,8 @@ bool leader_epoch_cache::truncate_from_start(int64_t start_offset) {
 }
 
 std::optional<int32_t> leader_epoch_cache::epoch_for(int64_t offset) const {
-  auto after = std::upper_bound(
-      entries_.begin(), entries_.end(), offset,
-      [](int64_t o, const epoch_entry& e) { return o < e.start_offset; });
+  auto after = std::upper_bound(entries_.begin(), entries_.end(), offset,
+                                [](int64_t o, const epoch_entry& e) { return o < e.start_offset; });
   if (after == entries_.begin()) return std::nullopt;
   return std::prev(after)->epoch;
 }

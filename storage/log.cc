@@ -270,8 +270,10 @@ std::error_code log::load_leader_epochs() {
       segment::batch_info last;
       int64_t position = 0;
       if (auto ec = s.find(s.next_offset() - 1, 0, position, last)) return ec;
-      if (last.partition_leader_epoch >= 0 && last.partition_leader_epoch != epochs_.latest_epoch()) {
-        const size_t from = epochs_.empty() ? 0 : segment_for(epochs_.entries().back().start_offset);
+      if (last.partition_leader_epoch >= 0 &&
+          last.partition_leader_epoch != epochs_.latest_epoch()) {
+        const size_t from =
+            epochs_.empty() ? 0 : segment_for(epochs_.entries().back().start_offset);
         if (auto ec = scan_leader_epochs(from)) return ec;
         rewrite = true;
       }
@@ -304,8 +306,8 @@ std::error_code log::scan_leader_epochs(size_t from) {
     // Kafka's rule (LogSegment.recover): only an epoch newer than the latest one adds an entry,
     // so batches that an entry already covers change nothing.
     auto add = [this](const segment::batch_info& b) {
-      if (b.partition_leader_epoch >= 0 && (epochs_.empty() ||
-                                            b.partition_leader_epoch > *epochs_.latest_epoch())) {
+      if (b.partition_leader_epoch >= 0 &&
+          (epochs_.empty() || b.partition_leader_epoch > *epochs_.latest_epoch())) {
         epochs_.assign(b.partition_leader_epoch, b.base_offset);
       }
     };
@@ -329,9 +331,8 @@ void log::write_leader_epochs_async() {
   disk_.submit(
       queue_,
       [&fs = fs_, path = dir_ / leader_epoch_checkpoint_file,
-       text = format_leader_epoch_checkpoint(epochs_.entries()), r] {
-        *r = replace_file(fs, path, text);
-      },
+       text = format_leader_epoch_checkpoint(epochs_.entries()),
+       r] { *r = replace_file(fs, path, text); },
       [this, alive = std::weak_ptr<int>(alive_), r] {
         if (!alive.expired() && !closed_ && *r) go_offline("leader-epoch-checkpoint write", *r);
       });

@@ -234,8 +234,8 @@ asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
     }
     const auto left = deadline - timers.monotonic_now();
     if (filled.bytes >= request.min_bytes || filled.has_error || filled.diverged ||
-        ctx.broker.stopping() ||
-        left <= std::chrono::milliseconds(0) || filled.partitions.empty()) {
+        ctx.broker.stopping() || left <= std::chrono::milliseconds(0) ||
+        filled.partitions.empty()) {
       co_return response;
     }
     parked_fetch parked(ctx.executor, std::move(filled.partitions));

@@ -557,8 +557,8 @@ TEST_F(handlers_test, offset_for_leader_epoch_answers_from_the_epoch_cache) {
   t.partitions.emplace_back().current_leader_epoch = 1;
   t.partitions.emplace_back().partition = 4;
   for (int16_t version : {0, 2, 3, 4}) {
-    auto response = decode<wire::offset_for_leader_epoch_response>(*call(version, request), 23,
-                                                                   version);
+    auto response =
+        decode<wire::offset_for_leader_epoch_response>(*call(version, request), 23, version);
     ASSERT_EQ(response.topics.size(), 1u);
     const auto& parts = response.topics[0].partitions;
     ASSERT_EQ(parts.size(), 5u);
@@ -600,11 +600,9 @@ TEST_F(handlers_test, fetch_with_last_fetched_epoch_reports_a_diverging_log) {
 
   // An epoch the leader's log does not have: OFFSET_OUT_OF_RANGE.
   request.topics[0].partitions[0].last_fetched_epoch = 2;
-  EXPECT_EQ(decode<wire::fetch_response>(*call(12, request), 1, 12)
-                .responses[0]
-                .partitions[0]
-                .error_code,
-            static_cast<int16_t>(error_code::offset_out_of_range));
+  EXPECT_EQ(
+      decode<wire::fetch_response>(*call(12, request), 1, 12).responses[0].partitions[0].error_code,
+      static_cast<int16_t>(error_code::offset_out_of_range));
 
   // In step with the leader: an ordinary fetch.
   request.max_wait_ms = 0;

@@ -502,9 +502,9 @@ TEST_F(offsets_log_test, completions_come_after_the_call_in_the_order_of_the_cal
 // order of the writes.
 TEST_F(offsets_log_test, writes_complete_once_durable_in_write_order) {
   close_store();
-  partition_ = std::make_shared<partition>(
-      logs_->find_shared({std::string(consumer_offsets_topic), 0}), 0, 0,
-      ack_sync_policy::sole_replica);
+  partition_ =
+      std::make_shared<partition>(logs_->find_shared({std::string(consumer_offsets_topic), 0}), 0,
+                                  0, ack_sync_policy::sole_replica);
   disk_.drain();  // the leader epoch's checkpoint
   store_ =
       std::make_unique<offsets_log>(*partition_, io_.get_executor(), [this] { return clock_++; });

@@ -17,7 +17,9 @@ using testing::make_producer_batch;
 using testing::seg_name;
 using entries = std::vector<epoch_entry>;
 
-std::vector<uint8_t> bytes_of(std::string_view text) { return {text.begin(), text.end()}; }
+std::vector<uint8_t> bytes_of(std::string_view text) {
+  return {text.begin(), text.end()};
+}
 
 class leader_epoch_log_test : public testing::temp_dir_test {
  protected:
