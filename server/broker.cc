@@ -27,7 +27,8 @@ broker::broker(asio::io_context& io, broker_config config, timer_service* timers
       budget_(config_.queued_max_request_bytes, config_.queued_max_requests),
       own_timers_(timers == nullptr ? std::make_unique<asio_timer_service>(io.get_executor())
                                     : nullptr),
-      timers_(timers == nullptr ? own_timers_.get() : timers) {}
+      timers_(timers == nullptr ? own_timers_.get() : timers),
+      fetch_sessions_(static_cast<size_t>(config_.max_incremental_fetch_session_cache_slots)) {}
 
 broker::~broker() = default;
 

@@ -20,6 +20,7 @@
 
 #include "server/config.h"
 #include "server/disk_executor.h"
+#include "server/fetch_sessions.h"
 #include "server/groups/group_coordinator.h"
 #include "server/groups/offsets_log.h"
 #include "server/producer_ids.h"
@@ -53,6 +54,7 @@ class broker {
   request_budget& budget() { return budget_; }
   timer_service& timers() { return *timers_; }
   group_coordinator& groups() { return *groups_; }
+  fetch_session_cache& fetch_sessions() { return fetch_sessions_; }
   producer_id_allocator& producer_ids() { return *producer_ids_; }
   bool stopping() const { return stopping_; }
   // The address clients are told to use for this broker (Metadata, FindCoordinator).
@@ -126,6 +128,7 @@ class broker {
   int64_t cold_reads_ = 0;
   std::optional<boost::asio::steady_timer> retention_timer_;
   std::optional<boost::asio::steady_timer> deleted_dirs_timer_;
+  fetch_session_cache fetch_sessions_;
   int64_t last_producer_expiry_ms_ = 0;
   int accept_backoff_ms_ = 0;  // 0: accepting normally
   std::string cluster_id_;

@@ -164,6 +164,11 @@ const std::vector<key_spec>& key_table() {
        [](broker_config& c, std::string_view v) {
          return parse_int<int32_t>(v, 1, c.num_io_threads);
        }},
+      {"max.incremental.fetch.session.cache.slots", "", "1000",
+       "incremental fetch sessions (KIP-227) kept at most; 0 turns them off",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 0, c.max_incremental_fetch_session_cache_slots);
+       }},
       {"group.min.session.timeout.ms", "", "6000", "smallest session timeout a member may ask for",
        [](broker_config& c, std::string_view v) {
          return parse_int<int32_t>(v, 1, c.group_min_session_timeout_ms);

@@ -51,6 +51,8 @@ struct broker_config {
   int64_t queued_max_request_bytes = 268435456;
   // num.io.threads: the disk executor's threads (fsync, file creation and deletion, checkpoints).
   int32_t num_io_threads = 8;
+  // Incremental fetch sessions (KIP-227) the broker keeps; 0 turns them off.
+  int32_t max_incremental_fetch_session_cache_slots = 1000;
   // connections.max.idle.ms: a connection with no bytes read or written for this long is closed;
   // negative: never.
   int64_t connections_max_idle_ms = 600000;

@@ -28,10 +28,13 @@
 // filled again, so a consumer catching up on evicted data never stalls the io thread's other
 // connections. After three rounds (data evicted as fast as it is warmed) it reads as it finds.
 //
-// Deviations: fetch sessions (KIP-227) are declined with session_id 0, which every client
-// handles by sending full fetches; an incremental request naming a session gets
-// FETCH_SESSION_ID_NOT_FOUND. aborted_transactions is empty under read_committed (no
-// transactions yet) and null otherwise, as in Kafka.
+// Sessions (KIP-227, server/fetch_sessions.h): a full fetch with epoch 0 gets a session id when
+// a slot is free; incremental fetches update the session and get only the partitions with
+// something new. Errors as in Kafka: FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH
+// (also when a duplicate request moved the session on meanwhile), FETCH_SESSION_TOPIC_ID_ERROR.
+//
+// Deviations: aborted_transactions is empty under read_committed (no transactions yet) and null
+// otherwise, as in Kafka.
 
 #include <algorithm>
 #include <chrono>
@@ -44,6 +47,7 @@
 #include "server/broker.h"
 #include "server/completion_latch.h"
 #include "server/errors.h"
+#include "server/fetch_sessions.h"
 #include "server/handlers/handlers.h"
 
 namespace sluice::server {
@@ -201,17 +205,45 @@ fill_result fill(broker& b, const wire::fetch_request& request, bool by_topic_id
 asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
                                                    wire::fetch_request& request) {
   wire::fetch_response response;
-  // Sessions are declined (session_id 0); a request that names one refers to nothing we know.
-  if (request.session_id != 0) {
-    response.error_code = static_cast<int16_t>(error_code::fetch_session_id_not_found);
-    co_return response;
-  }
-  if (request.session_epoch != -1 && request.session_epoch != 0) {
-    response.error_code = static_cast<int16_t>(error_code::invalid_fetch_session_epoch);
-    co_return response;
-  }
   if (ctx.api_version >= 15) request.replica_id = request.replica_state.replica_id;
   const bool by_topic_id = ctx.api_version >= 13;
+
+  // Fetch sessions (Kafka's FetchManager.newContext). Epoch 0 or -1 is a full fetch: it closes
+  // the session it names, and epoch 0 asks for a new one. A positive epoch is an incremental
+  // fetch of an existing session, which then stands for all the session's partitions.
+  fetch_session_cache& sessions = ctx.broker.fetch_sessions();
+  const int64_t now_ms = ctx.broker.timers().monotonic_now().count();
+  const bool full = request.session_epoch == 0 || request.session_epoch == -1;
+  int32_t session_id = 0;
+  int32_t session_epoch = 0;  // the epoch this fetch moved its session to
+  if (full) {
+    if (request.session_id != 0) sessions.remove(request.session_id);
+  } else {
+    fetch_session* session = sessions.find(request.session_id);
+    error_code e = error_code::none;
+    if (session == nullptr) {
+      e = error_code::fetch_session_id_not_found;
+    } else if (session->epoch() != request.session_epoch) {
+      e = error_code::invalid_fetch_session_epoch;
+    } else if (session->uses_topic_ids() != by_topic_id) {
+      e = error_code::fetch_session_topic_id_error;
+    }
+    if (e != error_code::none) {
+      response.error_code = static_cast<int16_t>(e);
+      co_return response;
+    }
+    session->update(request);
+    if (session->size() == 0) {
+      // Everything forgotten: the session ends, and so does this fetch.
+      sessions.remove(session->id());
+      co_return response;
+    }
+    session->advance(now_ms);
+    session->to_request(request);
+    session_id = session->id();
+    session_epoch = session->epoch();
+  }
+
   timer_service& timers = ctx.broker.timers();
   const auto deadline =
       timers.monotonic_now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
@@ -236,11 +268,35 @@ asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
     if (filled.bytes >= request.min_bytes || filled.has_error || filled.diverged ||
         ctx.broker.stopping() || left <= std::chrono::milliseconds(0) ||
         filled.partitions.empty()) {
-      co_return response;
+      break;
     }
     parked_fetch parked(ctx.executor, std::move(filled.partitions));
     co_await parked.wait_for(timers, left);
   }
+
+  if (session_id != 0) {
+    // The session may have moved on while this fetch waited (a duplicate request), or gone.
+    fetch_session* session = sessions.find(session_id);
+    if (session == nullptr || session->epoch() != session_epoch) {
+      wire::fetch_response moved;
+      moved.error_code = static_cast<int16_t>(error_code::invalid_fetch_session_epoch);
+      moved.session_id = session_id;
+      co_return moved;
+    }
+    session->filter_response(response);
+    response.session_id = session_id;
+  } else if (request.session_epoch == 0) {
+    size_t partitions = 0;
+    for (const auto& t : request.topics)
+      partitions += t.partitions.size();
+    if (fetch_session* session =
+            sessions.create(request.replica_id >= 0, by_topic_id, partitions, now_ms)) {
+      session->update(request);
+      session->remember_response(response);
+      response.session_id = session->id();
+    }
+  }
+  co_return response;
 }
 
 }  // namespace sluice::server

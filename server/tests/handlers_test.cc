@@ -613,6 +613,93 @@ TEST_F(handlers_test, fetch_with_last_fetched_epoch_reports_a_diverging_log) {
   EXPECT_EQ(normal.responses[0].partitions[0].records.bytes.size(), b.size());
 }
 
+TEST_F(handlers_test, fetch_sessions_send_only_what_changed) {
+  auto b = batch(2);
+  produce("sess", 0, b);
+  produce("sess", 1, b);
+  const topic* t = broker_->topics().find("sess");
+  ASSERT_NE(t, nullptr);
+  for (int16_t version : {12, 13}) {
+    // A full fetch asking for a session (epoch 0), positioned at each partition's end.
+    wire::fetch_request full;
+    full.max_wait_ms = 0;
+    full.session_id = 0;
+    full.session_epoch = 0;
+    auto& ft = full.topics.emplace_back();
+    ft.topic = "sess";
+    ft.topic_id = t->id;
+    for (int32_t i : {0, 1}) {
+      auto& p = ft.partitions.emplace_back();
+      p.partition = i;
+      p.fetch_offset = broker_->topics().find_partition("sess", i)->log_end_offset();
+      p.partition_max_bytes = 1 << 20;
+    }
+    auto first = decode<wire::fetch_response>(*call(version, full), 1, version);
+    ASSERT_NE(first.session_id, 0) << version;
+    ASSERT_EQ(first.responses.size(), 1u);
+    EXPECT_EQ(first.responses[0].partitions.size(), 2u);  // a full response has every partition
+
+    // Incremental, nothing new: nothing in the response.
+    wire::fetch_request incremental;
+    incremental.max_wait_ms = 0;
+    incremental.session_id = first.session_id;
+    incremental.session_epoch = 1;
+    auto idle = decode<wire::fetch_response>(*call(version, incremental), 1, version);
+    EXPECT_EQ(idle.error_code, 0);
+    EXPECT_EQ(idle.session_id, first.session_id);
+    EXPECT_TRUE(idle.responses.empty());
+
+    // New records on partition 1 only: only partition 1, with them.
+    auto more = batch(3);
+    produce("sess", 1, more);
+    incremental.session_epoch = 2;
+    auto news = decode<wire::fetch_response>(*call(version, incremental), 1, version);
+    ASSERT_EQ(news.responses.size(), 1u);
+    ASSERT_EQ(news.responses[0].partitions.size(), 1u);
+    EXPECT_EQ(news.responses[0].partitions[0].partition_index, 1);
+    EXPECT_EQ(news.responses[0].partitions[0].records.bytes.size(), more.size());
+    if (version >= 13) {
+      EXPECT_EQ(news.responses[0].topic_id, t->id);
+    } else {
+      EXPECT_EQ(news.responses[0].topic, "sess");
+    }
+
+    // A stale or repeated epoch, an unknown session, and the other topic naming scheme.
+    auto error_of = [&](int16_t v, int32_t id, int32_t epoch) {
+      wire::fetch_request r;
+      r.session_id = id;
+      r.session_epoch = epoch;
+      return decode<wire::fetch_response>(*call(v, r), 1, v).error_code;
+    };
+    EXPECT_EQ(error_of(version, first.session_id, 2),
+              static_cast<int16_t>(error_code::invalid_fetch_session_epoch));
+    EXPECT_EQ(error_of(version, 12345, 1),
+              static_cast<int16_t>(error_code::fetch_session_id_not_found));
+    EXPECT_EQ(error_of(version == 12 ? 13 : 12, first.session_id, 3),
+              static_cast<int16_t>(error_code::fetch_session_topic_id_error));
+
+    // Forgetting partition 1 takes it out of the session: its new records are not fetched.
+    produce("sess", 1, more);
+    incremental.session_epoch = 3;
+    auto& forget = incremental.forgotten_topics_data.emplace_back();
+    forget.topic = "sess";
+    forget.topic_id = t->id;
+    forget.partitions = {1};
+    auto after = decode<wire::fetch_response>(*call(version, incremental), 1, version);
+    EXPECT_EQ(after.error_code, 0);
+    EXPECT_TRUE(after.responses.empty());
+    incremental.forgotten_topics_data.clear();
+
+    // A full fetch with epoch -1 naming the session closes it.
+    wire::fetch_request close;
+    close.session_id = first.session_id;
+    close.session_epoch = -1;
+    EXPECT_EQ(decode<wire::fetch_response>(*call(version, close), 1, version).session_id, 0);
+    EXPECT_EQ(error_of(version, first.session_id, 4),
+              static_cast<int16_t>(error_code::fetch_session_id_not_found));
+  }
+}
+
 TEST_F(handlers_test, fetch_out_of_range_and_fenced_epoch) {
   auto b = batch(1);
   produce("r", 0, b);
