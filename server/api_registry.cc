@@ -165,6 +165,7 @@ std::span<const api_handler> registry() {
       entry<wire::alter_configs_request, handle_alter_configs>(0, 2),
       entry<wire::incremental_alter_configs_request, handle_incremental_alter_configs>(0, 1),
       entry<wire::describe_cluster_request, handle_describe_cluster>(0, 1),
+      entry<wire::describe_topic_partitions_request, handle_describe_topic_partitions>(0, 0),
       entry<wire::describe_log_dirs_request, handle_describe_log_dirs>(0, 4),
       entry<wire::init_producer_id_request, handle_init_producer_id>(0, 4),
       entry<wire::delete_records_request, handle_delete_records>(0, 2),

@@ -51,6 +51,32 @@ std::string validate_cleanup_policy(std::string_view v) {
   return {};
 }
 
+// Kafka's MetadataVersion names: "0.10.2", "2.8", "3.0-IV1", "3.7-IV4" and the like. Kafka
+// validates against its own list; the shape is checked here, since the value is ignored.
+std::string validate_message_format_version(std::string_view v) {
+  v = trim(v);
+  auto digits = [](std::string_view part) {
+    return !part.empty() &&
+           std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  std::string_view version = v.substr(0, v.find('-'));
+  if (v.size() > version.size()) {
+    std::string_view iv = v.substr(version.size() + 1);
+    if (!iv.starts_with("IV") || !digits(iv.substr(2))) version = {};
+  }
+  int parts = 0;
+  bool ok = !version.empty();
+  for (std::string_view rest = version; ok && !rest.empty(); ++parts) {
+    size_t dot = rest.find('.');
+    ok = digits(rest.substr(0, dot));
+    rest = dot == std::string_view::npos ? std::string_view{} : rest.substr(dot + 1);
+    if (dot != std::string_view::npos && rest.empty()) ok = false;
+  }
+  if (ok && parts >= 2 && parts <= 3) return {};
+  return "Invalid value " + std::string(v) + " for configuration message.format.version: Version " +
+         std::string(v) + " is not a valid version";
+}
+
 // Sorted by name. Types, minimums and broker synonyms are Kafka's (LogConfig,
 // ServerTopicConfigSynonyms); values Kafka accepts but Sluice cannot honour are refused by the
 // validators, with the reason.
@@ -102,6 +128,26 @@ const std::vector<topic_config_spec>& table() {
        "Largest record batch the topic accepts.",
        [](std::string_view v) { return check_int<int32_t>(v, 0, "INT"); },
        [](const broker_config& c) { return std::to_string(c.message_max_bytes); }},
+      // Accepted and ignored, as Kafka 4 ignores it: down-conversion serves fetches older than
+      // v4, which Sluice does not serve.
+      {"message.downconversion.enable",
+       config_type::boolean,
+       {},  // log.message.downconversion.enable is not a Sluice broker key
+       "Ignored: Sluice serves Fetch v4 and later only, so nothing is ever down-converted.",
+       [](std::string_view v) -> std::string {
+         v = trim(v);
+         if (v == "true" || v == "false") return {};
+         return "Expected value to be either true or false";
+       },
+       [](const broker_config&) { return std::string("true"); }},
+      // Accepted and ignored, as Kafka 3.x ignores it once the inter-broker protocol is 3.0 or
+      // later: every batch is stored as record format v2.
+      {"message.format.version",
+       config_type::string,
+       {},  // nor is log.message.format.version
+       "Ignored: batches are always stored in record format v2, as in Kafka 3.0 and later.",
+       validate_message_format_version,
+       [](const broker_config&) { return std::string("3.0-IV1"); }},
       {"message.timestamp.type",
        config_type::string,
        {"log.message.timestamp.type"},
@@ -118,6 +164,18 @@ const std::vector<topic_config_spec>& table() {
        "In-sync replicas a write with acks=all needs (a single broker has one).",
        [](std::string_view v) { return check_int<int32_t>(v, 1, "INT"); },
        [](const broker_config& c) { return std::to_string(c.min_insync_replicas); }},
+      // Accepted and ignored: preallocating segment files changes neither what is stored nor
+      // what is served (Kafka uses it mainly on Windows).
+      {"preallocate",
+       config_type::boolean,
+       {},  // nor log.preallocate
+       "Ignored: segment files are never preallocated.",
+       [](std::string_view v) -> std::string {
+         v = trim(v);
+         if (v == "true" || v == "false") return {};
+         return "Expected value to be either true or false";
+       },
+       [](const broker_config&) { return std::string("false"); }},
       {"retention.bytes",
        config_type::int64,
        {"log.retention.bytes"},
@@ -173,14 +231,11 @@ constexpr std::string_view unsupported_topic_configs[] = {
     "local.retention.bytes",
     "local.retention.ms",
     "max.compaction.lag.ms",
-    "message.downconversion.enable",
-    "message.format.version",
     "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms",
     "message.timestamp.difference.max.ms",
     "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
-    "preallocate",
     "remote.storage.enable",
     "segment.index.bytes",
     "segment.jitter.ms",

@@ -104,7 +104,8 @@ struct fill_result {
 constexpr int max_warm_rounds = 3;
 
 error_code check_leader_epoch(int32_t requested, const partition& p) {
-  if (requested == -1 || requested == p.leader_epoch()) return error_code::none;
+  // Any negative epoch means "not given" (Kafka's FetchRequest.optionalEpoch).
+  if (requested < 0 || requested == p.leader_epoch()) return error_code::none;
   return requested < p.leader_epoch() ? error_code::fenced_leader_epoch
                                       : error_code::unknown_leader_epoch;
 }
@@ -147,7 +148,12 @@ fill_result fill(broker& b, const wire::fetch_request& request, bool by_topic_id
       out.high_watermark = p->high_watermark();
       out.last_stable_offset = p->last_stable_offset();
       out.log_start_offset = p->log_start_offset();
-      if (request.isolation_level == read_committed) out.aborted_transactions.emplace();
+      // Null under read_uncommitted, as Kafka sends it; empty (no transactions) otherwise.
+      if (request.isolation_level == read_committed) {
+        out.aborted_transactions.emplace();
+      } else {
+        out.aborted_transactions.reset();
+      }
       const int64_t max_offset = follower ? p->log_end_offset()
                                  : request.isolation_level == read_committed
                                      ? out.last_stable_offset

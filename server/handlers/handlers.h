@@ -29,6 +29,8 @@
 #include "wire/generated/describe_groups_response.h"
 #include "wire/generated/describe_log_dirs_request.h"
 #include "wire/generated/describe_log_dirs_response.h"
+#include "wire/generated/describe_topic_partitions_request.h"
+#include "wire/generated/describe_topic_partitions_response.h"
 #include "wire/generated/fetch_request.h"
 #include "wire/generated/fetch_response.h"
 #include "wire/generated/find_coordinator_request.h"
@@ -109,6 +111,8 @@ boost::asio::awaitable<wire::delete_groups_response> handle_delete_groups(
 
 wire::offset_for_leader_epoch_response handle_offset_for_leader_epoch(
     request_context& ctx, wire::offset_for_leader_epoch_request& request);
+wire::describe_topic_partitions_response handle_describe_topic_partitions(
+    request_context& ctx, wire::describe_topic_partitions_request& request);
 wire::list_offsets_response handle_list_offsets(request_context& ctx,
                                                 wire::list_offsets_request& request);
 

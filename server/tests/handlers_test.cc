@@ -700,6 +700,53 @@ TEST_F(handlers_test, fetch_sessions_send_only_what_changed) {
   }
 }
 
+TEST_F(handlers_test, describe_topic_partitions_pages_through_topics_in_name_order) {
+  auto b = batch(1);
+  produce("b-topic", 0, b);  // two partitions each (num.partitions=2)
+  produce("a-topic", 0, b);
+  wire::describe_topic_partitions_request request;
+  request.response_partition_limit = 3;
+  auto page = decode<wire::describe_topic_partitions_response>(*call(0, request), 75, 0);
+  // Every topic, internal included, in name order: __consumer_offsets (1), a-topic (2), then
+  // the limit of 3 stops before b-topic.
+  ASSERT_EQ(page.topics.size(), 2u);
+  EXPECT_EQ(page.topics[0].name, "__consumer_offsets");
+  EXPECT_TRUE(page.topics[0].is_internal);
+  EXPECT_EQ(page.topics[1].name, "a-topic");
+  ASSERT_EQ(page.topics[1].partitions.size(), 2u);
+  EXPECT_EQ(page.topics[1].partitions[1].partition_index, 1);
+  EXPECT_EQ(page.topics[1].partitions[1].leader_id, 1);
+  EXPECT_EQ(page.topics[1].partitions[1].isr_nodes, std::vector<int32_t>{1});
+  EXPECT_EQ(page.topics[1].topic_authorized_operations, 0b110111111000);
+  ASSERT_TRUE(page.next_topic_partition.has_value());
+  EXPECT_EQ(page.next_topic_partition->topic_name, "b-topic");
+  EXPECT_EQ(page.next_topic_partition->partition_index, 0);
+
+  // Named topics, from a cursor inside one, with a limit that splits it.
+  request.topics = {{"b-topic", {}}, {"missing", {}}, {"bad name!", {}}};
+  request.cursor.emplace();
+  request.cursor->topic_name = "b-topic";
+  request.cursor->partition_index = 1;
+  request.response_partition_limit = 1;
+  page = decode<wire::describe_topic_partitions_response>(*call(0, request), 75, 0);
+  ASSERT_EQ(page.topics.size(), 3u);
+  EXPECT_EQ(page.topics[0].name, "b-topic");
+  ASSERT_EQ(page.topics[0].partitions.size(), 1u);
+  EXPECT_EQ(page.topics[0].partitions[0].partition_index, 1);
+  EXPECT_EQ(page.topics[1].name, "bad name!");
+  EXPECT_EQ(page.topics[1].error_code, static_cast<int16_t>(error_code::invalid_topic_exception));
+  EXPECT_EQ(page.topics[2].name, "missing");
+  EXPECT_EQ(page.topics[2].error_code,
+            static_cast<int16_t>(error_code::unknown_topic_or_partition));
+  EXPECT_FALSE(page.next_topic_partition.has_value());
+
+  // A cursor on a topic that was not asked for.
+  request.cursor->topic_name = "elsewhere";
+  page = decode<wire::describe_topic_partitions_response>(*call(0, request), 75, 0);
+  for (const auto& t : page.topics)
+    EXPECT_EQ(t.error_code, static_cast<int16_t>(error_code::invalid_request));
+}
+
 TEST_F(handlers_test, fetch_out_of_range_and_fenced_epoch) {
   auto b = batch(1);
   produce("r", 0, b);

@@ -46,8 +46,16 @@ TEST(topic_config, validation_messages) {
             "Invalid value abc for configuration segment.bytes: Not a number of type INT");
   EXPECT_NE(validate_topic_config("segment.bytes", "4294967296"), "");  // INT overflow
   EXPECT_EQ(validate_topic_config("nope.ms", "1"), "Unknown topic config name: nope.ms");
-  EXPECT_EQ(validate_topic_config("preallocate", "true"),
-            "Topic config preallocate is not supported by Sluice");
+  EXPECT_EQ(validate_topic_config("segment.jitter.ms", "10"),
+            "Topic config segment.jitter.ms is not supported by Sluice");
+  // Accepted and ignored, where Kafka ignores them too.
+  EXPECT_EQ(validate_topic_config("preallocate", "true"), "");
+  EXPECT_NE(validate_topic_config("preallocate", "yes"), "");
+  EXPECT_EQ(validate_topic_config("message.downconversion.enable", "false"), "");
+  for (const char* ok : {"3.0-IV1", "2.8", "0.10.2", "3.7-IV4", "0.11.0"})
+    EXPECT_EQ(validate_topic_config("message.format.version", ok), "") << ok;
+  for (const char* bad : {"", "3", "three", "3.0-", "3.0-IV", "3.0-XY1", "3..0", "3.0."})
+    EXPECT_NE(validate_topic_config("message.format.version", bad), "") << bad;
   EXPECT_EQ(validate_topic_config("flush.ms", "1"), "");
   EXPECT_EQ(validate_topic_config("flush.ms", "-1"),
             "Invalid value -1 for configuration flush.ms: Value must be at least 0");

@@ -1049,6 +1049,15 @@ def load_all(schema_dir):
     for h in ('request_header', 'response_header'):
         if h not in names:
             raise SpecError(f'missing {h} spec')
+    # Kafka's generator pairs a request with its response by name, never reading the response's
+    # apiKey, and at least one upstream response carries a wrong one
+    # (DescribeTopicPartitionsResponse.json says 74 for key 75): the request's key wins.
+    requests = {m.name[:-len('_request')]: m for m in msgs if m.kind == 'request'}
+    for m in msgs:
+        if m.kind == 'response':
+            q = requests.get(m.name[:-len('_response')])
+            if q is not None:
+                m.api_key = q.api_key
     # A request and its response must agree on the versions they describe.
     by_key = {}
     for m in msgs:

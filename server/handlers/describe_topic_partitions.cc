@@ -1,0 +1,116 @@
+// DescribeTopicPartitions (key 75), version 0 (KIP-966): what current admin clients send for
+// describeTopics, with paging over partitions.
+//
+// As Kafka's DescribeTopicPartitionsRequestHandler: an empty topic list means every topic,
+// internal ones included, and then unknown topics are left out; named topics that do not exist
+// answer UNKNOWN_TOPIC_OR_PARTITION (INVALID_TOPIC_EXCEPTION for an illegal name). Topics go in
+// name order, starting at the cursor (topic, partition); at most min(ResponsePartitionLimit, 2000)
+// partitions are returned, and NextTopicPartition says where the next page starts. A cursor
+// naming a topic that was not asked for, or a negative partition, is INVALID_REQUEST for every
+// requested topic. Authorized operations are every topic operation (no authorizer). A partition
+// whose log is offline has no leader (LEADER_NOT_AVAILABLE, this broker in OfflineReplicas), as in
+// Metadata. Sluice has no eligible leader replicas (KIP-966's ELR): both lists are empty.
+
+#include <algorithm>
+#include <set>
+
+#include "server/authorized_operations.h"
+#include "server/broker.h"
+#include "server/handlers/handlers.h"
+
+namespace sluice::server {
+
+namespace {
+
+constexpr int32_t max_partitions_per_response = 2000;  // max.request.partition.size.limit
+
+using response_t = wire::describe_topic_partitions_response;
+
+response_t::describe_topic_partitions_response_partition describe(const partition& p) {
+  response_t::describe_topic_partitions_response_partition out;
+  out.partition_index = p.index();
+  out.leader_id = p.leader_id();
+  out.leader_epoch = p.leader_epoch();
+  out.replica_nodes = p.replicas();
+  out.isr_nodes = p.isr();
+  out.eligible_leader_replicas.emplace();
+  out.last_known_elr.emplace();
+  if (p.offline()) {
+    out.error_code = static_cast<int16_t>(wire::error_code::leader_not_available);
+    out.leader_id = -1;
+    out.isr_nodes.clear();
+    out.offline_replicas = p.replicas();
+  }
+  return out;
+}
+
+}  // namespace
+
+wire::describe_topic_partitions_response handle_describe_topic_partitions(
+    request_context& ctx, wire::describe_topic_partitions_request& request) {
+  topic_registry& topics = ctx.broker.topics();
+  response_t response;
+  const bool all = request.topics.empty();
+  const std::string cursor_topic = request.cursor ? request.cursor->topic_name : "";
+
+  std::set<std::string, std::less<>> names;
+  if (all) {
+    for (const auto& [name, t] : topics.all())
+      names.insert(name);
+  } else {
+    for (const auto& r : request.topics)
+      names.insert(r.name);
+  }
+  if (request.cursor &&
+      (request.cursor->partition_index < 0 || (!all && !names.contains(cursor_topic)))) {
+    for (const auto& r : request.topics) {
+      auto& out = response.topics.emplace_back();
+      out.error_code = static_cast<int16_t>(wire::error_code::invalid_request);
+      out.name = r.name;
+    }
+    return response;
+  }
+
+  int32_t remaining =
+      std::min(max_partitions_per_response, std::max(request.response_partition_limit, 0));
+  for (auto it = names.lower_bound(cursor_topic); it != names.end(); ++it) {
+    const std::string& name = *it;
+    const topic* t = topics.find(name);
+    if (t == nullptr) {
+      if (all) continue;
+      auto& out = response.topics.emplace_back();
+      out.error_code = static_cast<int16_t>(is_valid_topic_name(name)
+                                                ? wire::error_code::unknown_topic_or_partition
+                                                : wire::error_code::invalid_topic_exception);
+      out.name = name;
+      out.is_internal = is_internal_topic(name);
+      continue;
+    }
+    if (remaining <= 0) {
+      response.next_topic_partition.emplace();
+      response.next_topic_partition->topic_name = name;
+      response.next_topic_partition->partition_index = 0;
+      break;
+    }
+    auto& out = response.topics.emplace_back();
+    out.name = name;
+    out.topic_id = t->id;
+    out.is_internal = t->internal;
+    out.topic_authorized_operations = topic_operations;
+    const auto count = static_cast<int32_t>(t->partitions.size());
+    const int32_t start = name == cursor_topic ? request.cursor->partition_index : 0;
+    const int32_t end = std::min<int64_t>(count, int64_t{start} + remaining);
+    for (int32_t i = start; i < end; ++i)
+      out.partitions.push_back(describe(*t->partitions[static_cast<size_t>(i)]));
+    remaining -= std::max(end - start, 0);
+    if (end < count) {
+      response.next_topic_partition.emplace();
+      response.next_topic_partition->topic_name = name;
+      response.next_topic_partition->partition_index = end;
+      break;
+    }
+  }
+  return response;
+}
+
+}  // namespace sluice::server
