@@ -260,6 +260,13 @@ bytes produce_v9_request(int32_t correlation_id, const std::string& topic, int32
 
 bytes fetch_v12_request(int32_t correlation_id, const std::string& topic, int32_t partition,
                         int64_t fetch_offset, int32_t max_wait_ms, int32_t min_bytes) {
+  return fetch_v12_request(correlation_id, topic, partition, fetch_offset, max_wait_ms, min_bytes,
+                           fetch_v12_options{});
+}
+
+bytes fetch_v12_request(int32_t correlation_id, const std::string& topic, int32_t partition,
+                        int64_t fetch_offset, int32_t max_wait_ms, int32_t min_bytes,
+                        const fetch_v12_options& options) {
   byte_writer body;
   body.i32(-1);  // replica_id
   body.i32(max_wait_ms);
@@ -272,9 +279,9 @@ bytes fetch_v12_request(int32_t correlation_id, const std::string& topic, int32_
   body.string(topic, true);
   body.array_length(1, true);
   body.i32(partition);
-  body.i32(-1);  // current_leader_epoch
+  body.i32(options.current_leader_epoch);
   body.i64(fetch_offset);
-  body.i32(-1);  // last_fetched_epoch
+  body.i32(options.last_fetched_epoch);
   body.i64(-1);  // log_start_offset
   body.i32(1 << 20);
   body.empty_tags();           // partition
@@ -283,6 +290,35 @@ bytes fetch_v12_request(int32_t correlation_id, const std::string& topic, int32_
   body.string("", true);       // rack_id
   body.empty_tags();           // request (cluster_id would be tag 0)
   return frame_request(1, 12, correlation_id, true, body.data());
+}
+
+bytes offset_for_leader_epoch_request(int16_t version, int32_t correlation_id,
+                                      const std::vector<leader_epoch_topic_query>& topics,
+                                      int32_t replica_id) {
+  if (version < 0 || version > 4) {
+    throw std::invalid_argument("offset_for_leader_epoch_request: v0-v4 only");
+  }
+  const bool flexible = version >= 4;
+  byte_writer body;
+  if (version >= 3) body.i32(replica_id);
+  body.array_length(static_cast<int32_t>(topics.size()), flexible);
+  for (const auto& t : topics) {
+    body.string(t.topic, flexible);
+    body.array_length(static_cast<int32_t>(t.partitions.size()), flexible);
+    for (const auto& p : t.partitions) {
+      body.i32(p.partition);
+      if (version >= 2) {
+        body.i32(p.current_leader_epoch);
+      } else if (p.current_leader_epoch != -1) {
+        throw std::invalid_argument("CurrentLeaderEpoch needs OffsetForLeaderEpoch v2+");
+      }
+      body.i32(p.leader_epoch);
+      if (flexible) body.empty_tags();  // partition
+    }
+    if (flexible) body.empty_tags();  // topic
+  }
+  if (flexible) body.empty_tags();  // request
+  return frame_request(23, version, correlation_id, flexible, body.data());
 }
 
 bytes metadata_v12_request(int32_t correlation_id, const std::vector<std::string>& topics,
@@ -377,24 +413,24 @@ std::vector<partition_result> parse_produce_v9(std::span<const uint8_t> body) {
   return out;
 }
 
-std::vector<fetch_partition> parse_fetch_v12(std::span<const uint8_t> body, int16_t* error) {
+fetch_v12_body parse_fetch_v12_full(std::span<const uint8_t> body) {
   byte_reader r(body);
-  std::vector<fetch_partition> out;
-  r.i32();  // throttle_time_ms
-  int16_t err = r.i16();
-  if (error) *error = err;
-  r.i32();  // session_id
+  fetch_v12_body out;
+  out.throttle_time_ms = r.i32();
+  out.error_code = r.i16();
+  out.session_id = r.i32();
   int32_t topics = r.array_length(true);
   for (int32_t t = 0; t < topics; ++t) {
-    r.string(true);
+    std::string name = r.string(true).value_or("");
     int32_t parts = r.array_length(true);
     for (int32_t p = 0; p < parts; ++p) {
-      fetch_partition fp;
+      fetch_v12_partition fp;
+      fp.topic = name;
       fp.partition = r.i32();
       fp.error_code = r.i16();
       fp.high_watermark = r.i64();
-      r.i64();  // last_stable_offset
-      r.i64();  // log_start_offset
+      fp.last_stable_offset = r.i64();
+      fp.log_start_offset = r.i64();
       int32_t aborted = r.array_length(true);
       for (int32_t a = 0; a < aborted; ++a) {
         r.i64();
@@ -403,14 +439,71 @@ std::vector<fetch_partition> parse_fetch_v12(std::span<const uint8_t> body, int1
       }
       r.i32();  // preferred_read_replica
       auto rec = r.bytes_field(true);
-      if (rec) fp.records.assign(rec->begin(), rec->end());
-      r.skip_tags();
-      out.push_back(std::move(fp));
+      if (rec) {
+        fp.records.assign(rec->begin(), rec->end());
+      } else {
+        fp.records_null = true;
+      }
+      // The partition's tag section: 0 DivergingEpoch, 1 CurrentLeader, 2 SnapshotId.
+      uint64_t tag_count = r.uvarint();
+      for (uint64_t i = 0; i < tag_count; ++i) {
+        uint64_t tag = r.uvarint();
+        fp.tags.push_back(tag);
+        auto value = r.take(r.uvarint());
+        if (tag != 0) continue;
+        byte_reader tr(value);
+        epoch_end_offset d;
+        d.epoch = tr.i32();
+        d.end_offset = tr.i64();
+        tr.skip_tags();
+        if (tr.remaining() != 0) throw decode_error("DivergingEpoch tag has trailing bytes");
+        fp.diverging_epoch = d;
+      }
+      out.partitions.push_back(std::move(fp));
     }
     r.skip_tags();
   }
   r.skip_tags();
   if (r.remaining() != 0) throw decode_error("Fetch v12 body has trailing bytes");
+  return out;
+}
+
+std::vector<fetch_partition> parse_fetch_v12(std::span<const uint8_t> body, int16_t* error) {
+  fetch_v12_body full = parse_fetch_v12_full(body);
+  if (error) *error = full.error_code;
+  std::vector<fetch_partition> out;
+  for (auto& p : full.partitions)
+    out.push_back(std::move(static_cast<fetch_partition&>(p)));
+  return out;
+}
+
+offset_for_leader_epoch_body parse_offset_for_leader_epoch(int16_t version,
+                                                           std::span<const uint8_t> body) {
+  const bool flexible = version >= 4;
+  byte_reader r(body);
+  offset_for_leader_epoch_body out;
+  if (version >= 2) out.throttle_time_ms = r.i32();
+  int32_t topics = r.array_length(flexible);
+  for (int32_t t = 0; t < topics; ++t) {
+    std::string name = r.string(flexible).value_or("");
+    int32_t parts = r.array_length(flexible);
+    for (int32_t p = 0; p < parts; ++p) {
+      leader_epoch_result lr;
+      lr.topic = name;
+      lr.error_code = r.i16();
+      lr.partition = r.i32();
+      if (version >= 1) lr.leader_epoch = r.i32();
+      lr.end_offset = r.i64();
+      if (flexible) r.skip_tags();
+      out.partitions.push_back(std::move(lr));
+    }
+    if (flexible) r.skip_tags();
+  }
+  if (flexible) r.skip_tags();
+  if (r.remaining() != 0) {
+    throw decode_error("OffsetForLeaderEpoch v" + std::to_string(version) + " body has " +
+                       std::to_string(r.remaining()) + " trailing bytes");
+  }
   return out;
 }
 

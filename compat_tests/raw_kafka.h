@@ -137,6 +137,30 @@ bytes produce_v9_request(int32_t correlation_id, const std::string& topic, int32
                          std::span<const uint8_t> records, int16_t acks = -1);
 bytes fetch_v12_request(int32_t correlation_id, const std::string& topic, int32_t partition,
                         int64_t fetch_offset, int32_t max_wait_ms, int32_t min_bytes);
+// Fetch v12 with the per-partition epochs a follower (KIP-595) or a KIP-320 consumer sets;
+// the overload above sends -1 for both.
+struct fetch_v12_options {
+  int32_t current_leader_epoch = -1;  // -1: no fencing check
+  int32_t last_fetched_epoch = -1;    // >= 0: the leader checks for divergence (DivergingEpoch)
+};
+bytes fetch_v12_request(int32_t correlation_id, const std::string& topic, int32_t partition,
+                        int64_t fetch_offset, int32_t max_wait_ms, int32_t min_bytes,
+                        const fetch_v12_options& options);
+// OffsetForLeaderEpoch (key 23) v0-v4; v4 is flexible (request header v2). CurrentLeaderEpoch
+// exists from v2 (a query with another value than -1 at v0/v1 throws std::invalid_argument),
+// ReplicaId from v3.
+struct leader_epoch_query {
+  int32_t partition = 0;
+  int32_t leader_epoch = -1;
+  int32_t current_leader_epoch = -1;  // v2+; -1 skips the fencing check
+};
+struct leader_epoch_topic_query {
+  std::string topic;
+  std::vector<leader_epoch_query> partitions;
+};
+bytes offset_for_leader_epoch_request(int16_t version, int32_t correlation_id,
+                                      const std::vector<leader_epoch_topic_query>& topics,
+                                      int32_t replica_id = -1);
 // Metadata v12 for the given topics (by name), or for all topics when `all`.
 bytes metadata_v12_request(int32_t correlation_id, const std::vector<std::string>& topics,
                            bool allow_auto_topic_creation, bool all = false);
@@ -189,6 +213,43 @@ std::vector<fetch_partition> parse_fetch_v4(std::span<const uint8_t> body);
 // Fetch response v12 (flexible); top-level error code in *error when given.
 std::vector<fetch_partition> parse_fetch_v12(std::span<const uint8_t> body,
                                              int16_t* error = nullptr);
+// Fetch response v12 with everything a partition carries, including its tag section.
+struct epoch_end_offset {
+  int32_t epoch = -1;
+  int64_t end_offset = -1;
+};
+struct fetch_v12_partition : fetch_partition {
+  std::string topic;
+  int64_t last_stable_offset = -1;
+  int64_t log_start_offset = -1;
+  bool records_null = false;
+  std::optional<epoch_end_offset> diverging_epoch;  // tag 0, when present
+  std::vector<uint64_t> tags;                       // every tag of the partition, in order
+};
+struct fetch_v12_body {
+  int32_t throttle_time_ms = -1;
+  int16_t error_code = 0;
+  int32_t session_id = 0;
+  std::vector<fetch_v12_partition> partitions;
+};
+// Requires that the body is consumed exactly (and a DivergingEpoch tag exactly by its struct).
+fetch_v12_body parse_fetch_v12_full(std::span<const uint8_t> body);
+
+// OffsetForLeaderEpoch response v0-v4 (header v1 at v4: split it with flexible = true). Requires
+// that the body is consumed exactly.
+struct leader_epoch_result {
+  std::string topic;
+  int16_t error_code = 0;
+  int32_t partition = -1;
+  std::optional<int32_t> leader_epoch;  // v1+
+  int64_t end_offset = -1;
+};
+struct offset_for_leader_epoch_body {
+  std::optional<int32_t> throttle_time_ms;  // v2+
+  std::vector<leader_epoch_result> partitions;
+};
+offset_for_leader_epoch_body parse_offset_for_leader_epoch(int16_t version,
+                                                           std::span<const uint8_t> body);
 // Produce response v9 (flexible).
 std::vector<partition_result> parse_produce_v9(std::span<const uint8_t> body);
 
