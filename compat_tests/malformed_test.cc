@@ -198,7 +198,7 @@ TEST_F(Malformed, UnsupportedApiVersionsAnswersWithV0BodyAndError35) {
   ASSERT_EQ(body.api_keys.size(), 1u) << "the v0 error body lists only ApiVersions";
   EXPECT_EQ(body.api_keys[0].api_key, 18);
   EXPECT_EQ(body.api_keys[0].min_version, 0);
-  EXPECT_EQ(body.api_keys[0].max_version, 3);
+  EXPECT_EQ(body.api_keys[0].max_version, 4);
 
   // The connection stays usable: the client retries with the advertised max.
   bytes again = round_trip(conn, api_versions_request(3, 556));

@@ -138,12 +138,12 @@ std::span<const api_handler> registry() {
   // librdkafka < 2.11.1 turns compression off unless Produce v0 is in range, and served from v3
   // (record batch v2). Fetch starts at 4 for the same reason.
   static const auto handlers = std::to_array<api_handler>({
-      entry<wire::produce_request, handle_produce>(0, 9, 3),
-      entry<wire::fetch_request, handle_fetch>(4, 17),
+      entry<wire::produce_request, handle_produce>(0, 13, 3),
+      entry<wire::fetch_request, handle_fetch>(4, 18),
       entry<wire::list_offsets_request, handle_list_offsets>(0, 7),
       entry<wire::offset_for_leader_epoch_request, handle_offset_for_leader_epoch>(0, 4),
-      entry<wire::metadata_request, handle_metadata>(0, 12),
-      entry<wire::find_coordinator_request, handle_find_coordinator>(0, 4),
+      entry<wire::metadata_request, handle_metadata>(0, 13),
+      entry<wire::find_coordinator_request, handle_find_coordinator>(0, 5),
       // Group APIs from v0: librdkafka < 2.11.1 turns its group consumer off unless JoinGroup,
       // SyncGroup, Heartbeat, LeaveGroup and FindCoordinator v0 and OffsetCommit v1-2 are in range.
       entry<wire::join_group_request, handle_join_group>(0, 9),
@@ -152,11 +152,11 @@ std::span<const api_handler> registry() {
       entry<wire::leave_group_request, handle_leave_group>(0, 5),
       entry<wire::offset_commit_request, handle_offset_commit>(0, 8),
       entry<wire::offset_fetch_request, handle_offset_fetch>(0, 8),
-      entry<wire::list_groups_request, handle_list_groups>(0, 4),
-      entry<wire::describe_groups_request, handle_describe_groups>(0, 5),
+      entry<wire::list_groups_request, handle_list_groups>(0, 5),
+      entry<wire::describe_groups_request, handle_describe_groups>(0, 6),
       entry<wire::delete_groups_request, handle_delete_groups>(0, 2),
       entry<wire::offset_delete_request, handle_offset_delete>(0, 0),
-      entry<wire::api_versions_request, handle_api_versions>(0, 3),
+      entry<wire::api_versions_request, handle_api_versions>(0, 4),
       // Admin APIs (README "Admin API and topic configs").
       entry<wire::create_topics_request, handle_create_topics>(0, 7),
       entry<wire::delete_topics_request, handle_delete_topics>(0, 6),
@@ -164,10 +164,10 @@ std::span<const api_handler> registry() {
       entry<wire::describe_configs_request, handle_describe_configs>(0, 4),
       entry<wire::alter_configs_request, handle_alter_configs>(0, 2),
       entry<wire::incremental_alter_configs_request, handle_incremental_alter_configs>(0, 1),
-      entry<wire::describe_cluster_request, handle_describe_cluster>(0, 1),
+      entry<wire::describe_cluster_request, handle_describe_cluster>(0, 2),
       entry<wire::describe_topic_partitions_request, handle_describe_topic_partitions>(0, 0),
-      entry<wire::describe_log_dirs_request, handle_describe_log_dirs>(0, 4),
-      entry<wire::init_producer_id_request, handle_init_producer_id>(0, 4),
+      entry<wire::describe_log_dirs_request, handle_describe_log_dirs>(0, 5),
+      entry<wire::init_producer_id_request, handle_init_producer_id>(0, 5),
       entry<wire::delete_records_request, handle_delete_records>(0, 2),
   });
   return handlers;

@@ -1315,15 +1315,20 @@ wire::list_groups_response group_coordinator::list_groups(wire::list_groups_requ
 }
 
 wire::describe_groups_response group_coordinator::describe_groups(
-    wire::describe_groups_request& request, int16_t) {
+    wire::describe_groups_request& request, int16_t version) {
   wire::describe_groups_response response;
   for (const std::string& id : request.groups) {
     auto& out = response.groups.emplace_back();
     out.group_id = id;
     group* g = find_group(id);
     if (!g) {
-      // Kafka up to DescribeGroups v5 describes an unknown group as Dead, without an error.
+      // Kafka up to DescribeGroups v5 describes an unknown group as Dead, without an error; v6
+      // says GROUP_ID_NOT_FOUND (KIP-1043).
       out.group_state = group_state_name(group_state::dead);
+      if (version >= 6) {
+        out.error_code = code(error_code::group_id_not_found);
+        out.error_message = "Group " + id + " not found.";
+      }
       continue;
     }
     out.group_state = group_state_name(g->state);

@@ -1,4 +1,4 @@
-// DescribeGroups (key 15), versions 0-5.
+// DescribeGroups (key 15), versions 0-6.
 //
 // Describes groups: state, protocol type and protocol, and each member with its client id,
 // host, metadata and assignment. An unknown group is reported as Dead, as Kafka does. Authorized
@@ -17,6 +17,7 @@ wire::describe_groups_response handle_describe_groups(request_context& ctx,
   wire::describe_groups_response response =
       ctx.broker.groups().describe_groups(request, ctx.api_version);
   for (auto& g : response.groups) {
+    if (g.error_code != 0) continue;  // Kafka fills them in only for groups it describes
     g.authorized_operations =
         authorized_operations(request.include_authorized_operations, group_operations);
   }

@@ -1,7 +1,9 @@
-// Produce (key 0), versions 3-9; advertised from 0 like Kafka 4 (KAFKA-18659), because
+// Produce (key 0), versions 3-13; advertised from 0 like Kafka 4 (KAFKA-18659), because
 // librdkafka before 2.11.1 stops compressing unless Produce v0 is in the advertised range.
 // v0-2 (legacy message sets) are refused by dispatch like any unsupported version: the
-// connection is closed, as Kafka 4 does.
+// connection is closed, as Kafka 4 does. v10 adds CurrentLeader and NodeEndpoints to answer a
+// NOT_LEADER_OR_FOLLOWER, which a single broker never gives; v11 and v12 change only transactions,
+// which are refused here; v13 names topics by id (KIP-516).
 //
 // Each partition's `records` must be exactly one RecordBatch v2 with base offset 0 (Kafka's rules
 // for Produce v3+ from clients). The batch is validated (framing, magic, CRC-32C, offset delta vs
@@ -58,6 +60,21 @@ constexpr int16_t first_zstd_version = 7;
 
 // Checks Kafka applies to a client's records before the log sees them. The log checks the rest
 // (CRC, sizes against the topic's max.message.bytes, producer state).
+// The topic a Produce names: by id from v13 (KIP-516; an unknown id is UNKNOWN_TOPIC_ID, and
+// nothing is created for it), else by name, created on first use. Internal topics hold the
+// broker's own records (Kafka: INVALID_TOPIC_EXCEPTION).
+error_code resolve_topic(broker& b, wire::produce_request::topic_produce_data& data,
+                         int16_t api_version, topic*& t) {
+  if (api_version >= 13) {
+    t = b.topics().find_by_id(data.topic_id);
+    if (t == nullptr) return error_code::unknown_topic_id;
+    data.name = t->name;
+  } else if (error_code ec = b.find_or_create_topic(data.name, true, t); ec != error_code::none) {
+    return ec;
+  }
+  return t->internal ? error_code::invalid_topic_exception : error_code::none;
+}
+
 error_code check_client_batch(const wire::records& records, int16_t api_version) {
   if (records.null || records.bytes.empty()) return error_code::invalid_record;
   wire::batch_reader reader(records.bytes);
@@ -119,20 +136,13 @@ boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
   // Reserved: callbacks of appends that wait for a roll write through pointers into these.
   response.responses.reserve(request.topic_data.size());
   for (auto& topic_data : request.topic_data) {
+    topic* t = nullptr;
+    const error_code topic_error = valid_acks ? resolve_topic(b, topic_data, ctx.api_version, t)
+                                              : error_code::invalid_required_acks;
     auto& topic_out = response.responses.emplace_back();
     topic_out.name = topic_data.name;
+    topic_out.topic_id = topic_data.topic_id;
     topic_out.partition_responses.reserve(topic_data.partition_data.size());
-    topic* t = nullptr;
-    error_code topic_error = error_code::none;
-    if (!valid_acks) {
-      topic_error = error_code::invalid_required_acks;
-    } else {
-      topic_error = b.find_or_create_topic(topic_data.name, true, t);
-      // Internal topics hold the broker's own records (Kafka: INVALID_TOPIC_EXCEPTION).
-      if (topic_error == error_code::none && t->internal) {
-        topic_error = error_code::invalid_topic_exception;
-      }
-    }
     for (auto& partition_data : topic_data.partition_data) {
       auto& out = topic_out.partition_responses.emplace_back();
       out.index = partition_data.index;

@@ -165,7 +165,7 @@ class admin_handlers_test : public ::testing::Test {
 TEST_F(admin_handlers_test, advertised_ranges) {
   const std::map<int16_t, std::pair<int16_t, int16_t>> expected = {
       {19, {0, 7}}, {20, {0, 6}}, {37, {0, 3}}, {32, {0, 4}},
-      {33, {0, 2}}, {44, {0, 1}}, {60, {0, 1}}, {35, {0, 4}}};
+      {33, {0, 2}}, {44, {0, 1}}, {60, {0, 2}}, {35, {0, 5}}};
   for (const auto& [key, range] : expected) {
     const api_handler* h = find_api_handler(key);
     ASSERT_NE(h, nullptr) << key;

@@ -192,7 +192,7 @@ class handlers_test : public ::testing::Test {
 };
 
 TEST_F(handlers_test, api_versions_lists_the_registry) {
-  for (int16_t version : {0, 1, 2, 3}) {
+  for (int16_t version : {0, 1, 2, 3, 4}) {
     auto slot = call(version, wire::api_versions_request{});
     auto response = decode<wire::api_versions_response>(*slot, 18, version);
     EXPECT_EQ(response.error_code, 0);
@@ -213,14 +213,14 @@ TEST_F(handlers_test, unsupported_api_versions_gets_error_35_in_a_v0_body) {
   EXPECT_EQ(response.error_code, static_cast<int16_t>(error_code::unsupported_version));
   ASSERT_EQ(response.api_keys.size(), 1u);
   EXPECT_EQ(response.api_keys[0].api_key, 18);
-  EXPECT_EQ(response.api_keys[0].max_version, 3);
+  EXPECT_EQ(response.api_keys[0].max_version, 4);
 }
 
 TEST_F(handlers_test, unsupported_version_of_other_apis_closes) {
   bool accepted = true;
   call(int16_t{0}, wire::fetch_request{}, &accepted);
   EXPECT_FALSE(accepted);
-  call(int16_t{13}, wire::metadata_request{}, &accepted);
+  call(int16_t{14}, wire::metadata_request{}, &accepted);
   EXPECT_FALSE(accepted);
   // Produce v0-2 are advertised (for librdkafka < 2.11.1) but refused, as Kafka 4 does.
   call(int16_t{2}, wire::produce_request{}, &accepted);
@@ -464,15 +464,17 @@ TEST_F(handlers_test, fetch_v13_and_later_name_topics_by_id) {
   request.max_wait_ms = 0;
   request.max_bytes = 1 << 20;
   request.replica_state.replica_id = -1;
-  auto& known = request.topics.emplace_back();
-  known.topic_id = t->id;
-  auto& p = known.partitions.emplace_back();
+  wire::fetch_request::fetch_partition p;
   p.partition_max_bytes = 1 << 20;
-  known.partitions.push_back(p);
-  known.partitions.back().partition = 9;  // no such partition
-  auto& unknown = request.topics.emplace_back();
+  wire::fetch_request::fetch_partition missing = p;
+  missing.partition = 9;  // no such partition
+  wire::fetch_request::fetch_topic known;
+  known.topic_id = t->id;
+  known.partitions = {p, missing};
+  wire::fetch_request::fetch_topic unknown;
   unknown.topic_id = wire::uuid{1, 2, 3};
-  unknown.partitions.push_back(p);
+  unknown.partitions = {p};
+  request.topics = {known, unknown};
   for (int16_t version : {13, 15, 16, 17}) {
     auto response = decode<wire::fetch_response>(*call(version, request), 1, version);
     ASSERT_EQ(response.responses.size(), 2u) << version;
@@ -745,6 +747,108 @@ TEST_F(handlers_test, describe_topic_partitions_pages_through_topics_in_name_ord
   page = decode<wire::describe_topic_partitions_response>(*call(0, request), 75, 0);
   for (const auto& t : page.topics)
     EXPECT_EQ(t.error_code, static_cast<int16_t>(error_code::invalid_request));
+}
+
+TEST_F(handlers_test, the_kafka_4_versions_answer_like_the_ones_before_them) {
+  // Produce v10-12 (KIP-951 leader hints, KIP-890 transaction changes), then Fetch v18 (a
+  // follower's HighWatermark, ignored) reads it back.
+  const size_t batch_size = batch(2).size();
+  for (int16_t version : {10, 11, 12}) {
+    auto b = batch(2);  // stamped in place by the append: a fresh one each time
+    auto r = produce("k4", 0, b, 1, version);
+    EXPECT_EQ(r.responses[0].partition_responses[0].error_code, 0) << version;
+  }
+  // Produce v13 names the topic by id; an unknown id is UNKNOWN_TOPIC_ID and creates nothing.
+  const wire::uuid id = broker_->topics().find("k4")->id;
+  auto b = batch(2);
+  auto unused = batch(2);
+  wire::produce_request by_id;
+  by_id.acks = 1;
+  by_id.timeout_ms = 1000;
+  by_id.topic_data.emplace_back().topic_id = id;
+  by_id.topic_data.back().partition_data.emplace_back().records.bytes = b;
+  by_id.topic_data.emplace_back().topic_id = wire::uuid{9, 9, 9};
+  by_id.topic_data.back().partition_data.emplace_back().records.bytes = unused;
+  auto produced = decode<wire::produce_response>(*call(13, by_id), 0, 13);
+  ASSERT_EQ(produced.responses.size(), 2u);
+  EXPECT_EQ(produced.responses[0].topic_id, id);
+  EXPECT_EQ(produced.responses[0].partition_responses[0].error_code, 0);
+  EXPECT_EQ(produced.responses[0].partition_responses[0].base_offset, 6);
+  EXPECT_EQ(produced.responses[1].partition_responses[0].error_code,
+            static_cast<int16_t>(error_code::unknown_topic_id));
+
+  wire::fetch_request fetch;
+  fetch.max_wait_ms = 0;
+  auto& ft = fetch.topics.emplace_back();
+  ft.topic_id = id;
+  auto& fp = ft.partitions.emplace_back();
+  fp.partition_max_bytes = 1 << 20;
+  fp.high_watermark = 2;
+  auto fetched = decode<wire::fetch_response>(*call(18, fetch), 1, 18);
+  EXPECT_EQ(fetched.responses[0].partitions[0].error_code, 0);
+  EXPECT_EQ(fetched.responses[0].partitions[0].high_watermark, 8);
+  EXPECT_EQ(fetched.responses[0].partitions[0].records.bytes.size(), 4 * batch_size);
+
+  // Metadata v13: the top-level error (KIP-1102) is NONE.
+  wire::metadata_request metadata;
+  metadata.topics.emplace();
+  metadata.topics->emplace_back().name = "k4";
+  auto md = decode<wire::metadata_response>(*call(13, metadata), 3, 13);
+  EXPECT_EQ(md.error_code, 0);
+  EXPECT_EQ(md.topics[0].partitions.size(), 2u);
+
+  // DescribeCluster v2 (KIP-1073): this broker, not fenced, whether or not fenced ones are asked.
+  wire::describe_cluster_request cluster;
+  cluster.include_fenced_brokers = true;
+  auto described = decode<wire::describe_cluster_response>(*call(2, cluster), 60, 2);
+  ASSERT_EQ(described.brokers.size(), 1u);
+  EXPECT_FALSE(described.brokers[0].is_fenced);
+
+  // DescribeLogDirs v5: the one log dir, not cordoned.
+  auto dirs =
+      decode<wire::describe_log_dirs_response>(*call(5, wire::describe_log_dirs_request{}), 35, 5);
+  ASSERT_EQ(dirs.results.size(), 1u);
+  EXPECT_EQ(dirs.results[0].error_code, 0);
+  EXPECT_FALSE(dirs.results[0].is_cordoned);
+}
+
+TEST_F(handlers_test, list_groups_v5_filters_by_type_and_every_group_is_classic) {
+  auto b = batch(1);
+  produce("lg", 0, b);
+  wire::offset_commit_request commit;  // a standalone commit creates the (Empty) group
+  commit.group_id = "lg-group";
+  auto& t = commit.topics.emplace_back();
+  t.name = "lg";
+  t.partitions.emplace_back().committed_offset = 1;
+  ASSERT_EQ(decode<wire::offset_commit_response>(*call(8, commit), 8, 8)
+                .topics[0]
+                .partitions[0]
+                .error_code,
+            0);
+  auto list = [&](std::vector<std::string> types) {
+    wire::list_groups_request request;
+    request.types_filter = std::move(types);
+    return decode<wire::list_groups_response>(*call(5, request), 16, 5).groups;
+  };
+  auto all = list({});
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].group_id, "lg-group");
+  EXPECT_EQ(all[0].group_type, "classic");
+  EXPECT_EQ(list({"Classic"}).size(), 1u);  // type names match in any case, as in Kafka
+  EXPECT_TRUE(list({"consumer", "share"}).empty());
+
+  // DescribeGroups: an unknown group is Dead, and from v6 also GROUP_ID_NOT_FOUND (KIP-1043).
+  wire::describe_groups_request describe;
+  describe.groups = {"lg-group", "nobody"};
+  for (int16_t version : {5, 6}) {
+    auto described = decode<wire::describe_groups_response>(*call(version, describe), 15, version);
+    ASSERT_EQ(described.groups.size(), 2u);
+    EXPECT_EQ(described.groups[0].error_code, 0);
+    EXPECT_EQ(described.groups[0].group_state, "Empty");
+    EXPECT_EQ(described.groups[1].group_state, "Dead");
+    EXPECT_EQ(described.groups[1].error_code,
+              version >= 6 ? static_cast<int16_t>(error_code::group_id_not_found) : 0);
+  }
 }
 
 TEST_F(handlers_test, fetch_out_of_range_and_fenced_epoch) {

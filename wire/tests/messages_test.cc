@@ -133,7 +133,7 @@ TEST(golden, api_specs_table) {
   ASSERT_NE(produce, nullptr);
   EXPECT_EQ(produce->name, "Produce");
   EXPECT_EQ(produce->min_version, 0);
-  EXPECT_EQ(produce->max_version, 11);
+  EXPECT_EQ(produce->max_version, 13);
   EXPECT_EQ(produce->flexible_from, 9);
   const api_spec* sasl = find_api_spec(17);
   ASSERT_NE(sasl, nullptr);
@@ -765,7 +765,7 @@ TEST(golden, versions_outside_the_spec_range_fail) {
   std::vector<uint8_t> b = from_hex("00000000");
   reader r1(b);
   metadata_request m;
-  EXPECT_FALSE(m.decode(r1, 13));
+  EXPECT_FALSE(m.decode(r1, 14));
   reader r2(b);
   EXPECT_FALSE(m.decode(r2, -1));
 }
