@@ -122,7 +122,11 @@ void read_nullable_struct(reader& r, int16_t v, bool nullable, std::optional<T>&
     x.reset();
     return;
   }
-  read_field(r, v, false, x.emplace());
+  // Assigned rather than emplace()d: clang 14 caches is_constructible<T>() as false for a struct
+  // nested in the message struct when the message declares std::optional<T> before it is
+  // complete (a struct with default member initializers), and emplace() then fails to compile.
+  x = T{};
+  read_field(r, v, false, *x);
 }
 
 // In a tag section the marker is an unsigned varint instead: 0 null, 1 present.
@@ -132,7 +136,8 @@ void read_nullable_tagged_struct(reader& r, int16_t v, bool nullable, std::optio
     x.reset();
     return;
   }
-  read_field(r, v, true, x.emplace());
+  x = T{};  // see read_nullable_struct
+  read_field(r, v, true, *x);
 }
 
 // Tag-section callback for structs without known tagged fields: every entry is kept as unknown.
