@@ -380,5 +380,67 @@ TEST(LeaderEpoch, CheckpointFileAndRestart) {
   }
 }
 
+// A data directory whose leader-epoch-checkpoint names a newer epoch (as a later leader of the
+// partition would have written it): the partition takes that epoch at start, keeps it, stamps it
+// into new batches, and fences fetches that name an older one.
+TEST(LeaderEpoch, APersistedNewerEpochIsKeptAndFencesOlderFetches) {
+  broker b;
+  const std::string topic = "newer";
+  int32_t id = 1;
+  {
+    raw_connection conn(b.host(), b.port());
+    create_topic(conn, topic, &id);
+    produce_five(conn, topic, &id);
+  }
+  ASSERT_EQ(b.stop(), 0) << "clean shutdown";
+  const std::string newer = "0\n2\n0 0\n3 5\n";
+  {
+    std::ofstream out(b.partition_dir(topic, 0) / "leader-epoch-checkpoint", std::ios::trunc);
+    out << newer;
+  }
+  b.restart();
+  raw_connection conn(b.host(), b.port());
+
+  auto md = parse_metadata_v12(
+      split_response(round_trip(conn, metadata_v12_request(id++, {topic}, false)), true).body);
+  ASSERT_EQ(md.topics.size(), 1u);
+  ASSERT_EQ(md.topics[0].partitions.size(), 1u);
+  EXPECT_EQ(md.topics[0].partitions[0].leader_epoch, 3);
+
+  auto fetch_error = [&](int32_t current_leader_epoch) {
+    fetch_v12_options opts;
+    opts.current_leader_epoch = current_leader_epoch;
+    int32_t fid = id++;
+    auto f = parse_fetch_v12_full(
+        split_response(round_trip(conn, fetch_v12_request(fid, topic, 0, 0, 0, 1, opts)), true)
+            .body);
+    EXPECT_EQ(f.partitions.size(), 1u);
+    return f.partitions.empty() ? int16_t{-1} : f.partitions[0].error_code;
+  };
+  EXPECT_EQ(fetch_error(1), 74) << "an older epoch is FENCED_LEADER_EPOCH";
+  EXPECT_EQ(fetch_error(4), 75) << "a newer epoch is UNKNOWN_LEADER_EPOCH";
+  EXPECT_EQ(fetch_error(3), kNone) << "the current epoch fetches";
+
+  expect_result(one_epoch(conn, 4, id++, topic, 0, 0), 4, kNone, 0, 5, "epoch 0 ends at 5");
+  expect_result(one_epoch(conn, 4, id++, topic, 0, 2), 4, kNone, 0, 5, "epoch 2 never wrote");
+  expect_result(one_epoch(conn, 4, id++, topic, 0, 3), 4, kNone, 3, 5, "epoch 3 is current");
+  expect_result(one_epoch(conn, 4, id++, topic, 0, 1, /*current_leader_epoch=*/0), 4, 74, -1, -1,
+                "CurrentLeaderEpoch 0 is fenced now");
+
+  // New batches carry epoch 3; the history does not change, the current epoch's end moves.
+  bytes more = build_record_batch({{"x", "six", 0}, {"y", "seven", 1}}, 1700000002000);
+  EXPECT_EQ(produce(conn, topic, more, &id), 5);
+  fetch_v12_options at5;
+  int32_t fid = id++;
+  auto f = parse_fetch_v12_full(
+      split_response(round_trip(conn, fetch_v12_request(fid, topic, 0, 5, 0, 1, at5)), true).body);
+  ASSERT_EQ(f.partitions.size(), 1u);
+  auto batches = split_batches(f.partitions[0].records);
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(byte_reader(batches[0].subspan(12, 4)).i32(), 3) << "PartitionLeaderEpoch";
+  expect_result(one_epoch(conn, 4, id++, topic, 0, 3), 4, kNone, 3, 7, "epoch 3 after producing");
+  EXPECT_EQ(checkpoint_of(b, topic), newer);
+}
+
 }  // namespace
 }  // namespace sluice::compat

@@ -260,10 +260,13 @@ std::error_code log::load_leader_epochs() {
   bool rewrite = false;
   if (parsed) {
     epochs_ = leader_epoch_cache(std::move(*parsed));
-    // Entries past the log end belong to batches that recovery cut away.
-    rewrite = epochs_.truncate_from_end(log_end_offset());
-    // The file can also lag the batches (a crash before its write landed): the last batch's
-    // epoch says whether anything newer follows the latest entry.
+    // Entries past the log end belong to batches that recovery cut away. Kafka also drops one
+    // that starts exactly at the log end (an epoch that has not written yet) and gets it back
+    // from its controller when the partition becomes leader again; without a controller, that
+    // entry is where this partition's current epoch is kept, so it stays.
+    rewrite = epochs_.truncate_from_end(log_end_offset() + 1);
+    // The file can also lag the batches (a crash before its write landed): a last batch with a
+    // newer epoch than the latest entry says something follows it.
     for (size_t i = segments_.size(); i-- > 0;) {
       const segment& s = *segments_[i];
       if (s.size() == 0) continue;
@@ -271,7 +274,7 @@ std::error_code log::load_leader_epochs() {
       int64_t position = 0;
       if (auto ec = s.find(s.next_offset() - 1, 0, position, last)) return ec;
       if (last.partition_leader_epoch >= 0 &&
-          last.partition_leader_epoch != epochs_.latest_epoch()) {
+          (epochs_.empty() || last.partition_leader_epoch > *epochs_.latest_epoch())) {
         const size_t from =
             epochs_.empty() ? 0 : segment_for(epochs_.entries().back().start_offset);
         if (auto ec = scan_leader_epochs(from)) return ec;
@@ -288,7 +291,7 @@ std::error_code log::load_leader_epochs() {
     if (auto ec = scan_leader_epochs(0)) return ec;
     rewrite = !missing || !epochs_.empty();
   }
-  rewrite = epochs_.truncate_from_end(log_end_offset()) || rewrite;
+  rewrite = epochs_.truncate_from_end(log_end_offset() + 1) || rewrite;
   rewrite = epochs_.truncate_from_start(log_start_offset_) || rewrite;
   if (!rewrite) return {};
   return replace_file(fs_, path, format_leader_epoch_checkpoint(epochs_.entries()));

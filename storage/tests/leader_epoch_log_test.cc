@@ -113,6 +113,11 @@ TEST_F(leader_epoch_log_test, a_checkpoint_that_lags_the_log_is_caught_up_at_ope
   testing::write_bytes(checkpoint(), bytes_of("0\n4\n0 0\n2 9\n5 15\n7 40\n"));
   EXPECT_EQ(open_log()->leader_epochs().entries(), (entries{{0, 0}, {2, 9}, {5, 15}}));
   EXPECT_EQ(on_disk(), (entries{{0, 0}, {2, 9}, {5, 15}}));
+  // An epoch that starts at the log end has not written yet: it is the current epoch, kept.
+  testing::write_bytes(checkpoint(), bytes_of("0\n4\n0 0\n2 9\n5 15\n7 18\n"));
+  auto l = open_log();
+  EXPECT_EQ(l->leader_epochs().entries(), (entries{{0, 0}, {2, 9}, {5, 15}, {7, 18}}));
+  EXPECT_EQ(l->latest_epoch(), 7);
 }
 
 TEST_F(leader_epoch_log_test, epochs_follow_the_log_start) {
