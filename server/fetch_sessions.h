@@ -17,9 +17,7 @@
 //
 // Threading: the io thread, like everything in server/.
 
-#include <chrono>
 #include <cstdint>
-#include <functional>
 #include <list>
 #include <map>
 #include <memory>
