@@ -51,6 +51,13 @@ std::string validate_cleanup_policy(std::string_view v) {
   return {};
 }
 
+// Kafka's BOOLEAN config type, with its message.
+std::string validate_boolean(std::string_view v) {
+  v = trim(v);
+  if (v == "true" || v == "false") return {};
+  return "Expected value to be either true or false";
+}
+
 // Kafka's MetadataVersion names: "0.10.2", "2.8", "3.0-IV1", "3.7-IV4" and the like. Kafka
 // validates against its own list; the shape is checked here, since the value is ignored.
 std::string validate_message_format_version(std::string_view v) {
@@ -134,11 +141,7 @@ const std::vector<topic_config_spec>& table() {
        config_type::boolean,
        {},  // log.message.downconversion.enable is not a Sluice broker key
        "Ignored: Sluice serves Fetch v4 and later only, so nothing is ever down-converted.",
-       [](std::string_view v) -> std::string {
-         v = trim(v);
-         if (v == "true" || v == "false") return {};
-         return "Expected value to be either true or false";
-       },
+       validate_boolean,
        [](const broker_config&) { return std::string("true"); }},
       // Accepted and ignored, as Kafka 3.x ignores it once the inter-broker protocol is 3.0 or
       // later: every batch is stored as record format v2.
@@ -170,11 +173,7 @@ const std::vector<topic_config_spec>& table() {
        config_type::boolean,
        {},  // nor log.preallocate
        "Ignored: segment files are never preallocated.",
-       [](std::string_view v) -> std::string {
-         v = trim(v);
-         if (v == "true" || v == "false") return {};
-         return "Expected value to be either true or false";
-       },
+       validate_boolean,
        [](const broker_config&) { return std::string("false"); }},
       {"retention.bytes",
        config_type::int64,
@@ -209,11 +208,7 @@ const std::vector<topic_config_spec>& table() {
        config_type::boolean,
        {"unclean.leader.election.enable"},
        "Whether an out-of-sync replica may become leader (a single broker has no other replica).",
-       [](std::string_view v) -> std::string {
-         v = trim(v);
-         if (v == "true" || v == "false") return {};
-         return "Expected value to be either true or false";
-       },
+       validate_boolean,
        [](const broker_config& c) {
          return std::string(c.unclean_leader_election_enable ? "true" : "false");
        }},
