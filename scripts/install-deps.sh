@@ -15,6 +15,9 @@ if [ "${1:-}" = test ]; then
     libgtest-dev                             # unit tests
     librdkafka-dev kcat                      # compat tests and benchmarks only
     clang libclang-rt-14-dev                 # fuzz targets (scripts/fuzz.sh): libFuzzer, sanitizers
+    # compat.container_suite: the suite's image without a registry (scripts/docker-base.sh builds
+    # the base with debootstrap; scripts/dockerd.sh runs a private daemon of docker.io)
+    debootstrap docker.io
   )
 fi
 
