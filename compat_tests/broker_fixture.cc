@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -53,6 +54,24 @@ bool try_reap(pid_t pid, int& status) {
     if (r < 0 && errno == EINTR) continue;
     return false;
   }
+}
+
+// The entries of a `listeners` value: NAME (upper-cased, as the broker logs it) and host:port.
+std::vector<std::pair<std::string, std::string>> listener_entries(const std::string& value) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::stringstream in(value);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    size_t sep = item.find("://");
+    if (sep == std::string::npos) continue;
+    std::string name = item.substr(0, sep);
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    out.emplace_back(std::move(name), item.substr(sep + 3));
+  }
+  return out;
 }
 
 int decode_status(int status) {
@@ -113,7 +132,7 @@ broker::broker(config_map overrides, environment env) : environment_(std::move(e
   for (auto& [k, v] : overrides)
     config_[k] = v;
   write_properties();
-  start(0);
+  start({});
 }
 
 broker::~broker() {
@@ -140,15 +159,22 @@ void broker::write_properties() const {
     out << k << "=" << v << "\n";
 }
 
-void broker::start(uint16_t port) {
+void broker::start(const std::map<std::string, uint16_t>& ports) {
   std::string bin = sluice_bin();
   ++runs_;
   log_path_ = work_dir_ / ("broker-" + std::to_string(runs_) + ".stderr");
 
+  const auto configured = listener_entries(config_["listeners"]);
   std::vector<std::string> args = {bin, (work_dir_ / "server.properties").string()};
-  if (port != 0) {
+  if (!ports.empty()) {
+    std::string listeners;
+    for (const auto& [name, hostport] : configured) {
+      std::string host = hostport.substr(0, hostport.rfind(':'));
+      listeners += (listeners.empty() ? "" : ",") + name + "://" + host + ":" +
+                   std::to_string(ports.at(name));
+    }
     args.push_back("--override");
-    args.push_back("listeners=PLAINTEXT://" + host_ + ":" + std::to_string(port));
+    args.push_back("listeners=" + listeners);
   }
   std::vector<char*> argv;
   for (auto& a : args)
@@ -191,13 +217,19 @@ void broker::start(uint16_t port) {
   ::close(null_fd);
   pid_ = pid;
 
-  static const std::regex listening(R"(listening on PLAINTEXT://([^\s:]+):(\d+))");
-  std::smatch m;
+  // One line per listener; the broker prints them once every listener is bound.
+  static const std::regex listening(R"(listening on ([^\s:/]+)://(\[[^\]]*\]|[^\s:]+):(\d+))");
   std::string text;
+  std::map<std::string, bound_address> found;
   bool up = wait_until(
       [&] {
         text = log();
-        if (std::regex_search(text, m, listening)) return true;
+        found.clear();
+        for (std::sregex_iterator it(text.begin(), text.end(), listening), end; it != end; ++it) {
+          found[(*it)[1].str()] = {(*it)[2].str(),
+                                   static_cast<uint16_t>(std::stoi((*it)[3].str()))};
+        }
+        if (!found.empty() && found.size() >= configured.size()) return true;
         int status = 0;
         if (try_reap(pid_, status)) {
           pid_ = -1;
@@ -212,12 +244,37 @@ void broker::start(uint16_t port) {
     kill9();
     throw std::runtime_error("sluice did not print 'listening on' within 15 s; stderr:\n" + text);
   }
-  host_ = m[1].str();
-  port_ = static_cast<uint16_t>(std::stoi(m[2].str()));
-  if (port != 0 && port_ != port) {
-    throw std::runtime_error("restart asked for port " + std::to_string(port) + " but got " +
-                             std::to_string(port_));
+  listeners_ = std::move(found);
+  const bound_address& main =
+      listeners_.contains("PLAINTEXT") ? listeners_.at("PLAINTEXT") : bound(configured.at(0).first);
+  host_ = main.host;
+  port_ = main.port;
+  for (const auto& [name, port] : ports) {
+    if (bound(name).port != port) {
+      throw std::runtime_error("restart asked for port " + std::to_string(port) + " on " + name +
+                               " but got " + std::to_string(bound(name).port));
+    }
   }
+}
+
+const broker::bound_address& broker::bound(const std::string& listener) const {
+  auto it = listeners_.find(listener);
+  if (it == listeners_.end()) {
+    throw std::invalid_argument("the broker has no listener named " + listener);
+  }
+  return it->second;
+}
+
+std::string broker::host(const std::string& listener) const {
+  return bound(listener).host;
+}
+
+uint16_t broker::port(const std::string& listener) const {
+  return bound(listener).port;
+}
+
+std::string broker::bootstrap(const std::string& listener) const {
+  return host(listener) + ":" + std::to_string(port(listener));
 }
 
 int broker::stop(std::chrono::milliseconds timeout) {
@@ -244,7 +301,10 @@ void broker::kill9() {
 
 void broker::restart() {
   if (running()) throw std::logic_error("restart: broker still running");
-  start(port_);
+  std::map<std::string, uint16_t> ports;
+  for (const auto& [name, address] : listeners_)
+    ports[name] = address.port;
+  start(ports);
 }
 
 std::string broker::log() const {

@@ -4,8 +4,8 @@
 // The binary comes from $SLUICE_BIN (CTest sets it to $<TARGET_FILE:sluice>). Each `broker` gets a
 // fresh temporary directory holding server.properties, the data directory (log.dirs) and one
 // stderr log per run. It binds port 0 and learns the real port from the `listening on
-// PLAINTEXT://host:port` line it prints; a restart passes that port explicitly so clients that
-// cached the address reconnect to the same place.
+// NAME://host:port` line it prints for each listener; a restart passes those ports explicitly so
+// clients that cached the addresses reconnect to the same places.
 //
 // Threading: a `broker` is used from the test's main thread. The child is started with
 // PR_SET_PDEATHSIG tied to the thread that forked it, so never start or restart from a helper
@@ -40,9 +40,15 @@ class broker {
   broker(const broker&) = delete;
   broker& operator=(const broker&) = delete;
 
+  // The PLAINTEXT listener's bound address, or the first listener's when none has that name.
   const std::string& host() const { return host_; }
   uint16_t port() const { return port_; }
   std::string bootstrap() const { return host_ + ":" + std::to_string(port_); }
+  // The bound address of the listener named `listener` (upper case, as the broker logs it);
+  // throws if there is none.
+  std::string host(const std::string& listener) const;
+  uint16_t port(const std::string& listener) const;
+  std::string bootstrap(const std::string& listener) const;
   const std::filesystem::path& data_dir() const { return data_dir_; }
   std::filesystem::path partition_dir(const std::string& topic, int32_t partition) const {
     return data_dir_ / (topic + "-" + std::to_string(partition));
@@ -64,8 +70,14 @@ class broker {
   double cpu_seconds() const;
 
  private:
-  void start(uint16_t port);
+  struct bound_address {
+    std::string host;
+    uint16_t port = 0;
+  };
+  // `ports`: listener name -> port to bind again (a restart); empty for the configured ones.
+  void start(const std::map<std::string, uint16_t>& ports);
   void write_properties() const;
+  const bound_address& bound(const std::string& listener) const;
 
   config_map config_;
   environment environment_;
@@ -76,6 +88,7 @@ class broker {
   pid_t pid_ = -1;
   std::string host_;
   uint16_t port_ = 0;
+  std::map<std::string, bound_address> listeners_;
 };
 
 // Polls `cond` every few milliseconds until it is true or `timeout` passes; returns its last value.

@@ -340,6 +340,35 @@ bytes metadata_v12_request(int32_t correlation_id, const std::vector<std::string
   return frame_request(3, 12, correlation_id, true, body.data());
 }
 
+bytes metadata_v0_request(int32_t correlation_id, const std::vector<std::string>& topics) {
+  byte_writer body;
+  body.array_length(static_cast<int32_t>(topics.size()), false);
+  for (const auto& t : topics)
+    body.string(t, false);
+  return frame_request(3, 0, correlation_id, false, body.data());
+}
+
+bytes find_coordinator_request(int16_t version, int32_t correlation_id, const std::string& group) {
+  byte_writer body;
+  if (version == 0) {
+    body.string(group, false);
+    return frame_request(10, 0, correlation_id, false, body.data());
+  }
+  if (version != 4) throw std::invalid_argument("find_coordinator_request: v0 or v4 only");
+  body.i8(0);  // key_type: group
+  body.array_length(1, true);
+  body.string(group, true);
+  body.empty_tags();
+  return frame_request(10, 4, correlation_id, true, body.data());
+}
+
+bytes describe_cluster_v0_request(int32_t correlation_id) {
+  byte_writer body;
+  body.i8(0);  // include_cluster_authorized_operations
+  body.empty_tags();
+  return frame_request(60, 0, correlation_id, true, body.data());
+}
+
 // ---- Responses -----------------------------------------------------------------------------
 
 api_versions_v0_body parse_api_versions_v0(std::span<const uint8_t> body) {
@@ -551,6 +580,81 @@ metadata_v12 parse_metadata_v12(std::span<const uint8_t> body) {
   }
   r.skip_tags();
   if (r.remaining() != 0) throw decode_error("Metadata v12 body has trailing bytes");
+  return out;
+}
+
+std::vector<metadata_broker> parse_metadata_brokers(int16_t version,
+                                                    std::span<const uint8_t> body) {
+  if (version < 0 || version > 8) throw std::invalid_argument("parse_metadata_brokers: v0-v8");
+  byte_reader r(body);
+  if (version >= 3) r.i32();  // throttle_time_ms
+  std::vector<metadata_broker> out;
+  int32_t brokers = r.array_length(false);
+  for (int32_t b = 0; b < brokers; ++b) {
+    metadata_broker mb;
+    mb.node_id = r.i32();
+    mb.host = r.string(false).value_or("");
+    mb.port = r.i32();
+    if (version >= 1) r.string(false);  // rack
+    out.push_back(mb);
+  }
+  return out;
+}
+
+std::vector<coordinator_result> parse_find_coordinator(int16_t version,
+                                                       std::span<const uint8_t> body) {
+  byte_reader r(body);
+  std::vector<coordinator_result> out;
+  if (version == 0) {
+    coordinator_result c;
+    c.error_code = r.i16();
+    c.node_id = r.i32();
+    c.host = r.string(false).value_or("");
+    c.port = r.i32();
+    out.push_back(c);
+  } else if (version == 4) {
+    r.i32();  // throttle_time_ms
+    int32_t n = r.array_length(true);
+    for (int32_t i = 0; i < n; ++i) {
+      coordinator_result c;
+      c.key = r.string(true).value_or("");
+      c.node_id = r.i32();
+      c.host = r.string(true).value_or("");
+      c.port = r.i32();
+      c.error_code = r.i16();
+      r.string(true);  // error_message
+      r.skip_tags();
+      out.push_back(c);
+    }
+    r.skip_tags();
+  } else {
+    throw std::invalid_argument("parse_find_coordinator: v0 or v4 only");
+  }
+  if (r.remaining() != 0) throw decode_error("FindCoordinator body has trailing bytes");
+  return out;
+}
+
+describe_cluster_v0 parse_describe_cluster_v0(std::span<const uint8_t> body) {
+  byte_reader r(body);
+  describe_cluster_v0 out;
+  r.i32();  // throttle_time_ms
+  out.error_code = r.i16();
+  r.string(true);  // error_message
+  out.cluster_id = r.string(true).value_or("");
+  out.controller_id = r.i32();
+  int32_t brokers = r.array_length(true);
+  for (int32_t b = 0; b < brokers; ++b) {
+    metadata_broker mb;
+    mb.node_id = r.i32();
+    mb.host = r.string(true).value_or("");
+    mb.port = r.i32();
+    r.string(true);  // rack
+    r.skip_tags();
+    out.brokers.push_back(mb);
+  }
+  r.i32();  // cluster_authorized_operations
+  r.skip_tags();
+  if (r.remaining() != 0) throw decode_error("DescribeCluster v0 body has trailing bytes");
   return out;
 }
 

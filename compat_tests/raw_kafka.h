@@ -164,6 +164,12 @@ bytes offset_for_leader_epoch_request(int16_t version, int32_t correlation_id,
 // Metadata v12 for the given topics (by name), or for all topics when `all`.
 bytes metadata_v12_request(int32_t correlation_id, const std::vector<std::string>& topics,
                            bool allow_auto_topic_creation, bool all = false);
+// Metadata v0, the first version; an empty list asks for all topics.
+bytes metadata_v0_request(int32_t correlation_id, const std::vector<std::string>& topics);
+// FindCoordinator for one group: v0 (non-flexible, one key) or v4 (flexible, a list of keys).
+bytes find_coordinator_request(int16_t version, int32_t correlation_id, const std::string& group);
+// DescribeCluster v0 (flexible from its first version).
+bytes describe_cluster_v0_request(int32_t correlation_id);
 
 // ---- Responses -----------------------------------------------------------------------------
 
@@ -276,6 +282,29 @@ struct metadata_v12 {
   std::vector<topic> topics;
 };
 metadata_v12 parse_metadata_v12(std::span<const uint8_t> body);
+// The brokers of a non-flexible Metadata response (v0-v8); the rest of the body is not read.
+std::vector<metadata_broker> parse_metadata_brokers(int16_t version, std::span<const uint8_t> body);
+
+struct coordinator_result {
+  std::string key;  // v4+ only
+  int16_t error_code = 0;
+  int32_t node_id = -1;
+  std::string host;
+  int32_t port = -1;
+};
+// FindCoordinator response v0 (one flat answer) or v4 (one per key); requires that the body is
+// consumed exactly.
+std::vector<coordinator_result> parse_find_coordinator(int16_t version,
+                                                       std::span<const uint8_t> body);
+
+struct describe_cluster_v0 {
+  int16_t error_code = 0;
+  std::string cluster_id;
+  int32_t controller_id = -1;
+  std::vector<metadata_broker> brokers;
+};
+// DescribeCluster response v0; requires that the body is consumed exactly.
+describe_cluster_v0 parse_describe_cluster_v0(std::span<const uint8_t> body);
 
 // ---- Record batches ------------------------------------------------------------------------
 

@@ -44,6 +44,12 @@ void bind_acceptor(tcp::acceptor& acceptor, const tcp::endpoint& endpoint,
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
 }
 
+// host:port, with an IPv6 address in brackets.
+std::string host_port(const std::string& host, uint16_t port) {
+  bool ipv6 = host.find(':') != std::string::npos;
+  return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 // Kafka's producer.id.expiration.check.interval.ms default.
 constexpr int64_t producer_expiration_check_interval_ms = 600000;
 }  // namespace
@@ -117,6 +123,12 @@ std::string broker::start() {
       std::chrono::milliseconds(config_.offsets_retention_check_interval_ms);
   if (std::string err = load_groups(groups_config); !err.empty()) return err;
 
+  if (config_.advertised_listeners.size() != config_.listeners.size()) {
+    return "listeners and advertised listeners do not match: configuration not resolved";
+  }
+  // Every listener is bound before any is announced or accepts: the `listening on` lines tell
+  // scripts and tests that the broker is up, so none may appear for a start that then fails.
+  std::vector<std::unique_ptr<tcp::acceptor>> bound;
   for (size_t i = 0; i < config_.listeners.size(); ++i) {
     const listener& l = config_.listeners[i];
     boost::system::error_code ec;
@@ -137,20 +149,26 @@ std::string broker::start() {
       bind_acceptor(*acceptor, tcp::endpoint(asio::ip::address_v4::any(), l.port), ec);
     }
     if (ec) {
-      return "cannot listen on " + l.name + "://" + l.host + ":" + std::to_string(l.port) + ": " +
-             ec.message();
+      return "cannot listen on " + l.name + "://" + host_port(l.host, l.port) + ": " + ec.message();
     }
-    uint16_t bound_port = acceptor->local_endpoint().port();
-    // An ephemeral listener advertises the port it actually got.
-    if (i < config_.advertised_listeners.size() && config_.advertised_listeners[i].port == 0) {
-      config_.advertised_listeners[i].port = bound_port;
+    // An ephemeral port is advertised as the port actually bound (Kafka's
+    // ListenerInfo.withEphemeralPortsCorrected).
+    if (config_.advertised_listeners[i].port == 0) {
+      config_.advertised_listeners[i].port = acceptor->local_endpoint().port();
     }
-    std::string shown_host = l.host.empty() ? "0.0.0.0" : l.host;
-    log_info("listening on ", l.name, "://", shown_host, ":", bound_port, " (advertised as ",
-             advertised().host, ":", advertised().port, ")");
-    accept(*acceptor);
-    acceptors_.push_back(std::move(acceptor));
+    bound.push_back(std::move(acceptor));
   }
+  for (size_t i = 0; i < bound.size(); ++i) {
+    const listener& l = config_.listeners[i];
+    const listener& a = config_.advertised_listeners[i];
+    // One line per listener, in this format: compat_tests/broker_fixture.cc, kcat_lib.sh and the
+    // capture proxy read the bound address from it.
+    log_info("listening on ", l.name, "://",
+             host_port(l.host.empty() ? "0.0.0.0" : l.host, bound[i]->local_endpoint().port()),
+             " (advertised as ", host_port(a.host, a.port), ")");
+    accept(*bound[i], i);
+  }
+  acceptors_ = std::move(bound);
   checkpoint_timer_.emplace(io_);
   schedule_checkpoint();
   recovery_point_timer_.emplace(io_);
@@ -327,8 +345,21 @@ void broker::schedule_deleted_dirs_removal() {
   });
 }
 
-void broker::accept(tcp::acceptor& acceptor) {
-  acceptor.async_accept([this, &acceptor](boost::system::error_code ec, tcp::socket socket) {
+const listener& broker::advertised(std::string_view listener_name) const {
+  auto find = [this](std::string_view name) -> const listener* {
+    for (size_t i = 0; i < config_.listeners.size(); ++i) {
+      if (config_.listeners[i].name == name) return &config_.advertised_listeners[i];
+    }
+    return nullptr;
+  };
+  if (const listener* a = find(listener_name)) return *a;
+  if (const listener* a = find(config_.inter_broker_listener_name)) return *a;
+  return config_.advertised_listeners.front();
+}
+
+void broker::accept(tcp::acceptor& acceptor, size_t listener_index) {
+  acceptor.async_accept([this, &acceptor, listener_index](boost::system::error_code ec,
+                                                          tcp::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping_) return;
       // Out of descriptors or memory: accepting again at once would fail again at once (and
@@ -337,19 +368,21 @@ void broker::accept(tcp::acceptor& acceptor) {
       accept_backoff_ms_ = std::clamp(accept_backoff_ms_ * 2, 100, 1000);
       auto retry =
           std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(accept_backoff_ms_));
-      retry->async_wait([this, &acceptor, retry](boost::system::error_code wait_ec) {
-        if (!wait_ec && !stopping_) accept(acceptor);
-      });
+      retry->async_wait(
+          [this, &acceptor, listener_index, retry](boost::system::error_code wait_ec) {
+            if (!wait_ec && !stopping_) accept(acceptor, listener_index);
+          });
       return;
     }
     if (accept_backoff_ms_ != 0) {
       log_info("accepting connections again");
       accept_backoff_ms_ = 0;
     }
-    auto s = std::make_shared<session>(std::move(socket), *this, next_session_id_++);
+    auto s = std::make_shared<session>(std::move(socket), *this, next_session_id_++,
+                                       config_.listeners[listener_index].name);
     sessions_.emplace(s->id(), s);
     s->start();
-    accept(acceptor);
+    accept(acceptor, listener_index);
   });
 }
 

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -57,8 +58,11 @@ class broker {
   fetch_session_cache& fetch_sessions() { return fetch_sessions_; }
   producer_id_allocator& producer_ids() { return *producer_ids_; }
   bool stopping() const { return stopping_; }
-  // The address clients are told to use for this broker (Metadata, FindCoordinator).
-  const listener& advertised() const { return config_.advertised_listeners.front(); }
+  // The address this broker advertises to clients of the listener named `listener_name`, as
+  // Kafka answers each client with the endpoints of the listener it connected to (Metadata,
+  // DescribeCluster, FindCoordinator). An empty or unknown name (a request that came in on no
+  // socket, as in handler tests) gets the inter-broker listener's.
+  const listener& advertised(std::string_view listener_name = {}) const;
   const std::string& cluster_id() const { return cluster_id_; }
 
   // Finds a topic for a request or, when allowed, starts creating it; the error is Kafka's
@@ -89,7 +93,8 @@ class broker {
   void on_session_closed(uint64_t id);
 
  private:
-  void accept(boost::asio::ip::tcp::acceptor& acceptor);
+  // Accepts connections for config_.listeners[listener_index].
+  void accept(boost::asio::ip::tcp::acceptor& acceptor, size_t listener_index);
   void schedule_checkpoint();
   // log.flush.offset.checkpoint.interval.ms: every log's unsynced data and index entries.
   void schedule_recovery_point_flush();

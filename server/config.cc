@@ -1,5 +1,9 @@
 #include "server/config.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <functional>
@@ -45,7 +49,78 @@ std::string parse_bool(std::string_view text, bool& out) {
   return {};
 }
 
-// `PLAINTEXT://host:port[,NAME://host:port]`; an IPv6 host is written in brackets.
+constexpr std::string_view security_protocols[] = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT",
+                                                   "SASL_SSL"};
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Kafka's SecurityProtocol.forName: a protocol name in any case.
+std::string parse_security_protocol(std::string_view text, std::string_view key, std::string& out) {
+  std::string name = upper(trim(text));
+  if (std::find(std::begin(security_protocols), std::end(security_protocols), name) ==
+      std::end(security_protocols)) {
+    return "Invalid security protocol `" + std::string(trim(text)) + "` defined in " +
+           std::string(key) + " (expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)";
+  }
+  out = std::move(name);
+  return {};
+}
+
+bool is_ipv4(const std::string& host) {
+  in_addr a{};
+  return ::inet_pton(AF_INET, host.c_str(), &a) == 1;
+}
+
+bool is_ipv6(const std::string& host) {
+  in6_addr a{};
+  return ::inet_pton(AF_INET6, host.c_str(), &a) == 1;
+}
+
+// Kafka's rule (AbstractKafkaConfig.validate): ports other than 0 are distinct, except that one
+// IPv4 and one IPv6 address may share a port.
+std::string check_distinct_ports(const std::vector<listener>& listeners) {
+  std::map<uint16_t, std::vector<const listener*>> by_port;
+  for (const listener& l : listeners) {
+    if (l.port != 0) by_port[l.port].push_back(&l);
+  }
+  for (const auto& [port, same] : by_port) {
+    if (same.size() < 2) continue;
+    std::vector<const listener*> with_ip;
+    size_t without_ip = 0;
+    for (const listener* l : same) {
+      if (is_ipv4(l->host) || is_ipv6(l->host)) {
+        with_ip.push_back(l);
+      } else {
+        ++without_ip;
+      }
+    }
+    const std::string where = ", port: " + std::to_string(port);
+    if (without_ip > 1) return "Each listener must have a different port" + where;
+    if (with_ip.empty()) continue;
+    if (with_ip.size() != 2) {
+      return "Each listener must have a different port unless exactly one listener has an IPv4 "
+             "address and the other IPv6 address" +
+             where;
+    }
+    bool one_of_each = (is_ipv4(with_ip[0]->host) && is_ipv6(with_ip[1]->host)) ||
+                       (is_ipv6(with_ip[0]->host) && is_ipv4(with_ip[1]->host));
+    if (!one_of_each || without_ip > 0) {
+      return "If you have two listeners on the same port then one needs to be IPv4 and the other "
+             "IPv6" +
+             where;
+    }
+  }
+  return {};
+}
+
+// `NAME://host:port[,NAME://host:port]`, each entry as Kafka's SocketServerConfigs parses it
+// (`^(.*)://\[?([0-9a-zA-Z\-%._:]*)\]?:(-?[0-9]+)`): the name upper-cased, an IPv6 host in
+// brackets, an empty host for all interfaces. Names must be distinct.
 std::string parse_listeners(std::string_view text, std::vector<listener>& out) {
   std::vector<listener> result;
   while (!text.empty()) {
@@ -53,16 +128,23 @@ std::string parse_listeners(std::string_view text, std::vector<listener>& out) {
     std::string_view item = trim(text.substr(0, comma));
     text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
     if (item.empty()) continue;
+    const std::string bad = "cannot parse '" + std::string(item) + "' as NAME://host:port";
     size_t sep = item.find("://");
-    if (sep == std::string_view::npos) return "expected NAME://host:port";
+    if (sep == std::string_view::npos || sep == 0) return bad;
     listener l;
-    l.name = std::string(item.substr(0, sep));
+    l.name = upper(item.substr(0, sep));
     std::string_view hostport = item.substr(sep + 3);
     size_t colon = hostport.rfind(':');
-    if (colon == std::string_view::npos) return "expected NAME://host:port";
+    if (colon == std::string_view::npos) return bad;
     std::string_view host = hostport.substr(0, colon);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
       host = host.substr(1, host.size() - 2);
+    }
+    for (char c : host) {
+      if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-' && c != '%' && c != '.' &&
+          c != '_' && c != ':') {
+        return bad;
+      }
     }
     l.host = std::string(host);
     int32_t port = 0;
@@ -70,13 +152,139 @@ std::string parse_listeners(std::string_view text, std::vector<listener>& out) {
       return "bad port in '" + std::string(item) + "'";
     }
     l.port = static_cast<uint16_t>(port);
-    if (l.name != "PLAINTEXT") {
-      return "listener '" + l.name + "' is not supported: only PLAINTEXT";
+    for (const listener& seen : result) {
+      if (seen.name == l.name) {
+        return "Each listener must have a different name: " + l.name + " appears twice";
+      }
     }
     result.push_back(std::move(l));
   }
   if (result.empty()) return "expected at least one listener";
   out = std::move(result);
+  return {};
+}
+
+// Kafka's Csv.parseCsvMap: `NAME:PROTOCOL[,NAME:PROTOCOL]`, split at each entry's last colon;
+// names upper-cased, a repeated name keeps its last protocol.
+std::string parse_protocol_map(std::string_view text,
+                               std::map<std::string, std::string, std::less<>>& out) {
+  std::map<std::string, std::string, std::less<>> result;
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view item = trim(text.substr(0, comma));
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+    if (item.empty()) continue;
+    size_t colon = item.rfind(':');
+    if (colon == std::string_view::npos || trim(item.substr(0, colon)).empty()) {
+      return "cannot parse '" + std::string(item) + "' as NAME:PROTOCOL";
+    }
+    std::string protocol;
+    if (std::string err = parse_security_protocol(item.substr(colon + 1),
+                                                  "listener.security.protocol.map", protocol);
+        !err.empty()) {
+      return err;
+    }
+    result[upper(trim(item.substr(0, colon)))] = std::move(protocol);
+  }
+  out = std::move(result);
+  return {};
+}
+
+std::string joined_names(const std::vector<listener>& listeners) {
+  std::string out;
+  for (const listener& l : listeners)
+    out += (out.empty() ? "" : ",") + l.name;
+  return out;
+}
+
+bool has_listener(const std::vector<listener>& listeners, std::string_view name) {
+  return std::any_of(listeners.begin(), listeners.end(),
+                     [&](const listener& l) { return l.name == name; });
+}
+
+// Kafka's checks across listeners, advertised.listeners, listener.security.protocol.map and the
+// inter-broker listener (KafkaConfig.validateValues), then the address each listener advertises.
+std::string resolve_listeners(broker_config& c) {
+  const auto& map = c.listener_security_protocol_map;
+  auto no_protocol = [&](const listener& l, std::string_view key) {
+    std::string mapped;
+    for (const auto& [name, protocol] : map)
+      mapped += (mapped.empty() ? "" : ",") + name;
+    return std::string(key) + ": No security protocol defined for listener " + l.name + "; add " +
+           l.name + ":PLAINTEXT to listener.security.protocol.map (it maps " +
+           (mapped.empty() ? std::string("no name") : mapped) + ")";
+  };
+  for (const listener& l : c.listeners) {
+    auto it = map.find(l.name);
+    if (it == map.end()) return no_protocol(l, "listeners");
+    if (it->second != "PLAINTEXT") {
+      return "listener " + l.name + " uses security protocol " + it->second +
+             ", which Sluice does not serve yet: only PLAINTEXT listeners are supported";
+    }
+  }
+  if (c.advertised_listeners_config) {
+    for (const listener& a : *c.advertised_listeners_config) {
+      if (!map.contains(a.name)) return no_protocol(a, "advertised.listeners");
+    }
+  }
+  if (c.inter_broker_listener_name_config && c.security_inter_broker_protocol) {
+    return "Only one of inter.broker.listener.name and security.inter.broker.protocol should be "
+           "set.";
+  }
+  if (c.inter_broker_listener_name_config) {
+    c.inter_broker_listener_name = *c.inter_broker_listener_name_config;
+    if (!map.contains(c.inter_broker_listener_name)) {
+      return "Listener with name " + c.inter_broker_listener_name +
+             " defined in inter.broker.listener.name not found in "
+             "listener.security.protocol.map.";
+    }
+    if (!has_listener(c.listeners, c.inter_broker_listener_name)) {
+      return "inter.broker.listener.name must be a listener name defined in listeners. The valid "
+             "options based on currently configured listeners are " +
+             joined_names(c.listeners);
+    }
+  } else {
+    // Kafka names the inter-broker listener after the protocol, ListenerName.forSecurityProtocol.
+    c.inter_broker_listener_name = c.security_inter_broker_protocol.value_or("PLAINTEXT");
+    if (!has_listener(c.listeners, c.inter_broker_listener_name)) {
+      return "no listener is named " + c.inter_broker_listener_name +
+             ", the inter-broker listener by default (Kafka's rule): set "
+             "inter.broker.listener.name to one of " +
+             joined_names(c.listeners);
+    }
+  }
+  if (c.advertised_listeners_config) {
+    for (const listener& a : *c.advertised_listeners_config) {
+      if (!has_listener(c.listeners, a.name)) {
+        return "advertised.listeners listener names must be equal to or a subset of the ones "
+               "defined in listeners. Found " +
+               joined_names(*c.advertised_listeners_config) +
+               ". The valid options based on the current configuration are " +
+               joined_names(c.listeners);
+      }
+    }
+  }
+  c.advertised_listeners.clear();
+  for (const listener& l : c.listeners) {
+    listener a = l;
+    if (c.advertised_listeners_config) {
+      for (const listener& given : *c.advertised_listeners_config) {
+        if (given.name == l.name) a = given;
+      }
+    }
+    // Kafka refuses to advertise 0.0.0.0; "::" is the same wildcard in IPv6.
+    if (a.host == "0.0.0.0" || a.host == "::") {
+      return "advertised.listeners cannot use the nonroutable meta-address " + a.host +
+             " (listener " + l.name + "). Use a routable IP address: give " + l.name +
+             " an entry in advertised.listeners";
+    }
+    // Kafka advertises the canonical host name for an empty host. Sluice advertises localhost
+    // instead: it is meant for laptops, CI and `docker run -p`, where the container's or
+    // machine's host name is often not resolvable by the client. Clusters set
+    // advertised.listeners explicitly.
+    if (a.host.empty()) a.host = "localhost";
+    c.advertised_listeners.push_back(std::move(a));
+  }
   return {};
 }
 
@@ -92,12 +300,46 @@ const std::vector<key_spec>& key_table() {
   static const std::vector<key_spec> keys = {
       {"node.id", "broker.id", "1", "id of this broker in Metadata",
        [](broker_config& c, std::string_view v) { return parse_int<int32_t>(v, 0, c.node_id); }},
-      {"listeners", "", "PLAINTEXT://:9092", "addresses to accept Kafka connections on",
-       [](broker_config& c, std::string_view v) { return parse_listeners(v, c.listeners); }},
+      {"listeners", "", "PLAINTEXT://:9092",
+       "NAME://host:port addresses to accept Kafka connections on; names and ports distinct",
+       [](broker_config& c, std::string_view v) -> std::string {
+         if (std::string err = parse_listeners(v, c.listeners); !err.empty()) return err;
+         return check_distinct_ports(c.listeners);
+       }},
       {"advertised.listeners", "", "(listeners)",
-       "addresses clients are told to connect to; a wildcard host is advertised as localhost",
+       "NAME://host:port addresses clients of each listener are told to connect to; a listener "
+       "without an entry advertises its own, an empty host as localhost",
+       [](broker_config& c, std::string_view v) -> std::string {
+         std::vector<listener> given;
+         if (std::string err = parse_listeners(v, given); !err.empty()) return err;
+         c.advertised_listeners_config = std::move(given);
+         return {};
+       }},
+      {"listener.security.protocol.map", "",
+       "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT",
+       "NAME:PROTOCOL for every listener name; only PLAINTEXT listeners are served",
        [](broker_config& c, std::string_view v) {
-         return parse_listeners(v, c.advertised_listeners);
+         return parse_protocol_map(v, c.listener_security_protocol_map);
+       }},
+      {"inter.broker.listener.name", "", "(security.inter.broker.protocol)",
+       "the listener brokers reach each other on; must name one of listeners",
+       [](broker_config& c, std::string_view v) -> std::string {
+         if (trim(v).empty()) return "expected a listener name";
+         c.inter_broker_listener_name_config = upper(trim(v));
+         return {};
+       }},
+      {"security.inter.broker.protocol", "", "PLAINTEXT",
+       "names the inter-broker listener when inter.broker.listener.name is not set (only one of "
+       "the two may be)",
+       [](broker_config& c, std::string_view v) -> std::string {
+         std::string protocol;
+         if (std::string err =
+                 parse_security_protocol(v, "security.inter.broker.protocol", protocol);
+             !err.empty()) {
+           return err;
+         }
+         c.security_inter_broker_protocol = std::move(protocol);
+         return {};
        }},
       {"log.dirs", "log.dir", "./data", "directory holding the partition logs (one directory)",
        [](broker_config& c, std::string_view v) -> std::string {
@@ -421,16 +663,7 @@ config_result load_config(const std::filesystem::path& properties_file,
   // KafkaConfig.logFlushIntervalMs.
   c.log_flush_interval_ms = c.log_flush_interval_ms_config ? *c.log_flush_interval_ms_config
                                                            : c.log_flush_scheduler_interval_ms;
-  if (c.advertised_listeners.empty()) {
-    // Kafka advertises the canonical host name for a wildcard listener. Sluice advertises
-    // localhost instead: it is meant for laptops, CI and `docker run -p`, where the container's or
-    // machine's host name is often not resolvable by the client. Clusters set
-    // advertised.listeners explicitly.
-    for (listener l : c.listeners) {
-      if (l.host.empty() || l.host == "0.0.0.0" || l.host == "::") l.host = "localhost";
-      c.advertised_listeners.push_back(std::move(l));
-    }
-  }
+  result.error = resolve_listeners(c);
   return result;
 }
 

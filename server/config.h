@@ -21,17 +21,35 @@ enum class ack_sync_policy {
   never,         // never: Kafka's page-cache semantics
 };
 
+// One endpoint of `listeners` or `advertised.listeners` (Kafka's Endpoint).
 struct listener {
-  std::string name;   // security protocol / listener name: only PLAINTEXT is served
-  std::string host;   // empty: all interfaces
+  std::string name;   // upper case, as Kafka's ListenerName.normalised makes it
+  std::string host;   // empty: all interfaces; an IPv6 address without its brackets
   uint16_t port = 0;  // 0: an ephemeral port, reported in the start-up log line
 };
 
 struct broker_config {
   int32_t node_id = 1;
   std::vector<listener> listeners{{"PLAINTEXT", "", 9092}};
-  // Empty: derived from `listeners`, with "localhost" for a wildcard host (see config.cc).
+  // advertised.listeners as given; nullopt when unset.
+  std::optional<std::vector<listener>> advertised_listeners_config;
+  // Resolved by load_config, one per entry of `listeners` and in its order: what a client
+  // connected to that listener is told (Metadata, DescribeCluster, FindCoordinator). The
+  // listener's advertised.listeners entry, else the listener itself, with "localhost" for an
+  // empty host. Port 0 becomes the bound port when the broker starts.
   std::vector<listener> advertised_listeners;
+  // listener.security.protocol.map (listener name -> security protocol), Kafka's default.
+  std::map<std::string, std::string, std::less<>> listener_security_protocol_map{
+      {"PLAINTEXT", "PLAINTEXT"},
+      {"SSL", "SSL"},
+      {"SASL_PLAINTEXT", "SASL_PLAINTEXT"},
+      {"SASL_SSL", "SASL_SSL"}};
+  // inter.broker.listener.name and security.inter.broker.protocol as given; Kafka allows one.
+  std::optional<std::string> inter_broker_listener_name_config;
+  std::optional<std::string> security_inter_broker_protocol;
+  // Resolved by load_config: inter.broker.listener.name, else the listener named after
+  // security.inter.broker.protocol (PLAINTEXT), as in Kafka. Always names one of `listeners`.
+  std::string inter_broker_listener_name = "PLAINTEXT";
   std::filesystem::path log_dir = "./data";
   int32_t num_partitions = 1;
   bool auto_create_topics_enable = true;

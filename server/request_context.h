@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -25,6 +26,10 @@ struct request_context {
   int32_t correlation_id = 0;
   std::optional<std::string> client_id;
   std::string peer;  // remote address, for log lines
+  // The listener the request came in on (Kafka's RequestContext.listenerName): brokers are
+  // advertised to the client at that listener's addresses. Owned by the broker's config; empty
+  // for a request that came in on no socket.
+  std::string_view listener_name;
 
   // Set by a handler that must not answer and instead close the connection after this request:
   // Kafka's rule for a failed acks=0 produce, which has no response to carry the error.

@@ -37,10 +37,11 @@ std::string describe(const tcp::socket& s) {
 }
 }  // namespace
 
-session::session(tcp::socket socket, broker& owner, uint64_t id)
+session::session(tcp::socket socket, broker& owner, uint64_t id, std::string_view listener_name)
     : socket_(std::move(socket)),
       broker_(owner),
       id_(id),
+      listener_name_(listener_name),
       peer_(describe(socket_)),
       writer_wake_(socket_.get_executor()),
       reader_wake_(socket_.get_executor()),
@@ -227,6 +228,7 @@ asio::awaitable<void> session::read_loop() {
     std::string reason;
     request_context ctx{broker_, socket_.get_executor()};
     ctx.peer = peer_;
+    ctx.listener_name = listener_name_;
     if (!dispatch_request(std::move(ctx), std::move(request), slot, self, reason)) {
       log_warn("closing connection from ", peer_, ": ", reason);
       close();

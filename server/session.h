@@ -23,6 +23,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -37,7 +38,9 @@ class broker;
 
 class session : public response_sink, public std::enable_shared_from_this<session> {
  public:
-  session(boost::asio::ip::tcp::socket socket, broker& owner, uint64_t id);
+  // `listener_name`: the listener the connection came in on; owned by the broker's config.
+  session(boost::asio::ip::tcp::socket socket, broker& owner, uint64_t id,
+          std::string_view listener_name);
   ~session();
 
   void start();
@@ -64,6 +67,7 @@ class session : public response_sink, public std::enable_shared_from_this<sessio
   boost::asio::ip::tcp::socket socket_;
   broker& broker_;
   uint64_t id_;
+  std::string_view listener_name_;
   std::string peer_;
   std::deque<std::shared_ptr<response_slot>> pipeline_;
   boost::asio::steady_timer writer_wake_;

@@ -1,12 +1,13 @@
 // DescribeCluster (key 60), versions 0-1.
 //
 // One broker, which is also the controller: cluster id from meta.properties, controller_id = this
-// node, brokers = this node at its advertised address, no rack. v1's endpoint_type 1 (brokers) is
-// answered. As from a Kafka broker's listener (AuthHelper.computeDescribeClusterResponse), 2
-// (controllers) is MISMATCHED_ENDPOINT_TYPE and any other type UNSUPPORTED_ENDPOINT_TYPE, the
-// error answer leaving endpoint_type at its default: Sluice has no separate controller listener.
-// Cluster authorized operations, when asked for, are every cluster operation, as Kafka reports
-// them without an authorizer.
+// node, brokers = this node at the advertised address of the listener the request came in on (as
+// Kafka lists the brokers with MetadataCache.getAliveBrokerNodes(request.context.listenerName)),
+// no rack. v1's endpoint_type 1 (brokers) is answered. As from a Kafka broker's listener
+// (AuthHelper.computeDescribeClusterResponse), 2 (controllers) is MISMATCHED_ENDPOINT_TYPE and any
+// other type UNSUPPORTED_ENDPOINT_TYPE, the error answer leaving endpoint_type at its default:
+// Sluice has no separate controller listener. Cluster authorized operations, when asked for, are
+// every cluster operation, as Kafka reports them without an authorizer.
 
 #include <string>
 
@@ -44,8 +45,9 @@ wire::describe_cluster_response handle_describe_cluster(request_context& ctx,
   response.controller_id = b.config().node_id;
   auto& self = response.brokers.emplace_back();
   self.broker_id = b.config().node_id;
-  self.host = b.advertised().host;
-  self.port = b.advertised().port;
+  const listener& address = b.advertised(ctx.listener_name);
+  self.host = address.host;
+  self.port = address.port;
   return response;
 }
 

@@ -8,6 +8,10 @@
 // Advertised from v0 also because librdkafka before 2.11.1 takes FindCoordinator v0 as its
 // "broker >= 0.8.2" probe and will not compress with lz4 without it (rdkafka_feature.c).
 //
+// The coordinator's address is the advertised address of the listener the request came in on, as
+// Kafka looks the coordinator up with the request's listener name (KafkaApis.getCoordinator:
+// MetadataCache.getAliveBrokerNode(leaderId, request.context.listenerName)).
+//
 // Errors as Kafka: an empty group or transactional id, or an unknown key type, is
 // INVALID_REQUEST.
 
@@ -27,7 +31,7 @@ constexpr int8_t transaction_key = 1;
 
 wire::find_coordinator_response handle_find_coordinator(request_context& ctx,
                                                         wire::find_coordinator_request& request) {
-  const listener& self = ctx.broker.advertised();
+  const listener& self = ctx.broker.advertised(ctx.listener_name);
   const int32_t node_id = ctx.broker.config().node_id;
   auto lookup = [&](const std::string& key) {
     wire::find_coordinator_response::coordinator c;

@@ -1,6 +1,8 @@
 // Metadata (key 3), versions 0-12.
 //
 // One broker: it is the controller and the leader of every partition, replicas = ISR = {self}.
+// The broker is listed at the advertised address of the listener the request came in on, as
+// Kafka's KafkaApis answers with MetadataCache.getAliveBrokerNodes(request.context.listenerName).
 // Topics: v0 empty list = all topics; v1+ null = all, empty = none (MetadataRequest.json). A
 // requested unknown topic is created when the request allows it (v4+ flag, older versions
 // always) and auto.create.topics.enable is on. While its files are being created a topic is
@@ -65,8 +67,9 @@ wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_req
   wire::metadata_response response;
   wire::metadata_response::metadata_response_broker self;
   self.node_id = b.config().node_id;
-  self.host = b.advertised().host;
-  self.port = b.advertised().port;
+  const listener& address = b.advertised(ctx.listener_name);
+  self.host = address.host;
+  self.port = address.port;
   response.brokers.push_back(std::move(self));
   response.cluster_id = b.cluster_id();
   response.controller_id = b.config().node_id;
