@@ -18,6 +18,9 @@ if [ "${1:-}" = test ]; then
     # compat.container_suite: the suite's image without a registry (scripts/docker-base.sh builds
     # the base with debootstrap; scripts/dockerd.sh runs a private daemon of docker.io)
     debootstrap docker.io
+    # server/coordination's tests start a private etcd (etcd 3.4, v3 API over its HTTP gateway);
+    # the package's own service, if the machine runs one, is left alone
+    etcd-server
   )
 fi
 
