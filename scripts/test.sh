@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: unit and compat tests on the Release build, then the
 # unit tests (and the etcd store's tests against a real etcd) again under AddressSanitizer and
-# UndefinedBehaviorSanitizer, then each fuzz target
-# for 20 seconds.
+# UndefinedBehaviorSanitizer, then each fuzz target for 20 seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
