@@ -14,44 +14,12 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include "server/cancel_handle.h"
+
 namespace sluice::server {
 
-// One scheduled callback. Once the handle is cancelled, destroyed or assigned another timer,
-// the callback never runs and its captures are released, so an owner may capture `this` in a
-// callback whose handle it holds.
-class timer_handle {
- public:
-  // What an implementation keeps for one scheduled callback.
-  class state {
-   public:
-    virtual ~state() = default;
-    virtual void cancel() = 0;
-  };
-
-  timer_handle() = default;
-  explicit timer_handle(std::shared_ptr<state> s) : state_(std::move(s)) {}
-  timer_handle(timer_handle&& other) noexcept = default;
-  timer_handle& operator=(timer_handle&& other) noexcept {
-    if (this != &other) {
-      cancel();
-      state_ = std::move(other.state_);
-    }
-    return *this;
-  }
-  timer_handle(const timer_handle&) = delete;
-  timer_handle& operator=(const timer_handle&) = delete;
-  ~timer_handle() { cancel(); }
-
-  void cancel() {
-    if (state_) {
-      state_->cancel();
-      state_.reset();
-    }
-  }
-
- private:
-  std::shared_ptr<state> state_;
-};
+// One scheduled callback: cancelled with its handle (cancel_handle.h).
+using timer_handle = cancel_handle;
 
 class timer_service {
  public:

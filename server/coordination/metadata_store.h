@@ -33,6 +33,8 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "server/cancel_handle.h"
+
 namespace sluice::server::coordination {
 
 enum class store_errc {
@@ -180,41 +182,9 @@ struct watch_callbacks {
   std::function<void(const watch_end&)> ended;
 };
 
-// A running watch or keep-alive. Once cancelled, destroyed or assigned another, its callbacks
-// never run again (it may be cancelled from within one of them).
-class subscription {
- public:
-  class state {
-   public:
-    virtual ~state() = default;
-    virtual void cancel() = 0;
-  };
-
-  subscription() = default;
-  explicit subscription(std::shared_ptr<state> s) : state_(std::move(s)) {}
-  subscription(subscription&& other) noexcept = default;
-  subscription& operator=(subscription&& other) noexcept {
-    if (this != &other) {
-      cancel();
-      state_ = std::move(other.state_);
-    }
-    return *this;
-  }
-  subscription(const subscription&) = delete;
-  subscription& operator=(const subscription&) = delete;
-  ~subscription() { cancel(); }
-
-  explicit operator bool() const { return state_ != nullptr; }
-  void cancel() {
-    if (state_) {
-      state_->cancel();
-      state_.reset();
-    }
-  }
-
- private:
-  std::shared_ptr<state> state_;
-};
+// A running watch or keep-alive: cancelled with its handle (cancel_handle.h), which may happen
+// from within one of its callbacks.
+using subscription = cancel_handle;
 
 class metadata_store {
  public:
