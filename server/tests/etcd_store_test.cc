@@ -142,13 +142,35 @@ class etcd_process {
     kill();
     if (!start()) throw std::runtime_error("etcd did not restart; its log:\n" + log());
   }
+  // Returns once every thread of etcd is stopped: SIGSTOP takes effect asynchronously, and a
+  // thread still running could answer a request sent right after pause().
   void pause() {
-    if (pid_ > 0 && !paused_) ::kill(pid_, SIGSTOP);
+    if (pid_ > 0 && !paused_) {
+      ::kill(pid_, SIGSTOP);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (!all_threads_stopped() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     paused_ = true;
   }
   void resume() {
     if (pid_ > 0 && paused_) ::kill(pid_, SIGCONT);
     paused_ = false;
+  }
+
+  bool all_threads_stopped() const {
+    std::error_code ec;
+    for (const auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
+      std::ifstream stat(task.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      // The state follows the parenthesised command name: "pid (comm) S ...".
+      size_t close = line.rfind(')');
+      if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T')
+        return false;
+    }
+    return !ec;
   }
 
   std::optional<std::string> post(const std::string& path, const std::string& body) const {
