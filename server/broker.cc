@@ -7,8 +7,10 @@
 #include <sstream>
 #include <utility>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 
+#include "server/coordination/etcd_store.h"
 #include "server/logging.h"
 #include "server/session.h"
 #include "server/topic_config.h"
@@ -63,7 +65,24 @@ std::string broker::start() {
     if (ec) return "cannot use log directory " + config_.log_dir.string() + ": " + ec.message();
   }
   std::string problem;
-  cluster_id_ = load_cluster_id(problem);
+  std::string expected_cluster_id;
+  if (!config_.metadata_etcd_endpoints.empty()) {
+    coordination::etcd_config etcd;
+    if (!coordination::parse_etcd_endpoints(config_.metadata_etcd_endpoints, etcd.endpoints,
+                                            problem)) {
+      return "metadata.etcd.endpoints: " + problem;
+    }
+    store_ = std::make_unique<coordination::etcd_store>(io_.get_executor(), std::move(etcd));
+    cluster::cluster_member_config member;
+    member.node_id = config_.node_id;
+    member.prefix = config_.metadata_etcd_prefix;
+    member.rack = config_.broker_rack;
+    member.session_timeout_ms = config_.broker_session_timeout_ms;
+    member_ = std::make_unique<cluster::cluster_member>(io_, *store_, std::move(member));
+    expected_cluster_id = run_to_completion(member_->bootstrap(problem));
+    if (expected_cluster_id.empty()) return problem;
+  }
+  cluster_id_ = load_cluster_id(expected_cluster_id, problem);
   if (cluster_id_.empty()) return problem;
   storage::log_config log_defaults = effective_log_config(config_, {});
   disk_ = std::make_unique<thread_pool_disk_executor>(io_, config_.num_io_threads);
@@ -157,6 +176,16 @@ std::string broker::start() {
       config_.advertised_listeners[i].port = acceptor->local_endpoint().port();
     }
     bound.push_back(std::move(acceptor));
+  }
+  if (member_) {
+    // Registered with the addresses actually bound, before the first client is accepted.
+    std::map<std::string, cluster::endpoint> endpoints;
+    for (const listener& a : config_.advertised_listeners)
+      endpoints[a.name] = cluster::endpoint{a.host, a.port};
+    member_->set_listeners(std::move(endpoints));
+    if (std::string refused = run_to_completion(member_->join()); !refused.empty()) {
+      return refused;
+    }
   }
   for (size_t i = 0; i < bound.size(); ++i) {
     const listener& l = config_.listeners[i];
@@ -357,6 +386,31 @@ const listener& broker::advertised(std::string_view listener_name) const {
   return config_.advertised_listeners.front();
 }
 
+std::vector<broker_address> broker::live_brokers(std::string_view listener_name) const {
+  std::vector<broker_address> out;
+  if (!member_) {
+    const listener& self = advertised(listener_name);
+    out.push_back({config_.node_id, self.host, self.port, config_.broker_rack});
+    return out;
+  }
+  // Kafka's MetadataCache.getAliveBrokerNodes(listenerName): brokers without that listener are
+  // left out, since the client could not reach them through it.
+  const std::string name(
+      listener_name.empty() ? std::string_view(config_.inter_broker_listener_name) : listener_name);
+  for (const auto& [id, b] : member_->image().brokers()) {
+    auto it = b.record.listeners.find(name);
+    if (it == b.record.listeners.end()) continue;
+    out.push_back({id, it->second.host, it->second.port, b.record.rack});
+  }
+  return out;
+}
+
+int32_t broker::controller_id() const {
+  if (!member_) return config_.node_id;
+  const auto& c = member_->image().controller();
+  return c ? c->node_id : -1;
+}
+
 void broker::accept(tcp::acceptor& acceptor, size_t listener_index) {
   acceptor.async_accept([this, &acceptor, listener_index](boost::system::error_code ec,
                                                           tcp::socket socket) {
@@ -390,6 +444,9 @@ void broker::stop() {
   if (stopping_) return;
   stopping_ = true;
   log_info("shutting down: no new connections, answering in-flight requests");
+  // The registration goes now rather than a session timeout later; the io_context runs until the
+  // revocation is answered (or the store's request timeout).
+  if (member_) member_->leave([] {});
   if (checkpoint_timer_) checkpoint_timer_->cancel();
   if (recovery_point_timer_) recovery_point_timer_->cancel();
   if (flush_scheduler_timer_) flush_scheduler_timer_->cancel();
@@ -490,7 +547,24 @@ wire::error_code broker::find_partition(std::string_view topic_name, int32_t ind
 // synced. An unreadable or malformed file, or a missing one in a data directory that already
 // holds partitions, stops the start: a new cluster id would silently make this a different
 // cluster's data. A node.id that differs from the configured one stops it too, as in Kafka.
-std::string broker::load_cluster_id(std::string& problem) {
+template <typename T>
+T broker::run_to_completion(asio::awaitable<T> call) {
+  std::optional<T> result;
+  std::exception_ptr failure;
+  asio::co_spawn(io_, std::move(call), [&](std::exception_ptr e, T value) {
+    failure = e;
+    if (!e) result = std::move(value);
+  });
+  // Not io_.run(): what the call leaves running (a lease's keep-alive) keeps the context busy.
+  while (!result && !failure) {
+    if (io_.stopped()) io_.restart();
+    io_.run_one();
+  }
+  if (failure) std::rethrow_exception(failure);
+  return std::move(*result);
+}
+
+std::string broker::load_cluster_id(const std::string& expected, std::string& problem) {
   storage::file_system& fs = storage::default_file_system();
   const std::filesystem::path path = config_.log_dir / "meta.properties";
   std::string text;
@@ -528,6 +602,15 @@ std::string broker::load_cluster_id(std::string& problem) {
         return {};
       }
     }
+    if (!expected.empty() && id->second != expected) {
+      // Kafka's InconsistentClusterIdException: mixing two clusters' data would serve one's
+      // records under the other's topics.
+      problem = "the log directory " + config_.log_dir.string() + " belongs to cluster " +
+                id->second + ", not to the cluster " + expected + " at " +
+                config_.metadata_etcd_prefix + " in metadata.etcd.endpoints: refusing to start " +
+                "(use an empty log directory to join this cluster)";
+      return {};
+    }
     return id->second;
   }
   std::vector<storage::dir_entry> entries;
@@ -542,12 +625,7 @@ std::string broker::load_cluster_id(std::string& problem) {
       return {};
     }
   }
-  static constexpr char alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::mt19937_64 rng{std::random_device{}()};
-  std::string id;
-  for (int i = 0; i < 22; ++i)
-    id.push_back(alphabet[rng() % 64]);
+  const std::string id = expected.empty() ? cluster::random_cluster_id() : expected;
   std::string content = "#\n# Written by sluice\nversion=1\ncluster.id=" + id +
                         "\nnode.id=" + std::to_string(config_.node_id) + "\n";
   if (std::error_code ec = storage::replace_file(fs, path, content)) {

@@ -19,7 +19,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "server/cluster/cluster_member.h"
 #include "server/config.h"
+#include "server/coordination/metadata_store.h"
 #include "server/disk_executor.h"
 #include "server/fetch_sessions.h"
 #include "server/groups/group_coordinator.h"
@@ -33,6 +35,13 @@
 namespace sluice::server {
 
 class session;
+
+struct broker_address {
+  int32_t node_id = -1;
+  std::string host;
+  int32_t port = 0;
+  std::optional<std::string> rack;
+};
 
 class broker {
  public:
@@ -64,6 +73,15 @@ class broker {
   // socket, as in handler tests) gets the inter-broker listener's.
   const listener& advertised(std::string_view listener_name = {}) const;
   const std::string& cluster_id() const { return cluster_id_; }
+  // The live brokers at their addresses on the listener named `listener_name` (empty: the
+  // inter-broker one), as Metadata and DescribeCluster list them; this broker alone when it runs
+  // alone.
+  std::vector<broker_address> live_brokers(std::string_view listener_name) const;
+  // The cluster's controller, -1 while none is elected; this broker when it runs alone.
+  int32_t controller_id() const;
+  // This broker's membership of a cluster (metadata.etcd.endpoints); null for a broker that runs
+  // alone.
+  const cluster::cluster_member* cluster() const { return member_.get(); }
 
   // Finds a topic for a request or, when allowed, starts creating it; the error is Kafka's
   // (LEADER_NOT_AVAILABLE while its files are being created, as Kafka answers during creation).
@@ -105,8 +123,13 @@ class broker {
   // Removal of deleted partitions' directories once log.segment.delete.delay.ms has passed.
   void schedule_deleted_dirs_removal();
   std::string load_groups(const group_coordinator_config& groups_config);
-  // The cluster id from meta.properties; empty with `problem` set when the start must stop.
-  std::string load_cluster_id(std::string& problem);
+  // The cluster id from meta.properties; empty with `problem` set when the start must stop. In a
+  // cluster `expected` is the cluster's id: a log directory of another cluster (a standalone
+  // broker's, for one) is refused, as Kafka refuses it; a new one is given `expected`.
+  std::string load_cluster_id(const std::string& expected, std::string& problem);
+  // Runs the io_context until `call` completes; only during start(), before anything is served.
+  template <typename T>
+  T run_to_completion(boost::asio::awaitable<T> call);
 
   boost::asio::io_context& io_;
   broker_config config_;
@@ -137,6 +160,9 @@ class broker {
   int64_t last_producer_expiry_ms_ = 0;
   int accept_backoff_ms_ = 0;  // 0: accepting normally
   std::string cluster_id_;
+  // Declared before member_, which calls it until it goes.
+  std::unique_ptr<coordination::metadata_store> store_;
+  std::unique_ptr<cluster::cluster_member> member_;
 };
 
 }  // namespace sluice::server

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <string_view>
 
+#include "server/coordination/etcd_store.h"
+
 namespace sluice::server {
 
 namespace {
@@ -339,6 +341,44 @@ const std::vector<key_spec>& key_table() {
            return err;
          }
          c.security_inter_broker_protocol = std::move(protocol);
+         return {};
+       }},
+      {"metadata.etcd.endpoints", "", "",
+       "http://host:port,... of the etcd cluster that coordinates a Sluice cluster; empty: this "
+       "broker runs alone, with no etcd",
+       [](broker_config& c, std::string_view v) -> std::string {
+         c.metadata_etcd_endpoints = std::string(trim(v));
+         if (c.metadata_etcd_endpoints.empty()) return {};
+         std::vector<coordination::etcd_endpoint> parsed;
+         std::string problem;
+         if (!coordination::parse_etcd_endpoints(c.metadata_etcd_endpoints, parsed, problem)) {
+           return problem;
+         }
+         return {};
+       }},
+      {"metadata.etcd.prefix", "", "/sluice",
+       "the key prefix of this cluster's state in etcd, so that several clusters can share one",
+       [](broker_config& c, std::string_view v) -> std::string {
+         std::string prefix(trim(v));
+         while (prefix.size() > 1 && prefix.back() == '/')
+           prefix.pop_back();
+         if (prefix.empty() || prefix == "/") return "expected a non-empty key prefix";
+         c.metadata_etcd_prefix = std::move(prefix);
+         return {};
+       }},
+      {"broker.session.timeout.ms", "", "9000",
+       "a broker whose registration is not renewed for this long is gone for the cluster (its "
+       "etcd lease TTL, rounded up to seconds; etcd grants no less than 2 s)",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, 1, c.broker_session_timeout_ms);
+       }},
+      {"broker.rack", "", "", "the rack of this broker, which replica placement spreads over",
+       [](broker_config& c, std::string_view v) -> std::string {
+         if (trim(v).empty()) {
+           c.broker_rack.reset();
+         } else {
+           c.broker_rack = std::string(trim(v));
+         }
          return {};
        }},
       {"log.dirs", "log.dir", "./data", "directory holding the partition logs (one directory)",

@@ -50,6 +50,11 @@ struct broker_config {
   // Resolved by load_config: inter.broker.listener.name, else the listener named after
   // security.inter.broker.protocol (PLAINTEXT), as in Kafka. Always names one of `listeners`.
   std::string inter_broker_listener_name = "PLAINTEXT";
+  // A cluster: metadata.etcd.endpoints (empty: this broker runs alone) and metadata.etcd.prefix.
+  std::string metadata_etcd_endpoints;
+  std::string metadata_etcd_prefix = "/sluice";
+  int64_t broker_session_timeout_ms = 9000;
+  std::optional<std::string> broker_rack;
   std::filesystem::path log_dir = "./data";
   int32_t num_partitions = 1;
   bool auto_create_topics_enable = true;

@@ -1,9 +1,9 @@
 // DescribeCluster (key 60), versions 0-1.
 //
-// One broker, which is also the controller: cluster id from meta.properties, controller_id = this
-// node, brokers = this node at the advertised address of the listener the request came in on (as
-// Kafka lists the brokers with MetadataCache.getAliveBrokerNodes(request.context.listenerName)),
-// no rack. v1's endpoint_type 1 (brokers) is answered. As from a Kafka broker's listener
+// Cluster id from meta.properties; the controller and the live brokers (this one alone when it
+// runs alone) at their advertised addresses on the listener the request came in on, with their
+// racks (as Kafka lists them with MetadataCache.getAliveBrokerNodes(request.context.listenerName)).
+// v1's endpoint_type 1 (brokers) is answered. As from a Kafka broker's listener
 // (AuthHelper.computeDescribeClusterResponse), 2 (controllers) is MISMATCHED_ENDPOINT_TYPE and any
 // other type UNSUPPORTED_ENDPOINT_TYPE, the error answer leaving endpoint_type at its default:
 // Sluice has no separate controller listener. Cluster authorized operations, when asked for, are
@@ -42,12 +42,14 @@ wire::describe_cluster_response handle_describe_cluster(request_context& ctx,
   }
   response.endpoint_type = request.endpoint_type;
   response.cluster_id = b.cluster_id();
-  response.controller_id = b.config().node_id;
-  auto& self = response.brokers.emplace_back();
-  self.broker_id = b.config().node_id;
-  const listener& address = b.advertised(ctx.listener_name);
-  self.host = address.host;
-  self.port = address.port;
+  response.controller_id = b.controller_id();
+  for (broker_address& a : b.live_brokers(ctx.listener_name)) {
+    auto& out = response.brokers.emplace_back();
+    out.broker_id = a.node_id;
+    out.host = std::move(a.host);
+    out.port = a.port;
+    out.rack = std::move(a.rack);
+  }
   return response;
 }
 

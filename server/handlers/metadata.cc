@@ -65,14 +65,15 @@ wire::metadata_response::metadata_response_topic not_ready(const std::string& na
 wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_request& request) {
   broker& b = ctx.broker;
   wire::metadata_response response;
-  wire::metadata_response::metadata_response_broker self;
-  self.node_id = b.config().node_id;
-  const listener& address = b.advertised(ctx.listener_name);
-  self.host = address.host;
-  self.port = address.port;
-  response.brokers.push_back(std::move(self));
+  for (broker_address& a : b.live_brokers(ctx.listener_name)) {
+    auto& out = response.brokers.emplace_back();
+    out.node_id = a.node_id;
+    out.host = std::move(a.host);
+    out.port = a.port;
+    out.rack = std::move(a.rack);
+  }
   response.cluster_id = b.cluster_id();
-  response.controller_id = b.config().node_id;
+  response.controller_id = b.controller_id();
   // The request fields exist only in the versions that have them, and decode as false elsewhere.
   response.cluster_authorized_operations =
       authorized_operations(request.include_cluster_authorized_operations, cluster_operations);
