@@ -431,6 +431,7 @@ std::error_code log::append(std::span<uint8_t> batches, int32_t leader_epoch, ap
 
   // Validate everything before touching anything: an append is all or nothing.
   wire::batch_reader reader(batches);
+  std::vector<wire::record_batch> views;
   std::vector<producer_batch> producer_batches;
   const bool log_append_time = cfg_.message_timestamp_type == timestamp_type::log_append_time;
   // The append's largest timestamp as it will be once stamped: what segment.ms compares.
@@ -440,6 +441,7 @@ std::error_code log::append(std::span<uint8_t> batches, int32_t leader_epoch, ap
     // Kafka checks the size before the CRC (UnifiedLog.analyzeAndValidateRecords).
     if (b->size_bytes() > cfg_.max_message_bytes) return errc::record_too_large;
     if (wire::batch_error e = b->validate(); e != wire::batch_error::ok) return map_batch_error(e);
+    views.push_back(*b);
     producer_batches.push_back(producer_batch::from(*b));
     max_ts = std::max(max_ts, log_append_time ? now_ms : b->max_timestamp());
     last_offset_delta_sum += b->last_offset_delta() + 1;
@@ -477,29 +479,12 @@ std::error_code log::append(std::span<uint8_t> batches, int32_t leader_epoch, ap
       return errc::invalid_record;
   }
 
-  segment* active = segments_.back().get();
-  if (active->size() > 0) {
-    bool due =
-        active->size() + bytes > cfg_.segment_bytes || last - active->base_offset() > INT32_MAX;
-    if (!due) {
-      if (auto ec = time_to_roll(max_ts, now_ms, due)) return ec;
-    }
-    if (due) {
-      start_roll(now_ms);
-      return errc::roll_in_progress;
-    }
-  }
-  // Even a fresh segment cannot index offsets more than 2^31 - 1 past its base.
-  if (last - active->base_offset() > INT32_MAX) return errc::invalid_record;
+  if (auto ec = roll_if_due(bytes, last, max_ts, now_ms)) return ec;
 
   // Stamp the broker's fields in place. Offsets and the leader epoch lie outside the CRC; the
   // timestamp type does not, so it costs a CRC pass over each batch it changes.
-  std::vector<int64_t> base_offsets;
-  base_offsets.reserve(producer_batches.size());
   int64_t next = first;
-  int64_t offset_of_max_ts = first;
-  int64_t stamped_max_ts = -1;
-  for (size_t pos = 0, i = 0; pos < batches.size(); ++i) {
+  for (size_t pos = 0; pos < batches.size();) {
     auto size = static_cast<size_t>(wire::record_batch(batches.subspan(pos)).size_bytes());
     wire::mutable_record_batch b(batches.subspan(pos, size));
     b.set_base_offset(next);
@@ -509,31 +494,114 @@ std::error_code log::append(std::span<uint8_t> batches, int32_t leader_epoch, ap
     } else if (b.is_log_append_time()) {
       clear_log_append_time(b);
     }
-    producer_batches[i].max_timestamp = b.max_timestamp();
-    base_offsets.push_back(next);
-    if (b.max_timestamp() > stamped_max_ts) {
-      stamped_max_ts = b.max_timestamp();
-      offset_of_max_ts = b.last_offset();
-    }
     next = b.next_offset();
     pos += size;
   }
 
-  if (auto ec = active->append(batches, last, stamped_max_ts, offset_of_max_ts,
-                               cfg_.index_interval_bytes)) {
+  if (auto ec = write_batches(batches, views, out)) return ec;
+  out.log_append_time = log_append_time ? now_ms : -1;
+  return {};
+}
+
+std::error_code log::append_replicated(std::span<const uint8_t> batches, append_info& out,
+                                       int64_t now_ms) {
+  out = {};
+  if (closed_) return errc::log_closed;
+  if (offline_) return errc::log_offline;
+  if (rolling_) return errc::roll_in_progress;
+  out.log_start_offset = log_start_offset_;
+
+  // Every whole batch is checked before anything is written, even those past what one segment
+  // takes (step 3): a bad batch anywhere leaves the log as it was.
+  wire::batch_reader reader(batches);
+  std::vector<wire::record_batch> views;
+  int64_t expected = log_end_offset();
+  while (auto b = reader.next()) {
+    if (wire::batch_error e = b->validate(); e != wire::batch_error::ok) return map_batch_error(e);
+    if (b->base_offset() != expected) {
+      return views.empty() ? errc::offset_out_of_range : errc::invalid_record;
+    }
+    expected = b->next_offset();
+    views.push_back(*b);
+  }
+  // Kafka cuts a fetch response at max_bytes wherever that falls: a trailing partial batch is
+  // the next fetch's business, not an error. Bad framing is.
+  if (reader.error() != wire::batch_error::ok && reader.error() != wire::batch_error::truncated) {
+    return map_batch_error(reader.error());
+  }
+  if (views.empty()) return {};
+
+  // One append goes to one segment, as on the leader path; refusing a fetch that does not fit
+  // would stall replication for good, so the rest waits for the next call instead.
+  const int64_t first = views.front().base_offset();
+  size_t count = 0;
+  int64_t bytes = 0;
+  int64_t max_ts = -1;
+  for (const wire::record_batch& b : views) {
+    if (count > 0 &&
+        (bytes + b.size_bytes() > cfg_.segment_bytes || b.last_offset() - first > INT32_MAX)) {
+      break;
+    }
+    ++count;
+    bytes += b.size_bytes();
+    max_ts = std::max(max_ts, b.max_timestamp());
+  }
+  if (auto ec = roll_if_due(bytes, views[count - 1].last_offset(), max_ts, now_ms)) return ec;
+  return write_batches(batches.first(static_cast<size_t>(bytes)),
+                       std::span<const wire::record_batch>(views).first(count), out);
+}
+
+std::error_code log::roll_if_due(int64_t bytes, int64_t last_offset, int64_t max_timestamp,
+                                 int64_t now_ms) {
+  segment* active = segments_.back().get();
+  if (active->size() > 0) {
+    bool due = active->size() + bytes > cfg_.segment_bytes ||
+               last_offset - active->base_offset() > INT32_MAX;
+    if (!due) {
+      if (auto ec = time_to_roll(max_timestamp, now_ms, due)) return ec;
+    }
+    if (due) {
+      start_roll(now_ms);
+      return errc::roll_in_progress;
+    }
+  }
+  // Even a fresh segment cannot index offsets more than 2^31 - 1 past its base.
+  if (last_offset - active->base_offset() > INT32_MAX) return errc::invalid_record;
+  return {};
+}
+
+std::error_code log::write_batches(std::span<const uint8_t> bytes,
+                                   std::span<const wire::record_batch> batches, append_info& out) {
+  const int64_t first = batches.front().base_offset();
+  const int64_t last = batches.back().last_offset();
+  // Kafka's offsetOfMaxTimestamp: the last offset of the first batch holding the largest one.
+  int64_t max_ts = -1;
+  int64_t offset_of_max_ts = first;
+  for (const wire::record_batch& b : batches) {
+    if (b.max_timestamp() > max_ts) {
+      max_ts = b.max_timestamp();
+      offset_of_max_ts = b.last_offset();
+    }
+  }
+  segment& active = *segments_.back();
+  if (auto ec = active.append(bytes, last, max_ts, offset_of_max_ts, cfg_.index_interval_bytes)) {
     go_offline("write", ec);
     return errc::log_offline;
   }
-  for (size_t i = 0; i < producer_batches.size(); ++i) {
-    producers_.update(producer_batches[i], base_offsets[i]);
+  // Kafka assigns each batch's epoch: a newer one adds an entry at its first batch, the epoch
+  // already latest changes nothing, and an older one drops the entries it contradicts (a
+  // follower's stale epoch that the leader never had).
+  bool epochs_changed = false;
+  for (const wire::record_batch& b : batches) {
+    producers_.apply(b);
+    epochs_changed = epochs_.assign(b.partition_leader_epoch(), b.base_offset()) || epochs_changed;
   }
-  if (leader_epoch >= 0 && epochs_.assign(leader_epoch, first)) write_leader_epochs_async();
+  if (epochs_changed) write_leader_epochs_async();
   out.base_offset = first;
   out.last_offset = last;
-  out.max_timestamp = stamped_max_ts;
-  out.batch_count = static_cast<int32_t>(producer_batches.size());
-  out.bytes = bytes;
-  out.log_append_time = log_append_time ? now_ms : -1;
+  out.max_timestamp = max_ts;
+  out.batch_count = static_cast<int32_t>(batches.size());
+  out.bytes = static_cast<int64_t>(bytes.size());
   out.log_start_offset = log_start_offset_;
   return {};
 }
@@ -1053,15 +1121,35 @@ std::error_code log::delete_records_before(int64_t offset, int64_t& new_log_star
   if (offset == high_watermark_sentinel) offset = high_watermark_;
   if (offset < 0 || offset > high_watermark_) return errc::offset_out_of_range;
   if (offline_) return errc::log_offline;
+  raise_log_start(offset, "DeleteRecords", std::move(files_deleted));
+  new_log_start = log_start_offset_;
+  return {};
+}
+
+std::error_code log::follow_leader_log_start(int64_t leader_log_start, int64_t& new_log_start,
+                                             std::function<void(std::error_code)> files_deleted) {
+  new_log_start = log_start_offset_;
+  if (closed_) return errc::log_closed;
+  if (leader_log_start <= log_start_offset_) {
+    if (files_deleted) files_deleted({});
+    return {};
+  }
+  if (leader_log_start > high_watermark_) return errc::offset_out_of_range;
+  if (offline_) return errc::log_offline;
+  raise_log_start(leader_log_start, "the leader's log start offset", std::move(files_deleted));
+  new_log_start = log_start_offset_;
+  return {};
+}
+
+void log::raise_log_start(int64_t offset, std::string_view reason,
+                          std::function<void(std::error_code)> files_deleted) {
   // The recovery point stays: a start inside a segment says nothing about what is durable there.
   log_start_offset_ = std::max(log_start_offset_, offset);
   size_t below = 0;
   while (below + 1 < segments_.size() && segments_[below + 1]->base_offset() <= log_start_offset_) {
     ++below;
   }
-  delete_oldest_segments(below, "DeleteRecords", std::move(files_deleted));
-  new_log_start = log_start_offset_;
-  return {};
+  delete_oldest_segments(below, reason, std::move(files_deleted));
 }
 
 size_t log::enforce_retention(int64_t now_ms) {

@@ -3,10 +3,11 @@
 // and the deviations from Kafka).
 //
 // `log` is one partition: a directory of segments holding record batches exactly as they came off
-// the wire, with sparse offset and time indexes. Appends validate and stamp batches in place and
-// write them with one pwrite into the page cache; reads return file slices for sendfile, never
-// bytes. `log_manager` owns every log under one log.dirs root, the checkpoint files and the
-// clean-shutdown marker, and runs crash recovery at start.
+// the wire, with sparse offset and time indexes. Appends validate and stamp batches in place (a
+// follower's replicated append keeps the leader's bytes unchanged) and write them with one pwrite
+// into the page cache; reads return file slices for sendfile, never bytes. `log_manager` owns every
+// log under one log.dirs root, the checkpoint files and the clean-shutdown marker, and runs crash
+// recovery at start.
 //
 // Threading: one owner thread (the broker's io thread) owns every log and calls everything here;
 // there are no locks. Whatever may block on the disk (fsync, file creation and deletion, renames,
@@ -42,6 +43,7 @@
 #include "storage/producer_state.h"
 #include "wire/codec.h"
 #include "wire/frame.h"
+#include "wire/record_batch.h"
 
 namespace sluice::storage {
 
@@ -91,6 +93,9 @@ struct append_info {
   int64_t last_offset = -1;    // offset of the last record
   int64_t max_timestamp = -1;  // largest batch maxTimestamp of the append (after stamping)
   int32_t batch_count = 0;
+  // Bytes written. For log::append_replicated also how much of its input was taken: a prefix of
+  // whole batches, short of the input when that ended in a partial batch or held more than one
+  // segment takes (all other fields then describe that prefix).
   int64_t bytes = 0;
   // The time stamped into the batches under LogAppendTime; -1 under CreateTime. Produce responses
   // carry it.
@@ -217,6 +222,40 @@ class log {
   //     entries; producer state records the batches. A failed write takes the log offline.
   std::error_code append(std::span<uint8_t> batches, int32_t leader_epoch, append_info& out,
                          int64_t now_ms = wall_clock_ms());
+  // A follower's append (Kafka's UnifiedLog.appendAsFollower) of batches fetched from the
+  // partition's leader. They are written VERBATIM: base offsets, partitionLeaderEpoch, timestamps
+  // and every other byte stay the leader's. In order:
+  //  0. errc::log_offline, errc::log_closed; errc::roll_in_progress while the next segment is
+  //     being created, as for append() (nothing written: append again once when_writable() calls
+  //     back).
+  //  1. The input ends after its last whole batch: a fetch response cut at max_bytes ends in part
+  //     of one, which is left out without an error (out.bytes says how much was taken; the rest
+  //     comes with the next fetch from log_end_offset()). Input without a whole batch appends
+  //     nothing and succeeds.
+  //  2. Every whole batch is checked before anything is written, as append() checks it (magic 2,
+  //     sizes, CRC-32C, offsets in range, lastOffsetDelta + 1 == recordsCount, with the same
+  //     errors), except for max_message_bytes: the leader applied it, and Kafka's followers do not
+  //     check it again. Then the offsets: the first batch must start at log_end_offset(), else
+  //     errc::offset_out_of_range (the log and the fetch disagree, e.g. the answer to a fetch sent
+  //     before a truncation: fetch again from log_end_offset()); each later batch must start right
+  //     after the previous one's last offset, else errc::invalid_record (a gap or an overlap in
+  //     the leader's data).
+  //  3. At most what one segment takes is appended: the longest prefix of the batches within
+  //     segment_bytes and within 2^31 - 1 offsets of its first, but at least one batch (a batch
+  //     larger than a segment gets a segment of its own). When out.bytes falls short of the whole
+  //     batches, append the rest with another call. That prefix rolls the log as in append() step
+  //     3 (by size, by segment_ms on the batches' own timestamps, `now_ms` for segments without).
+  //  4. As in append() step 5: one pwrite, index entries and max timestamp tracking; the producer
+  //     state records the batches unchecked (the leader checked them: no duplicates, no sequence
+  //     or epoch errors here; transaction markers end transactions); and for each batch the leader
+  //     epoch cache assigns (partitionLeaderEpoch, base offset) as Kafka does, so that an epoch
+  //     newer than the latest adds an entry where its first batch starts (written to
+  //     leader-epoch-checkpoint by a disk job). A failed write takes the log offline.
+  // The log end offset becomes the last appended batch's last offset + 1. The high watermark does
+  // not move: the follower sets it from the leader's fetch response with set_high_watermark,
+  // which caps it at the log end. out.log_append_time is -1 and out.duplicate false.
+  std::error_code append_replicated(std::span<const uint8_t> batches, append_info& out,
+                                    int64_t now_ms = wall_clock_ms());
   // Calls `fn` once appends can be made again: at once when the log is not rolling, else when the
   // roll's files exist (or the roll failed and the log went offline). `fn` runs on the owner
   // thread; a log destroyed or removed first never calls it.
@@ -324,6 +363,14 @@ class log {
   // watermark for a single replica).
   std::error_code delete_records_before(int64_t offset, int64_t& new_log_start,
                                         std::function<void(std::error_code)> files_deleted = {});
+  // A follower's way to the leader's log start (Kafka's maybeIncrementLogStartOffset with
+  // LeaderOffsetIncremented, after each fetch): as delete_records_before(), except that an offset
+  // at or below log_start_offset() changes nothing and succeeds (Kafka's -1, "unknown", included,
+  // where delete_records_before reads -1 as the high watermark). Above high_watermark() it is
+  // errc::offset_out_of_range, as in Kafka: set the high watermark from the same fetch response
+  // first.
+  std::error_code follow_leader_log_start(int64_t leader_log_start, int64_t& new_log_start,
+                                          std::function<void(std::error_code)> files_deleted = {});
 
   // One retention pass (Kafka's UnifiedLog.deleteOldSegments), deleting from the oldest segment:
   //  - by time: segments whose largest timestamp (the .log's mtime when no batch has one) is more
@@ -371,6 +418,18 @@ class log {
   // A write or sync failed: offline for good (one log line), every waiter told.
   void go_offline(std::string_view what, std::error_code ec);
   void notify_writable();
+  // The roll decision shared by both appends (append() step 3), for an append of `bytes` ending
+  // at `last_offset` whose largest timestamp is `max_timestamp`: starts a roll and returns
+  // errc::roll_in_progress when one is due; errc::invalid_record when even the active segment,
+  // fresh, could not index `last_offset`.
+  std::error_code roll_if_due(int64_t bytes, int64_t last_offset, int64_t max_timestamp,
+                              int64_t now_ms);
+  // The write shared by both appends, once the roll check passed: `bytes` are `batches`, whole
+  // and checked, with their final headers and offsets from log_end_offset() on. One pwrite,
+  // index entries, producer state, leader epochs (append() step 5); fills `out` but for
+  // log_append_time and duplicate.
+  std::error_code write_batches(std::span<const uint8_t> bytes,
+                                std::span<const wire::record_batch> batches, append_info& out);
   // Whether segment.ms says the active segment is due to roll before an append whose largest
   // timestamp is `append_max_timestamp`.
   std::error_code time_to_roll(int64_t append_max_timestamp, int64_t now_ms, bool& due);
@@ -394,6 +453,10 @@ class log {
   // segment. A failed deletion takes the log offline.
   void delete_oldest_segments(size_t count, std::string_view reason,
                               std::function<void(std::error_code)> done = {});
+  // Moves the log start up to `offset` (never down) and deletes the segments wholly below it but
+  // the active one (delete_oldest_segments), for DeleteRecords and followers.
+  void raise_log_start(int64_t offset, std::string_view reason,
+                       std::function<void(std::error_code)> files_deleted);
   size_t segment_for(int64_t offset) const;  // index of the last segment with base <= offset
   std::error_code locate(size_t seg, int64_t offset, int64_t& position, read_mode mode) const;
   void remember_position(int64_t offset, int64_t segment_base, int64_t position) const;
