@@ -8,10 +8,13 @@
 #include <utility>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 
+#include "server/controller_channel.h"
 #include "server/coordination/etcd_store.h"
 #include "server/logging.h"
+#include "server/replica_manager.h"
 #include "server/session.h"
 #include "server/topic_config.h"
 #include "storage/checkpoint.h"
@@ -186,6 +189,17 @@ std::string broker::start() {
     if (std::string refused = run_to_completion(member_->join()); !refused.empty()) {
       return refused;
     }
+    cluster::controller_config controller_config;
+    controller_config.default_num_partitions = config_.num_partitions;
+    controller_config.default_replication_factor = config_.default_replication_factor;
+    controller_config.max_partitions_per_request = static_cast<int32_t>(max_partitions_per_request);
+    controller_ = std::make_unique<cluster::controller>(*store_, *member_, controller_config);
+    channel_ = std::make_unique<controller_channel>(*this, *member_, *controller_);
+    replicas_ = std::make_unique<replica_manager>(
+        *this, *member_, [channel = channel_.get()](isr_change_request request) {
+          return channel->alter_partition(std::move(request));
+        });
+    replicas_->start();
   }
   for (size_t i = 0; i < bound.size(); ++i) {
     const listener& l = config_.listeners[i];
@@ -446,6 +460,7 @@ void broker::stop() {
   log_info("shutting down: no new connections, answering in-flight requests");
   // The registration goes now rather than a session timeout later; the io_context runs until the
   // revocation is answered (or the store's request timeout).
+  if (replicas_) replicas_->stop();
   if (member_) member_->leave([] {});
   if (checkpoint_timer_) checkpoint_timer_->cancel();
   if (recovery_point_timer_) recovery_point_timer_->cancel();
@@ -516,9 +531,15 @@ wire::error_code broker::find_or_create_topic(std::string_view name, bool allow_
   if (out != nullptr) return wire::error_code::none;
   if (topics_->creating(name)) return wire::error_code::leader_not_available;
   if (!is_valid_topic_name(name)) return wire::error_code::invalid_topic_exception;
+  // In a cluster this broker holds only its replicas: the topic may be elsewhere.
+  if (member_ && member_->image().topic_id(name)) return wire::error_code::not_leader_or_follower;
   // Internal topics are the broker's own to create (Kafka: never by a client's request).
   if (!allow_auto_create || !config_.auto_create_topics_enable || is_internal_topic(name)) {
     return wire::error_code::unknown_topic_or_partition;
+  }
+  if (member_) {
+    auto_create_in_cluster(name);
+    return wire::error_code::leader_not_available;
   }
   topics_->create_async(name, config_.num_partitions, {}, {},
                         [topic_name = std::string(name)](wire::error_code ec, topic*) {
@@ -531,22 +552,69 @@ wire::error_code broker::find_or_create_topic(std::string_view name, bool allow_
   return wire::error_code::leader_not_available;
 }
 
+void broker::auto_create_in_cluster(std::string_view name) {
+  if (!auto_creating_.emplace(name).second) return;
+  asio::co_spawn(
+      io_,
+      [this, name = std::string(name)]() -> asio::awaitable<void> {
+        // As Kafka's AutoTopicCreationManager: a CreateTopics with the broker's defaults, sent to
+        // the controller; its outcome shows in the cluster state.
+        wire::create_topics_request request;
+        auto& t = request.topics.emplace_back();
+        t.name = name;
+        t.num_partitions = -1;
+        t.replication_factor = -1;
+        request.timeout_ms = 30000;
+        wire::error_code ec = wire::error_code::none;
+        std::string message;
+        if (channel_->local_is_controller()) {
+          std::vector<cluster::create_topic_request> asks(1);
+          asks[0].name = name;
+          std::vector<cluster::create_topic_result> r =
+              co_await channel_->local().create_topics(std::move(asks));
+          if (!r.empty()) {
+            ec = r[0].error;
+            message = r[0].message;
+          }
+        } else {
+          auto answer = co_await channel_->forward(request, 7);
+          if (answer.error) {
+            ec = wire::error_code::not_controller;
+            message = answer.error.message();
+          } else if (!answer.body.topics.empty()) {
+            ec = static_cast<wire::error_code>(answer.body.topics[0].error_code);
+            message = answer.body.topics[0].error_message.value_or("");
+          }
+        }
+        auto_creating_.erase(name);
+        if (ec != wire::error_code::none && ec != wire::error_code::topic_already_exists) {
+          if (!message.empty()) message.insert(0, ": ");
+          log_warn("auto-creating topic ", name,
+                   " through the controller failed: ", wire::error_name(ec), message);
+        }
+      },
+      asio::detached);
+}
+
 wire::error_code broker::find_partition(std::string_view topic_name, int32_t index,
                                         partition*& out) {
   out = topics_->find_partition(topic_name, index);
   if (out == nullptr) {
-    return topics_->creating(topic_name) ? wire::error_code::leader_not_available
-                                         : wire::error_code::unknown_topic_or_partition;
+    if (topics_->creating(topic_name)) return wire::error_code::leader_not_available;
+    if (member_) {
+      std::optional<wire::uuid> id = member_->image().topic_id(topic_name);
+      if (id && member_->image().partition(*id, index) != nullptr) {
+        return wire::error_code::not_leader_or_follower;
+      }
+    }
+    return wire::error_code::unknown_topic_or_partition;
   }
   if (out->offline()) return wire::error_code::kafka_storage_error;
+  // A follower's replica serves nobody; clients refresh Metadata and go to the leader.
+  if (!out->is_leader()) return wire::error_code::not_leader_or_follower;
   return wire::error_code::none;
 }
 
-// Kafka keeps the cluster id in meta.properties in each log dir; so does Sluice, with the same
-// keys, generating one on the first start of an empty data directory. Written atomically and
-// synced. An unreadable or malformed file, or a missing one in a data directory that already
-// holds partitions, stops the start: a new cluster id would silently make this a different
-// cluster's data. A node.id that differs from the configured one stops it too, as in Kafka.
 template <typename T>
 T broker::run_to_completion(asio::awaitable<T> call) {
   std::optional<T> result;
@@ -564,6 +632,11 @@ T broker::run_to_completion(asio::awaitable<T> call) {
   return std::move(*result);
 }
 
+// Kafka keeps the cluster id in meta.properties in each log dir; so does Sluice, with the same
+// keys, generating one on the first start of an empty data directory. Written atomically and
+// synced. An unreadable or malformed file, or a missing one in a data directory that already
+// holds partitions, stops the start: a new cluster id would silently make this a different
+// cluster's data. A node.id that differs from the configured one stops it too, as in Kafka.
 std::string broker::load_cluster_id(const std::string& expected, std::string& problem) {
   storage::file_system& fs = storage::default_file_system();
   const std::filesystem::path path = config_.log_dir / "meta.properties";

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string_view>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "server/cluster/cluster_member.h"
+#include "server/cluster/controller.h"
 #include "server/config.h"
 #include "server/coordination/metadata_store.h"
 #include "server/disk_executor.h"
@@ -35,6 +37,8 @@
 namespace sluice::server {
 
 class session;
+class controller_channel;
+class replica_manager;
 
 struct broker_address {
   int32_t node_id = -1;
@@ -63,6 +67,7 @@ class broker {
   // queued.max.request.bytes and queued.max.requests, across every connection.
   request_budget& budget() { return budget_; }
   timer_service& timers() { return *timers_; }
+  boost::asio::any_io_executor executor() { return io_.get_executor(); }
   group_coordinator& groups() { return *groups_; }
   fetch_session_cache& fetch_sessions() { return fetch_sessions_; }
   producer_id_allocator& producer_ids() { return *producer_ids_; }
@@ -82,6 +87,10 @@ class broker {
   // This broker's membership of a cluster (metadata.etcd.endpoints); null for a broker that runs
   // alone.
   const cluster::cluster_member* cluster() const { return member_.get(); }
+  cluster::cluster_member* cluster() { return member_.get(); }
+  // In a cluster: the way to the controller, and the replica manager; null when alone.
+  controller_channel* controller() { return channel_.get(); }
+  replica_manager* replicas() { return replicas_.get(); }
 
   // Finds a topic for a request or, when allowed, starts creating it; the error is Kafka's
   // (LEADER_NOT_AVAILABLE while its files are being created, as Kafka answers during creation).
@@ -123,6 +132,8 @@ class broker {
   // Removal of deleted partitions' directories once log.segment.delete.delay.ms has passed.
   void schedule_deleted_dirs_removal();
   std::string load_groups(const group_coordinator_config& groups_config);
+  // In a cluster: asks the controller for the topic (a client's Metadata or Produce named it).
+  void auto_create_in_cluster(std::string_view name);
   // The cluster id from meta.properties; empty with `problem` set when the start must stop. In a
   // cluster `expected` is the cluster's id: a log directory of another cluster (a standalone
   // broker's, for one) is refused, as Kafka refuses it; a new one is given `expected`.
@@ -163,6 +174,11 @@ class broker {
   // Declared before member_, which calls it until it goes.
   std::unique_ptr<coordination::metadata_store> store_;
   std::unique_ptr<cluster::cluster_member> member_;
+  std::unique_ptr<cluster::controller> controller_;
+  std::unique_ptr<controller_channel> channel_;
+  std::unique_ptr<replica_manager> replicas_;
+  // Topics this broker asked the controller to auto-create, until it answered.
+  std::set<std::string, std::less<>> auto_creating_;
 };
 
 }  // namespace sluice::server

@@ -561,6 +561,36 @@ const std::vector<key_spec>& key_table() {
        [](broker_config& c, std::string_view v) {
          return parse_int<int64_t>(v, 1, c.log_flush_offset_checkpoint_interval_ms);
        }},
+      {"default.replication.factor", "", "1",
+       "replicas of an auto-created topic, and of CreateTopics asking for -1 (in a cluster)",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int16_t>(v, 1, c.default_replication_factor);
+       }},
+      {"replica.lag.time.max.ms", "", "30000",
+       "a follower not caught up with its leader for this long leaves the ISR (in a cluster)",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, 1, c.replica_lag_time_max_ms);
+       }},
+      {"replica.fetch.wait.max.ms", "", "500",
+       "how long a follower's fetch waits at the leader for data",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 0, c.replica_fetch_wait_max_ms);
+       }},
+      {"replica.fetch.max.bytes", "", "1048576",
+       "bytes a follower fetches per partition per request (a larger batch still comes whole)",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 1, c.replica_fetch_max_bytes);
+       }},
+      {"replica.fetch.response.max.bytes", "", "10485760",
+       "bytes a follower fetches per request, across its partitions",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 1, c.replica_fetch_response_max_bytes);
+       }},
+      {"replica.fetch.backoff.ms", "", "1000",
+       "how long a follower waits after a failed fetch before it tries again",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, 0, c.replica_fetch_backoff_ms);
+       }},
       {"replica.high.watermark.checkpoint.interval.ms", "", "5000",
        "how often the checkpoint files (recovery points, log start offsets, high watermarks) are "
        "written",

@@ -55,6 +55,13 @@ struct broker_config {
   std::string metadata_etcd_prefix = "/sluice";
   int64_t broker_session_timeout_ms = 9000;
   std::optional<std::string> broker_rack;
+  // Replication, in a cluster (Kafka's keys and defaults).
+  int16_t default_replication_factor = 1;
+  int64_t replica_lag_time_max_ms = 30000;
+  int32_t replica_fetch_wait_max_ms = 500;
+  int32_t replica_fetch_max_bytes = 1048576;
+  int32_t replica_fetch_response_max_bytes = 10485760;
+  int64_t replica_fetch_backoff_ms = 1000;
   std::filesystem::path log_dir = "./data";
   int32_t num_partitions = 1;
   bool auto_create_topics_enable = true;

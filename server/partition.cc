@@ -1,8 +1,17 @@
 #include "server/partition.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace sluice::server {
+
+namespace {
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
 
 partition::partition(std::shared_ptr<storage::log> log, int32_t leader_id, int32_t leader_epoch,
                      ack_sync_policy ack_sync)
@@ -86,7 +95,7 @@ bool partition::sync_before_ack(int16_t acks) const {
     case ack_sync_policy::always:
       return true;
     case ack_sync_policy::sole_replica:
-      return isr_.size() <= 1;
+      return (tracker_ ? tracker_->isr().size() : isr_.size()) <= 1;
   }
   return true;
 }
@@ -103,12 +112,29 @@ void partition::when_acknowledgeable(int64_t end_offset, int16_t acks,
   log_->when_durable(end_offset, std::move(done));
 }
 
-void partition::record_follower_fetch(int32_t replica_id, int64_t fetch_offset) {
+bool partition::record_follower_fetch(int32_t replica_id, int64_t fetch_offset) {
+  if (tracker_) {
+    const bool moved = tracker_->on_follower_fetch(replica_id, fetch_offset, log_end_offset(),
+                                                   steady_ms(), lag_max_ms_);
+    if (moved) on_replication_progress();
+    return moved;
+  }
   follower_log_end_offsets_[replica_id] = std::min(fetch_offset, log_end_offset());
+  const int64_t before = high_watermark();
   maybe_advance_high_watermark();
+  return high_watermark() != before;
 }
 
 void partition::maybe_advance_high_watermark() {
+  if (tracker_) {
+    tracker_->on_leader_append(log_end_offset(), steady_ms(), lag_max_ms_);
+    if (tracker_->high_watermark() > high_watermark()) {
+      log_->set_high_watermark(tracker_->high_watermark());
+    }
+    answer_replicated(false);
+    return;
+  }
+  if (role_ != role::leader) return;
   int64_t hw = log_end_offset();
   for (int32_t id : isr_) {
     if (id == leader_id_) continue;
@@ -117,6 +143,92 @@ void partition::maybe_advance_high_watermark() {
   }
   // The high watermark never moves backwards.
   if (hw > high_watermark()) log_->set_high_watermark(hw);
+}
+
+void partition::on_replication_progress() {
+  const int64_t before = high_watermark();
+  maybe_advance_high_watermark();
+  // Consumers read up to the high watermark: a move is new data for them.
+  if (high_watermark() != before) wake_waiters();
+}
+
+void partition::become_leader(int32_t local_id, int32_t epoch, std::vector<int32_t> replicas,
+                              std::vector<int32_t> isr, int64_t partition_epoch,
+                              int64_t lag_max_ms) {
+  lag_max_ms_ = lag_max_ms;
+  partition_epoch_ = partition_epoch;
+  const bool same_leadership = role_ == role::leader && tracker_ && epoch == leader_epoch_;
+  replicas_ = std::move(replicas);
+  isr_ = std::move(isr);
+  if (same_leadership) {
+    if (tracker_->change_pending()) {
+      tracker_->commit_change(isr_, log_end_offset(), steady_ms(), lag_max_ms_);
+    } else if (tracker_->isr() != isr_) {
+      tracker_->begin_change(isr_);
+      tracker_->commit_change(isr_, log_end_offset(), steady_ms(), lag_max_ms_);
+    }
+    on_replication_progress();
+    return;
+  }
+  role_ = role::leader;
+  leader_id_ = local_id;
+  leader_epoch_ = epoch;
+  log_->assign_epoch_start(epoch);
+  tracker_.emplace(local_id, replicas_, isr_, log_end_offset(), high_watermark(), steady_ms());
+  on_replication_progress();
+}
+
+void partition::become_follower(int32_t leader, int32_t epoch, std::vector<int32_t> replicas,
+                                std::vector<int32_t> isr, int64_t partition_epoch) {
+  const bool was_leader = role_ == role::leader;
+  role_ = role::follower;
+  leader_id_ = leader;
+  leader_epoch_ = epoch;
+  replicas_ = std::move(replicas);
+  isr_ = std::move(isr);
+  partition_epoch_ = partition_epoch;
+  tracker_.reset();
+  answer_replicated(true);
+  // Parked fetches of clients look again and find this broker no longer leads.
+  if (was_leader) wake_waiters();
+}
+
+void partition::when_replicated(int64_t end_offset, int32_t min_insync_replicas,
+                                std::function<void(wire::error_code)> done) {
+  if (role_ != role::leader) {
+    done(wire::error_code::not_leader_or_follower);
+    return;
+  }
+  if (!tracker_) {
+    done(wire::error_code::none);
+    return;
+  }
+  pending_acks_.push_back({end_offset, min_insync_replicas, std::move(done)});
+  answer_replicated(false);
+}
+
+void partition::answer_replicated(bool leadership_lost) {
+  // Offsets grow in append order, so the first one still waiting stops the walk.
+  while (!pending_acks_.empty()) {
+    pending_ack& next = pending_acks_.front();
+    wire::error_code ec = wire::error_code::none;
+    if (leadership_lost || !tracker_) {
+      ec = wire::error_code::not_leader_or_follower;
+    } else {
+      switch (tracker_->acks_all(next.end_offset - 1, next.min_insync_replicas)) {
+        case cluster::replica_tracker::ack::waiting:
+          return;
+        case cluster::replica_tracker::ack::complete:
+          break;
+        case cluster::replica_tracker::ack::not_enough_replicas_after_append:
+          ec = wire::error_code::not_enough_replicas_after_append;
+          break;
+      }
+    }
+    auto done = std::move(next.done);
+    pending_acks_.pop_front();
+    done(ec);
+  }
 }
 
 void partition::add_waiter(data_waiter* w) {
@@ -129,6 +241,7 @@ void partition::remove_waiter(data_waiter* w) {
 
 void partition::mark_deleted() {
   deleted_ = true;
+  answer_replicated(true);
   std::deque<pending_append> pending = std::move(pending_appends_);
   pending_appends_.clear();
   for (auto& p : pending)

@@ -4,10 +4,12 @@
 //
 // Threading: owned by the broker's single io thread, like everything in server/; no locks.
 //
-// Replication concepts are here from the start so that followers are an addition, not a rewrite:
-// a follower fetches with its replica id, `record_follower_fetch` stores its log end offset, and
-// the high watermark is the minimum log end offset over the ISR. On a single broker the ISR is
-// {this node}, so the high watermark follows the log end offset at once.
+// Roles: a broker that runs alone leads every partition, with ISR {itself}, and the high watermark
+// follows the log end at once. In a cluster the replica manager gives each partition its role
+// from the cluster state: leader (a replica_tracker then holds the followers' positions and moves
+// the high watermark by Kafka's rule, docs/DESIGN.md) or follower (the replica fetcher appends the
+// leader's batches; clients are answered NOT_LEADER_OR_FOLLOWER). A partition created in a
+// cluster is a follower of no leader (-1) until the cluster state gives it a role.
 //
 // Durability (README "Durability"): an append is acknowledged once it is as durable as the
 // broker's contract asks (when_acknowledgeable): with flush.messages reached, after its fsync
@@ -19,12 +21,15 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <system_error>
 #include <vector>
 
+#include "server/cluster/replica_tracker.h"
 #include "server/config.h"
 #include "storage/log.h"
+#include "wire/error_code.h"
 
 namespace sluice::server {
 
@@ -54,6 +59,9 @@ class partition : public std::enable_shared_from_this<partition> {
   const storage::topic_partition& tp() const { return tp_; }
   int32_t index() const { return tp_.partition; }
 
+  enum class role { leader, follower };
+  role current_role() const { return role_; }
+  bool is_leader() const { return role_ == role::leader; }
   int32_t leader_id() const { return leader_id_; }
   int32_t leader_epoch() const { return leader_epoch_; }
   const std::vector<int32_t>& replicas() const { return replicas_; }
@@ -88,8 +96,34 @@ class partition : public std::enable_shared_from_this<partition> {
   // Whether an append acknowledged with `acks` waits for its fsync (before flush.messages).
   bool sync_before_ack(int16_t acks) const;
 
-  // A follower fetched from `fetch_offset`: that is its log end offset.
-  void record_follower_fetch(int32_t replica_id, int64_t fetch_offset);
+  // A follower fetched from `fetch_offset`: that is its log end offset. Returns whether the high
+  // watermark moved.
+  bool record_follower_fetch(int32_t replica_id, int64_t fetch_offset);
+
+  // ---- In a cluster (the replica manager calls these from the cluster state) ----
+  // The partition's epoch in the cluster state (its key's mod_revision), which an AlterPartition
+  // must name.
+  int64_t partition_epoch() const { return partition_epoch_; }
+  // This broker leads from `epoch` on. A new epoch starts at the log end (Kafka's makeLeader) with
+  // fresh follower state; the same epoch again only takes the new ISR (an AlterPartition the
+  // controller committed, or the same state read again).
+  void become_leader(int32_t local_id, int32_t epoch, std::vector<int32_t> replicas,
+                     std::vector<int32_t> isr, int64_t partition_epoch, int64_t lag_max_ms);
+  // `leader` (-1: none) leads from `epoch` on. Pending acks=all waits are answered
+  // NOT_LEADER_OR_FOLLOWER: the producer retries at the new leader.
+  void become_follower(int32_t leader, int32_t epoch, std::vector<int32_t> replicas,
+                       std::vector<int32_t> isr, int64_t partition_epoch);
+  // The leader's view of its followers; null unless this broker leads in a cluster.
+  cluster::replica_tracker* tracker() { return tracker_ ? &*tracker_ : nullptr; }
+  int64_t lag_max_ms() const { return lag_max_ms_; }
+  // acks=all: `done` runs once every ISR member has the offsets below `end_offset` (Kafka's
+  // Partition.checkEnoughReplicasReachOffset): NONE, or NOT_ENOUGH_REPLICAS_AFTER_APPEND when the
+  // ISR shrank below `min_insync_replicas` meanwhile, or NOT_LEADER_OR_FOLLOWER when leadership
+  // moved first. At once when this broker runs alone. The caller bounds the wait (timeout_ms).
+  void when_replicated(int64_t end_offset, int32_t min_insync_replicas,
+                       std::function<void(wire::error_code)> done);
+  // Re-evaluates the high watermark and waiting acks (after an ISR change, or time passing).
+  void on_replication_progress();
 
   void add_waiter(data_waiter* w);
   void remove_waiter(data_waiter* w);
@@ -108,6 +142,12 @@ class partition : public std::enable_shared_from_this<partition> {
   // Appends what waited for a roll, in order, until the queue is empty or the log rolls again.
   void append_pending();
   void maybe_advance_high_watermark();
+  void answer_replicated(bool leadership_lost);
+  struct pending_ack {
+    int64_t end_offset;
+    int32_t min_insync_replicas;
+    std::function<void(wire::error_code)> done;
+  };
 
   std::shared_ptr<storage::log> log_;
   storage::topic_partition tp_;
@@ -117,6 +157,11 @@ class partition : public std::enable_shared_from_this<partition> {
   std::vector<int32_t> replicas_;
   std::vector<int32_t> isr_;
   std::map<int32_t, int64_t> follower_log_end_offsets_;
+  role role_ = role::leader;
+  int64_t partition_epoch_ = 0;
+  int64_t lag_max_ms_ = 30000;
+  std::optional<cluster::replica_tracker> tracker_;
+  std::deque<pending_ack> pending_acks_;
   std::vector<data_waiter*> waiters_;
   std::deque<pending_append> pending_appends_;
   bool deleted_ = false;

@@ -46,7 +46,13 @@ topic_registry::topic_registry(storage::log_manager& logs, const broker_config& 
 std::shared_ptr<partition> topic_registry::make_partition(std::shared_ptr<storage::log> log) const {
   // The epoch persisted in leader-epoch-checkpoint; a single broker never bumps it.
   const int32_t epoch = log->latest_epoch().value_or(initial_leader_epoch);
-  return std::make_shared<partition>(std::move(log), node_id_, epoch, config_.log_flush_on_ack);
+  auto p = std::make_shared<partition>(std::move(log), node_id_, epoch, config_.log_flush_on_ack);
+  // In a cluster nobody leads until the cluster state says who does.
+  // Internal topics stay this broker's own until group coordination moves into the cluster.
+  if (!config_.metadata_etcd_endpoints.empty() && !is_internal_topic(p->tp().topic)) {
+    p->become_follower(-1, epoch, {}, {}, 0);
+  }
+  return p;
 }
 
 std::error_code topic_registry::load() {
@@ -65,8 +71,12 @@ std::error_code topic_registry::load() {
     }
     t.partitions[static_cast<size_t>(tp.partition)] = make_partition(logs_.find_shared(tp));
   }
+  const bool in_cluster = !config_.metadata_etcd_endpoints.empty();
   for (auto& [name, t] : topics_) {
-    for (size_t i = 0; i < t.partitions.size(); ++i) {
+    // In a cluster a broker holds only its replicas: holes are normal, and the cluster state says
+    // what belongs here (the replica manager creates what is missing and removes what is stray).
+    if (in_cluster) std::erase(t.partitions, nullptr);
+    for (size_t i = 0; i < t.partitions.size() && !in_cluster; ++i) {
       if (!t.partitions[i]) {
         // A missing partition directory in the middle of a topic: recreate it empty rather than
         // serve a topic with a hole in its partition list.
@@ -102,10 +112,20 @@ topic* topic_registry::find(std::string_view name) {
 
 partition* topic_registry::find_partition(std::string_view name, int32_t index) {
   topic* t = find(name);
-  if (t == nullptr || index < 0 || static_cast<size_t>(index) >= t->partitions.size()) {
-    return nullptr;
+  return t == nullptr ? nullptr : t->find_partition(index);
+}
+
+partition* topic::find_partition(int32_t index) const {
+  if (index < 0) return nullptr;
+  // Alone, a broker holds every partition and the index is the position; in a cluster it holds
+  // some, still in index order.
+  if (static_cast<size_t>(index) < partitions.size() &&
+      partitions[static_cast<size_t>(index)]->index() == index) {
+    return partitions[static_cast<size_t>(index)].get();
   }
-  return t->partitions[static_cast<size_t>(index)].get();
+  auto it = std::lower_bound(partitions.begin(), partitions.end(), index,
+                             [](const auto& p, int32_t i) { return p->index() < i; });
+  return it != partitions.end() && (*it)->index() == index ? it->get() : nullptr;
 }
 
 std::string topic_registry::load_configs() {
@@ -301,6 +321,67 @@ void topic_registry::add_partitions_async(topic& t, int32_t count, done_callback
             t->partitions.push_back(make_partition(std::move(made)));
           log_info("topic ", name, ": ", current, " -> ", count, " partitions");
           done(wire::error_code::none);
+        });
+  }
+}
+
+void topic_registry::add_replicas_async(std::string_view name, wire::uuid id,
+                                        const topic_overrides& configs,
+                                        std::vector<int32_t> indexes, done_callback done) {
+  topic* existing = find(name);
+  if (existing != nullptr && existing->id != id) {
+    done(wire::error_code::unknown_topic_or_partition);
+    return;
+  }
+  std::erase_if(indexes, [&](int32_t i) {
+    return i < 0 || (existing != nullptr && existing->find_partition(i) != nullptr);
+  });
+  if (indexes.empty()) {
+    done(wire::error_code::none);
+    return;
+  }
+  topic shape;
+  shape.name = std::string(name);
+  shape.id = id;
+  shape.internal = is_internal_topic(name);
+  shape.configs = existing != nullptr ? existing->configs : configs;
+  const storage::log_config cfg = log_config_for(shape);
+  struct outcome {
+    size_t outstanding = 0;
+    wire::error_code first = wire::error_code::none;
+  };
+  auto out = std::make_shared<outcome>();
+  out->outstanding = indexes.size();
+  for (int32_t i : indexes) {
+    logs_.create_async(
+        {shape.name, i}, id, cfg,
+        [this, alive = std::weak_ptr<int>(alive_), shape, i, out, done](
+            std::error_code ec, std::shared_ptr<storage::log> l) {
+          if (alive.expired()) return;
+          auto finish = [&](wire::error_code e) {
+            if (e != wire::error_code::none && out->first == wire::error_code::none) out->first = e;
+            if (--out->outstanding == 0) done(out->first);
+          };
+          if (ec) {
+            log_error("topic ", shape.name, ": cannot create replica ", i, ": ", ec.message());
+            return finish(wire::error_code::kafka_storage_error);
+          }
+          topic* t = find(shape.name);
+          if (t != nullptr && t->id != shape.id) {
+            // The name went to another topic meanwhile: this replica belongs to nobody.
+            logs_.remove_async(l->tp(), [name = shape.name](std::error_code rm) {
+              if (rm) log_error("topic ", name, ": cannot remove a replica: ", rm.message());
+            });
+            return finish(wire::error_code::unknown_topic_or_partition);
+          }
+          if (t == nullptr) {
+            t = &topics_.emplace(shape.name, shape).first->second;
+          }
+          auto at =
+              std::lower_bound(t->partitions.begin(), t->partitions.end(), i,
+                               [](const auto& p, int32_t index) { return p->index() < index; });
+          t->partitions.insert(at, make_partition(std::move(l)));
+          finish(wire::error_code::none);
         });
   }
 }

@@ -37,6 +37,10 @@ struct topic {
   topic_overrides configs;
   // CreatePartitions is creating new partitions' files.
   bool growing = false;
+
+  // The partition with that index if this broker holds it (in a cluster, a broker holds only
+  // the partitions it is a replica of; `partitions` stays in index order).
+  partition* find_partition(int32_t index) const;
 };
 
 class topic_registry {
@@ -80,6 +84,14 @@ class topic_registry {
   // the caller refuses a second grow while `growing` is set.
   void add_partitions_async(topic& t, int32_t count, done_callback done);
 
+  // In a cluster: makes this broker's replicas `indexes` of the topic `name` with id `id`, adding
+  // the topic if this broker held none of it; partitions already held are skipped. The logs are
+  // made by disk jobs, in parallel; each joins the topic as soon as it exists (as a follower of
+  // no leader, until the replica manager gives it its role). `done` gets the first error
+  // (KAFKA_STORAGE_ERROR), or UNKNOWN_TOPIC_OR_PARTITION if the local topic of that name turned
+  // out to be another one (another id) meanwhile.
+  void add_replicas_async(std::string_view name, wire::uuid id, const topic_overrides& configs,
+                          std::vector<int32_t> indexes, done_callback done);
   // Replaces the topic's configs and applies them to its logs. The caller persists them.
   void set_configs(topic& t, topic_overrides configs);
   // What the topic's logs run with: its configs over the broker's, and for internal topics no

@@ -93,6 +93,24 @@ cancel_handle cluster_member::on_change(std::function<void()> fn) {
   return cancel_handle(std::make_shared<listener_state>(listeners_, &listeners_->fns, id));
 }
 
+asio::awaitable<bool> cluster_member::wait_until(std::function<bool()> ready,
+                                                 std::chrono::milliseconds timeout) {
+  if (ready()) co_return true;
+  std::weak_ptr<bool> alive = alive_;
+  asio::steady_timer timer(io_, timeout);
+  bool met = false;
+  cancel_handle watching = on_change([&] {
+    if (!met && ready()) {
+      met = true;
+      timer.cancel();
+    }
+  });
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (!alive.lock()) co_return false;
+  co_return met;
+}
+
 void cluster_member::changed() {
   // A callback may cancel itself or another: walk a copy of the ids.
   std::vector<uint64_t> ids;

@@ -18,6 +18,7 @@
 // given to on_change(), on the io thread, after the image moved.
 //
 // Threading: io thread only.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -82,6 +83,10 @@ class cluster_member {
 
   // Called after every change of the image, in registration order. Lives as long as the handle.
   cancel_handle on_change(std::function<void()> fn);
+  // Completes once `ready()` holds for the image (true), or after `timeout` (false): how a broker
+  // that asked the controller for a change waits until its own state shows it.
+  boost::asio::awaitable<bool> wait_until(std::function<bool()> ready,
+                                          std::chrono::milliseconds timeout);
 
  private:
   struct listeners_list;

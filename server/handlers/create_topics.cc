@@ -21,6 +21,7 @@
 
 #include "server/broker.h"
 #include "server/completion_latch.h"
+#include "server/controller_channel.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
 #include "server/topic_config.h"
@@ -134,10 +135,135 @@ failure collect_configs(const wire::create_topics_request::creatable_topic& t,
   return {};
 }
 
+void describe_configs(const broker_config& config, const topic_overrides& configs, result_t& out) {
+  out.configs.emplace();
+  for (const described_config& d : describe_topic_configs(config, configs)) {
+    auto& c = out.configs->emplace_back();
+    c.name = d.name;
+    c.value = d.value;
+    c.read_only = d.read_only;
+    c.config_source = static_cast<int8_t>(d.source);
+    c.is_sensitive = d.is_sensitive;
+  }
+}
+
+// How long a broker waits for its own cluster state to show the topics the controller created,
+// so that the client's next request here finds them.
+constexpr std::chrono::milliseconds visible_timeout{5000};
+
+// In a cluster: the controller decides and writes to etcd; any other broker forwards the request
+// to it (KIP-590) and relays the answer. Either way the answer waits until this broker's own
+// state shows the topics created.
+boost::asio::awaitable<wire::create_topics_response> create_in_cluster(
+    request_context& ctx, wire::create_topics_request& request) {
+  broker& b = ctx.broker;
+  controller_channel& channel = *b.controller();
+  wire::create_topics_response response;
+  if (!channel.local_is_controller()) {
+    auto answer = co_await channel.forward(request, ctx.api_version);
+    if (answer.error) {
+      for (const auto& t : request.topics) {
+        result_t& out = response.topics.emplace_back();
+        out.name = t.name;
+        out.error_code = static_cast<int16_t>(error_code::not_controller);
+        out.error_message = "No controller could be reached: " + answer.error.message();
+        out.num_partitions = -1;
+        out.replication_factor = -1;
+        out.configs.reset();
+      }
+      co_return response;
+    }
+    response = std::move(answer.body);
+  } else {
+    std::map<std::string, int> name_count;
+    for (const auto& t : request.topics)
+      ++name_count[t.name];
+    std::vector<cluster::create_topic_request> asks;
+    std::vector<size_t> asked_for;  // index into response.topics
+    std::vector<topic_overrides> topic_configs;
+    for (const auto& t : request.topics) {
+      result_t& out = response.topics.emplace_back();
+      out.name = t.name;
+      out.error_message.reset();
+      auto fail = [&out](const failure& f) {
+        out.error_code = static_cast<int16_t>(f.code);
+        out.error_message = f.message;
+        out.num_partitions = -1;
+        out.replication_factor = -1;
+        out.configs.reset();
+      };
+      if (name_count[t.name] > 1) {
+        fail({error_code::invalid_request, "Duplicate topic name."});
+        continue;
+      }
+      if (is_internal_topic(t.name)) {
+        fail({error_code::invalid_topic_exception,
+              "Topic '" + t.name + "' is an internal topic; only the broker creates it"});
+        continue;
+      }
+      topic_overrides configs;
+      if (failure f = collect_configs(t, configs); f.code != error_code::none) {
+        fail(f);
+        continue;
+      }
+      cluster::create_topic_request ask;
+      ask.name = t.name;
+      ask.num_partitions = t.num_partitions;
+      ask.replication_factor = t.replication_factor;
+      for (const auto& a : t.assignments)
+        ask.assignments[a.partition_index] = a.broker_ids;
+      ask.configs.insert(configs.begin(), configs.end());
+      ask.validate_only = request.validate_only;
+      asks.push_back(std::move(ask));
+      asked_for.push_back(response.topics.size() - 1);
+      topic_configs.push_back(std::move(configs));
+    }
+    std::vector<cluster::create_topic_result> results;
+    if (!asks.empty()) results = co_await channel.local().create_topics(std::move(asks));
+    for (size_t i = 0; i < results.size() && i < asked_for.size(); ++i) {
+      result_t& out = response.topics[asked_for[i]];
+      const cluster::create_topic_result& r = results[i];
+      out.error_code = static_cast<int16_t>(r.error);
+      if (r.error != error_code::none) {
+        out.error_message = r.message;
+        out.num_partitions = -1;
+        out.replication_factor = -1;
+        out.configs.reset();
+        continue;
+      }
+      out.topic_id = r.topic_id;
+      out.num_partitions = r.num_partitions;
+      out.replication_factor = r.replication_factor;
+      describe_configs(b.config(), topic_configs[i], out);
+    }
+  }
+  if (request.validate_only) co_return response;
+  std::vector<std::string> created;
+  for (const result_t& out : response.topics) {
+    if (out.error_code == 0) created.push_back(out.name);
+  }
+  cluster::cluster_member& member = *b.cluster();
+  const bool seen = co_await member.wait_until(
+      [&] {
+        for (const std::string& name : created) {
+          if (!member.image().topic_id(name)) return false;
+        }
+        return true;
+      },
+      visible_timeout);
+  if (!seen) {
+    log_warn("CreateTopics from ", ctx.peer, ": the controller created ", created.size(),
+             " topic(s) that this broker's cluster state does not show after ",
+             visible_timeout.count(), " ms");
+  }
+  co_return response;
+}
+
 }  // namespace
 
 boost::asio::awaitable<wire::create_topics_response> handle_create_topics(
     request_context& ctx, wire::create_topics_request& request) {
+  if (ctx.broker.controller() != nullptr) co_return co_await create_in_cluster(ctx, request);
   broker& b = ctx.broker;
   wire::create_topics_response response;
   std::map<std::string, int> name_count;

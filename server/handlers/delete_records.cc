@@ -50,6 +50,8 @@ boost::asio::awaitable<wire::delete_records_response> handle_delete_records(
       } else if ((p = ctx.broker.topics().find_partition(
                       topic_in.name, partition_in.partition_index)) == nullptr) {
         ec = error_code::unknown_topic_or_partition;
+      } else if (!p->is_leader()) {
+        ec = error_code::not_leader_or_follower;
       }
       if (ec == error_code::none) {
         // The log applies Kafka's rules (-1 = the high watermark, else [0, high watermark]).

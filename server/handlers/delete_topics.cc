@@ -22,6 +22,7 @@
 
 #include "server/broker.h"
 #include "server/completion_latch.h"
+#include "server/controller_channel.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
 #include "server/topic_config.h"
@@ -41,6 +42,84 @@ result_t failed(std::optional<std::string> name, const wire::uuid& id, error_cod
   r.error_message = std::move(message);
   return r;
 }
+struct target {
+  std::optional<std::string> name;
+  wire::uuid id{};
+};
+
+// In a cluster: the controller deletes from etcd (any other broker forwards the request to it,
+// KIP-590), and every broker removes its replicas when its cluster state shows the topic gone
+// (replica_manager). The answer waits until this broker's state shows it.
+boost::asio::awaitable<void> delete_in_cluster(request_context& ctx,
+                                               wire::delete_topics_request& request,
+                                               const std::vector<target>& targets,
+                                               std::map<std::string, int>& names,
+                                               std::map<wire::uuid, int>& ids,
+                                               wire::delete_topics_response& response) {
+  broker& b = ctx.broker;
+  controller_channel& channel = *b.controller();
+  if (!channel.local_is_controller()) {
+    auto answer = co_await channel.forward(request, ctx.api_version);
+    if (answer.error) {
+      for (const target& t : targets) {
+        response.responses.push_back(
+            failed(t.name, t.id, error_code::not_controller,
+                   "No controller could be reached: " + answer.error.message()));
+      }
+      co_return;
+    }
+    response = std::move(answer.body);
+  } else {
+    std::vector<cluster::delete_topic_request> asks;
+    std::vector<size_t> asked_for;
+    for (const target& t : targets) {
+      if (t.name ? names[*t.name] > 1 : ids[t.id] > 1) {
+        response.responses.push_back(
+            failed(t.name, t.id, error_code::invalid_request,
+                   t.name ? "Duplicate topic name." : "Duplicate topic id."));
+        continue;
+      }
+      if (t.name && is_internal_topic(*t.name)) {
+        response.responses.push_back(
+            failed(t.name, t.id, error_code::invalid_request,
+                   "Topic " + *t.name + " is an internal topic and cannot be deleted"));
+        continue;
+      }
+      cluster::delete_topic_request ask;
+      if (t.name) ask.name = *t.name;
+      ask.id = t.id;
+      asks.push_back(std::move(ask));
+      asked_for.push_back(response.responses.size());
+      response.responses.push_back(failed(t.name, t.id, error_code::none));
+    }
+    std::vector<cluster::delete_topic_result> results;
+    if (!asks.empty()) results = co_await channel.local().delete_topics(std::move(asks));
+    for (size_t i = 0; i < results.size() && i < asked_for.size(); ++i) {
+      result_t& out = response.responses[asked_for[i]];
+      const cluster::delete_topic_result& r = results[i];
+      out.name = r.name.empty() ? out.name : std::optional<std::string>(r.name);
+      out.topic_id = r.id;
+      out.error_code = static_cast<int16_t>(r.error);
+      if (r.error != error_code::none && !r.message.empty()) out.error_message = r.message;
+    }
+  }
+  std::vector<std::string> deleted;
+  for (const result_t& out : response.responses) {
+    if (out.error_code == 0 && out.name) deleted.push_back(*out.name);
+  }
+  for (const std::string& name : deleted)
+    b.groups().on_topic_deleted(name);
+  cluster::cluster_member& member = *b.cluster();
+  co_await member.wait_until(
+      [&] {
+        for (const std::string& name : deleted) {
+          if (member.image().topic_id(name)) return false;
+        }
+        return true;
+      },
+      std::chrono::milliseconds(5000));
+}
+
 }  // namespace
 
 boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(
@@ -49,10 +128,6 @@ boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(
   wire::delete_topics_response response;
 
   // (name or id) in request order; names v0-5 come from topic_names.
-  struct target {
-    std::optional<std::string> name;
-    wire::uuid id{};
-  };
   std::vector<target> targets;
   for (const std::string& n : request.topic_names)
     targets.push_back({n, {}});
@@ -75,6 +150,11 @@ boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(
     } else {
       ++ids[t.id];
     }
+  }
+
+  if (b.controller() != nullptr) {
+    co_await delete_in_cluster(ctx, request, targets, names, ids, response);
+    co_return response;
   }
 
   bool changed = false;

@@ -49,6 +49,7 @@
 #include "server/errors.h"
 #include "server/fetch_sessions.h"
 #include "server/handlers/handlers.h"
+#include "server/replica_manager.h"
 
 namespace sluice::server {
 
@@ -184,7 +185,10 @@ fill_result fill(broker& b, const wire::fetch_request& request, bool by_topic_id
         continue;
       }
       // Not before: a diverged follower's offset says nothing about what it holds.
-      if (follower) p->record_follower_fetch(request.replica_id, offset);
+      if (follower) {
+        p->record_follower_fetch(request.replica_id, offset);
+        if (replica_manager* replicas = b.replicas()) replicas->after_follower_fetch(*p);
+      }
       const bool first_data = result.bytes == 0;
       const int64_t limit = std::min<int64_t>(requested.partition_max_bytes, budget);
       if (offset >= max_offset || (limit <= 0 && !first_data)) continue;

@@ -9,6 +9,8 @@
 #include "server/request_context.h"
 #include "wire/generated/alter_configs_request.h"
 #include "wire/generated/alter_configs_response.h"
+#include "wire/generated/alter_partition_request.h"
+#include "wire/generated/alter_partition_response.h"
 #include "wire/generated/api_versions_request.h"
 #include "wire/generated/api_versions_response.h"
 #include "wire/generated/create_partitions_request.h"
@@ -117,6 +119,8 @@ wire::list_offsets_response handle_list_offsets(request_context& ctx,
                                                 wire::list_offsets_request& request);
 
 // Admin: topics, their configs, the cluster and its log directory (server/topic_config.h).
+boost::asio::awaitable<wire::alter_partition_response> handle_alter_partition(
+    request_context& ctx, wire::alter_partition_request& request);
 boost::asio::awaitable<wire::create_topics_response> handle_create_topics(
     request_context& ctx, wire::create_topics_request& request);
 boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(

@@ -60,6 +60,86 @@ wire::metadata_response::metadata_response_topic not_ready(const std::string& na
   return out;
 }
 
+// In a cluster, a topic as the cluster state has it (Kafka's KRaftMetadataCache): replicas, the
+// leader, its epoch and the ISR from the partition keys. A leader that is not a live broker is
+// LEADER_NOT_AVAILABLE with leader -1, and replicas that are not live are listed offline.
+wire::metadata_response::metadata_response_topic describe(const cluster::metadata_image& image,
+                                                          const wire::uuid& id,
+                                                          const cluster::topic_record& record,
+                                                          int32_t operations) {
+  wire::metadata_response::metadata_response_topic out;
+  out.name = record.name;
+  out.topic_id = id;
+  out.is_internal = is_internal_topic(record.name);
+  out.topic_authorized_operations = operations;
+  for (size_t i = 0; i < record.replicas.size(); ++i) {
+    wire::metadata_response::metadata_response_partition mp;
+    mp.partition_index = static_cast<int32_t>(i);
+    mp.replica_nodes = record.replicas[i];
+    for (int32_t r : record.replicas[i]) {
+      if (image.broker(r) == nullptr) mp.offline_replicas.push_back(r);
+    }
+    const cluster::partition_state* state = image.partition(id, static_cast<int32_t>(i));
+    if (state == nullptr || state->record.leader < 0 ||
+        image.broker(state->record.leader) == nullptr) {
+      mp.error_code = static_cast<int16_t>(wire::error_code::leader_not_available);
+      mp.leader_id = -1;
+      mp.leader_epoch = state != nullptr ? state->record.leader_epoch : -1;
+      mp.isr_nodes = state != nullptr ? state->record.isr : std::vector<int32_t>{};
+    } else {
+      mp.leader_id = state->record.leader;
+      mp.leader_epoch = state->record.leader_epoch;
+      mp.isr_nodes = state->record.isr;
+    }
+    out.partitions.push_back(std::move(mp));
+  }
+  return out;
+}
+
+// The topics of a cluster's Metadata answer: the cluster state's, plus this broker's internal
+// topics (its own until group coordination moves into the cluster).
+void cluster_topics(request_context& ctx, const wire::metadata_request& request, bool all_topics,
+                    int32_t topic_ops, wire::metadata_response& response) {
+  broker& b = ctx.broker;
+  const cluster::metadata_image& image = b.cluster()->image();
+  if (all_topics) {
+    for (const auto& [id, record] : image.topics()) {
+      if (image.topic_id(record.name) == id) {
+        response.topics.push_back(describe(image, id, record, topic_ops));
+      }
+    }
+    for (const auto& [name, t] : b.topics().all()) {
+      if (t.internal) response.topics.push_back(describe(t, topic_ops));
+    }
+    return;
+  }
+  for (const auto& requested : *request.topics) {
+    wire::metadata_response::metadata_response_topic failed;
+    failed.topic_authorized_operations = authorized_operations_not_requested;
+    if (!requested.name) {
+      failed.error_code = static_cast<int16_t>(wire::error_code::unknown_topic_id);
+      failed.topic_id = requested.topic_id;
+      response.topics.push_back(std::move(failed));
+      continue;
+    }
+    if (is_internal_topic(*requested.name)) {
+      if (topic* t = b.topics().find(*requested.name)) {
+        response.topics.push_back(describe(*t, topic_ops));
+        continue;
+      }
+    }
+    if (std::optional<wire::uuid> id = image.topic_id(*requested.name)) {
+      response.topics.push_back(describe(image, *id, *image.topic(*id), topic_ops));
+      continue;
+    }
+    topic* ignored = nullptr;
+    failed.name = *requested.name;
+    failed.error_code = static_cast<int16_t>(
+        b.find_or_create_topic(*requested.name, request.allow_auto_topic_creation, ignored));
+    response.topics.push_back(std::move(failed));
+  }
+}
+
 }  // namespace
 
 wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_request& request) {
@@ -82,6 +162,10 @@ wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_req
 
   bool all_topics =
       !request.topics.has_value() || (ctx.api_version == 0 && request.topics->empty());
+  if (b.cluster() != nullptr) {
+    cluster_topics(ctx, request, all_topics, topic_ops, response);
+    return response;
+  }
   if (all_topics) {
     for (const auto& [name, t] : b.topics().all()) {
       response.topics.push_back(describe(t, topic_ops));

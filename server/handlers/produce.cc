@@ -102,11 +102,62 @@ int64_t min_insync_replicas(const broker_config& config, const topic& t) {
   return value;
 }
 
+using partition_response = wire::produce_response::partition_produce_response;
+
+// A partition appended to, for the waits that follow.
+struct appended {
+  partition_response* out;
+  std::shared_ptr<partition> p;
+  const std::string* topic;
+  int64_t end_offset;
+  int32_t min_insync_replicas;
+};
+
+using fail_fn = std::function<void(partition_response&, const std::string&, error_code)>;
+
+// Waits until each replicated partition's ISR has its batch, or timeout_ms passes
+// (REQUEST_TIMED_OUT for the partitions still waiting). A partition led alone answers at once.
+boost::asio::awaitable<void> wait_for_replicas(broker& b, int32_t timeout_ms,
+                                               std::vector<appended>& partitions,
+                                               const fail_fn& fail) {
+  struct waiting {
+    appended* a;
+    completion_latch::ticket ticket;
+    bool answered = false;
+  };
+  completion_latch replicated(b.executor());
+  std::vector<std::shared_ptr<waiting>> waits;
+  for (appended& a : partitions) {
+    if (a.p->tracker() == nullptr) continue;
+    auto w = std::make_shared<waiting>(waiting{&a, replicated.add()});
+    waits.push_back(w);
+    // May run after this coroutine returned (the deadline answered first): `answered` is all it
+    // looks at then.
+    a.p->when_replicated(a.end_offset, a.min_insync_replicas, [w, &fail](error_code ec) {
+      if (w->answered) return;
+      w->answered = true;
+      if (ec != error_code::none) fail(*w->a->out, *w->a->topic, ec);
+      w->ticket.done();
+    });
+  }
+  if (waits.empty()) co_return;
+  timer_handle deadline =
+      b.timers().schedule(std::chrono::milliseconds(std::max(0, timeout_ms)), [&waits, &fail] {
+        for (auto& w : waits) {
+          if (w->answered) continue;
+          w->answered = true;
+          fail(*w->a->out, *w->a->topic, error_code::request_timed_out);
+          w->ticket.done();
+        }
+      });
+  co_await replicated.wait();
+  std::erase_if(partitions, [](const appended& a) { return a.out->error_code != 0; });
+}
+
 }  // namespace
 
 boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
     request_context& ctx, wire::produce_request& request) {
-  using partition_response = wire::produce_response::partition_produce_response;
   broker& b = ctx.broker;
   wire::produce_response response;
   const bool valid_acks = request.acks == 0 || request.acks == 1 || request.acks == -1;
@@ -123,13 +174,6 @@ boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
       log_warn("produce to ", topic, "-", out.index, " from ", ctx.peer, " (client ",
                log_safe(ctx.client_id.value_or("")), ") rejected: ", wire::error_name(ec));
     }
-  };
-  // Appended partitions, for the durability wait that follows.
-  struct appended {
-    partition_response* out;
-    std::shared_ptr<partition> p;
-    const std::string* topic;
-    int64_t end_offset;
   };
   std::vector<appended> done_appending;
   completion_latch appends(ctx.executor);
@@ -157,6 +201,8 @@ boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
           ec = error_code::unknown_topic_or_partition;
         } else if (p->offline()) {
           ec = error_code::kafka_storage_error;
+        } else if (!p->is_leader()) {
+          ec = error_code::not_leader_or_follower;
         }
       }
       if (ec == error_code::none) {
@@ -171,32 +217,39 @@ boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
         fail(out, topic_data.name, ec);
         continue;
       }
-      p->append(partition_data.records.bytes, [&, out = &out, p = p->shared_from_this(),
-                                               topic = &topic_data.name, ticket = appends.add()](
-                                                  std::error_code append_ec,
-                                                  const storage::append_info& info) {
-        if (append_ec) {
-          fail(*out, *topic,
-               p->deleted() ? error_code::unknown_topic_or_partition : to_kafka_error(append_ec));
-        } else {
-          out->base_offset = info.base_offset;
-          out->log_append_time_ms = info.log_append_time;
-          out->log_start_offset = info.log_start_offset;
-          if (info.duplicate) {
-            log_info("produce to ", *topic, "-", out->index, " from ", ctx.peer, " (client ",
-                     log_safe(ctx.client_id.value_or("")), "): duplicate of offsets ",
-                     info.base_offset, "-", info.last_offset,
-                     ", answered with the original offsets");
-          } else if (acks == -1) {
-            b.count_acks_all_batches(info.batch_count);
-          }
-          done_appending.push_back({out, p, topic, info.last_offset + 1});
-        }
-        ticket.done();
-      });
+      p->append(
+          partition_data.records.bytes,
+          [&, t, out = &out, p = p->shared_from_this(), topic = &topic_data.name,
+           ticket = appends.add()](std::error_code append_ec, const storage::append_info& info) {
+            if (append_ec) {
+              fail(*out, *topic,
+                   p->deleted()      ? error_code::unknown_topic_or_partition
+                   : !p->is_leader() ? error_code::not_leader_or_follower
+                                     : to_kafka_error(append_ec));
+            } else {
+              out->base_offset = info.base_offset;
+              out->log_append_time_ms = info.log_append_time;
+              out->log_start_offset = info.log_start_offset;
+              if (info.duplicate) {
+                log_info("produce to ", *topic, "-", out->index, " from ", ctx.peer, " (client ",
+                         log_safe(ctx.client_id.value_or("")), "): duplicate of offsets ",
+                         info.base_offset, "-", info.last_offset,
+                         ", answered with the original offsets");
+              } else if (acks == -1) {
+                b.count_acks_all_batches(info.batch_count);
+              }
+              done_appending.push_back({out, p, topic, info.last_offset + 1,
+                                        static_cast<int32_t>(min_insync_replicas(b.config(), *t))});
+            }
+            ticket.done();
+          });
     }
   }
   co_await appends.wait();
+
+  // acks=all in a cluster: every in-sync replica must have the batch first (Kafka's
+  // DelayedProduce), for at most the request's timeout_ms.
+  if (acks == -1) co_await wait_for_replicas(b, request.timeout_ms, done_appending, fail);
 
   // The durability the contract asks for (a duplicate waits too: its original may not be synced).
   completion_latch durable(ctx.executor);

@@ -1,0 +1,94 @@
+#include "server/controller_channel.h"
+
+#include "server/broker.h"
+#include "server/logging.h"
+
+namespace sluice::server {
+
+int32_t wire_partition_epoch(int64_t epoch) {
+  return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(epoch)));
+}
+
+controller_channel::controller_channel(broker& b, cluster::cluster_member& member,
+                                       cluster::controller& local)
+    : broker_(b), member_(member), local_(local) {}
+
+controller_channel::~controller_channel() = default;
+
+cluster::broker_client* controller_channel::to_controller() {
+  const auto& elected = member_.image().controller();
+  const int32_t id = elected ? elected->node_id : -1;
+  if (id < 0 || id == broker_.config().node_id) {
+    client_.reset();
+    connected_to_ = -1;
+    return nullptr;
+  }
+  if (client_ && connected_to_ == id) return client_.get();
+  const cluster::live_broker* target = member_.image().broker(id);
+  if (target == nullptr) return nullptr;
+  auto endpoint = target->record.listeners.find(broker_.config().inter_broker_listener_name);
+  if (endpoint == target->record.listeners.end()) return nullptr;
+  cluster::broker_client_config config;
+  config.local_node_id = broker_.config().node_id;
+  config.name = "controller " + std::to_string(id);
+  config.host = endpoint->second.host;
+  config.port = static_cast<uint16_t>(endpoint->second.port);
+  client_ = std::make_unique<cluster::broker_client>(broker_.executor(), broker_.timers(), config);
+  connected_to_ = id;
+  return client_.get();
+}
+
+boost::asio::awaitable<isr_change_result> controller_channel::alter_partition(
+    isr_change_request request) {
+  isr_change_result out;
+  if (member_.is_controller()) {
+    cluster::alter_partition_request local;
+    local.broker_id = broker_.config().node_id;
+    local.broker_epoch = member_.broker_epoch();
+    local.topic_id = request.topic_id;
+    local.partition = request.partition;
+    local.leader_epoch = request.leader_epoch;
+    local.new_isr = request.new_isr;
+    local.partition_epoch = request.partition_epoch;
+    cluster::alter_partition_result r = co_await local_.alter_partition(std::move(local));
+    out.error = r.error;
+    out.isr = std::move(r.isr);
+    out.partition_epoch = r.partition_epoch;
+    co_return out;
+  }
+  wire::alter_partition_request wire_request;
+  wire_request.broker_id = broker_.config().node_id;
+  wire_request.broker_epoch = member_.broker_epoch();
+  auto& t = wire_request.topics.emplace_back();
+  t.topic_id = request.topic_id;
+  auto& p = t.partitions.emplace_back();
+  p.partition_index = request.partition;
+  p.leader_epoch = request.leader_epoch;
+  p.new_isr = request.new_isr;
+  p.partition_epoch = wire_partition_epoch(request.partition_epoch);
+  cluster::broker_response<wire::alter_partition_response> answer =
+      co_await forward(wire_request, 2);
+  if (answer.error) {
+    out.error = wire::error_code::not_controller;
+    co_return out;
+  }
+  auto error = static_cast<wire::error_code>(answer.body.error_code);
+  if (error == wire::error_code::none) {
+    if (answer.body.topics.size() != 1 || answer.body.topics[0].partitions.size() != 1) {
+      out.error = wire::error_code::unknown_server_error;
+      co_return out;
+    }
+    const auto& result = answer.body.topics[0].partitions[0];
+    error = static_cast<wire::error_code>(result.error_code);
+    out.isr = result.isr;
+    // The new epoch is a later revision: its high bits follow from the old one's.
+    int64_t epoch = (request.partition_epoch & ~int64_t{0xffffffff}) |
+                    static_cast<int64_t>(static_cast<uint32_t>(result.partition_epoch));
+    if (epoch < request.partition_epoch) epoch += int64_t{1} << 32;
+    out.partition_epoch = epoch;
+  }
+  out.error = error;
+  co_return out;
+}
+
+}  // namespace sluice::server

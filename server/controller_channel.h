@@ -1,0 +1,68 @@
+#pragma once
+// How a broker reaches the cluster's controller: directly when it is the controller itself, else
+// over the controller broker's inter-broker listener with Kafka's own requests: AlterPartition
+// (key 56) for a leader's ISR change, and the admin requests a client sent here, forwarded as
+// Kafka forwards them to its controller (KIP-590; without the Envelope, since Sluice has no
+// principals to carry: the request goes as the client sent it, and the answer comes back as is).
+//
+// The connection follows the controller: a new one is made when the cluster state names another.
+// No controller elected, or none reachable: NOT_CONTROLLER, which clients and leaders retry.
+//
+// Threading: io thread only.
+#include <cstdint>
+#include <memory>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "server/cluster/broker_client.h"
+#include "server/cluster/cluster_member.h"
+#include "server/cluster/controller.h"
+#include "server/replica_manager.h"
+
+namespace sluice::server {
+
+class broker;
+
+class controller_channel {
+ public:
+  controller_channel(broker& b, cluster::cluster_member& member, cluster::controller& local);
+  ~controller_channel();
+
+  cluster::controller& local() { return local_; }
+  bool local_is_controller() const { return member_.is_controller(); }
+
+  // A leader's ISR change, to the controller wherever it is.
+  boost::asio::awaitable<isr_change_result> alter_partition(isr_change_request request);
+
+  // Sends `request` to the controller as a client would, and awaits its answer. `error` is set
+  // (the body left default) when no controller is elected or it cannot be reached.
+  template <class Request, class Response = typename wire::api<Request::api_key>::response>
+  boost::asio::awaitable<cluster::broker_response<Response>> forward(const Request& request,
+                                                                     int16_t version) {
+    cluster::broker_client* client = to_controller();
+    if (client == nullptr) {
+      cluster::broker_response<Response> none;
+      none.error = make_error_code(cluster::broker_client_errc::connect_failed);
+      co_return none;
+    }
+    co_return co_await client->call<Request, Response>(request, version);
+  }
+
+ private:
+  // The client to the current controller; null when it is this broker or none is elected.
+  cluster::broker_client* to_controller();
+
+  broker& broker_;
+  cluster::cluster_member& member_;
+  cluster::controller& local_;
+  int32_t connected_to_ = -1;
+  std::unique_ptr<cluster::broker_client> client_;
+};
+
+// AlterPartition carries the partition epoch as an int32; Sluice's is an etcd revision (int64).
+// The wire carries its low 32 bits, which the controller matches against the low 32 bits of the
+// current epoch: a stale request could pass only if 2^32 revisions went by between the leader's
+// read and its request.
+int32_t wire_partition_epoch(int64_t epoch);
+
+}  // namespace sluice::server
