@@ -189,6 +189,12 @@ void partition::become_follower(int32_t leader, int32_t epoch, std::vector<int32
   partition_epoch_ = partition_epoch;
   tracker_.reset();
   answer_replicated(true);
+  // Appends queued behind a roll were a leader's: a follower's log takes only the leader's
+  // batches. Their producers are told to go to the new leader.
+  std::deque<pending_append> pending = std::move(pending_appends_);
+  pending_appends_.clear();
+  for (auto& a : pending)
+    a.done(storage::errc::log_closed, {});
   // Parked fetches of clients look again and find this broker no longer leads.
   if (was_leader) wake_waiters();
 }

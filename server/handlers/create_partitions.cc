@@ -9,6 +9,9 @@
 // the answer waits for them. A topic still growing from an earlier request gets
 // REASSIGNMENT_IN_PROGRESS (Kafka's answer to a concurrent change of partitions).
 //
+// In a cluster the controller decides and places the new partitions' replicas over the live
+// brokers (manual assignments may name any of them), and each broker makes its own replicas.
+//
 // Deviations: internal topics are refused with INVALID_REQUEST (the group coordinator uses
 // exactly one partition of __consumer_offsets). The timeout is not used.
 
@@ -16,13 +19,88 @@
 
 #include "server/broker.h"
 #include "server/completion_latch.h"
+#include "server/controller_channel.h"
 #include "server/handlers/handlers.h"
 
 namespace sluice::server {
 
+namespace {
+
+// In a cluster: the controller places and writes the new partitions (any other broker forwards
+// the request to it, KIP-590), and the answer waits until this broker's state shows them.
+boost::asio::awaitable<wire::create_partitions_response> grow_in_cluster(
+    request_context& ctx, wire::create_partitions_request& request) {
+  using wire::error_code;
+  broker& b = ctx.broker;
+  controller_channel& channel = *b.controller();
+  wire::create_partitions_response response;
+  if (!channel.local_is_controller()) {
+    auto answer = co_await channel.forward(request, ctx.api_version);
+    if (!answer.error) co_return std::move(answer.body);
+    for (const auto& t : request.topics) {
+      auto& out = response.results.emplace_back();
+      out.name = t.name;
+      out.error_code = static_cast<int16_t>(error_code::not_controller);
+      out.error_message = "No controller could be reached: " + answer.error.message();
+    }
+    co_return response;
+  }
+  std::map<std::string, int> name_count;
+  for (const auto& t : request.topics)
+    ++name_count[t.name];
+  std::vector<std::pair<std::string, int32_t>> grown;
+  for (const auto& t : request.topics) {
+    auto& out = response.results.emplace_back();
+    out.name = t.name;
+    if (name_count[t.name] > 1) {
+      out.error_code = static_cast<int16_t>(error_code::invalid_request);
+      out.error_message = "Duplicate topic name.";
+      continue;
+    }
+    if (is_internal_topic(t.name)) {
+      out.error_code = static_cast<int16_t>(error_code::invalid_request);
+      out.error_message = "Topic " + t.name + " is an internal topic";
+      continue;
+    }
+    cluster::create_partitions_request ask;
+    ask.name = t.name;
+    ask.count = t.count;
+    ask.validate_only = request.validate_only;
+    if (t.assignments) {
+      ask.assignments.emplace();
+      for (const auto& a : *t.assignments)
+        ask.assignments->push_back(a.broker_ids);
+    }
+    cluster::create_partitions_result r =
+        co_await channel.local().create_partitions(std::move(ask));
+    out.error_code = static_cast<int16_t>(r.error);
+    if (r.error != error_code::none) {
+      out.error_message = r.message;
+    } else if (!request.validate_only) {
+      grown.emplace_back(t.name, t.count);
+    }
+  }
+  cluster::cluster_member& member = *b.cluster();
+  co_await member.wait_until(
+      [&] {
+        for (const auto& [name, count] : grown) {
+          std::optional<wire::uuid> id = member.image().topic_id(name);
+          if (!id || static_cast<int32_t>(member.image().topic(*id)->replicas.size()) < count) {
+            return false;
+          }
+        }
+        return true;
+      },
+      std::chrono::milliseconds(5000));
+  co_return response;
+}
+
+}  // namespace
+
 boost::asio::awaitable<wire::create_partitions_response> handle_create_partitions(
     request_context& ctx, wire::create_partitions_request& request) {
   using wire::error_code;
+  if (ctx.broker.controller() != nullptr) co_return co_await grow_in_cluster(ctx, request);
   broker& b = ctx.broker;
   const int32_t node = b.config().node_id;
   wire::create_partitions_response response;

@@ -87,6 +87,19 @@ wire::describe_configs_response handle_describe_configs(request_context& ctx,
              "Topic name '" + resource.resource_name + "' is illegal");
         continue;
       }
+      if (const cluster::cluster_member* member = b.cluster();
+          member != nullptr && !is_internal_topic(resource.resource_name)) {
+        // In a cluster, from the topic's record: every broker answers, replica or not.
+        std::optional<wire::uuid> id = member->image().topic_id(resource.resource_name);
+        if (!id) {
+          fail(error_code::unknown_topic_or_partition, "");
+          continue;
+        }
+        const auto& stored = member->image().topic(*id)->configs;
+        fill(describe_topic_configs(b.config(), topic_overrides(stored.begin(), stored.end())),
+             resource, request, out);
+        continue;
+      }
       topic* t = b.topics().find(resource.resource_name);
       if (t == nullptr) {
         fail(error_code::unknown_topic_or_partition, "");

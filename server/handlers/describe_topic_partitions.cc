@@ -9,7 +9,8 @@
 // naming a topic that was not asked for, or a negative partition, is INVALID_REQUEST for every
 // requested topic. Authorized operations are every topic operation (no authorizer). A partition
 // whose log is offline has no leader (LEADER_NOT_AVAILABLE, this broker in OfflineReplicas), as in
-// Metadata. Sluice has no eligible leader replicas (KIP-966's ELR): both lists are empty.
+// Metadata. In a cluster the topics and partitions come from the cluster state, as Metadata's do.
+// Sluice has no eligible leader replicas (KIP-966's ELR): both lists are empty.
 
 #include <algorithm>
 #include <set>
@@ -44,6 +45,57 @@ response_t::describe_topic_partitions_response_partition describe(const partitio
   return out;
 }
 
+// In a cluster, a partition as the cluster state has it (as Metadata answers it).
+response_t::describe_topic_partitions_response_partition describe(
+    const cluster::metadata_image& image, const wire::uuid& id, const cluster::topic_record& record,
+    int32_t index) {
+  response_t::describe_topic_partitions_response_partition out;
+  out.partition_index = index;
+  out.replica_nodes = record.replicas[static_cast<size_t>(index)];
+  out.eligible_leader_replicas.emplace();
+  out.last_known_elr.emplace();
+  for (int32_t r : out.replica_nodes) {
+    if (image.broker(r) == nullptr) out.offline_replicas.push_back(r);
+  }
+  const cluster::partition_state* state = image.partition(id, index);
+  out.leader_epoch = state != nullptr ? state->record.leader_epoch : -1;
+  if (state != nullptr) out.isr_nodes = state->record.isr;
+  if (state == nullptr || state->record.leader < 0 ||
+      image.broker(state->record.leader) == nullptr) {
+    out.error_code = static_cast<int16_t>(wire::error_code::leader_not_available);
+    out.leader_id = -1;
+  } else {
+    out.leader_id = state->record.leader;
+  }
+  return out;
+}
+
+// A topic to describe, from this broker's registry or, in a cluster, from the cluster state.
+struct topic_view {
+  wire::uuid id{};
+  bool internal = false;
+  std::vector<response_t::describe_topic_partitions_response_partition> partitions;
+};
+
+std::optional<topic_view> find_topic(broker& b, const std::string& name) {
+  const cluster::cluster_member* member = b.cluster();
+  if (member != nullptr && !is_internal_topic(name)) {
+    std::optional<wire::uuid> id = member->image().topic_id(name);
+    if (!id) return std::nullopt;
+    const cluster::topic_record& record = *member->image().topic(*id);
+    topic_view v{*id, false, {}};
+    for (size_t i = 0; i < record.replicas.size(); ++i)
+      v.partitions.push_back(describe(member->image(), *id, record, static_cast<int32_t>(i)));
+    return v;
+  }
+  const topic* t = b.topics().find(name);
+  if (t == nullptr) return std::nullopt;
+  topic_view v{t->id, t->internal, {}};
+  for (const auto& p : t->partitions)
+    v.partitions.push_back(describe(*p));
+  return v;
+}
+
 }  // namespace
 
 wire::describe_topic_partitions_response handle_describe_topic_partitions(
@@ -55,8 +107,14 @@ wire::describe_topic_partitions_response handle_describe_topic_partitions(
 
   std::set<std::string, std::less<>> names;
   if (all) {
-    for (const auto& [name, t] : topics.all())
-      names.insert(name);
+    for (const auto& [name, t] : topics.all()) {
+      if (ctx.broker.cluster() == nullptr || t.internal) names.insert(name);
+    }
+    if (const cluster::cluster_member* member = ctx.broker.cluster()) {
+      for (const auto& [id, record] : member->image().topics()) {
+        if (member->image().topic_id(record.name) == id) names.insert(record.name);
+      }
+    }
   } else {
     for (const auto& r : request.topics)
       names.insert(r.name);
@@ -75,8 +133,8 @@ wire::describe_topic_partitions_response handle_describe_topic_partitions(
       std::min(max_partitions_per_response, std::max(request.response_partition_limit, 0));
   for (auto it = names.lower_bound(cursor_topic); it != names.end(); ++it) {
     const std::string& name = *it;
-    const topic* t = topics.find(name);
-    if (t == nullptr) {
+    std::optional<topic_view> t = find_topic(ctx.broker, name);
+    if (!t) {
       if (all) continue;
       auto& out = response.topics.emplace_back();
       out.error_code = static_cast<int16_t>(is_valid_topic_name(name)
@@ -101,7 +159,7 @@ wire::describe_topic_partitions_response handle_describe_topic_partitions(
     const int32_t start = name == cursor_topic ? request.cursor->partition_index : 0;
     const int32_t end = std::min<int64_t>(count, int64_t{start} + remaining);
     for (int32_t i = start; i < end; ++i)
-      out.partitions.push_back(describe(*t->partitions[static_cast<size_t>(i)]));
+      out.partitions.push_back(std::move(t->partitions[static_cast<size_t>(i)]));
     remaining -= std::max(end - start, 0);
     if (end < count) {
       response.next_topic_partition.emplace();

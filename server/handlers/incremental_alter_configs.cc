@@ -111,6 +111,14 @@ boost::asio::awaitable<wire::incremental_alter_configs_response> handle_incremen
            "Unknown resource type " + std::to_string(resource.resource_type));
       continue;
     }
+    if (b.cluster() != nullptr) {
+      // A topic's configs live in its cluster record; changing them goes through the controller,
+      // which does not do it yet. Refused rather than changed on this broker alone.
+      fail(error_code::invalid_request,
+           "Changing topic configs is not supported in a Sluice cluster yet; set them at "
+           "CreateTopics");
+      continue;
+    }
     topic* t = b.topics().find(resource.resource_name);
     if (t == nullptr) {
       fail(error_code::unknown_topic_or_partition, "This server does not host this topic.");
