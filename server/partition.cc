@@ -156,8 +156,11 @@ void partition::become_leader(int32_t local_id, int32_t epoch, std::vector<int32
                               std::vector<int32_t> isr, int64_t partition_epoch,
                               int64_t lag_max_ms) {
   lag_max_ms_ = lag_max_ms;
-  partition_epoch_ = partition_epoch;
   const bool same_leadership = role_ == role::leader && tracker_ && epoch == leader_epoch_;
+  // The same state read again (the cluster state moved elsewhere): an ISR change in flight must
+  // not be taken for refused or committed.
+  if (same_leadership && partition_epoch == partition_epoch_) return;
+  partition_epoch_ = partition_epoch;
   replicas_ = std::move(replicas);
   isr_ = std::move(isr);
   if (same_leadership) {

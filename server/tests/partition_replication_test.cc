@@ -115,3 +115,23 @@ TEST_F(partition_replication_test, a_broker_alone_is_answered_at_once) {
 
 }  // namespace
 }  // namespace sluice::server
+
+namespace sluice::server {
+namespace {
+
+TEST_F(partition_replication_test, an_isr_change_in_flight_survives_the_same_state_read_again) {
+  auto p = make(1);
+  p->become_leader(1, 2, {1, 2, 3}, {1, 2, 3}, 100, 30000);
+  p->tracker()->begin_change({1, 2});
+  // Another partition's change moved the cluster state; this one's is the same.
+  p->become_leader(1, 2, {1, 2, 3}, {1, 2, 3}, 100, 30000);
+  EXPECT_TRUE(p->tracker()->change_pending());
+  // The controller's answer (or the watch) brings the new state.
+  p->become_leader(1, 2, {1, 2, 3}, {1, 2}, 105, 30000);
+  EXPECT_FALSE(p->tracker()->change_pending());
+  EXPECT_EQ(p->tracker()->isr(), (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(p->partition_epoch(), 105);
+}
+
+}  // namespace
+}  // namespace sluice::server
