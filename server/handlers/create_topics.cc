@@ -135,6 +135,15 @@ failure collect_configs(const wire::create_topics_request::creatable_topic& t,
   return {};
 }
 
+// A topic's failed result: no counts, no configs.
+void fail_result(result_t& out, const failure& f) {
+  out.error_code = static_cast<int16_t>(f.code);
+  out.error_message = f.message;
+  out.num_partitions = -1;
+  out.replication_factor = -1;
+  out.configs.reset();
+}
+
 void describe_configs(const broker_config& config, const topic_overrides& configs, result_t& out) {
   out.configs.emplace();
   for (const described_config& d : describe_topic_configs(config, configs)) {
@@ -165,11 +174,8 @@ boost::asio::awaitable<wire::create_topics_response> create_in_cluster(
       for (const auto& t : request.topics) {
         result_t& out = response.topics.emplace_back();
         out.name = t.name;
-        out.error_code = static_cast<int16_t>(error_code::not_controller);
-        out.error_message = "No controller could be reached: " + answer.error.message();
-        out.num_partitions = -1;
-        out.replication_factor = -1;
-        out.configs.reset();
+        fail_result(out, {error_code::not_controller,
+                          "No controller could be reached: " + answer.error.message()});
       }
       co_return response;
     }
@@ -185,13 +191,7 @@ boost::asio::awaitable<wire::create_topics_response> create_in_cluster(
       result_t& out = response.topics.emplace_back();
       out.name = t.name;
       out.error_message.reset();
-      auto fail = [&out](const failure& f) {
-        out.error_code = static_cast<int16_t>(f.code);
-        out.error_message = f.message;
-        out.num_partitions = -1;
-        out.replication_factor = -1;
-        out.configs.reset();
-      };
+      auto fail = [&out](const failure& f) { fail_result(out, f); };
       if (name_count[t.name] > 1) {
         fail({error_code::invalid_request, "Duplicate topic name."});
         continue;
@@ -223,14 +223,11 @@ boost::asio::awaitable<wire::create_topics_response> create_in_cluster(
     for (size_t i = 0; i < results.size() && i < asked_for.size(); ++i) {
       result_t& out = response.topics[asked_for[i]];
       const cluster::create_topic_result& r = results[i];
-      out.error_code = static_cast<int16_t>(r.error);
       if (r.error != error_code::none) {
-        out.error_message = r.message;
-        out.num_partitions = -1;
-        out.replication_factor = -1;
-        out.configs.reset();
+        fail_result(out, {r.error, r.message});
         continue;
       }
+      out.error_code = 0;
       out.topic_id = r.topic_id;
       out.num_partitions = r.num_partitions;
       out.replication_factor = r.replication_factor;
@@ -284,13 +281,7 @@ boost::asio::awaitable<wire::create_topics_response> handle_create_topics(
     result_t& out = response.topics.emplace_back();
     out.name = t.name;
     out.error_message.reset();
-    auto fail = [&out](const failure& f) {
-      out.error_code = static_cast<int16_t>(f.code);
-      out.error_message = f.message;
-      out.num_partitions = -1;
-      out.replication_factor = -1;
-      out.configs.reset();
-    };
+    auto fail = [&out](const failure& f) { fail_result(out, f); };
     if (name_count[t.name] > 1) {
       fail({error_code::invalid_request, "Duplicate topic name."});
       continue;
@@ -309,15 +300,7 @@ boost::asio::awaitable<wire::create_topics_response> handle_create_topics(
     }
     out.num_partitions = partitions;
     out.replication_factor = 1;
-    out.configs.emplace();
-    for (const described_config& d : describe_topic_configs(b.config(), configs)) {
-      auto& c = out.configs->emplace_back();
-      c.name = d.name;
-      c.value = d.value;
-      c.read_only = d.read_only;
-      c.config_source = static_cast<int8_t>(d.source);
-      c.is_sensitive = d.is_sensitive;
-    }
+    describe_configs(b.config(), configs, out);
     if (request.validate_only) continue;
     pending_topic pending{t.name, random_topic_id(), configs};
     auto create = [&b, &out, fail, pending, partitions](completion_latch::ticket ticket) {

@@ -47,6 +47,16 @@ struct target {
   wire::uuid id{};
 };
 
+bool is_duplicate(const target& t, std::map<std::string, int>& names,
+                  std::map<wire::uuid, int>& ids) {
+  return t.name ? names[*t.name] > 1 : ids[t.id] > 1;
+}
+
+result_t duplicate(const target& t) {
+  return failed(t.name, t.id, error_code::invalid_request,
+                t.name ? "Duplicate topic name." : "Duplicate topic id.");
+}
+
 // In a cluster: the controller deletes from etcd (any other broker forwards the request to it,
 // KIP-590), and every broker removes its replicas when its cluster state shows the topic gone
 // (replica_manager). The answer waits until this broker's state shows it.
@@ -73,10 +83,8 @@ boost::asio::awaitable<void> delete_in_cluster(request_context& ctx,
     std::vector<cluster::delete_topic_request> asks;
     std::vector<size_t> asked_for;
     for (const target& t : targets) {
-      if (t.name ? names[*t.name] > 1 : ids[t.id] > 1) {
-        response.responses.push_back(
-            failed(t.name, t.id, error_code::invalid_request,
-                   t.name ? "Duplicate topic name." : "Duplicate topic id."));
+      if (is_duplicate(t, names, ids)) {
+        response.responses.push_back(duplicate(t));
         continue;
       }
       if (t.name && is_internal_topic(*t.name)) {
@@ -162,10 +170,8 @@ boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(
   // Reserved: each result stays where it is while its topic's deletion completes.
   response.responses.reserve(response.responses.size() + targets.size());
   for (const target& t : targets) {
-    if (t.name ? names[*t.name] > 1 : ids[t.id] > 1) {
-      response.responses.push_back(
-          failed(t.name, t.id, error_code::invalid_request,
-                 t.name ? "Duplicate topic name." : "Duplicate topic id."));
+    if (is_duplicate(t, names, ids)) {
+      response.responses.push_back(duplicate(t));
       continue;
     }
     topic* found = t.name ? b.topics().find(*t.name) : b.topics().find_by_id(t.id);
