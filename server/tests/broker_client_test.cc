@@ -24,6 +24,7 @@
 #include <boost/asio/write.hpp>
 
 #include "server/tests/manual_clock.h"
+#include "server/tests/metadata_store_contract.h"
 #include "wire/generated/api_specs.h"
 #include "wire/generated/request_header.h"
 #include "wire/generated/response_header.h"
@@ -154,20 +155,11 @@ std::shared_ptr<std::optional<T>> spawn(asio::io_context& io, asio::awaitable<T>
 
 class broker_client_test : public ::testing::Test {
  protected:
-  // Runs the io_context until `done` or 5 s of real time; returns done().
+  // Real time, bounded: the sockets are real.
   bool run_until(const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      if (io_.stopped()) io_.restart();
-      if (io_.run_one_for(10ms) == 0) std::this_thread::sleep_for(1ms);
-    }
-    return done();
+    return coordination::testing::run_until(io_, done, 5s);
   }
-  // Runs it for `d` whatever happens: to see that something does not.
-  void run_for(std::chrono::milliseconds d) {
-    const auto until = std::chrono::steady_clock::now() + d;
-    run_until([&] { return std::chrono::steady_clock::now() >= until; });
-  }
+  void run_for(std::chrono::milliseconds d) { coordination::testing::run_for(io_, d); }
 
   broker_client_config config(uint16_t port) {
     broker_client_config c;

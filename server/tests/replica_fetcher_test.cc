@@ -30,6 +30,7 @@
 
 #include "server/fetch_sessions.h"
 #include "server/tests/manual_clock.h"
+#include "server/tests/metadata_store_contract.h"
 #include "wire/generated/api_specs.h"
 #include "wire/generated/api_versions_request.h"
 #include "wire/generated/api_versions_response.h"
@@ -415,18 +416,11 @@ class fake_leader {
 
 class replica_fetcher_test : public ::testing::Test {
  protected:
+  // Real time, bounded: the sockets are real.
   bool run_until(const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      if (io_.stopped()) io_.restart();
-      if (io_.run_one_for(10ms) == 0) std::this_thread::sleep_for(1ms);
-    }
-    return done();
+    return coordination::testing::run_until(io_, done, 5s);
   }
-  void run_for(std::chrono::milliseconds d) {
-    const auto until = std::chrono::steady_clock::now() + d;
-    run_until([&] { return std::chrono::steady_clock::now() >= until; });
-  }
+  void run_for(std::chrono::milliseconds d) { coordination::testing::run_for(io_, d); }
 
   replica_fetcher_test() {
     config_.local_node_id = 3;
