@@ -82,6 +82,12 @@ int decode_status(int status) {
 
 }  // namespace
 
+start_error::start_error(int code, std::string text)
+    : std::runtime_error("sluice exited with status " + std::to_string(code) +
+                         " before listening; stderr:\n" + text),
+      exit_code(code),
+      log(std::move(text)) {}
+
 bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
@@ -132,7 +138,16 @@ broker::broker(config_map overrides, environment env) : environment_(std::move(e
   for (auto& [k, v] : overrides)
     config_[k] = v;
   write_properties();
-  start({});
+  try {
+    start({});
+  } catch (...) {
+    // No destructor runs for a broker that never started: its directory goes here.
+    if (std::getenv("SLUICE_COMPAT_KEEP") == nullptr) {
+      std::error_code ec;
+      fs::remove_all(work_dir_, ec);
+    }
+    throw;
+  }
 }
 
 broker::~broker() {
@@ -233,9 +248,7 @@ void broker::start(const std::map<std::string, uint16_t>& ports) {
         int status = 0;
         if (try_reap(pid_, status)) {
           pid_ = -1;
-          throw std::runtime_error("sluice exited with status " +
-                                   std::to_string(decode_status(status)) +
-                                   " before listening; stderr:\n" + text);
+          throw start_error(decode_status(status), text);
         }
         return false;
       },

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 
 namespace sluice::compat {
@@ -29,10 +30,19 @@ struct environment {
   std::map<std::string, std::string> variables;
 };
 
+// Thrown by broker's constructor (and restart()) when the broker exits before it listens, as a
+// refused start does: its exit code and stderr.
+struct start_error : std::runtime_error {
+  start_error(int exit_code, std::string log);
+  int exit_code;
+  std::string log;
+};
+
 class broker {
  public:
   // Starts the broker with defaults (node.id=1, listeners on 127.0.0.1:0, one partition per
-  // auto-created topic) overridden by `overrides`. Throws if it does not come up in time.
+  // auto-created topic) overridden by `overrides`. Throws if it does not come up in time
+  // (start_error if it exited first).
   explicit broker(config_map overrides = {});
   // The same with variables added to the broker's environment.
   explicit broker(config_map overrides, environment env);

@@ -90,15 +90,20 @@ void replica_manager::reconcile() {
   if (stopped_) return;
   const cluster::metadata_image& image = member_.image();
 
-  // Strays first: a local topic the cluster no longer has under that id.
+  // Strays first: a local topic the cluster no longer has under that id. Collected before any
+  // is removed: removal takes the topic out of the registry being walked.
+  std::vector<std::pair<std::string, const char*>> strays;
   for (const auto& [name, t] : broker_.topics().all()) {
     if (t.internal || removing_.contains(name)) continue;
     std::optional<wire::uuid> id = image.topic_id(name);
     if (id && *id == t.id) continue;
     // A topic being created is written name last: its id is there before its name.
     if (!id && image.topic(t.id) != nullptr) continue;
-    remove_stray(*broker_.topics().find(name), id ? "the cluster has another topic of that name"
-                                                  : "the cluster has no such topic");
+    strays.emplace_back(
+        name, id ? "the cluster has another topic of that name" : "the cluster has no such topic");
+  }
+  for (const auto& [name, why] : strays) {
+    if (topic* t = broker_.topics().find(name)) remove_stray(*t, why);
   }
 
   std::map<int32_t, std::vector<cluster::partition_to_fetch>> to_fetch;

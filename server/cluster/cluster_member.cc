@@ -112,6 +112,13 @@ asio::awaitable<bool> cluster_member::wait_until(std::function<bool()> ready,
 }
 
 void cluster_member::changed() {
+  const bool controller_now = is_controller();
+  if (was_controller_ && !controller_now) {
+    const auto& c = image_.controller();
+    log_info("broker ", config_.node_id, ": no longer controller (the controller is now ",
+             c ? "broker " + std::to_string(c->node_id) : std::string("none"), ")");
+  }
+  was_controller_ = controller_now;
   // A callback may cancel itself or another: walk a copy of the ids.
   std::vector<uint64_t> ids;
   for (const auto& [id, fn] : listeners_->fns)

@@ -108,6 +108,7 @@ class cluster_member {
   int64_t lease_ = 0;
   int64_t broker_epoch_ = 0;
   bool campaigning_ = false;
+  bool was_controller_ = false;
   bool leaving_ = false;
   coordination::subscription watch_;
   coordination::subscription keep_alive_;

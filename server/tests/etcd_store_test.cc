@@ -5,243 +5,40 @@
 //
 // Each test starts its own single-member etcd on free loopback ports (never 2379/2380, where the
 // package's own service may listen) with a temporary data directory, and kills it by its pid at
-// the end. $SLUICE_ETCD names the binary, else `etcd` on the PATH. A member starts in about half a
-// second, with etcd's default timings, which are also what makes a 1 s lease come back as 2 s.
+// the end: etcd_process (server/coordination/testing/etcd_process.h, shared with the compat
+// tests' cluster fixture). $SLUICE_ETCD names the binary, else `etcd` on the PATH. A member starts
+// in about half a second, with etcd's default timings, which are also what makes a 1 s lease come
+// back as 2 s.
 
 #include "server/coordination/etcd_store.h"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <iostream>
+#include <chrono>
+#include <functional>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 
+#include "server/coordination/testing/etcd_process.h"
 #include "server/tests/metadata_store_contract.h"
 
 namespace sluice::server::coordination::testing {
 namespace {
 
 namespace asio = boost::asio;
-namespace http = boost::beast::http;
-namespace fs = std::filesystem;
 using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
 
-// A loopback port nobody listens on right now.
-uint16_t free_port() {
-  asio::io_context io;
-  tcp::acceptor probe(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  return probe.local_endpoint().port();
+// etcd_process prints etcd's log when the test failed.
+bool test_failed() {
+  return ::testing::Test::HasFailure();
 }
-
-std::string etcd_binary() {
-  const char* env = std::getenv("SLUICE_ETCD");
-  std::string bin = env != nullptr && *env != '\0' ? env : "";
-  if (bin.empty()) {
-    for (const char* dir : {"/usr/bin", "/usr/local/bin", "/usr/sbin"}) {
-      if (::access((fs::path(dir) / "etcd").c_str(), X_OK) == 0) {
-        bin = (fs::path(dir) / "etcd").string();
-        break;
-      }
-    }
-  }
-  if (bin.empty() || ::access(bin.c_str(), X_OK) != 0) {
-    throw std::runtime_error(
-        "no etcd binary: scripts/install-deps.sh test installs etcd-server, or set SLUICE_ETCD");
-  }
-  return bin;
-}
-
-// Blocking HTTP for the test thread's own use (readiness, compaction, lease state), with socket
-// timeouts so that a stopped etcd cannot hang the test.
-std::optional<std::string> blocking_post(uint16_t port, const std::string& path,
-                                         const std::string& body) {
-  try {
-    asio::io_context io;
-    tcp::socket socket(io);
-    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    timeval timeout{2, 0};
-    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-    http::request<http::string_body> request{http::verb::post, path, 11};
-    request.set(http::field::host, "127.0.0.1:" + std::to_string(port));
-    request.set(http::field::content_type, "application/json");
-    request.body() = body;
-    request.prepare_payload();
-    http::write(socket, request);
-    boost::beast::flat_buffer buffer;
-    http::response<http::string_body> response;
-    http::read(socket, buffer, response);
-    if (response.result_int() != 200) return std::nullopt;
-    return response.body();
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-class etcd_process {
- public:
-  etcd_process() {
-    std::string tmpl = (fs::temp_directory_path() / "sluice-etcd-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    dir_ = tmpl;
-    // Ports are picked free, then bound by etcd: another process can take one in between.
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      client_port_ = free_port();
-      peer_port_ = free_port();
-      if (client_port_ == peer_port_) continue;
-      if (start()) return;
-      fs::remove_all(dir_ / "data");
-    }
-    throw std::runtime_error("etcd did not start; its log:\n" + log());
-  }
-  ~etcd_process() {
-    resume();
-    kill();
-    if (::testing::Test::HasFailure()) std::cerr << "---- etcd log ----\n" << log() << "\n----\n";
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
-  etcd_process(const etcd_process&) = delete;
-  etcd_process& operator=(const etcd_process&) = delete;
-
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
-  uint16_t client_port() const { return client_port_; }
-
-  void kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-  }
-  void restart() {
-    kill();
-    if (!start()) throw std::runtime_error("etcd did not restart; its log:\n" + log());
-  }
-  // Returns once every thread of etcd is stopped: SIGSTOP takes effect asynchronously, and a
-  // thread still running could answer a request sent right after pause().
-  void pause() {
-    if (pid_ > 0 && !paused_) {
-      ::kill(pid_, SIGSTOP);
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      while (!all_threads_stopped() && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    paused_ = true;
-  }
-  void resume() {
-    if (pid_ > 0 && paused_) ::kill(pid_, SIGCONT);
-    paused_ = false;
-  }
-
-  bool all_threads_stopped() const {
-    std::error_code ec;
-    for (const auto& task :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
-      std::ifstream stat(task.path() / "stat");
-      std::string line;
-      std::getline(stat, line);
-      // The state follows the parenthesised command name: "pid (comm) S ...".
-      size_t close = line.rfind(')');
-      if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T')
-        return false;
-    }
-    return !ec;
-  }
-
-  std::optional<std::string> post(const std::string& path, const std::string& body) const {
-    return blocking_post(client_port_, path, body);
-  }
-
-  std::string log() const {
-    std::ifstream in(dir_ / "etcd.log");
-    std::ostringstream s;
-    s << in.rdbuf();
-    std::string text = s.str();
-    return text.size() > 8000 ? "...\n" + text.substr(text.size() - 8000) : text;
-  }
-
- private:
-  // Starts etcd and waits until it answers; false if it exits or stays silent.
-  bool start() {
-    const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
-    std::vector<std::string> args = {etcd_binary(),
-                                     "--name=sluice-test",
-                                     "--data-dir=" + (dir_ / "data").string(),
-                                     "--listen-client-urls=" + url(),
-                                     "--advertise-client-urls=" + url(),
-                                     "--listen-peer-urls=" + peer,
-                                     "--initial-advertise-peer-urls=" + peer,
-                                     "--initial-cluster=sluice-test=" + peer,
-                                     "--initial-cluster-state=new",
-                                     "--logger=zap",
-                                     "--log-outputs=stderr"};
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int log_fd =
-        ::open((dir_ / "etcd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0) throw std::runtime_error("cannot create the etcd log");
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
-    if (pid == 0) {
-      // Only async-signal-safe calls until exec. etcd dies with the test if the test dies.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(127);
-      ::dup2(log_fd, 1);
-      ::dup2(log_fd, 2);
-      ::syscall(SYS_close_range, 3u, ~0u, 0u);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(log_fd);
-    pid_ = pid;
-    const auto deadline = std::chrono::steady_clock::now() + 15s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return false;
-      }
-      if (post("/v3/kv/range", R"({"key":"AA=="})")) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    kill();
-    return false;
-  }
-
-  fs::path dir_;
-  uint16_t client_port_ = 0;
-  uint16_t peer_port_ = 0;
-  pid_t pid_ = -1;
-  bool paused_ = false;
-};
 
 etcd_config config_for(const std::string& endpoints) {
   etcd_config config;
@@ -255,7 +52,7 @@ etcd_config config_for(const std::string& endpoints) {
 }
 
 struct etcd_harness {
-  etcd_process etcd;
+  etcd_process etcd{test_failed};
   boost::asio::io_context io;
   etcd_store real{io.get_executor(), config_for(etcd.url())};
 
@@ -317,7 +114,7 @@ class etcd_store_test : public ::testing::Test {
                                                                  start);
   }
 
-  etcd_process etcd_;
+  etcd_process etcd_{test_failed};
   boost::asio::io_context io_;
 };
 
