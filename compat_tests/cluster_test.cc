@@ -568,22 +568,19 @@ TEST_F(Cluster, ADeposedControllersFencedWriteFailsAndANewControllerServes) {
   // A controller write fenced on the old election (as every controller transaction is) fails and
   // writes nothing.
   const std::string fenced_key = c.prefix() + "/topic_names/fenced";
-  const std::string txn = R"({"compare":[{"key":")" + base64_encode(controller_key) +
-                          R"(","target":"CREATE","result":"EQUAL","create_revision":")" +
-                          std::to_string(old_revision) +
-                          R"("}],"success":[{"request_put":{"key":")" + base64_encode(fenced_key) +
-                          R"(","value":")" + base64_encode("fenced") + R"("}}]})";
-  auto answer = c.etcd().post("/v3/kv/txn", txn);
+  const auto fenced_put = [&](int64_t election_revision, const std::string& key) {
+    return R"({"compare":[{"key":")" + base64_encode(controller_key) +
+           R"(","target":"CREATE","result":"EQUAL","create_revision":")" +
+           std::to_string(election_revision) + R"("}],"success":[{"request_put":{"key":")" +
+           base64_encode(key) + R"(","value":")" + base64_encode("fenced") + R"("}}]})";
+  };
+  auto answer = c.etcd().post("/v3/kv/txn", fenced_put(old_revision, fenced_key));
   ASSERT_TRUE(answer.has_value());
   EXPECT_EQ(answer->find(R"("succeeded":true)"), std::string::npos) << *answer;
   EXPECT_FALSE(etcd_get(c.etcd(), fenced_key).has_value());
   // The same transaction on the new election's revision succeeds: the comparison is what fenced.
   const std::string probe_key = c.prefix() + "/test-probe";
-  std::string current = txn;
-  current.replace(current.find(std::to_string(old_revision)), std::to_string(old_revision).size(),
-                  std::to_string(after->create_revision));
-  current.replace(current.find(base64_encode(fenced_key)), base64_encode(fenced_key).size(),
-                  base64_encode(probe_key));
+  const std::string current = fenced_put(after->create_revision, probe_key);
   answer = c.etcd().post("/v3/kv/txn", current);
   ASSERT_TRUE(answer.has_value());
   EXPECT_NE(answer->find(R"("succeeded":true)"), std::string::npos) << *answer;

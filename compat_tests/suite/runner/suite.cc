@@ -519,6 +519,23 @@ int context::create_topic_named(const std::string& topic, int partitions,
         "with " +
         std::to_string(count) + " partitions, this needs " + std::to_string(partitions));
   }
+  // Metadata may name a leader a moment before that broker serves the partition: in a cluster
+  // each broker applies a new topic after the controller committed it, as Kafka's brokers do.
+  // Ready means every partition's leader answers ListOffsets for it.
+  if (apis_.has(api::list_offsets)) {
+    rd_kafka_t* rk = admin_client().get();
+    ready = wait_for([&] {
+      for (int p = 0; p < count; ++p) {
+        int64_t low = 0, high = 0;
+        if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, 2000) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+          return false;
+        }
+      }
+      return true;
+    });
+    check(ready, "the leaders of topic " + topic + " do not serve it (ListOffsets)");
+  }
   partitions_[topic] = count;
   return count;
 }
