@@ -22,64 +22,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::vector<int32_t> int32_array(byte_reader& r) {
-  std::vector<int32_t> out;
-  int32_t n = r.array_length(true);
-  for (int32_t i = 0; i < n; ++i)
-    out.push_back(r.i32());
-  return out;
-}
-
-// Metadata response v12 (flexible), read whole; written from MetadataResponse.json.
-cluster_metadata parse_metadata(std::span<const uint8_t> body) {
-  byte_reader r(body);
-  cluster_metadata out;
-  r.i32();  // throttle_time_ms
-  int32_t brokers = r.array_length(true);
-  for (int32_t b = 0; b < brokers; ++b) {
-    cluster_metadata::broker_entry e;
-    e.node_id = r.i32();
-    e.host = r.string(true).value_or("");
-    e.port = r.i32();
-    r.string(true);  // rack
-    r.skip_tags();
-    out.brokers.push_back(e);
-  }
-  out.cluster_id = r.string(true);
-  out.controller_id = r.i32();
-  int32_t topics = r.array_length(true);
-  for (int32_t t = 0; t < topics; ++t) {
-    cluster_metadata::topic topic;
-    topic.error_code = r.i16();
-    topic.name = r.string(true).value_or("");
-    r.take(16);  // topic_id
-    r.i8();      // is_internal
-    int32_t partitions = r.array_length(true);
-    for (int32_t p = 0; p < partitions; ++p) {
-      cluster_metadata::partition part;
-      part.error_code = r.i16();
-      part.index = r.i32();
-      part.leader = r.i32();
-      part.leader_epoch = r.i32();
-      part.replicas = int32_array(r);
-      part.isr = int32_array(r);
-      part.offline = int32_array(r);
-      r.skip_tags();
-      topic.partitions.push_back(std::move(part));
-    }
-    std::sort(topic.partitions.begin(), topic.partitions.end(),
-              [](const auto& a, const auto& b) { return a.index < b.index; });
-    r.i32();  // topic_authorized_operations
-    r.skip_tags();
-    out.topics.push_back(std::move(topic));
-  }
-  r.skip_tags();
-  if (r.remaining() != 0) throw decode_error("Metadata v12 body has trailing bytes");
-  std::sort(out.brokers.begin(), out.brokers.end(),
-            [](const auto& a, const auto& b) { return a.node_id < b.node_id; });
-  return out;
-}
-
 std::atomic<int> clusters_started{0};
 
 std::string tail(const std::string& text, size_t bytes) {
@@ -112,7 +54,15 @@ cluster_metadata fetch_metadata(const std::string& host, uint16_t port,
   raw_connection conn(host, port);
   bytes payload = round_trip(conn, metadata_v12_request(1, topics, false, all_topics), 5s);
   response resp = split_response(payload, true);
-  return parse_metadata(resp.body);
+  cluster_metadata out;
+  static_cast<metadata_v12&>(out) = parse_metadata_v12(resp.body);
+  std::sort(out.brokers.begin(), out.brokers.end(),
+            [](const auto& a, const auto& b) { return a.node_id < b.node_id; });
+  for (auto& t : out.topics) {
+    std::sort(t.partitions.begin(), t.partitions.end(),
+              [](const auto& a, const auto& b) { return a.index < b.index; });
+  }
+  return out;
 }
 
 cluster_description describe_cluster(const std::string& host, uint16_t port) {

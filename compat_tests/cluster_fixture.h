@@ -27,39 +27,16 @@
 #include <vector>
 
 #include "compat_tests/broker_fixture.h"
+#include "compat_tests/raw_kafka.h"
 #include "server/coordination/testing/etcd_process.h"
 
 namespace sluice::compat {
 
 using etcd_process = server::coordination::testing::etcd_process;
 
-// A Metadata v12 answer with everything the cluster tests look at.
-struct cluster_metadata {
-  struct broker_entry {
-    int32_t node_id = -1;
-    std::string host;
-    int32_t port = -1;
-    bool operator==(const broker_entry&) const = default;
-  };
-  struct partition {
-    int16_t error_code = 0;
-    int32_t index = -1;
-    int32_t leader = -1;
-    int32_t leader_epoch = -1;
-    std::vector<int32_t> replicas;
-    std::vector<int32_t> isr;
-    std::vector<int32_t> offline;
-  };
-  struct topic {
-    int16_t error_code = 0;
-    std::string name;
-    std::vector<partition> partitions;  // sorted by index
-  };
-  std::vector<broker_entry> brokers;  // sorted by node id
-  std::optional<std::string> cluster_id;
-  int32_t controller_id = -1;
-  std::vector<topic> topics;
-
+// A Metadata v12 answer (raw_kafka.h), brokers sorted by node id and partitions by index.
+struct cluster_metadata : metadata_v12 {
+  using broker_entry = metadata_broker;
   const topic* find(const std::string& name) const;
   std::vector<int32_t> node_ids() const;
 };

@@ -550,7 +550,7 @@ metadata_v12 parse_metadata_v12(std::span<const uint8_t> body) {
     r.skip_tags();
     out.brokers.push_back(mb);
   }
-  r.string(true);  // cluster_id
+  out.cluster_id = r.string(true);
   out.controller_id = r.i32();
   int32_t topics = r.array_length(true);
   for (int32_t t = 0; t < topics; ++t) {
@@ -566,13 +566,13 @@ metadata_v12 parse_metadata_v12(std::span<const uint8_t> body) {
       mp.index = r.i32();
       mp.leader = r.i32();
       mp.leader_epoch = r.i32();
-      for (int k = 0; k < 3; ++k) {  // replicas, isr, offline replicas
+      for (std::vector<int32_t>* ids : {&mp.replicas, &mp.isr, &mp.offline}) {
         int32_t n = r.array_length(true);
         for (int32_t i = 0; i < n; ++i)
-          r.i32();
+          ids->push_back(r.i32());
       }
       r.skip_tags();
-      mt.partitions.push_back(mp);
+      mt.partitions.push_back(std::move(mp));
     }
     r.i32();  // topic_authorized_operations
     r.skip_tags();

@@ -260,18 +260,23 @@ offset_for_leader_epoch_body parse_offset_for_leader_epoch(int16_t version,
 std::vector<partition_result> parse_produce_v9(std::span<const uint8_t> body);
 
 struct metadata_broker {
-  int32_t node_id;
+  int32_t node_id = -1;
   std::string host;
-  int32_t port;
+  int32_t port = -1;
+  bool operator==(const metadata_broker&) const = default;
 };
 struct metadata_v12 {
   std::vector<metadata_broker> brokers;
+  std::optional<std::string> cluster_id;
   int32_t controller_id = -1;
   struct partition {
-    int16_t error_code;
-    int32_t index;
-    int32_t leader;
-    int32_t leader_epoch;
+    int16_t error_code = 0;
+    int32_t index = -1;
+    int32_t leader = -1;
+    int32_t leader_epoch = -1;
+    std::vector<int32_t> replicas;
+    std::vector<int32_t> isr;
+    std::vector<int32_t> offline;
   };
   struct topic {
     int16_t error_code;
