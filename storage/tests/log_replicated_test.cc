@@ -15,6 +15,7 @@ namespace {
 
 using testing::batch_summary;
 using testing::batches_in;
+using testing::commit_marker;
 using testing::file_bytes;
 using testing::make_batch;
 using testing::make_producer_batch;
@@ -36,25 +37,6 @@ bytes concat(std::initializer_list<bytes> parts) {
   for (const bytes& p : parts)
     out.insert(out.end(), p.begin(), p.end());
   return out;
-}
-
-// A COMMIT transaction marker (EndTransactionMarker key {0, 1}, value {0, coordinator epoch}).
-bytes commit_marker(int64_t offset, int64_t producer_id, int16_t epoch, int32_t coordinator_epoch,
-                    int64_t ts) {
-  static const uint8_t key[] = {0, 0, 0, 1};
-  const uint8_t value[] = {0,
-                           0,
-                           static_cast<uint8_t>(coordinator_epoch >> 24),
-                           static_cast<uint8_t>(coordinator_epoch >> 16),
-                           static_cast<uint8_t>(coordinator_epoch >> 8),
-                           static_cast<uint8_t>(coordinator_epoch)};
-  wire::record_to_build r{ts, std::span(key), std::span<const uint8_t>(value)};
-  wire::batch_build_options o;
-  o.base_offset = offset;
-  o.producer_id = producer_id;
-  o.producer_epoch = epoch;
-  o.attributes = wire::batch_attribute::transactional | wire::batch_attribute::control;
-  return wire::build_record_batch(o, std::span(&r, 1));
 }
 
 class log_replicated_test : public testing::temp_dir_test {

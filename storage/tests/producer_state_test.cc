@@ -8,6 +8,7 @@
 namespace sluice::storage {
 namespace {
 
+using testing::commit_marker;
 using testing::file_bytes;
 using testing::write_bytes;
 
@@ -222,25 +223,6 @@ std::vector<uint8_t> data_batch(int64_t base_offset, int64_t producer_id, int16_
   o.base_sequence = base_sequence;
   if (is_transactional) o.attributes = wire::batch_attribute::transactional;
   return wire::build_record_batch(o, rs);
-}
-
-std::vector<uint8_t> commit_marker(int64_t offset, int64_t producer_id, int16_t epoch,
-                                   int32_t coordinator_epoch, int64_t ts) {
-  // EndTransactionMarker: key {version 0, type 1 = COMMIT}, value {version 0, coordinator epoch}.
-  static const uint8_t key[] = {0, 0, 0, 1};
-  uint8_t value[] = {0,
-                     0,
-                     static_cast<uint8_t>(coordinator_epoch >> 24),
-                     static_cast<uint8_t>(coordinator_epoch >> 16),
-                     static_cast<uint8_t>(coordinator_epoch >> 8),
-                     static_cast<uint8_t>(coordinator_epoch)};
-  wire::record_to_build r{ts, std::span(key), std::span<const uint8_t>(value)};
-  wire::batch_build_options o;
-  o.base_offset = offset;
-  o.producer_id = producer_id;
-  o.producer_epoch = epoch;
-  o.attributes = wire::batch_attribute::transactional | wire::batch_attribute::control;
-  return wire::build_record_batch(o, std::span(&r, 1));
 }
 
 TEST_F(producer_state_test, apply_rebuilds_state_from_log_batches_without_validation) {

@@ -126,6 +126,26 @@ inline std::vector<uint8_t> make_batch(int records, int64_t first_ts = 1000, siz
   return wire::build_record_batch({}, rs);
 }
 
+// A COMMIT transaction marker at `offset`: EndTransactionMarker key {version 0, type 1 = COMMIT},
+// value {version 0, coordinator epoch}.
+inline std::vector<uint8_t> commit_marker(int64_t offset, int64_t producer_id, int16_t epoch,
+                                          int32_t coordinator_epoch, int64_t ts) {
+  static const uint8_t key[] = {0, 0, 0, 1};
+  const uint8_t value[] = {0,
+                           0,
+                           static_cast<uint8_t>(coordinator_epoch >> 24),
+                           static_cast<uint8_t>(coordinator_epoch >> 16),
+                           static_cast<uint8_t>(coordinator_epoch >> 8),
+                           static_cast<uint8_t>(coordinator_epoch)};
+  wire::record_to_build r{ts, std::span(key), std::span<const uint8_t>(value)};
+  wire::batch_build_options o;
+  o.base_offset = offset;
+  o.producer_id = producer_id;
+  o.producer_epoch = epoch;
+  o.attributes = wire::batch_attribute::transactional | wire::batch_attribute::control;
+  return wire::build_record_batch(o, std::span(&r, 1));
+}
+
 // The same from an idempotent producer: `records` records starting at sequence `base_sequence`.
 // Timestamped now by default, since a reload drops producers idle for producer.id.expiration.ms.
 inline std::vector<uint8_t> make_producer_batch(int64_t producer_id, int16_t epoch,
