@@ -209,9 +209,10 @@ boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
         ec = check_client_batch(partition_data.records, ctx.api_version);
       }
       // acks=all promises min.insync.replicas copies (Kafka checks before appending).
-      if (ec == error_code::none && acks == -1 &&
-          static_cast<int64_t>(p->isr().size()) < min_insync_replicas(b.config(), *t)) {
-        ec = error_code::not_enough_replicas;
+      int32_t min_isr = 1;
+      if (ec == error_code::none && acks == -1) {
+        min_isr = static_cast<int32_t>(min_insync_replicas(b.config(), *t));
+        if (static_cast<int64_t>(p->isr().size()) < min_isr) ec = error_code::not_enough_replicas;
       }
       if (ec != error_code::none) {
         fail(out, topic_data.name, ec);
@@ -219,7 +220,7 @@ boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
       }
       p->append(
           partition_data.records.bytes,
-          [&, t, out = &out, p = p->shared_from_this(), topic = &topic_data.name,
+          [&, min_isr, out = &out, p = p->shared_from_this(), topic = &topic_data.name,
            ticket = appends.add()](std::error_code append_ec, const storage::append_info& info) {
             if (append_ec) {
               fail(*out, *topic,
@@ -238,8 +239,7 @@ boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
               } else if (acks == -1) {
                 b.count_acks_all_batches(info.batch_count);
               }
-              done_appending.push_back({out, p, topic, info.last_offset + 1,
-                                        static_cast<int32_t>(min_insync_replicas(b.config(), *t))});
+              done_appending.push_back({out, p, topic, info.last_offset + 1, min_isr});
             }
             ticket.done();
           });
