@@ -11,10 +11,14 @@ root="$(cd "$here/../.." && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-suite-cluster-XXXXXX")"
 cluster_pid=""
 
-# Five loopback ports nobody listens on now (etcd client and peer, three brokers).
+# Five loopback ports nobody listens on now (etcd client and peer, three brokers), taken below
+# the kernel's ephemeral range: a port inside it can be handed to any outgoing connection (a
+# broker's to etcd, another test's client) between this check and the broker's bind, which then
+# fails with "Address already in use".
+read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range
 ports=()
 while [[ ${#ports[@]} -lt 5 ]]; do
-  p=$((20000 + RANDOM % 30000))
+  p=$((10000 + RANDOM % (ephemeral_low - 10000)))
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && [[ ! " ${ports[*]} " =~ \ $p\  ]]; then
     ports+=("$p")
   fi
