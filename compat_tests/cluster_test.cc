@@ -2,8 +2,10 @@
 // librdkafka 2.0.2, raw requests and etcd's own HTTP gateway: registration and the controller,
 // replication (acks=all, identical replica logs), the ISR shrinking and growing around a stopped
 // follower, min.insync.replicas, the refusals (replication factor, duplicate node.id, another
-// cluster's data dir), stray logs of a topic deleted while its broker was down, and the fencing
-// of a deposed controller.
+// cluster's data dir), stray logs of a topic deleted while its broker was down, the fencing of
+// a deposed controller, and topic configs changed through a broker that is not the controller
+// (AlterConfigs and IncrementalAlterConfigs as raw requests to one chosen broker: librdkafka
+// 2.0.2 has no IncrementalAlterConfigs and picks the broker itself).
 //
 // Client behaviour relied on: librdkafka sends Produce to the partition leader named in Metadata
 // and CreateTopics/DeleteTopics to the controller named in Metadata (README 6.10); the legacy
@@ -151,6 +153,166 @@ bool wait_for_isr(cluster& c, const std::vector<int32_t>& asked, const std::stri
         return true;
       },
       timeout);
+}
+
+// ---- Topic configs, asked of one chosen broker ---------------------------------------------
+
+constexpr int8_t topic_resource = 2;
+constexpr int8_t broker_resource = 4;
+constexpr int16_t alter_configs_key = 33;
+constexpr int16_t incremental_alter_configs_key = 44;
+constexpr int8_t dynamic_topic_config = 1;  // DescribeConfigs' config_source
+
+struct config_entry {
+  std::string name;
+  std::optional<std::string> value;
+  int8_t operation = 0;  // IncrementalAlterConfigs only: SET 0, DELETE 1, APPEND 2, SUBTRACT 3
+};
+struct config_resource {
+  int8_t type = topic_resource;
+  std::string name;
+  std::vector<config_entry> configs;
+};
+struct config_answer {
+  int16_t error_code = -1;
+  std::string message;
+  int8_t type = 0;
+  std::string name;
+};
+
+// AlterConfigs v0 or IncrementalAlterConfigs v0 (both non-flexible, with the same answer) of
+// `resources`, sent to broker `node` itself.
+std::vector<config_answer> alter_configs_on(cluster& c, int32_t node, int16_t api_key,
+                                            const std::vector<config_resource>& resources,
+                                            bool validate_only = false) {
+  byte_writer w;
+  w.array_length(static_cast<int32_t>(resources.size()), false);
+  for (const config_resource& r : resources) {
+    w.i8(r.type);
+    w.string(r.name, false);
+    w.array_length(static_cast<int32_t>(r.configs.size()), false);
+    for (const config_entry& e : r.configs) {
+      w.string(e.name, false);
+      if (api_key == incremental_alter_configs_key) w.i8(e.operation);
+      if (e.value) {
+        w.string(*e.value, false);
+      } else {
+        w.null_string(false);
+      }
+    }
+  }
+  w.i8(validate_only ? 1 : 0);
+  raw_connection conn(c.node(node).host(), c.node(node).port());
+  bytes payload = round_trip(conn, frame_request(api_key, 0, 1, false, w.data()), 20s);
+  byte_reader r(split_response(payload, false).body);
+  r.i32();  // throttle
+  std::vector<config_answer> out(static_cast<size_t>(std::max(0, r.array_length(false))));
+  for (config_answer& a : out) {
+    a.error_code = r.i16();
+    a.message = r.string(false).value_or("");
+    a.type = r.i8();
+    a.name = r.string(false).value_or("");
+  }
+  return out;
+}
+
+// One TOPIC resource's answer.
+config_answer alter_topic_on(cluster& c, int32_t node, int16_t api_key, const std::string& topic,
+                             std::vector<config_entry> configs, bool validate_only = false) {
+  std::vector<config_answer> answers = alter_configs_on(
+      c, node, api_key, {{topic_resource, topic, std::move(configs)}}, validate_only);
+  if (answers.size() != 1) throw std::runtime_error("Alter*Configs answered no single resource");
+  return answers[0];
+}
+
+struct described_config {
+  std::optional<std::string> value;
+  int8_t source = 0;
+};
+struct described_topic {
+  int16_t error_code = -1;
+  std::map<std::string, described_config> configs;
+};
+
+// DescribeConfigs v1 of a topic, asked of broker `node` itself.
+described_topic describe_topic_on(cluster& c, int32_t node, const std::string& topic) {
+  byte_writer w;
+  w.array_length(1, false);
+  w.i8(topic_resource);
+  w.string(topic, false);
+  w.array_length(-1, false);  // every config
+  w.i8(0);                    // include_synonyms
+  raw_connection conn(c.node(node).host(), c.node(node).port());
+  bytes payload = round_trip(conn, frame_request(32, 1, 1, false, w.data()), 10s);
+  byte_reader r(split_response(payload, false).body);
+  r.i32();  // throttle
+  if (r.array_length(false) != 1) throw std::runtime_error("DescribeConfigs: not one result");
+  described_topic out;
+  out.error_code = r.i16();
+  r.string(false);  // error message
+  r.i8();
+  r.string(false);
+  const int32_t n = r.array_length(false);
+  for (int32_t i = 0; i < n; ++i) {
+    std::string name = r.string(false).value_or("");
+    described_config d;
+    d.value = r.string(false);
+    r.i8();  // read_only
+    d.source = r.i8();
+    r.i8();  // is_sensitive
+    const int32_t synonyms = r.array_length(false);
+    for (int32_t j = 0; j < synonyms; ++j) {
+      r.string(false);
+      r.string(false);
+      r.i8();
+    }
+    out.configs[name] = d;
+  }
+  return out;
+}
+
+// Whether broker `node` describes the topic's `name` as its own override `value` (nullopt: not
+// overridden).
+bool shows_override(cluster& c, int32_t node, const std::string& topic, const std::string& name,
+                    const std::optional<std::string>& value, std::string* seen = nullptr) {
+  described_topic d = describe_topic_on(c, node, topic);
+  auto it = d.configs.find(name);
+  const bool overridden = it != d.configs.end() && it->second.source == dynamic_topic_config;
+  if (seen) {
+    *seen = "broker " + std::to_string(node) + ": " + name + "=" +
+            (it == d.configs.end() ? "<absent>" : it->second.value.value_or("<null>")) +
+            (overridden ? " (topic override)" : " (not overridden)");
+  }
+  if (d.error_code != 0 || it == d.configs.end()) return false;
+  return value ? overridden && it->second.value == value : !overridden;
+}
+
+// Waits until every broker describes the topic's `name` as `value` (see shows_override).
+bool every_broker_shows(cluster& c, const std::string& topic, const std::string& name,
+                        const std::optional<std::string>& value, std::string* seen) {
+  return wait_until(
+      [&] {
+        for (int32_t node = 1; node <= cluster::size; ++node) {
+          if (!shows_override(c, node, topic, name, value, seen)) return false;
+        }
+        return true;
+      },
+      10s);
+}
+
+// The topic's record in etcd.
+std::optional<etcd_kv> topic_record_in_etcd(cluster& c, const std::string& topic) {
+  auto id = etcd_get(c.etcd(), c.prefix() + "/topic_names/" + topic);
+  if (!id) return std::nullopt;
+  return etcd_get(c.etcd(), c.prefix() + "/topics/" + id->value);
+}
+
+size_t segment_files(const fs::path& partition_dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(partition_dir, ec))
+    n += e.path().extension() == ".log" ? 1 : 0;
+  return n;
 }
 
 // A failing test prints each broker's stderr (the broker fixture does, as its brokers go).
@@ -633,6 +795,199 @@ TEST_F(Cluster, AStandaloneBrokersDataDirIsRefused) {
   EXPECT_TRUE(fs::exists(dir / "alone-0"));
   EXPECT_FALSE(etcd_get(c.etcd(), c.prefix() + "/brokers/4").has_value());
   EXPECT_EQ(c.metadata(1).node_ids(), (std::vector<int32_t>{1, 2, 3}));
+}
+
+TEST_F(Cluster, TopicConfigsChangedThroughABrokerThatIsNotTheControllerApplyOnEveryBroker) {
+  c_ = std::make_unique<cluster>();
+  cluster& c = *c_;
+  const std::string topic = "tuned";
+  ASSERT_EQ(c.create_topic(topic, 3, 3, {{"retention.ms", "3600000"}}, 1),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  auto described = c.wait_for_topic(topic, 3, 3);
+  ASSERT_TRUE(described.has_value());
+  const int32_t controller = c.wait_for_brokers({1, 2, 3}, {1, 2, 3});
+  ASSERT_GT(controller, 0);
+  const int32_t via = controller == 1 ? 2 : 1;
+  // Kafka's placement leads the three partitions from the three brokers: what is checked on
+  // every leader is checked on every broker.
+  std::set<int32_t> leaders;
+  for (const auto& p : described->partitions)
+    leaders.insert(p.leader);
+  ASSERT_EQ(leaders, (std::set<int32_t>{1, 2, 3}));
+  // Metadata names a leader as soon as the cluster state does; its replica takes writes once made.
+  for (const auto& p : described->partitions) {
+    EXPECT_TRUE(wait_until([&] {
+      return raw_produce(c, p.leader, topic, p.index, -1, 5000, "first").error_code == 0;
+    })) << "partition "
+        << p.index << " led by " << p.leader << " takes no write";
+  }
+
+  // AlterConfigs replaces the whole set: retention.ms goes back to the broker's value.
+  config_answer replaced = alter_topic_on(
+      c, via, alter_configs_key, topic, {{"max.message.bytes", "1000"}, {"segment.bytes", "4096"}});
+  ASSERT_EQ(replaced.error_code, 0) << replaced.message;
+  std::string seen;
+  // The broker that answered shows it at once.
+  EXPECT_TRUE(shows_override(c, via, topic, "max.message.bytes", "1000", &seen)) << seen;
+  EXPECT_TRUE(shows_override(c, via, topic, "retention.ms", std::nullopt, &seen)) << seen;
+  EXPECT_TRUE(every_broker_shows(c, topic, "max.message.bytes", "1000", &seen)) << seen;
+  EXPECT_TRUE(every_broker_shows(c, topic, "segment.bytes", "4096", &seen)) << seen;
+  EXPECT_TRUE(every_broker_shows(c, topic, "retention.ms", std::nullopt, &seen)) << seen;
+  auto record = topic_record_in_etcd(c, topic);
+  ASSERT_TRUE(record.has_value());
+  EXPECT_NE(record->value.find(R"("max.message.bytes":"1000")"), std::string::npos)
+      << record->value;
+  EXPECT_EQ(record->value.find("retention.ms"), std::string::npos) << record->value;
+
+  // Every leader refuses a batch over the new max.message.bytes and takes one under it.
+  const std::string big(2000, 'b');
+  for (const auto& p : described->partitions) {
+    SCOPED_TRACE("partition " + std::to_string(p.index) + " led by " + std::to_string(p.leader));
+    EXPECT_EQ(raw_produce(c, p.leader, topic, p.index, 1, 5000, big).error_code, 10);
+    EXPECT_EQ(raw_produce(c, p.leader, topic, p.index, -1, 5000, "small").error_code, 0);
+  }
+  // Followers roll their copies at the new segment.bytes too.
+  const auto& first = described->partitions.front();
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(raw_produce(c, first.leader, topic, first.index, -1, 5000, std::string(300, 'x'))
+                  .error_code,
+              0);
+  }
+  for (int32_t replica : first.replicas) {
+    EXPECT_TRUE(wait_until([&] {
+      return segment_files(c.node(replica).partition_dir(topic, first.index)) >= 3;
+    })) << "broker "
+        << replica << " has " << segment_files(c.node(replica).partition_dir(topic, first.index))
+        << " segment(s) of partition " << first.index;
+  }
+
+  // IncrementalAlterConfigs changes only what it names.
+  config_answer edited =
+      alter_topic_on(c, via, incremental_alter_configs_key, topic,
+                     {{"min.insync.replicas", "4", 0}, {"max.message.bytes", std::nullopt, 1}});
+  ASSERT_EQ(edited.error_code, 0) << edited.message;
+  EXPECT_TRUE(shows_override(c, via, topic, "min.insync.replicas", "4", &seen)) << seen;
+  EXPECT_TRUE(every_broker_shows(c, topic, "min.insync.replicas", "4", &seen)) << seen;
+  EXPECT_TRUE(every_broker_shows(c, topic, "max.message.bytes", std::nullopt, &seen)) << seen;
+  EXPECT_TRUE(every_broker_shows(c, topic, "segment.bytes", "4096", &seen)) << seen;
+  // min.insync.replicas 4 with three replicas: every leader refuses acks=all before appending,
+  // and takes the batch it refused before as max.message.bytes is back to the broker's.
+  for (const auto& p : described->partitions) {
+    SCOPED_TRACE("partition " + std::to_string(p.index) + " led by " + std::to_string(p.leader));
+    EXPECT_EQ(raw_produce(c, p.leader, topic, p.index, -1, 5000, "refused").error_code, 19);
+    EXPECT_EQ(raw_produce(c, p.leader, topic, p.index, 1, 5000, big).error_code, 0);
+  }
+}
+
+TEST_F(Cluster, ABrokerDownWhileATopicsConfigsChangedAppliesThemWhenItReturns) {
+  c_ = std::make_unique<cluster>();
+  cluster& c = *c_;
+  const std::string topic = "while-away";
+  ASSERT_EQ(c.create_topic(topic, 3, 3, {}, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  auto described = c.wait_for_topic(topic, 3, 3);
+  ASSERT_TRUE(described.has_value());
+  const int32_t controller = c.wait_for_brokers({1, 2, 3}, {1, 2, 3});
+  ASSERT_GT(controller, 0);
+  // Two brokers that are not the controller: one goes away, the other takes the change.
+  std::vector<int32_t> others;
+  for (int32_t id = 1; id <= cluster::size; ++id)
+    if (id != controller) others.push_back(id);
+  const int32_t away = others[0];
+  const int32_t via = others[1];
+  int32_t led_by_away = -1;
+  for (const auto& p : described->partitions)
+    if (p.leader == away) led_by_away = p.index;
+  ASSERT_GE(led_by_away, 0);
+
+  EXPECT_EQ(c.node(away).stop(), 0);
+  ASSERT_GT(c.wait_for_brokers({controller, via}, {controller, via}), 0);
+  config_answer changed =
+      alter_topic_on(c, via, alter_configs_key, topic, {{"max.message.bytes", "1000"}});
+  ASSERT_EQ(changed.error_code, 0) << changed.message;
+
+  // Back with the logs it had, loaded with the broker's values: the cluster state gives them the
+  // topic's, and as the partition's leader again it refuses what they refuse.
+  c.node(away).restart();
+  ASSERT_GT(c.wait_for_brokers({1, 2, 3}, {1, 2, 3}), 0);
+  std::string seen;
+  EXPECT_TRUE(shows_override(c, away, topic, "max.message.bytes", "1000", &seen)) << seen;
+  int16_t code = -1;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        code = raw_produce(c, away, topic, led_by_away, 1, 5000, std::string(2000, 'b')).error_code;
+        return code != 6 && code != 5;  // not the leader yet, or no leader
+      },
+      20s));
+  EXPECT_EQ(code, 10) << "a batch over the topic's max.message.bytes on broker " << away;
+}
+
+TEST_F(Cluster, ValidateOnlyAndRefusedTopicConfigChangesChangeNothing) {
+  c_ = std::make_unique<cluster>();
+  cluster& c = *c_;
+  const std::string topic = "steady";
+  ASSERT_EQ(c.create_topic(topic, 1, 3, {{"retention.ms", "3600000"}}, 1),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(c.wait_for_topic(topic, 1, 3).has_value());
+  const int32_t controller = c.wait_for_brokers({1, 2, 3}, {1, 2, 3});
+  ASSERT_GT(controller, 0);
+  const int32_t via = controller == 3 ? 2 : 3;
+  auto before = topic_record_in_etcd(c, topic);
+  ASSERT_TRUE(before.has_value());
+
+  // validate_only checks and writes nothing.
+  EXPECT_EQ(
+      alter_topic_on(c, via, alter_configs_key, topic, {{"retention.ms", "1000"}}, true).error_code,
+      0);
+  EXPECT_EQ(alter_topic_on(c, via, incremental_alter_configs_key, topic,
+                           {{"retention.ms", "1000", 0}}, true)
+                .error_code,
+            0);
+  config_answer dry_invalid =
+      alter_topic_on(c, via, incremental_alter_configs_key, topic, {{"segment.ms", "-5", 0}}, true);
+  EXPECT_EQ(dry_invalid.error_code, 40) << dry_invalid.message;
+
+  // Refused values: INVALID_CONFIG with the reason, as a standalone broker gives it.
+  config_answer negative = alter_topic_on(c, via, alter_configs_key, topic, {{"segment.ms", "-5"}});
+  EXPECT_EQ(negative.error_code, 40);
+  EXPECT_NE(negative.message, "");
+  config_answer unknown =
+      alter_topic_on(c, via, alter_configs_key, topic, {{"no.such.config", "1"}});
+  EXPECT_EQ(unknown.error_code, 40);
+  EXPECT_NE(unknown.message.find("Unknown topic config name"), std::string::npos)
+      << unknown.message;
+  config_answer append =
+      alter_topic_on(c, via, incremental_alter_configs_key, topic, {{"retention.ms", "5", 2}});
+  EXPECT_EQ(append.error_code, 40);
+  EXPECT_EQ(append.message, "Config value append is not allowed for config key: retention.ms");
+  EXPECT_EQ(alter_topic_on(c, via, alter_configs_key, "absent", {{"retention.ms", "1"}}).error_code,
+            3);
+
+  // BROKER resources are the receiving broker's to answer (the controller would find the id not
+  // its own), next to a TOPIC resource that goes to the controller (here asking for what the
+  // topic already has, which writes nothing).
+  const std::string self = std::to_string(via);
+  std::vector<config_answer> mixed =
+      alter_configs_on(c, via, alter_configs_key,
+                       {{broker_resource, self, {{"log.retention.hours", "1"}}},
+                        {topic_resource, topic, {{"retention.ms", "3600000"}}},
+                        {broker_resource, "", {}}});
+  ASSERT_EQ(mixed.size(), 3u);
+  EXPECT_EQ(mixed[0].error_code, 42);
+  EXPECT_NE(mixed[0].message.find("Cannot update these configs dynamically"), std::string::npos)
+      << mixed[0].message;
+  EXPECT_EQ(mixed[1].error_code, 0) << mixed[1].message;
+  EXPECT_EQ(mixed[1].name, topic);
+  EXPECT_EQ(mixed[2].error_code, 0) << mixed[2].message;
+
+  auto after = topic_record_in_etcd(c, topic);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->mod_revision, before->mod_revision) << after->value;
+  EXPECT_EQ(after->value, before->value);
+  for (int32_t node = 1; node <= cluster::size; ++node) {
+    std::string seen;
+    EXPECT_TRUE(shows_override(c, node, topic, "retention.ms", "3600000", &seen)) << seen;
+    EXPECT_TRUE(shows_override(c, node, topic, "segment.ms", std::nullopt, &seen)) << seen;
+  }
 }
 
 }  // namespace

@@ -189,6 +189,14 @@ std::string broker::start() {
     if (std::string refused = run_to_completion(member_->join()); !refused.empty()) {
       return refused;
     }
+    // Topic configs are the cluster's: every broker applies its topics' records as they change,
+    // before the replica manager acts on the same change.
+    topics_->follow_configs([this](const topic& t) -> const std::map<std::string, std::string>* {
+      if (!member_) return nullptr;
+      const cluster::topic_record* record = member_->image().topic(t.id);
+      return record != nullptr && record->name == t.name ? &record->configs : nullptr;
+    });
+    config_sync_ = member_->on_change([this] { topics_->sync_configs(); });
     cluster::controller_config controller_config;
     controller_config.default_num_partitions = config_.num_partitions;
     controller_config.default_replication_factor = config_.default_replication_factor;

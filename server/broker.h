@@ -177,6 +177,8 @@ class broker {
   std::unique_ptr<cluster::controller> controller_;
   std::unique_ptr<controller_channel> channel_;
   std::unique_ptr<replica_manager> replicas_;
+  // Applies the topics' configs from the cluster state at every change of it.
+  cancel_handle config_sync_;
   // Topics this broker asked the controller to auto-create, until it answered.
   std::set<std::string, std::less<>> auto_creating_;
 };

@@ -176,6 +176,54 @@ void topic_registry::set_configs(topic& t, topic_overrides configs) {
 
 namespace {
 
+std::string format_configs(const std::map<std::string, std::string>& configs) {
+  std::string out = "{";
+  for (const auto& [name, value] : configs) {
+    if (out.size() > 1) out += ", ";
+    out += log_safe(name) + "=" + log_safe(value);
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+void topic_registry::follow_configs(config_source source) {
+  config_source_ = std::move(source);
+  sync_configs();
+}
+
+void topic_registry::sync_configs() {
+  if (!config_source_) return;
+  for (auto& [name, t] : topics_)
+    follow_source(t);
+}
+
+void topic_registry::follow_source(topic& t) {
+  if (!config_source_ || t.internal) return;
+  const std::map<std::string, std::string>* wanted = config_source_(t);
+  if (wanted == nullptr ||
+      std::equal(wanted->begin(), wanted->end(), t.configs.begin(), t.configs.end())) {
+    return;
+  }
+  topic_overrides configs(wanted->begin(), wanted->end());
+  if (std::string err = validate_topic_overrides(configs); !err.empty()) {
+    auto [it, first] = refused_configs_.try_emplace(t.name, *wanted);
+    if (first || it->second != *wanted) {
+      it->second = *wanted;
+      log_warn("topic ", t.name, ": the cluster state gives it configs ", format_configs(*wanted),
+               ", which are refused (", err, "); keeping ",
+               format_configs({t.configs.begin(), t.configs.end()}));
+    }
+    return;
+  }
+  refused_configs_.erase(t.name);
+  log_info("topic ", t.name, ": configs ", format_configs({t.configs.begin(), t.configs.end()}),
+           " -> ", format_configs(*wanted), " (from the cluster state)");
+  set_configs(t, std::move(configs));
+}
+
+namespace {
+
 // Collects the outcome of a creation's partitions, each made by a disk job.
 struct creation {
   std::vector<std::shared_ptr<storage::log>> logs;
@@ -376,7 +424,10 @@ void topic_registry::add_replicas_async(std::string_view name, wire::uuid id,
           }
           if (t == nullptr) {
             t = &topics_.emplace(shape.name, shape).first->second;
+            follow_source(*t);
           }
+          // The topic's configs as they are now: they may have changed since the job started.
+          l->set_config(log_config_for(*t));
           auto at =
               std::lower_bound(t->partitions.begin(), t->partitions.end(), i,
                                [](const auto& p, int32_t index) { return p->index() < index; });
@@ -397,6 +448,7 @@ void topic_registry::remove_async(topic& t, done_callback done) {
   std::string name = t.name;
   log_info("deleted topic ", name);
   topics_.erase(name);
+  refused_configs_.erase(name);
   if (tps.empty()) {
     done(wire::error_code::none);
     return;

@@ -94,6 +94,17 @@ class topic_registry {
                           std::vector<int32_t> indexes, done_callback done);
   // Replaces the topic's configs and applies them to its logs. The caller persists them.
   void set_configs(topic& t, topic_overrides configs);
+
+  // In a cluster a topic's configs are its cluster record's, changed by the controller: `source`
+  // names the overrides a topic must have, or null for a topic the cluster does not know (an
+  // internal topic, a stray), which keeps its own. Once set, sync_configs() gives every local
+  // topic whose configs differ its source's (the broker calls it after every change of the
+  // cluster state), and a topic that add_replicas_async adds takes them as it is added, so that
+  // a change that arrived while its logs were being made is not lost. Overrides the source gives
+  // are validated: an invalid set (a hand edit of the store) is logged once and not applied.
+  using config_source = std::function<const std::map<std::string, std::string>*(const topic&)>;
+  void follow_configs(config_source source);
+  void sync_configs();
   // What the topic's logs run with: its configs over the broker's, and for internal topics no
   // retention (Kafka compacts them; Sluice keeps them whole).
   storage::log_config log_config_for(const topic& t) const;
@@ -106,12 +117,17 @@ class topic_registry {
 
  private:
   std::shared_ptr<partition> make_partition(std::shared_ptr<storage::log> log) const;
+  // Gives `t` its source's configs if they differ (follow_configs).
+  void follow_source(topic& t);
 
   storage::log_manager& logs_;
   const broker_config& config_;
   int32_t node_id_;
   std::map<std::string, topic, std::less<>> topics_;
   std::map<std::string, int32_t, std::less<>> creating_;
+  config_source config_source_;
+  // Per topic, the last set its source gave that was refused: logged once, not at every change.
+  std::map<std::string, std::map<std::string, std::string>, std::less<>> refused_configs_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "server/logging.h"
+#include "storage/checkpoint.h"
 
 namespace sluice::server::cluster {
 
@@ -109,6 +110,31 @@ asio::awaitable<bool> cluster_member::wait_until(std::function<bool()> ready,
   co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   if (!alive.lock()) co_return false;
   co_return met;
+}
+
+asio::awaitable<bool> cluster_member::catch_up_with_topic(std::string name, milliseconds timeout) {
+  std::weak_ptr<bool> alive = alive_;
+  const auto deadline = steady_clock::now() + timeout;
+  // Every write shows in the image at its revision: the latest of the topic's keys is the one to
+  // wait for. Reads are linearizable, so they include every write acknowledged before them.
+  std::string name_key = keys::topic_name(config_.prefix, name);
+  coordination::range_result named = co_await store_.get(std::move(name_key));
+  if (!alive.lock() || named.error) co_return false;
+  int64_t target = 0;
+  if (!named.kvs.empty()) {
+    target = named.kvs.front().mod_revision;
+    if (std::optional<wire::uuid> id = storage::uuid_from_base64(named.kvs.front().value)) {
+      std::string topic_key = keys::topic(config_.prefix, *id);
+      coordination::range_result record = co_await store_.get(std::move(topic_key));
+      if (!alive.lock() || record.error) co_return false;
+      if (!record.kvs.empty()) target = std::max(target, record.kvs.front().mod_revision);
+    }
+  }
+  // Named: GCC 12 destroys a std::function made from a lambda inside a co_await twice.
+  std::function<bool()> caught_up = [this, target] { return image_.revision() >= target; };
+  const auto left = std::max(
+      milliseconds(0), std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now()));
+  co_return co_await wait_until(std::move(caught_up), left);
 }
 
 void cluster_member::changed() {

@@ -87,6 +87,11 @@ class cluster_member {
   // that asked the controller for a change waits until its own state shows it.
   boost::asio::awaitable<bool> wait_until(std::function<bool()> ready,
                                           std::chrono::milliseconds timeout);
+  // Completes once the image shows the topic `name` at least as the store holds it now (true), or
+  // after `timeout` (false): how a broker that forwarded a change of the topic to the controller
+  // waits for its own state to show it, when the answer does not say what was written.
+  boost::asio::awaitable<bool> catch_up_with_topic(std::string name,
+                                                   std::chrono::milliseconds timeout);
 
  private:
   struct listeners_list;

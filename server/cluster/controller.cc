@@ -837,6 +837,89 @@ asio::awaitable<create_partitions_result> controller::create_partitions(
   co_return refuse(error_code::unknown_server_error, w.detail);
 }
 
+asio::awaitable<alter_topic_configs_result> controller::alter_topic_configs(
+    alter_topic_configs_request request) {
+  std::weak_ptr<bool> alive = alive_;
+  alter_topic_configs_result result;
+  const auto fail = [&result](error_code code, std::string message) {
+    result.error = code;
+    result.message = std::move(message);
+    return result;
+  };
+  queue::turn my_turn = co_await queue::take(queue_);
+  if (alive.expired()) co_return fail(error_code::not_controller, not_controller_message);
+  if (failure f = co_await ready()) co_return fail(f.code, std::move(f.message));
+  if (alive.expired()) co_return result;
+  const int64_t epoch = member_.controller_epoch();
+  const std::string name = log_safe(request.name);
+  const char* what = request.validate_only ? " (validate only)" : "";
+  const auto refuse = [&](error_code code, std::string message) {
+    log_info("controller (epoch ", epoch, "): refused to change the configs of topic ", name, what,
+             ": ", wire::error_name(code), " (", log_safe(message), ")");
+    return fail(code, std::move(message));
+  };
+  std::optional<wire::uuid> id = member_.image().topic_id(request.name);
+  if (!id) co_return refuse(error_code::unknown_topic_or_partition, unknown_topic_message);
+
+  // The stored record rather than the image's: its mod_revision is what the write compares, and
+  // the change applies to exactly what it will replace.
+  const std::string topic_key = keys::topic(prefix(), *id);
+  coordination::range_result read = co_await store_.get(topic_key);
+  if (alive.expired()) co_return fail(error_code::not_controller, not_controller_message);
+  if (read.error) {
+    co_return refuse(error_code::request_timed_out,
+                     "The metadata store did not answer: " + read.error.message());
+  }
+  std::optional<topic_record> record =
+      read.kvs.empty() ? std::nullopt : decode_topic(read.kvs.front().value);
+  if (!record) co_return refuse(error_code::unknown_topic_or_partition, unknown_topic_message);
+  const int64_t topic_revision = read.kvs.front().mod_revision;
+  std::map<std::string, std::string> configs = record->configs;
+  if (std::string why = request.change(configs); !why.empty()) {
+    co_return refuse(error_code::invalid_config, std::move(why));
+  }
+  if (request.validate_only) {
+    log_info("controller (epoch ", epoch, "): the configs of topic ", name,
+             " may change (validate only)");
+    co_return result;
+  }
+  if (configs == record->configs) {
+    log_info("controller (epoch ", epoch, "): the configs of topic ", name,
+             " are already as asked; nothing written");
+    co_return result;
+  }
+
+  record->configs = std::move(configs);
+  const std::string encoded = encode(*record);
+  coordination::txn_request txn;
+  txn.compares.push_back(compare::mod_revision(topic_key, compare_op::equal, topic_revision));
+  txn.success.push_back(operation::put(topic_key, encoded));
+  confirmation written = [&encoded, topic_revision](const key_value* kv) {
+    return kv != nullptr && kv->value == encoded && kv->mod_revision > topic_revision;
+  };
+  write_outcome w = co_await write(std::move(txn), epoch, topic_key, std::move(written));
+  if (alive.expired()) co_return fail(error_code::not_controller, not_controller_message);
+  switch (w.status) {
+    case write_status::applied:
+      result.revision = w.revision;
+      log_info("controller (epoch ", epoch, "): topic ", name, " now has ", record->configs.size(),
+               " config override(s) at revision ", w.revision);
+      co_return result;
+    case write_status::not_controller:
+      co_return refuse(error_code::not_controller, not_controller_message);
+    case write_status::conflict:
+      // Only the controller writes topic records, and its operations do not overlap.
+      co_return refuse(error_code::unknown_server_error,
+                       "The topic changed in the metadata store while its configs were being "
+                       "changed.");
+    case write_status::timed_out:
+      co_return refuse(error_code::request_timed_out, w.detail);
+    case write_status::failed:
+      break;
+  }
+  co_return refuse(error_code::unknown_server_error, w.detail);
+}
+
 asio::awaitable<alter_partition_result> controller::alter_partition(
     alter_partition_request request) {
   std::weak_ptr<bool> alive = alive_;

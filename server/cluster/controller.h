@@ -1,8 +1,8 @@
 #pragma once
-// The cluster controller's decisions: creating and deleting topics, adding partitions, and
-// accepting or refusing a partition leader's ISR change (AlterPartition). The rules and error
-// codes are Kafka's (KRaft's ReplicationControlManager); the state they decide from is the
-// member's metadata_image, and every decision is written to the coordination store as
+// The cluster controller's decisions: creating and deleting topics, adding partitions, changing a
+// topic's configs, and accepting or refusing a partition leader's ISR change (AlterPartition). The
+// rules and error codes are Kafka's (KRaft's ReplicationControlManager); the state they decide from
+// is the member's metadata_image, and every decision is written to the coordination store as
 // compare-and-set transactions (the layout in records.h).
 //
 // One object exists on every broker; only the broker named by `<prefix>/controller` acts, the
@@ -117,6 +117,25 @@ struct create_partitions_result {
   std::string message;
 };
 
+// A change of one topic's configs (AlterConfigs, IncrementalAlterConfigs). `change` is given the
+// topic's overrides as the store holds them when the operation's turn comes and makes them the
+// new whole set, returning "" or why that set is refused (INVALID_CONFIG). A function rather than
+// the new set: an incremental change must apply to the state it is written over, never undo a
+// change that another request made after the caller looked.
+struct alter_topic_configs_request {
+  std::string name;
+  std::function<std::string(std::map<std::string, std::string>& configs)> change;
+  // Every check, no write.
+  bool validate_only = false;
+};
+
+struct alter_topic_configs_result {
+  wire::error_code error = wire::error_code::none;
+  std::string message;
+  // The revision of the write; 0 when nothing was written (validate_only, no change, an error).
+  int64_t revision = 0;
+};
+
 // One partition of an AlterPartition request (v2+: by topic id).
 struct alter_partition_request {
   int32_t broker_id = -1;
@@ -154,6 +173,10 @@ class controller {
       std::vector<delete_topic_request> requests);
   boost::asio::awaitable<create_partitions_result> create_partitions(
       create_partitions_request request);
+  // UNKNOWN_TOPIC_OR_PARTITION for a topic the cluster does not have. The write compares the
+  // topic key's mod_revision with the one the change was applied to.
+  boost::asio::awaitable<alter_topic_configs_result> alter_topic_configs(
+      alter_topic_configs_request request);
   boost::asio::awaitable<alter_partition_result> alter_partition(alter_partition_request request);
 
  private:

@@ -13,6 +13,11 @@
 // INVALID_REQUEST "Cannot update these configs dynamically", Kafka's answer for a key that is not
 // dynamic (KAFKA-13609 explains why it is not INVALID_CONFIG). Other resource types are
 // INVALID_REQUEST.
+//
+// In a cluster a topic's configs are its cluster record's: the controller replaces them (any
+// other broker forwards the TOPIC resources to it), every broker applies them to its replicas
+// as its cluster state shows the change, and the answer waits until this broker's state shows
+// it (topic_config_changes.h). Internal topics stay each broker's own, changed here as above.
 
 #include <map>
 #include <set>
@@ -20,10 +25,26 @@
 #include "server/broker.h"
 #include "server/completion_latch.h"
 #include "server/handlers/handlers.h"
+#include "server/handlers/topic_config_changes.h"
 #include "server/logging.h"
 #include "server/topic_config.h"
 
 namespace sluice::server {
+
+namespace {
+
+// The resource's entries become the topic's whole set of overrides.
+topic_config_change replace_with(const wire::alter_configs_request::alter_configs_resource& r) {
+  topic_overrides wanted;
+  for (const auto& c : r.configs)
+    wanted[c.name] = *c.value;
+  return [wanted = std::move(wanted)](topic_overrides& configs) {
+    configs = wanted;
+    return validate_topic_overrides(configs);
+  };
+}
+
+}  // namespace
 
 boost::asio::awaitable<wire::alter_configs_response> handle_alter_configs(
     request_context& ctx, wire::alter_configs_request& request) {
@@ -34,7 +55,8 @@ boost::asio::awaitable<wire::alter_configs_response> handle_alter_configs(
   for (const auto& r : request.resources)
     ++seen[{r.resource_type, r.resource_name}];
   completion_latch persisted(ctx.executor);
-  // Reserved: each entry stays where it is while its change is persisted.
+  std::vector<controller_config_change> to_controller;
+  // Reserved: each entry stays where it is while its change is persisted or decided.
   response.responses.reserve(request.resources.size());
   for (const auto& resource : request.resources) {
     auto& out = response.responses.emplace_back();
@@ -86,12 +108,8 @@ boost::asio::awaitable<wire::alter_configs_response> handle_alter_configs(
            "Unknown resource type " + std::to_string(resource.resource_type));
       continue;
     }
-    if (b.cluster() != nullptr) {
-      // A topic's configs live in its cluster record; changing them goes through the controller,
-      // which does not do it yet. Refused rather than changed on this broker alone.
-      fail(error_code::invalid_request,
-           "Changing topic configs is not supported in a Sluice cluster yet; set them at "
-           "CreateTopics");
+    if (b.cluster() != nullptr && !is_internal_topic(resource.resource_name)) {
+      to_controller.push_back({response.responses.size() - 1, replace_with(resource)});
       continue;
     }
     topic* t = b.topics().find(resource.resource_name);
@@ -99,10 +117,8 @@ boost::asio::awaitable<wire::alter_configs_response> handle_alter_configs(
       fail(error_code::unknown_topic_or_partition, "This server does not host this topic.");
       continue;
     }
-    topic_overrides configs;
-    for (const auto& c : resource.configs)
-      configs[c.name] = *c.value;
-    if (std::string err = validate_topic_overrides(configs); !err.empty()) {
+    topic_overrides configs = t->configs;
+    if (std::string err = replace_with(resource)(configs); !err.empty()) {
       fail(error_code::invalid_config, err);
       continue;
     }
@@ -117,6 +133,9 @@ boost::asio::awaitable<wire::alter_configs_response> handle_alter_configs(
                               }
                               ticket.done();
                             });
+  }
+  if (!to_controller.empty()) {
+    co_await change_topic_configs_in_cluster(ctx, request, response, std::move(to_controller));
   }
   co_await persisted.wait();
   co_return response;

@@ -13,6 +13,10 @@
 // Sluice has no dynamic broker configs, so SET, APPEND and SUBTRACT on a broker are
 // INVALID_REQUEST "Cannot update these configs dynamically"; DELETE alone changes nothing and
 // succeeds, as in Kafka.
+//
+// In a cluster the operations apply to the topic's cluster record, on the controller (any other
+// broker forwards the TOPIC resources to it), to the overrides as the store holds them when the
+// controller's turn comes; as for AlterConfigs (alter_configs.cc, topic_config_changes.h).
 
 #include <algorithm>
 #include <map>
@@ -21,6 +25,7 @@
 #include "server/broker.h"
 #include "server/completion_latch.h"
 #include "server/handlers/handlers.h"
+#include "server/handlers/topic_config_changes.h"
 #include "server/logging.h"
 #include "server/topic_config.h"
 
@@ -37,6 +42,37 @@ std::string join_list(const std::vector<std::string>& items) {
   return out;
 }
 
+// The resource's operations, in order, on the topic's current overrides; then the whole set is
+// validated.
+topic_config_change apply_operations(
+    const broker_config& config,
+    const wire::incremental_alter_configs_request::alter_configs_resource& r) {
+  return [&config, ops = r.configs](topic_overrides& configs) -> std::string {
+    for (const auto& c : ops) {
+      if (c.config_operation == op_set) {
+        configs[c.name] = *c.value;
+      } else if (c.config_operation == op_delete) {
+        configs.erase(c.name);
+      } else {
+        const char* verb = c.config_operation == op_append ? "append" : "subtract";
+        const topic_config_spec* spec = find_topic_config(c.name);
+        if (spec == nullptr) return validate_topic_config(c.name, *c.value);
+        if (spec->type != config_type::list) {
+          return std::string("Config value ") + verb + " is not allowed for config key: " + c.name;
+        }
+        std::vector<std::string> items = split_list(effective_value(config, configs, *spec));
+        for (const std::string& v : split_list(*c.value)) {
+          auto at = std::find(items.begin(), items.end(), v);
+          if (c.config_operation == op_append && at == items.end()) items.push_back(v);
+          if (c.config_operation == op_subtract && at != items.end()) items.erase(at);
+        }
+        configs[c.name] = join_list(items);
+      }
+    }
+    return validate_topic_overrides(configs);
+  };
+}
+
 }  // namespace
 
 boost::asio::awaitable<wire::incremental_alter_configs_response> handle_incremental_alter_configs(
@@ -48,7 +84,8 @@ boost::asio::awaitable<wire::incremental_alter_configs_response> handle_incremen
   for (const auto& r : request.resources)
     ++seen[{r.resource_type, r.resource_name}];
   completion_latch persisted(ctx.executor);
-  // Reserved: each entry stays where it is while its change is persisted.
+  std::vector<controller_config_change> to_controller;
+  // Reserved: each entry stays where it is while its change is persisted or decided.
   response.responses.reserve(request.resources.size());
   for (const auto& resource : request.resources) {
     auto& out = response.responses.emplace_back();
@@ -111,12 +148,9 @@ boost::asio::awaitable<wire::incremental_alter_configs_response> handle_incremen
            "Unknown resource type " + std::to_string(resource.resource_type));
       continue;
     }
-    if (b.cluster() != nullptr) {
-      // A topic's configs live in its cluster record; changing them goes through the controller,
-      // which does not do it yet. Refused rather than changed on this broker alone.
-      fail(error_code::invalid_request,
-           "Changing topic configs is not supported in a Sluice cluster yet; set them at "
-           "CreateTopics");
+    if (b.cluster() != nullptr && !is_internal_topic(resource.resource_name)) {
+      to_controller.push_back(
+          {response.responses.size() - 1, apply_operations(b.config(), resource)});
       continue;
     }
     topic* t = b.topics().find(resource.resource_name);
@@ -125,35 +159,7 @@ boost::asio::awaitable<wire::incremental_alter_configs_response> handle_incremen
       continue;
     }
     topic_overrides configs = t->configs;
-    std::string problem;
-    for (const auto& c : resource.configs) {
-      if (c.config_operation == op_set) {
-        configs[c.name] = *c.value;
-      } else if (c.config_operation == op_delete) {
-        configs.erase(c.name);
-      } else {
-        const char* verb = c.config_operation == op_append ? "append" : "subtract";
-        const topic_config_spec* spec = find_topic_config(c.name);
-        if (spec == nullptr) {
-          problem = validate_topic_config(c.name, *c.value);
-          break;
-        }
-        if (spec->type != config_type::list) {
-          problem =
-              std::string("Config value ") + verb + " is not allowed for config key: " + c.name;
-          break;
-        }
-        std::vector<std::string> items = split_list(effective_value(b.config(), configs, *spec));
-        for (const std::string& v : split_list(*c.value)) {
-          auto at = std::find(items.begin(), items.end(), v);
-          if (c.config_operation == op_append && at == items.end()) items.push_back(v);
-          if (c.config_operation == op_subtract && at != items.end()) items.erase(at);
-        }
-        configs[c.name] = join_list(items);
-      }
-    }
-    if (problem.empty()) problem = validate_topic_overrides(configs);
-    if (!problem.empty()) {
+    if (std::string problem = apply_operations(b.config(), resource)(configs); !problem.empty()) {
       fail(error_code::invalid_config, problem);
       continue;
     }
@@ -168,6 +174,9 @@ boost::asio::awaitable<wire::incremental_alter_configs_response> handle_incremen
           }
           ticket.done();
         });
+  }
+  if (!to_controller.empty()) {
+    co_await change_topic_configs_in_cluster(ctx, request, response, std::move(to_controller));
   }
   co_await persisted.wait();
   co_return response;

@@ -1,8 +1,8 @@
 // The controller over the fake store, in a cluster of three members of which broker 1 is the
 // controller: topics created with every key, placement and Kafka's errors; a deposed controller
 // and a non-controller write nothing; operations queued one behind the other; topics deleted and
-// grown; ISR changes accepted and refused; a topic too large for one transaction becomes visible
-// only once complete, and what an interrupted creation left is erased.
+// grown; topic configs replaced; ISR changes accepted and refused; a topic too large for one
+// transaction becomes visible only once complete, and what an interrupted creation left is erased.
 //
 // Broker 1 reaches the store through `network_store`, which yields to the io_context on every
 // call as a real store does (so that concurrent operations could interleave), can make chosen
@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -51,6 +52,11 @@ class network_store final : public coordination::metadata_store {
   }
   asio::awaitable<coordination::txn_result> txn(coordination::txn_request request) override {
     co_await yield();
+    if (interloper_) {
+      coordination::txn_request other = std::move(*interloper_);
+      interloper_.reset();
+      co_await inner_.txn(std::move(other));
+    }
     ++txns;
     max_ops = std::max(max_ops, request.success.size());
     if (!failures_.empty() && failures_.front().number == txns) {
@@ -95,6 +101,9 @@ class network_store final : public coordination::metadata_store {
   void fail_txn(int n, store_errc error, bool apply_first) {
     failures_.push_back({txns + n, make_error_code(error), apply_first});
   }
+  // `other` lands just before the next transaction, as another writer's would between a read
+  // and the write decided from it.
+  void interpose(coordination::txn_request other) { interloper_ = std::move(other); }
   // Watch events wait until release().
   void hold_watches() { holding_ = true; }
   void release_watches() {
@@ -140,6 +149,7 @@ class network_store final : public coordination::metadata_store {
 
   fake_store& inner_;
   std::deque<planned_failure> failures_;
+  std::optional<coordination::txn_request> interloper_;
   std::vector<std::shared_ptr<held_watch>> watches_;
   bool holding_ = false;
 };
@@ -240,6 +250,19 @@ class controller_test : public ::testing::Test {
     return members_[0]->image().partition(id, p);
   }
   int64_t broker_epoch(int32_t id) { return members_[0]->image().broker(id)->epoch; }
+  // Makes the topic's overrides `configs` (or refuses with `refusal`, if not empty).
+  alter_topic_configs_result set_configs(const std::string& name,
+                                         std::map<std::string, std::string> configs,
+                                         bool validate_only = false, std::string refusal = "") {
+    alter_topic_configs_request r;
+    r.name = name;
+    r.validate_only = validate_only;
+    r.change = [configs, refusal](std::map<std::string, std::string>& stored) {
+      stored = configs;
+      return refusal;
+    };
+    return run(controller_->alter_topic_configs(std::move(r)));
+  }
 
   asio::io_context io_;
   fake_store store_{io_.get_executor()};
@@ -460,6 +483,10 @@ TEST_F(controller_test, a_broker_that_is_not_the_controller_refuses_every_operat
   alter_partition_request alter;
   alter.broker_id = 2;
   EXPECT_EQ(run(other.alter_partition(alter)).error, error_code::not_controller);
+  alter_topic_configs_request configs;
+  configs.name = "elsewhere";
+  configs.change = [](std::map<std::string, std::string>&) { return std::string(); };
+  EXPECT_EQ(run(other.alter_topic_configs(std::move(configs))).error, error_code::not_controller);
   EXPECT_EQ(store_.revision(), before);
 }
 
@@ -595,6 +622,178 @@ TEST_F(controller_test, create_partitions_grows_a_topic_and_continues_the_leader
   ASSERT_TRUE(record);
   ASSERT_EQ(record->replicas.size(), 7u);
   EXPECT_EQ(record->replicas[6], (std::vector<int32_t>{3, 1}));
+}
+
+TEST_F(controller_test, topic_configs_are_replaced_in_the_topic_record) {
+  create_topic_request request = topic("tuned", 3, 2);
+  request.configs["retention.ms"] = "60000";
+  create_topic_result made = create_ok(request);
+  std::optional<topic_record> before = stored_topic(made.topic_id);
+  ASSERT_TRUE(before);
+
+  // The change is given what the store holds.
+  std::map<std::string, std::string> given;
+  alter_topic_configs_request edit;
+  edit.name = "tuned";
+  edit.change = [&given](std::map<std::string, std::string>& stored) {
+    given = stored;
+    stored.erase("retention.ms");
+    stored["segment.bytes"] = "1048576";
+    return std::string();
+  };
+  alter_topic_configs_result r = run(controller_->alter_topic_configs(std::move(edit)));
+  EXPECT_EQ(r.error, error_code::none) << r.message;
+  EXPECT_EQ(given, (std::map<std::string, std::string>{{"retention.ms", "60000"}}));
+  std::optional<key_value> kv = get(keys::topic(prefix, made.topic_id));
+  ASSERT_TRUE(kv);
+  EXPECT_EQ(r.revision, kv->mod_revision);
+  std::optional<topic_record> after = decode_topic(kv->value);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->configs, (std::map<std::string, std::string>{{"segment.bytes", "1048576"}}));
+  // Only the configs changed: the name and the assignment are as they were, and no partition
+  // key was touched.
+  EXPECT_EQ(after->name, before->name);
+  EXPECT_EQ(after->replicas, before->replicas);
+  for (const key_value& p : get_prefix(keys::partitions(prefix, made.topic_id)))
+    EXPECT_LT(p.mod_revision, r.revision) << p.key;
+  // Every broker's image shows it.
+  ASSERT_TRUE(run_until([&] {
+    const topic_record* seen = members_[2]->image().topic(made.topic_id);
+    return seen != nullptr && seen->configs == after->configs;
+  }));
+
+  // Back to no overrides at all.
+  EXPECT_EQ(set_configs("tuned", {}).error, error_code::none);
+  after = stored_topic(made.topic_id);
+  ASSERT_TRUE(after);
+  EXPECT_TRUE(after->configs.empty());
+}
+
+TEST_F(controller_test, refused_unchanged_and_validate_only_config_changes_write_nothing) {
+  create_topic_request request = topic("steady", 1, 1);
+  request.configs["retention.ms"] = "60000";
+  create_topic_result made = create_ok(request);
+  const int64_t before = store_.revision();
+  const int txns = network_.txns;
+
+  alter_topic_configs_result dry = set_configs("steady", {{"retention.ms", "1000"}}, true);
+  EXPECT_EQ(dry.error, error_code::none) << dry.message;
+  EXPECT_EQ(dry.revision, 0);
+  alter_topic_configs_result refused =
+      set_configs("steady", {{"retention.ms", "-5"}}, false, "Invalid value -5 for retention.ms");
+  EXPECT_EQ(refused.error, error_code::invalid_config);
+  EXPECT_EQ(refused.message, "Invalid value -5 for retention.ms");
+  EXPECT_EQ(set_configs("steady", {{"retention.ms", "1"}}, true, "no").error,
+            error_code::invalid_config);
+  alter_topic_configs_result same = set_configs("steady", {{"retention.ms", "60000"}});
+  EXPECT_EQ(same.error, error_code::none) << same.message;
+  EXPECT_EQ(same.revision, 0);
+  alter_topic_configs_result absent = set_configs("absent", {{"retention.ms", "1"}});
+  EXPECT_EQ(absent.error, error_code::unknown_topic_or_partition);
+  EXPECT_EQ(store_.revision(), before);
+  EXPECT_EQ(network_.txns, txns);
+  std::optional<topic_record> record = stored_topic(made.topic_id);
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->configs, (std::map<std::string, std::string>{{"retention.ms", "60000"}}));
+}
+
+TEST_F(controller_test, concurrent_config_changes_each_apply_to_the_previous_ones_result) {
+  create_topic_result made = create_ok(topic("merged", 1, 1));
+  // Two incremental changes queued together: the second is given the first's result, so neither
+  // undoes the other.
+  int done = 0;
+  for (const char* name : {"retention.ms", "segment.ms"}) {
+    alter_topic_configs_request r;
+    r.name = "merged";
+    r.change = [name](std::map<std::string, std::string>& stored) {
+      stored[name] = "1000";
+      return std::string();
+    };
+    asio::co_spawn(io_, controller_->alter_topic_configs(std::move(r)),
+                   [&done](std::exception_ptr e, alter_topic_configs_result result) {
+                     EXPECT_FALSE(e);
+                     EXPECT_EQ(result.error, error_code::none) << result.message;
+                     ++done;
+                   });
+  }
+  ASSERT_TRUE(run_until([&] { return done == 2; }));
+  std::optional<topic_record> record = stored_topic(made.topic_id);
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->configs,
+            (std::map<std::string, std::string>{{"retention.ms", "1000"}, {"segment.ms", "1000"}}));
+}
+
+TEST_F(controller_test, a_config_change_over_a_record_changed_since_its_read_is_not_written) {
+  create_topic_result made = create_ok(topic("raced", 1, 1));
+  std::optional<topic_record> record = stored_topic(made.topic_id);
+  ASSERT_TRUE(record);
+  // Another write of the topic record lands between the controller's read and its write.
+  topic_record other = *record;
+  other.configs["retention.ms"] = "5";
+  coordination::txn_request interloper;
+  interloper.success.push_back(
+      coordination::operation::put(keys::topic(prefix, made.topic_id), encode(other)));
+  network_.interpose(std::move(interloper));
+  alter_topic_configs_result r = set_configs("raced", {{"segment.ms", "1000"}});
+  EXPECT_EQ(r.error, error_code::unknown_server_error);
+  EXPECT_EQ(r.revision, 0);
+  record = stored_topic(made.topic_id);
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->configs, (std::map<std::string, std::string>{{"retention.ms", "5"}}));
+}
+
+TEST_F(controller_test, a_deposed_controller_changes_no_configs) {
+  create_topic_result made = create_ok(topic("fenced-configs", 1, 1));
+  ASSERT_TRUE(
+      run_until([&] { return members_[0]->image().topic_id("fenced-configs").has_value(); }));
+  network_.hold_watches();
+  coordination::txn_request depose;
+  depose.success.push_back(coordination::operation::erase(keys::controller(prefix)));
+  ASSERT_TRUE(run(store_.txn(std::move(depose))).succeeded);
+  ASSERT_TRUE(
+      run_until([&] { return members_[1]->is_controller() || members_[2]->is_controller(); }));
+  ASSERT_TRUE(members_[0]->is_controller());
+
+  const int64_t before = store_.revision();
+  EXPECT_EQ(set_configs("fenced-configs", {{"retention.ms", "1000"}}).error,
+            error_code::not_controller);
+  EXPECT_EQ(store_.revision(), before);
+  std::optional<topic_record> record = stored_topic(made.topic_id);
+  ASSERT_TRUE(record);
+  EXPECT_TRUE(record->configs.empty());
+  network_.release_watches();
+}
+
+TEST_F(controller_test, a_broker_catches_up_with_a_topic_changed_on_its_behalf) {
+  create_topic_result made = create_ok(topic("followed", 1, 1));
+  ASSERT_TRUE(run_until([&] { return members_[0]->image().topic_id("followed").has_value(); }));
+  // Broker 1's image stops moving: the change is in the store, not yet in its image.
+  network_.hold_watches();
+  alter_topic_configs_request r;
+  r.name = "followed";
+  r.change = [](std::map<std::string, std::string>& stored) {
+    stored["retention.ms"] = "1000";
+    return std::string();
+  };
+  asio::co_spawn(io_, controller_->alter_topic_configs(std::move(r)), asio::detached);
+  ASSERT_TRUE(run_until([&] {
+    std::optional<topic_record> stored = stored_topic(made.topic_id);
+    return stored && !stored->configs.empty();
+  }));
+  EXPECT_TRUE(members_[0]->image().topic(made.topic_id)->configs.empty());
+
+  EXPECT_FALSE(run(members_[0]->catch_up_with_topic("followed", 100ms)));
+  std::optional<bool> caught_up;
+  asio::co_spawn(io_, members_[0]->catch_up_with_topic("followed", 2s),
+                 [&caught_up](std::exception_ptr, bool r) { caught_up = r; });
+  testing::run_for(io_, 50ms);
+  EXPECT_FALSE(caught_up);
+  network_.release_watches();
+  ASSERT_TRUE(run_until([&] { return caught_up.has_value(); }));
+  EXPECT_TRUE(*caught_up);
+  EXPECT_EQ(members_[0]->image().topic(made.topic_id)->configs.at("retention.ms"), "1000");
+  // A topic the store does not have: nothing to wait for.
+  EXPECT_TRUE(run(members_[0]->catch_up_with_topic("never", 100ms)));
 }
 
 class controller_isr_test : public controller_test {

@@ -242,6 +242,66 @@ TEST_F(topic_config_store_test, overrides_survive_a_restart_and_die_with_the_top
             config_.log_retention_ms);
 }
 
+TEST_F(topic_config_store_test, a_followed_source_gives_topics_their_configs) {
+  open();
+  topic* t = nullptr;
+  ASSERT_EQ(registry_->create("orders", 2, t, {{"retention.ms", "1234"}}), wire::error_code::none);
+  topic* plain = nullptr;
+  ASSERT_EQ(registry_->create("plain", 1, plain, {{"retention.ms", "99"}}), wire::error_code::none);
+  // The cluster state, by topic name.
+  std::map<std::string, std::map<std::string, std::string>> cluster;
+  cluster["orders"] = {{"segment.bytes", "8192"}};
+  registry_->follow_configs(
+      [&cluster](const topic& each) -> const std::map<std::string, std::string>* {
+        auto it = cluster.find(each.name);
+        return it == cluster.end() ? nullptr : &it->second;
+      });
+  EXPECT_EQ(t->configs, (topic_overrides{{"segment.bytes", "8192"}}));
+  for (const auto& p : t->partitions) {
+    EXPECT_EQ(p->log().config().segment_bytes, 8192);
+    EXPECT_EQ(p->log().config().retention_ms, config_.log_retention_ms);
+  }
+  // A topic the source does not know keeps its own.
+  EXPECT_EQ(plain->configs, (topic_overrides{{"retention.ms", "99"}}));
+
+  // A refused set is not applied.
+  cluster["orders"] = {{"segment.bytes", "not a number"}};
+  registry_->sync_configs();
+  EXPECT_EQ(t->configs, (topic_overrides{{"segment.bytes", "8192"}}));
+  cluster["orders"] = {{"max.message.bytes", "100"}};
+  registry_->sync_configs();
+  EXPECT_EQ(t->configs, (topic_overrides{{"max.message.bytes", "100"}}));
+  EXPECT_EQ(t->partitions[1]->log().config().segment_bytes, config_.log_segment_bytes);
+
+  // A replica added while the configs change takes them as they are when it joins: for a new
+  // topic from the source, for a new partition of a held one from the topic.
+  cluster["fresh"] = {{"retention.ms", "1"}};
+  bool fresh_done = false;
+  registry_->add_replicas_async("fresh", random_topic_id(), {{"retention.ms", "1"}}, {0},
+                                [&](wire::error_code ec) {
+                                  EXPECT_EQ(ec, wire::error_code::none);
+                                  fresh_done = true;
+                                });
+  bool grown = false;
+  registry_->add_replicas_async("orders", t->id, t->configs, {2}, [&](wire::error_code ec) {
+    EXPECT_EQ(ec, wire::error_code::none);
+    grown = true;
+  });
+  cluster["fresh"] = {{"retention.ms", "777"}};
+  cluster["orders"] = {{"retention.ms", "555"}};
+  registry_->sync_configs();
+  disk_.drain();
+  ASSERT_TRUE(fresh_done);
+  ASSERT_TRUE(grown);
+  topic* fresh = registry_->find("fresh");
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(fresh->configs, (topic_overrides{{"retention.ms", "777"}}));
+  EXPECT_EQ(fresh->partitions.at(0)->log().config().retention_ms, 777);
+  t = registry_->find("orders");
+  ASSERT_EQ(t->partitions.size(), 3u);
+  EXPECT_EQ(t->partitions[2]->log().config().retention_ms, 555);
+}
+
 TEST_F(topic_config_store_test, a_corrupt_file_is_an_error) {
   std::filesystem::create_directories(dir_);
   {
