@@ -98,15 +98,24 @@ produce_answer raw_produce(cluster& c, int32_t node, const std::string& topic, i
   return {results[0].error_code, results[0].offset};
 }
 
-// ListOffsets latest (the high watermark) of `partition`, asked of broker `node`.
-int64_t latest_offset(cluster& c, int32_t node, const std::string& topic, int32_t partition) {
+// A consumer's ListOffsets v7 latest of `partition`, asked of broker `node`: its error and offset.
+partition_result list_latest(cluster& c, int32_t node, const std::string& topic,
+                             int32_t partition) {
   raw_connection conn(c.node(node).host(), c.node(node).port());
   bytes payload = round_trip(conn, list_offsets_v7_request(1, topic, partition, -1), 5s);
   auto results = parse_list_offsets_v7(split_response(payload, true).body);
-  if (results.size() != 1 || results[0].error_code != 0) {
-    throw std::runtime_error("ListOffsets failed on broker " + std::to_string(node));
+  if (results.size() != 1) throw std::runtime_error("ListOffsets answered no single partition");
+  return results[0];
+}
+
+// ListOffsets latest (the high watermark) of `partition`, asked of broker `node`.
+int64_t latest_offset(cluster& c, int32_t node, const std::string& topic, int32_t partition) {
+  partition_result r = list_latest(c, node, topic, partition);
+  if (r.error_code != 0) {
+    throw std::runtime_error("ListOffsets failed on broker " + std::to_string(node) + ": error " +
+                             std::to_string(r.error_code));
   }
-  return results[0].offset;
+  return r.offset;
 }
 
 // The partition as broker `node` describes it; nullopt if it does not know it.
@@ -606,6 +615,132 @@ TEST_F(Cluster, AStoppedFollowerLeavesTheIsrAndRejoinsAndMinInsyncReplicasRefuse
   std::string last;
   EXPECT_TRUE(wait_for_isr(c, {1, 2, 3}, topic, p, {1, 2, 3}, 30s, &last))
       << "the followers did not rejoin the ISR; " << last;
+}
+
+// A follower down while the leader deleted everything it had (DeleteRecords here; retention
+// alike) finds its fetch offset below the leader's log start: it deletes its log, starts it again
+// at that offset (Kafka's truncateFullyAndStartAt), catches up and rejoins the ISR.
+TEST_F(Cluster, AFollowerWhollyBelowTheLeadersLogStartStartsAgainThere) {
+  c_ = std::make_unique<cluster>();
+  cluster& c = *c_;
+  const std::string topic = "start-again";
+  ASSERT_EQ(c.create_topic(topic, 1, 3, {}, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  const int32_t leader = c.leader_of(topic, 0);
+  ASSERT_GT(leader, 0);
+  const int32_t follower = leader % 3 + 1;
+  producer prod(c.bootstrap(), {{"acks", "all"},
+                                {"linger.ms", "0"},
+                                {"message.timeout.ms", "40000"},
+                                {"request.timeout.ms", "30000"}});
+  auto produce = [&](int n) {
+    for (int i = 0; i < n; ++i)
+      prod.produce(topic, 0, std::string("k"), "v" + std::to_string(i));
+    return prod.flush(45s);
+  };
+  ASSERT_TRUE(produce(10));
+  broker& down = c.node(follower);
+  ASSERT_EQ(down.stop(), 0);
+  // acks=all goes on once the stopped follower left the ISR.
+  ASSERT_TRUE(produce(30));
+  ASSERT_EQ(prod.acked_count(), 40u);
+  int64_t low = -1;
+  ASSERT_EQ(delete_records(prod.get(), topic, 0, 40, low), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_EQ(low, 40);
+
+  down.restart();
+  std::string last;
+  ASSERT_TRUE(wait_for_isr(c, {1, 2, 3}, topic, 0, {1, 2, 3}, 30s, &last))
+      << "broker " << follower << " did not rejoin the ISR; " << last << "\n"
+      << c.logs_tail();
+  ASSERT_TRUE(produce(5));
+  ASSERT_EQ(prod.acked_count(), 45u);
+  // Its log now starts at 40 and holds the leader's batches from there on, nothing before.
+  auto log_files = [](const fs::path& dir) {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".log") names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  auto spans_from = [&](const fs::path& dir, int64_t from) {
+    std::vector<std::pair<int64_t, int32_t>> out;
+    for (const std::string& name : log_files(dir))
+      for (const batch_span& b : batches_of(slurp(dir / name)))
+        if (b.base_offset >= from) out.emplace_back(b.base_offset, b.records);
+    return out;
+  };
+  const fs::path restarted = down.partition_dir(topic, 0);
+  const fs::path leading = c.node(leader).partition_dir(topic, 0);
+  EXPECT_EQ(log_files(restarted), std::vector<std::string>{"00000000000000000040.log"});
+  EXPECT_TRUE(wait_until([&] { return spans_from(restarted, 0) == spans_from(leading, 40); }, 10s))
+      << "the restarted follower does not hold the leader's batches from 40 on";
+  int32_t records = 0;
+  for (const auto& [base, count] : spans_from(restarted, 0))
+    records += count;
+  EXPECT_EQ(records, 5);
+}
+
+// A leader restarted with followers that cannot fetch (stopped) comes back with the high
+// watermark of its checkpoint, below the log end where its epoch starts: until the high
+// watermark gets there, a consumer's ListOffsets of the latest offset is OFFSET_NOT_AVAILABLE,
+// never an offset behind what the leader may have acknowledged (Kafka's maybeOffsetsError).
+TEST_F(Cluster, ARestartedLeaderWhoseHighWatermarkLagsAnswersOffsetNotAvailable) {
+  c_ = std::make_unique<cluster>();
+  cluster& c = *c_;
+  const std::string topic = "lagging";
+  ASSERT_EQ(c.create_topic(topic, 1, 3, {}, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  const int32_t leader = c.leader_of(topic, 0);
+  ASSERT_GT(leader, 0);
+  // The leader's replica may still be being created: clients retry, and so does this.
+  int64_t committed_end = -1;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        produce_answer a = raw_produce(c, leader, topic, 0, -1, 10000, "committed");
+        committed_end = a.base_offset + 1;
+        return a.error_code == 0;
+      },
+      15s));
+  std::vector<int16_t> codes;
+  std::vector<int64_t> offsets;
+  {
+    stopped_process one(c.node(leader % 3 + 1).pid());
+    stopped_process two(c.node((leader + 1) % 3 + 1).pid());
+    produce_answer tail = raw_produce(c, leader, topic, 0, 1, 10000, "acks-one");
+    ASSERT_EQ(tail.error_code, 0);
+    ASSERT_EQ(tail.base_offset, committed_end);
+    c.node(leader).kill9();
+    c.node(leader).restart();
+    // Registration waits out the killed session; then the leader takes its partition back.
+    ASSERT_TRUE(wait_until(
+        [&] {
+          partition_result r = list_latest(c, leader, topic, 0);
+          codes.push_back(r.error_code);
+          offsets.push_back(r.offset);
+          return r.error_code == 78;  // OFFSET_NOT_AVAILABLE
+        },
+        30s))
+        << "last answer: error " << codes.back() << " offset " << offsets.back();
+  }
+  // The followers fetch again (or leave the ISR): the high watermark reaches the log end.
+  int64_t latest = -1;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        partition_result r = list_latest(c, leader, topic, 0);
+        codes.push_back(r.error_code);
+        offsets.push_back(r.offset);
+        latest = r.offset;
+        return r.error_code == 0;
+      },
+      30s));
+  EXPECT_EQ(latest, committed_end + 1);
+  for (size_t i = 0; i < codes.size(); ++i) {
+    if (codes[i] == 0) EXPECT_EQ(offsets[i], committed_end + 1) << "answer " << i;
+    // Before it leads again: UNKNOWN_TOPIC_OR_PARTITION (3) until it read the cluster state,
+    // then LEADER_NOT_AVAILABLE (5) or NOT_LEADER_OR_FOLLOWER (6).
+    EXPECT_TRUE(codes[i] == 0 || codes[i] == 3 || codes[i] == 5 || codes[i] == 6 || codes[i] == 78)
+        << "answer " << i << ": error " << codes[i];
+  }
+  EXPECT_EQ(c.wait_for_brokers({1, 2, 3}, {1, 2, 3}, 30s) > 0, true);
 }
 
 TEST_F(Cluster, TooManyReplicasAndADuplicateNodeIdAreRefused) {

@@ -344,4 +344,31 @@ std::pair<int64_t, int64_t> watermarks(rd_kafka_t* rk, const std::string& topic,
   return {lo, hi};
 }
 
+rd_kafka_resp_err_t delete_records(rd_kafka_t* rk, const std::string& topic, int32_t partition,
+                                   int64_t offset, int64_t& low,
+                                   std::chrono::milliseconds timeout) {
+  rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(offsets, topic.c_str(), partition)->offset = offset;
+  rd_kafka_DeleteRecords_t* del = rd_kafka_DeleteRecords_new(offsets);
+  rd_kafka_topic_partition_list_destroy(offsets);
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_DeleteRecords(rk, &del, 1, nullptr, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, static_cast<int>(timeout.count()));
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+  if (ev != nullptr) {
+    const rd_kafka_DeleteRecords_result_t* res = rd_kafka_event_DeleteRecords_result(ev);
+    const rd_kafka_topic_partition_list_t* parts =
+        res ? rd_kafka_DeleteRecords_result_offsets(res) : nullptr;
+    err = rd_kafka_event_error(ev);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && parts != nullptr && parts->cnt == 1) {
+      err = parts->elems[0].err;
+      low = parts->elems[0].offset;
+    }
+    rd_kafka_event_destroy(ev);
+  }
+  rd_kafka_queue_destroy(q);
+  rd_kafka_DeleteRecords_destroy(del);
+  return err;
+}
+
 }  // namespace sluice::compat

@@ -166,4 +166,10 @@ std::pair<int64_t, int64_t> watermarks(
     rd_kafka_t* rk, const std::string& topic, int32_t partition,
     std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// rd_kafka_DeleteRecords of topic/partition before `offset`: the partition's error (or the
+// request's), and on success its new low watermark in `low`.
+rd_kafka_resp_err_t delete_records(rd_kafka_t* rk, const std::string& topic, int32_t partition,
+                                   int64_t offset, int64_t& low,
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 }  // namespace sluice::compat

@@ -207,28 +207,7 @@ TEST(Retention, DeleteRecordsMovesTheLogStart) {
   const auto dir = b.partition_dir(topic, 0);
   producer admin(b.bootstrap());
   auto delete_before = [&](int64_t offset, int64_t& low) {
-    rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(offsets, topic.c_str(), 0)->offset = offset;
-    rd_kafka_DeleteRecords_t* del = rd_kafka_DeleteRecords_new(offsets);
-    rd_kafka_topic_partition_list_destroy(offsets);
-    rd_kafka_queue_t* q = rd_kafka_queue_new(admin.get());
-    rd_kafka_DeleteRecords(admin.get(), &del, 1, nullptr, q);
-    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 10000);
-    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
-    if (ev != nullptr) {
-      const rd_kafka_DeleteRecords_result_t* res = rd_kafka_event_DeleteRecords_result(ev);
-      const rd_kafka_topic_partition_list_t* parts =
-          res ? rd_kafka_DeleteRecords_result_offsets(res) : nullptr;
-      err = rd_kafka_event_error(ev);
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR && parts != nullptr && parts->cnt == 1) {
-        err = parts->elems[0].err;
-        low = parts->elems[0].offset;
-      }
-      rd_kafka_event_destroy(ev);
-    }
-    rd_kafka_queue_destroy(q);
-    rd_kafka_DeleteRecords_destroy(del);
-    return err;
+    return delete_records(admin.get(), topic, 0, offset, low);
   };
   int64_t low = -1;
   ASSERT_EQ(delete_before(25, low), RD_KAFKA_RESP_ERR_NO_ERROR);

@@ -14,17 +14,24 @@ int64_t steady_ms() {
 }  // namespace
 
 partition::partition(std::shared_ptr<storage::log> log, int32_t leader_id, int32_t leader_epoch,
-                     ack_sync_policy ack_sync)
+                     ack_sync_policy ack_sync, role initial_role)
     : log_(std::move(log)),
       tp_(log_->tp()),
       leader_id_(leader_id),
       leader_epoch_(leader_epoch),
       ack_sync_(ack_sync),
       replicas_{leader_id},
-      isr_{leader_id} {
+      isr_{leader_id},
+      role_(initial_role) {
+  if (role_ == role::follower) {
+    replicas_.clear();
+    isr_.clear();
+    return;
+  }
   // Becoming leader starts the epoch at the log end (Kafka's Partition.makeLeader), so that
   // OffsetForLeaderEpoch knows it before anything is appended in it.
   log_->assign_epoch_start(leader_epoch_);
+  epoch_start_offset_ = log_end_offset();
   maybe_advance_high_watermark();
 }
 
@@ -177,6 +184,7 @@ void partition::become_leader(int32_t local_id, int32_t epoch, std::vector<int32
   leader_id_ = local_id;
   leader_epoch_ = epoch;
   log_->assign_epoch_start(epoch);
+  epoch_start_offset_ = log_end_offset();
   tracker_.emplace(local_id, replicas_, isr_, log_end_offset(), high_watermark(), steady_ms());
   on_replication_progress();
 }

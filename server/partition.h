@@ -48,8 +48,14 @@ class data_waiter {
 // errc::log_closed instead of dangling.
 class partition : public std::enable_shared_from_this<partition> {
  public:
+  enum class role { leader, follower };
+
+  // A leader starts its epoch at the log end and, alone in its ISR, moves the high watermark
+  // there; a follower (leader_id -1 until the cluster state names one) keeps the high watermark
+  // its log loaded from the checkpoint, which a cluster's replica must not take past what the ISR
+  // had.
   partition(std::shared_ptr<storage::log> log, int32_t leader_id, int32_t leader_epoch,
-            ack_sync_policy ack_sync);
+            ack_sync_policy ack_sync, role initial_role = role::leader);
   partition(const partition&) = delete;
   partition& operator=(const partition&) = delete;
 
@@ -59,7 +65,6 @@ class partition : public std::enable_shared_from_this<partition> {
   const storage::topic_partition& tp() const { return tp_; }
   int32_t index() const { return tp_.partition; }
 
-  enum class role { leader, follower };
   role current_role() const { return role_; }
   bool is_leader() const { return role_ == role::leader; }
   int32_t leader_id() const { return leader_id_; }
@@ -76,6 +81,13 @@ class partition : public std::enable_shared_from_this<partition> {
   // First offset of the oldest open transaction, or the high watermark; transactions are not
   // supported yet, so it is the high watermark.
   int64_t last_stable_offset() const { return high_watermark(); }
+  // A leader whose high watermark has not reached the log end it had when it took the lead
+  // (Kafka's leaderEpochStartOffsetOpt) cannot tell a consumer where the committed end is: what
+  // lies between may be the previous leader's uncommitted tail or committed data the high
+  // watermark has not caught up with. ListOffsets answers OFFSET_NOT_AVAILABLE meanwhile.
+  bool high_watermark_lags_epoch_start() const {
+    return role_ == role::leader && epoch_start_offset_ > high_watermark();
+  }
 
   using append_callback = std::function<void(std::error_code, const storage::append_info&)>;
   // Appends producer batches as leader, in arrival order: the log validates them and stamps
@@ -159,6 +171,7 @@ class partition : public std::enable_shared_from_this<partition> {
   std::map<int32_t, int64_t> follower_log_end_offsets_;
   role role_ = role::leader;
   int64_t partition_epoch_ = 0;
+  int64_t epoch_start_offset_ = 0;
   int64_t lag_max_ms_ = 30000;
   std::optional<cluster::replica_tracker> tracker_;
   std::deque<pending_ack> pending_acks_;

@@ -351,12 +351,24 @@ asio::awaitable<std::error_code> replica_manager::truncate(cluster::topic_partit
 asio::awaitable<std::error_code> replica_manager::reset_to(cluster::topic_partition_id tp,
                                                            int64_t offset) {
   std::shared_ptr<partition> p = find(tp);
-  if (p) {
-    log_error("partition ", p->tp().topic, "-", p->index(), ": the leader's log starts at ", offset,
-              ", past this replica's end ", p->log_end_offset(),
-              ": starting the log again there is not supported yet; the replica stays behind");
-  }
-  co_return std::make_error_code(std::errc::not_supported);
+  if (!p || p->is_leader() || p->deleted()) co_return storage::errc::log_closed;
+  const int64_t before = p->log_end_offset();
+  std::weak_ptr<bool> alive = alive_;
+  // The disk work runs as jobs of the log's queue; the partition stays followed meanwhile, and
+  // this fetcher sends nothing for it until the answer.
+  completion_latch started(broker_.executor());
+  auto ec = std::make_shared<std::error_code>();
+  p->log().start_again_at(offset, [ticket = started.add(), ec](std::error_code e) {
+    *ec = e;
+    ticket.done();
+  });
+  co_await started.wait();
+  if (!alive.lock()) co_return storage::errc::log_closed;
+  std::string outcome = *ec ? ": " + ec->message() : std::string();
+  log_info("partition ", p->tp().topic, "-", p->index(), ": local log (end ", before,
+           ") deleted and started again at broker ", p->leader_id(), "'s log start ", offset,
+           outcome);
+  co_return *ec;
 }
 
 void replica_manager::partition_error(cluster::topic_partition_id tp, wire::error_code error) {

@@ -46,13 +46,16 @@ topic_registry::topic_registry(storage::log_manager& logs, const broker_config& 
 std::shared_ptr<partition> topic_registry::make_partition(std::shared_ptr<storage::log> log) const {
   // The epoch persisted in leader-epoch-checkpoint; a single broker never bumps it.
   const int32_t epoch = log->latest_epoch().value_or(initial_leader_epoch);
-  auto p = std::make_shared<partition>(std::move(log), node_id_, epoch, config_.log_flush_on_ack);
-  // In a cluster nobody leads until the cluster state says who does.
-  // Internal topics stay this broker's own until group coordination moves into the cluster.
-  if (!config_.metadata_etcd_endpoints.empty() && !is_internal_topic(p->tp().topic)) {
-    p->become_follower(-1, epoch, {}, {}, 0);
+  // In a cluster nobody leads until the cluster state says who does, and the high watermark
+  // stays the checkpointed one meanwhile. Internal topics stay this broker's own until group
+  // coordination moves into the cluster.
+  const bool in_cluster =
+      !config_.metadata_etcd_endpoints.empty() && !is_internal_topic(log->tp().topic);
+  if (in_cluster) {
+    return std::make_shared<partition>(std::move(log), -1, epoch, config_.log_flush_on_ack,
+                                       partition::role::follower);
   }
-  return p;
+  return std::make_shared<partition>(std::move(log), node_id_, epoch, config_.log_flush_on_ack);
 }
 
 std::error_code topic_registry::load() {

@@ -1113,6 +1113,95 @@ std::error_code log::truncate_to(int64_t offset) {
   return ec;
 }
 
+void log::start_again_at(int64_t offset, std::function<void(std::error_code)> done) {
+  if (closed_) return done(errc::log_closed);
+  if (offline_) return done(errc::log_offline);
+  if (offset <= log_end_offset()) return done(errc::offset_out_of_range);
+  if (rolling_) {
+    // A roll in flight would add its segment after the new start's: it finishes first.
+    writable_waiters_.push_back(
+        [this, alive = std::weak_ptr<int>(alive_), offset, done = std::move(done)]() mutable {
+          if (alive.expired()) return done(errc::log_closed);
+          start_again_at(offset, std::move(done));
+        });
+    return;
+  }
+  rolling_ = true;
+  struct result {
+    std::error_code ec;
+    std::shared_ptr<file_handle> file;
+  };
+  auto r = std::make_shared<result>();
+  disk_.submit(
+      queue_,
+      [&fs = fs_, dir = dir_, offset, r] {
+        r->ec = segment::create_files(fs, dir, offset, r->file);
+      },
+      [this, alive = std::weak_ptr<int>(alive_), offset, r, done = std::move(done)]() mutable {
+        if (alive.expired()) return done(errc::log_closed);
+        finish_start_again(offset, r->ec, std::move(r->file), std::move(done));
+      });
+}
+
+void log::finish_start_again(int64_t offset, std::error_code ec, std::shared_ptr<file_handle> file,
+                             std::function<void(std::error_code)> done) {
+  rolling_ = false;
+  if (closed_) return done(errc::log_closed);
+  if (ec) {
+    go_offline("starting the log again at " + std::to_string(offset), ec);
+    notify_writable();
+    return done(ec);
+  }
+  std::fill(hints_.begin(), hints_.end(), position_hint{});
+  const int64_t old_end = log_end_offset();
+  const size_t count = segments_.size();
+  int64_t bytes = 0;
+  std::vector<std::filesystem::path> doomed;
+  for (auto& s : segments_) {
+    bytes += s->size();
+    for (auto& p : s->file_paths())
+      doomed.push_back(std::move(p));
+    // Slices already handed out keep their descriptor (keep_alive).
+    s->close();
+  }
+  segments_.clear();
+  segments_.push_back(segment::adopt(fs_, dir_, offset, wall_clock_ms(), std::move(file)));
+  log_start_offset_ = offset;
+  high_watermark_ = offset;
+  recovery_point_ = offset;
+  for (auto& p : producers_.take_all_and_start_at(offset))
+    doomed.push_back(std::move(p));
+  std::vector<durability_waiter> orphans = std::move(durability_waiters_);
+  durability_waiters_.clear();
+  for (auto& w : orphans)
+    w.done(errc::log_closed);
+  auto r = std::make_shared<std::error_code>();
+  // The .log files first: a crash part-way leaves orphan indexes, which load() removes.
+  disk_.submit(
+      queue_,
+      [&fs = fs_, dir = dir_, doomed = std::move(doomed), r] {
+        for (const auto& p : doomed) {
+          if (std::error_code e = fs.remove(p); e && !*r) *r = e;
+        }
+        if (std::error_code e = fs.sync_dir(dir); e && !*r) *r = e;
+      },
+      [this, alive = std::weak_ptr<int>(alive_), r, done = std::move(done)] {
+        if (!alive.expired() && !closed_ && *r) go_offline("deleting the old segments", *r);
+        done(*r);
+      });
+  // After the deletions in the queue: a crash between them leaves a checkpoint that load() cuts
+  // to the log start.
+  if (!epochs_.empty()) {
+    epochs_ = {};
+    write_leader_epochs_async();
+  }
+  log_event("storage: " + name() + ": deleted " + std::to_string(count) + " segment(s), " +
+                std::to_string(bytes) + " bytes, log end " + std::to_string(old_end) +
+                "; the log starts again at offset " + std::to_string(offset),
+            log_level::info);
+  notify_writable();
+}
+
 std::error_code log::delete_records_before(int64_t offset, int64_t& new_log_start,
                                            std::function<void(std::error_code)> files_deleted) {
   new_log_start = log_start_offset_;

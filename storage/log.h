@@ -347,10 +347,20 @@ class log {
   // too), deleting later segments; the log end offset becomes the end of what remains. An offset
   // below log_start_offset() empties the log and restarts it at `offset`, as does a cut that
   // would leave the log end below the log start. Producer state is reloaded from the newest
-  // snapshot at or below the new end and the log after it replayed. Blocking, and only with no
-  // job of this log in flight: nothing in the broker truncates yet (followers will, and this
-  // becomes a job then).
+  // snapshot at or below the new end and the log after it replayed. Blocking: a follower's
+  // truncation after a leader change runs it on the io thread, until it becomes a job of this
+  // log's disk queue (see docs/DESIGN.md, "What is not done").
   std::error_code truncate_to(int64_t offset);
+  // Kafka's truncateFullyAndStartAt for a follower whose whole log lies below the leader's log
+  // start: starts the log again, empty, at `offset` (> log_end_offset(), else
+  // errc::offset_out_of_range). Disk jobs of this log's queue, as a roll: the new segment's files
+  // are created first, meanwhile appends see errc::roll_in_progress; then, at once on the owner's
+  // thread, the old segments leave the log, whose start, end, high watermark and recovery point
+  // become `offset`, and the leader epochs and producer state empty; `done` runs once the old
+  // files are unlinked and the directory synced (an error there takes the log offline). A crash
+  // in between leaves both, a gap below `offset`, which a follower never reads: it fetches from
+  // the log end. Durability waiters of the old data get errc::log_closed: it is gone.
+  void start_again_at(int64_t offset, std::function<void(std::error_code)> done);
 
   // Kafka's DeleteRecords (UnifiedLog.maybeIncrementLogStartOffset, then the log-start part of
   // deleteOldSegments): moves the log start up to `offset`, never down, and deletes every segment
@@ -434,6 +444,8 @@ class log {
   // timestamp is `append_max_timestamp`.
   std::error_code time_to_roll(int64_t append_max_timestamp, int64_t now_ms, bool& due);
   std::error_code truncate_fully(int64_t offset);
+  void finish_start_again(int64_t offset, std::error_code ec, std::shared_ptr<file_handle> file,
+                          std::function<void(std::error_code)> done);
   // Reads leader-epoch-checkpoint (rebuilding it from the batches when it is missing or bad) and
   // makes it agree with the log. Blocking: part of load().
   std::error_code load_leader_epochs();

@@ -450,6 +450,17 @@ std::error_code producer_state_manager::truncate_fully_and_start_at(int64_t offs
   return {};
 }
 
+std::vector<std::filesystem::path> producer_state_manager::take_all_and_start_at(int64_t offset) {
+  std::vector<std::filesystem::path> doomed;
+  for (int64_t o : snapshots_)
+    doomed.push_back(dir_ / producer_snapshot_file_name(o));
+  snapshots_.clear();
+  producers_.clear();
+  map_end_offset_ = offset;
+  last_snapshot_offset_ = 0;
+  return doomed;
+}
+
 std::error_code producer_state_manager::delete_snapshots_after(int64_t offset) {
   std::vector<int64_t> offsets = snapshots_;
   for (int64_t o : offsets) {

@@ -266,6 +266,9 @@ class producer_state_manager {
 
   // Empties the state, deletes every snapshot and restarts at `offset` (the log was emptied).
   std::error_code truncate_fully_and_start_at(int64_t offset);
+  // The same without touching the disk: every snapshot file counts as deleted from now on, and
+  // the caller unlinks what this returns.
+  std::vector<std::filesystem::path> take_all_and_start_at(int64_t offset);
 
   // Deletes snapshots above `offset`.
   std::error_code delete_snapshots_after(int64_t offset);

@@ -104,6 +104,25 @@ TEST_F(partition_replication_test, a_new_epoch_starts_at_the_log_end) {
   EXPECT_EQ(p->tracker()->follower_log_end(2), 4);
 }
 
+TEST_F(partition_replication_test,
+       a_new_leader_lags_until_its_high_watermark_reaches_the_epoch_start) {
+  auto p = make(1);
+  p->become_leader(1, 0, {1, 2}, {1, 2}, 100, 30000);
+  EXPECT_FALSE(p->high_watermark_lags_epoch_start()) << "an empty log has nothing to catch up";
+  const int64_t end = append(*p, 5);
+  EXPECT_EQ(p->high_watermark(), 0) << "the follower has not fetched";
+  EXPECT_FALSE(p->high_watermark_lags_epoch_start()) << "this epoch began at 0";
+  p->become_follower(2, 1, {1, 2}, {1, 2}, 101);
+  EXPECT_FALSE(p->high_watermark_lags_epoch_start()) << "a follower answers no ListOffsets";
+  p->become_leader(1, 2, {1, 2}, {1, 2}, 102, 30000);
+  EXPECT_TRUE(p->high_watermark_lags_epoch_start()) << "high watermark 0, epoch start " << end;
+  p->record_follower_fetch(2, end - 1);
+  EXPECT_TRUE(p->high_watermark_lags_epoch_start());
+  p->record_follower_fetch(2, end);
+  EXPECT_EQ(p->high_watermark(), end);
+  EXPECT_FALSE(p->high_watermark_lags_epoch_start());
+}
+
 TEST_F(partition_replication_test, a_broker_alone_is_answered_at_once) {
   auto p = make(1);
   const int64_t end = append(*p, 1);

@@ -585,6 +585,55 @@ TEST_F(log_replicated_test, the_log_start_follows_the_leaders_up_to_the_high_wat
   EXPECT_EQ(follower->log_start_offset(), 7);
 }
 
+TEST_F(log_replicated_test, a_log_wholly_below_the_leaders_start_starts_again_there) {
+  auto leader = filled_leader();
+  auto follower = open_follower();
+  replicate(*follower, fetch(*leader, 0, 3 * batch_size_));  // offsets 0-8, epoch 0
+  ASSERT_EQ(follower->log_end_offset(), 9);
+  ASSERT_NE(follower->producer_state().find(7), nullptr);
+  follower->set_high_watermark(follower->log_end_offset());
+
+  // Not to where it already is: that is truncation's work.
+  std::optional<std::error_code> refused;
+  follower->start_again_at(9, [&](std::error_code ec) { refused = ec; });
+  EXPECT_EQ(refused, errc::offset_out_of_range);
+
+  // The leader deleted up to 15 meanwhile (DeleteRecords, retention). The new segment is made
+  // by a job, and appends wait for it as for a roll.
+  std::optional<std::error_code> done;
+  follower->start_again_at(15, [&](std::error_code ec) { done = ec; });
+  EXPECT_EQ(follower->log_end_offset(), 9) << "nothing changes before the job ran";
+  append_info early;
+  EXPECT_EQ(follower->append_replicated(at(make_batch(1), 15, 5), early), errc::roll_in_progress);
+  disk_.run_one();
+  EXPECT_EQ(follower->log_start_offset(), 15) << "the log changes once its new segment exists";
+  EXPECT_FALSE(done.has_value()) << "the old files are not deleted yet";
+  EXPECT_TRUE(std::filesystem::exists(follower_dir() / seg_name(0, ".log")));
+  disk_.drain();
+  ASSERT_TRUE(done.has_value());
+  ASSERT_FALSE(*done) << done->message();
+  EXPECT_EQ(follower->log_start_offset(), 15);
+  EXPECT_EQ(follower->log_end_offset(), 15);
+  EXPECT_EQ(follower->high_watermark(), 15);
+  EXPECT_EQ(follower->segment_count(), 1u);
+  EXPECT_TRUE(follower->leader_epochs().entries().empty());
+  EXPECT_EQ(follower->producer_state().producer_count(), 0u);
+  EXPECT_EQ(segment_logs_of(follower_dir()),
+            (std::map<std::string, bytes>{{seg_name(15, ".log"), {}}}));
+
+  // It takes the leader's batches from there on, and keeps them across a crash.
+  replicate(*follower, fetch(*leader, 15));
+  EXPECT_EQ(follower->log_end_offset(), 24);
+  EXPECT_EQ(follower->leader_epochs().entries(), (entries{{5, 15}}));
+  follower.reset();
+  // A crash before any checkpoint recorded the new start.
+  auto again = open_follower(testing::crash_load(0, 0));
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->log_start_offset(), 15);
+  EXPECT_EQ(again->log_end_offset(), 24);
+  EXPECT_EQ(fetch(*again, 15), fetch(*leader, 15));
+}
+
 TEST_F(log_replicated_test, closed_and_offline_logs_take_nothing) {
   testing::fault_injection_fs fs;
   std::error_code ec;
