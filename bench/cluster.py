@@ -147,6 +147,8 @@ class Bench:
         self.cfg = dict(QUICK if args.quick else FULL)
         if args.reps:
             self.cfg["reps"] = args.reps
+        if args.messages:
+            self.cfg["messages"] = args.messages
         if args.follower_bytes:
             self.cfg["follower_bytes"] = args.follower_bytes
         self.tools = os.path.join(args.build_dir, "bench")
@@ -543,6 +545,7 @@ def main():
     ap.add_argument("--work-dir", required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=0)
+    ap.add_argument("--messages", type=int, default=0)
     ap.add_argument("--follower-bytes", type=int, default=0)
     ap.add_argument("--propagation-interval-us", type=int, default=0)
     ap.add_argument("--phases", default="propagation,produce,follower")

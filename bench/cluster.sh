@@ -6,13 +6,14 @@
 # a follower's catch-up of 1 GiB, and how long a topic creation takes to reach the other brokers'
 # Metadata; see bench/README.md and docs/PERFORMANCE.md.
 #
-#   bench/cluster.sh [--quick] [--reps N] [--follower-bytes B] [--phases LIST] [--out DIR]
-#                    [--work-dir DIR]
+#   bench/cluster.sh [--quick] [--reps N] [--messages M] [--follower-bytes B] [--phases LIST]
+#                    [--out DIR] [--work-dir DIR]
 #
 # --quick: one repetition, 50,000 messages per produce case and 128 MiB for the follower phase
 # (about a minute). Default: 3 repetitions of 500,000 x 1 KiB per produce case and 1 GiB for the
 # follower phase (a few minutes; about 17 GB written, scaled down if the disk has less than twice
-# that free). --phases: a comma-separated subset of propagation,produce,follower.
+# that free). --messages: messages per produce case instead. --phases: a comma-separated subset
+# of propagation,produce,follower.
 # Needs Debian's etcd (package etcd-server). Every process it starts (etcd, four brokers) it stops
 # by PID at the end, also on failure or Ctrl-C.
 # Results go to build-bench/cluster-results/<time>/ (summary.md, results.jsonl, logs/).
@@ -29,10 +30,10 @@ work=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) args+=("$1") ;;
-    --reps | --phases | --follower-bytes) args+=("$1" "$2"); shift ;;
+    --reps | --messages | --phases | --follower-bytes) args+=("$1" "$2"); shift ;;
     --out) out="$2"; shift ;;
     --work-dir) work="$2"; shift ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "cluster.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
