@@ -1175,20 +1175,7 @@ void log::finish_start_again(int64_t offset, std::error_code ec, std::shared_ptr
   durability_waiters_.clear();
   for (auto& w : orphans)
     w.done(errc::log_closed);
-  auto r = std::make_shared<std::error_code>();
-  // The .log files first: a crash part-way leaves orphan indexes, which load() removes.
-  disk_.submit(
-      queue_,
-      [&fs = fs_, dir = dir_, doomed = std::move(doomed), r] {
-        for (const auto& p : doomed) {
-          if (std::error_code e = fs.remove(p); e && !*r) *r = e;
-        }
-        if (std::error_code e = fs.sync_dir(dir); e && !*r) *r = e;
-      },
-      [this, alive = std::weak_ptr<int>(alive_), r, done = std::move(done)] {
-        if (!alive.expired() && !closed_ && *r) go_offline("deleting the old segments", *r);
-        done(*r);
-      });
+  unlink_async(std::move(doomed), "deleting the old segments", std::move(done));
   // After the deletions in the queue: a crash between them leaves a checkpoint that load() cuts
   // to the log start.
   if (!epochs_.empty()) {
@@ -1320,8 +1307,20 @@ void log::delete_oldest_segments(size_t count, std::string_view reason,
   }
   for (auto& p : snapshots)
     doomed.push_back(std::move(p));
+  unlink_async(std::move(doomed), "segment deletion", std::move(done));
+  if (count > 0) {
+    log_event("storage: " + name() + ": deleted " + std::to_string(count) + " segment(s), " +
+                  std::to_string(bytes) + " bytes (" + std::string(reason) +
+                  "); log start offset " + std::to_string(log_start_offset_),
+              log_level::info);
+  }
+}
+
+void log::unlink_async(std::vector<std::filesystem::path> doomed, std::string_view what,
+                       std::function<void(std::error_code)> done) {
   auto r = std::make_shared<std::error_code>();
-  // The .log files first: a crash part-way leaves orphan indexes, which load() removes.
+  // The .log files first (callers list them so): a crash part-way leaves orphan indexes, which
+  // load() removes.
   disk_.submit(
       queue_,
       [&fs = fs_, dir = dir_, doomed = std::move(doomed), r] {
@@ -1330,17 +1329,12 @@ void log::delete_oldest_segments(size_t count, std::string_view reason,
         }
         if (std::error_code ec = fs.sync_dir(dir); ec && !*r) *r = ec;
       },
-      [this, alive = std::weak_ptr<int>(alive_), r, done = std::move(done)] {
+      [this, alive = std::weak_ptr<int>(alive_), r, what = std::string(what),
+       done = std::move(done)] {
         if (done) done(*r);
         if (alive.expired() || closed_ || !*r) return;
-        go_offline("segment deletion", *r);
+        go_offline(what, *r);
       });
-  if (count > 0) {
-    log_event("storage: " + name() + ": deleted " + std::to_string(count) + " segment(s), " +
-                  std::to_string(bytes) + " bytes (" + std::string(reason) +
-                  "); log start offset " + std::to_string(log_start_offset_),
-              log_level::info);
-  }
 }
 
 void log::remove_expired_producers(int64_t now_ms) {

@@ -446,6 +446,10 @@ class log {
   std::error_code truncate_fully(int64_t offset);
   void finish_start_again(int64_t offset, std::error_code ec, std::shared_ptr<file_handle> file,
                           std::function<void(std::error_code)> done);
+  // Unlinks `doomed` and syncs the directory in a job of this log's queue; `done` gets the first
+  // error, which also takes the log offline (`what` names the work in that line).
+  void unlink_async(std::vector<std::filesystem::path> doomed, std::string_view what,
+                    std::function<void(std::error_code)> done);
   // Reads leader-epoch-checkpoint (rebuilding it from the batches when it is missing or bad) and
   // makes it agree with the log. Blocking: part of load().
   std::error_code load_leader_epochs();

@@ -721,22 +721,13 @@ asio::awaitable<create_partitions_result> controller::create_partitions(
              wire::error_name(code), " (", log_safe(message), ")");
     return fail(code, std::move(message));
   };
-  std::optional<wire::uuid> id = member_.image().topic_id(request.name);
-  if (!id) co_return refuse(error_code::unknown_topic_or_partition, unknown_topic_message);
-
-  // The stored record rather than the image's: its mod_revision is what the write compares.
-  const std::string topic_key = keys::topic(prefix(), *id);
-  coordination::range_result read = co_await store_.get(topic_key);
+  stored_topic stored = co_await read_topic(request.name);
   if (alive.expired()) co_return fail(error_code::not_controller, not_controller_message);
-  if (read.error) {
-    co_return refuse(error_code::request_timed_out,
-                     "The metadata store did not answer: " + read.error.message());
-  }
-  std::optional<topic_record> record =
-      read.kvs.empty() ? std::nullopt : decode_topic(read.kvs.front().value);
-  if (!record) co_return refuse(error_code::unknown_topic_or_partition, unknown_topic_message);
-  const int64_t topic_revision = read.kvs.front().mod_revision;
-  const int32_t current = static_cast<int32_t>(record->replicas.size());
+  if (stored.refused) co_return refuse(stored.refused.code, std::move(stored.refused.message));
+  const std::string& topic_key = stored.key;
+  topic_record& record = stored.record;
+  const int64_t topic_revision = stored.revision;
+  const int32_t current = static_cast<int32_t>(record.replicas.size());
   if (request.count == current) {
     co_return refuse(error_code::invalid_partitions,
                      "Topic already has " + std::to_string(current) + " partition(s).");
@@ -761,11 +752,11 @@ asio::awaitable<create_partitions_result> controller::create_partitions(
     co_return refuse(error_code::unknown_server_error,
                      "Invalid state: topic " + request.name + " appears to have no partitions.");
   }
-  const size_t replication_factor = record->replicas.front().size();
+  const size_t replication_factor = record.replicas.front().size();
 
   topic_plan plan;
-  plan.id = *id;
-  plan.record = *record;
+  plan.id = stored.id;
+  plan.record = record;
   plan.first_new_partition = current;
   if (request.assignments) {
     for (const std::vector<int32_t>& replicas : *request.assignments) {
@@ -784,7 +775,7 @@ asio::awaitable<create_partitions_result> controller::create_partitions(
     }
     // Kafka continues from partition 0's preferred leader, so the new partitions' leaders carry
     // on the existing round-robin.
-    const int32_t first_leader = record->replicas.front().front();
+    const int32_t first_leader = record.replicas.front().front();
     auto start =
         std::find_if(brokers.begin(), brokers.end(),
                      [first_leader](const placement_broker& b) { return b.id >= first_leader; });
@@ -837,6 +828,32 @@ asio::awaitable<create_partitions_result> controller::create_partitions(
   co_return refuse(error_code::unknown_server_error, w.detail);
 }
 
+asio::awaitable<controller::stored_topic> controller::read_topic(const std::string& name) {
+  stored_topic out;
+  std::optional<wire::uuid> id = member_.image().topic_id(name);
+  if (!id) {
+    out.refused = {error_code::unknown_topic_or_partition, unknown_topic_message};
+    co_return out;
+  }
+  out.id = *id;
+  out.key = keys::topic(prefix(), *id);
+  coordination::range_result read = co_await store_.get(out.key);
+  if (read.error) {
+    out.refused = {error_code::request_timed_out,
+                   "The metadata store did not answer: " + read.error.message()};
+    co_return out;
+  }
+  std::optional<topic_record> record =
+      read.kvs.empty() ? std::nullopt : decode_topic(read.kvs.front().value);
+  if (!record) {
+    out.refused = {error_code::unknown_topic_or_partition, unknown_topic_message};
+    co_return out;
+  }
+  out.record = std::move(*record);
+  out.revision = read.kvs.front().mod_revision;
+  co_return out;
+}
+
 asio::awaitable<alter_topic_configs_result> controller::alter_topic_configs(
     alter_topic_configs_request request) {
   std::weak_ptr<bool> alive = alive_;
@@ -858,23 +875,13 @@ asio::awaitable<alter_topic_configs_result> controller::alter_topic_configs(
              ": ", wire::error_name(code), " (", log_safe(message), ")");
     return fail(code, std::move(message));
   };
-  std::optional<wire::uuid> id = member_.image().topic_id(request.name);
-  if (!id) co_return refuse(error_code::unknown_topic_or_partition, unknown_topic_message);
-
-  // The stored record rather than the image's: its mod_revision is what the write compares, and
-  // the change applies to exactly what it will replace.
-  const std::string topic_key = keys::topic(prefix(), *id);
-  coordination::range_result read = co_await store_.get(topic_key);
+  stored_topic stored = co_await read_topic(request.name);
   if (alive.expired()) co_return fail(error_code::not_controller, not_controller_message);
-  if (read.error) {
-    co_return refuse(error_code::request_timed_out,
-                     "The metadata store did not answer: " + read.error.message());
-  }
-  std::optional<topic_record> record =
-      read.kvs.empty() ? std::nullopt : decode_topic(read.kvs.front().value);
-  if (!record) co_return refuse(error_code::unknown_topic_or_partition, unknown_topic_message);
-  const int64_t topic_revision = read.kvs.front().mod_revision;
-  std::map<std::string, std::string> configs = record->configs;
+  if (stored.refused) co_return refuse(stored.refused.code, std::move(stored.refused.message));
+  const std::string& topic_key = stored.key;
+  topic_record& record = stored.record;
+  const int64_t topic_revision = stored.revision;
+  std::map<std::string, std::string> configs = record.configs;
   if (std::string why = request.change(configs); !why.empty()) {
     co_return refuse(error_code::invalid_config, std::move(why));
   }
@@ -883,14 +890,14 @@ asio::awaitable<alter_topic_configs_result> controller::alter_topic_configs(
              " may change (validate only)");
     co_return result;
   }
-  if (configs == record->configs) {
+  if (configs == record.configs) {
     log_info("controller (epoch ", epoch, "): the configs of topic ", name,
              " are already as asked; nothing written");
     co_return result;
   }
 
-  record->configs = std::move(configs);
-  const std::string encoded = encode(*record);
+  record.configs = std::move(configs);
+  const std::string encoded = encode(record);
   coordination::txn_request txn;
   txn.compares.push_back(compare::mod_revision(topic_key, compare_op::equal, topic_revision));
   txn.success.push_back(operation::put(topic_key, encoded));
@@ -902,7 +909,7 @@ asio::awaitable<alter_topic_configs_result> controller::alter_topic_configs(
   switch (w.status) {
     case write_status::applied:
       result.revision = w.revision;
-      log_info("controller (epoch ", epoch, "): topic ", name, " now has ", record->configs.size(),
+      log_info("controller (epoch ", epoch, "): topic ", name, " now has ", record.configs.size(),
                " config override(s) at revision ", w.revision);
       co_return result;
     case write_status::not_controller:

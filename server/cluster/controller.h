@@ -202,6 +202,18 @@ class controller {
   // This broker is the controller and its image shows its last write; REQUEST_TIMED_OUT or
   // NOT_CONTROLLER otherwise.
   boost::asio::awaitable<failure> ready();
+  // A topic's record as the store holds it, with the mod_revision a write of it compares:
+  // UNKNOWN_TOPIC_OR_PARTITION when there is none, REQUEST_TIMED_OUT when the store did not
+  // answer. The stored record rather than the image's, so that a change applies to exactly what
+  // it replaces.
+  struct stored_topic {
+    wire::uuid id{};
+    std::string key;
+    topic_record record;
+    int64_t revision = 0;
+    failure refused;
+  };
+  boost::asio::awaitable<stored_topic> read_topic(const std::string& name);
   // One transaction, fenced on `epoch`. After an unknown outcome, reads `confirm_key` and
   // counts the write as applied if `applied` says so of the key's state (null: absent).
   // Callers pass a named confirmation: GCC 12 destroys a std::function made from a lambda inside

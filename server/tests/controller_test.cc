@@ -198,6 +198,18 @@ class controller_test : public ::testing::Test {
     controller_ = std::make_unique<controller>(network_, *members_[0], settings_);
   }
 
+  // Another broker is elected while broker 1 stops seeing changes: its image still names it
+  // controller.
+  void depose_broker_1() {
+    network_.hold_watches();
+    coordination::txn_request depose;
+    depose.success.push_back(coordination::operation::erase(keys::controller(prefix)));
+    ASSERT_TRUE(run(store_.txn(std::move(depose))).succeeded);
+    ASSERT_TRUE(
+        run_until([&] { return members_[1]->is_controller() || members_[2]->is_controller(); }));
+    ASSERT_TRUE(members_[0]->is_controller());
+  }
+
   std::unique_ptr<cluster_member> start(int32_t node_id, coordination::metadata_store& store) {
     auto m = std::make_unique<cluster_member>(io_, store, member_config(node_id));
     std::string problem;
@@ -441,15 +453,8 @@ TEST_F(controller_test, validate_only_checks_everything_and_writes_nothing) {
 }
 
 TEST_F(controller_test, a_deposed_controller_writes_nothing) {
-  // Broker 1 stops seeing changes, so its image still names it controller when another broker
-  // has been elected.
-  network_.hold_watches();
-  coordination::txn_request depose;
-  depose.success.push_back(coordination::operation::erase(keys::controller(prefix)));
-  ASSERT_TRUE(run(store_.txn(std::move(depose))).succeeded);
-  ASSERT_TRUE(
-      run_until([&] { return members_[1]->is_controller() || members_[2]->is_controller(); }));
-  ASSERT_TRUE(members_[0]->is_controller());
+  depose_broker_1();
+  if (HasFatalFailure()) return;
 
   const int64_t before = store_.revision();
   create_topic_result r = create_one(topic("fenced", 3, 2));
@@ -746,13 +751,8 @@ TEST_F(controller_test, a_deposed_controller_changes_no_configs) {
   create_topic_result made = create_ok(topic("fenced-configs", 1, 1));
   ASSERT_TRUE(
       run_until([&] { return members_[0]->image().topic_id("fenced-configs").has_value(); }));
-  network_.hold_watches();
-  coordination::txn_request depose;
-  depose.success.push_back(coordination::operation::erase(keys::controller(prefix)));
-  ASSERT_TRUE(run(store_.txn(std::move(depose))).succeeded);
-  ASSERT_TRUE(
-      run_until([&] { return members_[1]->is_controller() || members_[2]->is_controller(); }));
-  ASSERT_TRUE(members_[0]->is_controller());
+  depose_broker_1();
+  if (HasFatalFailure()) return;
 
   const int64_t before = store_.revision();
   EXPECT_EQ(set_configs("fenced-configs", {{"retention.ms", "1000"}}).error,
