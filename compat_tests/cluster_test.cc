@@ -3,9 +3,10 @@
 // replication (acks=all, identical replica logs), the ISR shrinking and growing around a stopped
 // follower, min.insync.replicas, the refusals (replication factor, duplicate node.id, another
 // cluster's data dir), stray logs of a topic deleted while its broker was down, the fencing of
-// a deposed controller, and topic configs changed through a broker that is not the controller
+// a deposed controller, topic configs changed through a broker that is not the controller
 // (AlterConfigs and IncrementalAlterConfigs as raw requests to one chosen broker: librdkafka
-// 2.0.2 has no IncrementalAlterConfigs and picks the broker itself).
+// 2.0.2 has no IncrementalAlterConfigs and picks the broker itself), and producer ids unique
+// across the brokers and a restart (InitProducerId as raw requests to each broker).
 //
 // Client behaviour relied on: librdkafka sends Produce to the partition leader named in Metadata
 // and CreateTopics/DeleteTopics to the controller named in Metadata (README 6.10); the legacy
@@ -720,6 +721,15 @@ TEST_F(Cluster, ARestartedLeaderWhoseHighWatermarkLagsAnswersOffsetNotAvailable)
         },
         30s))
         << "last answer: error " << codes.back() << " offset " << offsets.back();
+    // Meanwhile a consumer's fetch between the high watermark and the log end is answered
+    // empty, not OFFSET_OUT_OF_RANGE: the offset exists, it is not committed yet.
+    raw_connection conn(c.node(leader).host(), c.node(leader).port());
+    bytes payload = round_trip(conn, fetch_request(4, 9, topic, 0, committed_end, 0, 1), 5s);
+    auto parts = parse_fetch_v4(split_response(payload, false).body);
+    ASSERT_EQ(parts.size(), 1u);
+    EXPECT_EQ(parts[0].error_code, 0);
+    EXPECT_TRUE(parts[0].records.empty());
+    EXPECT_LE(parts[0].high_watermark, committed_end);
   }
   // The followers fetch again (or leave the ISR): the high watermark reaches the log end.
   int64_t latest = -1;
@@ -1123,6 +1133,90 @@ TEST_F(Cluster, ValidateOnlyAndRefusedTopicConfigChangesChangeNothing) {
     EXPECT_TRUE(shows_override(c, node, topic, "retention.ms", "3600000", &seen)) << seen;
     EXPECT_TRUE(shows_override(c, node, topic, "segment.ms", std::nullopt, &seen)) << seen;
   }
+}
+
+// A block of producer ids as etcd holds it ({"node_id":N,"first_id":F,"last_id":L}).
+struct id_block {
+  int32_t node_id = -1;
+  int64_t first_id = -1;
+  int64_t last_id = -1;
+};
+
+id_block producer_id_block_in_etcd(cluster& c) {
+  auto kv = etcd_get(c.etcd(), c.prefix() + "/producer_id_block");
+  if (!kv) throw std::runtime_error("no producer id block in etcd");
+  auto number = [&](const std::string& name) -> int64_t {
+    std::smatch m;
+    if (!std::regex_search(kv->value, m, std::regex("\"" + name + "\"\\s*:\\s*(-?\\d+)"))) {
+      throw std::runtime_error("no " + name + " in the producer id block " + kv->value);
+    }
+    return std::stoll(m[1]);
+  };
+  return {static_cast<int32_t>(number("node_id")), number("first_id"), number("last_id")};
+}
+
+// InitProducerId of an idempotent producer, as a raw request to broker `node`: the id, after
+// checking the answer.
+int64_t init_producer_id(cluster& c, int32_t node, int16_t version) {
+  raw_connection conn(c.node(node).host(), c.node(node).port());
+  bytes payload = round_trip(conn, init_producer_id_request(version, 7), 10s);
+  init_producer_id_result r =
+      parse_init_producer_id(version, split_response(payload, version >= 2).body);
+  EXPECT_EQ(r.error_code, 0) << "broker " << node << ", v" << version;
+  EXPECT_EQ(r.producer_epoch, 0) << "broker " << node << ", v" << version;
+  return r.producer_id;
+}
+
+// Producer ids are the cluster's: each broker takes its blocks of 1,000 from the one key in etcd,
+// so InitProducerId asked of any broker never repeats an id, and a restarted broker goes on above
+// every id handed out before (the rest of its old block is skipped, not reused).
+TEST_F(Cluster, ProducerIdsAreUniqueAcrossBrokersAndRestarts) {
+  c_ = std::make_unique<cluster>();
+  cluster& c = *c_;
+  std::set<int64_t> ids;
+  std::map<int32_t, std::vector<int64_t>> by_broker;
+  auto take = [&](int32_t node, int16_t version) {
+    const int64_t id = init_producer_id(c, node, version);
+    EXPECT_GE(id, 0);
+    EXPECT_TRUE(ids.insert(id).second)
+        << "id " << id << " from broker " << node << " (v" << version << ") was handed out before";
+    by_broker[node].push_back(id);
+    return id;
+  };
+  for (int round = 0; round < 4; ++round) {
+    for (int32_t node = 1; node <= cluster::size; ++node)
+      take(node, static_cast<int16_t>(1 + (round + node) % 4));  // v1 to v4
+  }
+  // Each broker took one block of its own: 0-999, 1000-1999 and 2000-2999 in some order.
+  std::set<int64_t> firsts;
+  for (const auto& [node, got] : by_broker) {
+    ASSERT_EQ(got.size(), 4u);
+    EXPECT_EQ(got.front() % 1000, 0) << "broker " << node;
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_EQ(got[i], got.front() + static_cast<int64_t>(i)) << "broker " << node;
+    firsts.insert(got.front());
+  }
+  EXPECT_EQ(firsts, (std::set<int64_t>{0, 1000, 2000}));
+  id_block latest = producer_id_block_in_etcd(c);
+  EXPECT_EQ(latest.first_id, 2000);
+  EXPECT_EQ(latest.last_id, 2999);
+  EXPECT_EQ(by_broker[latest.node_id].front(), 2000) << "the key names another broker's block";
+
+  const int64_t highest = *ids.rbegin();
+  const int32_t restarted = 2;
+  ASSERT_EQ(c.node(restarted).stop(), 0);
+  c.node(restarted).restart();
+  ASSERT_GT(c.wait_for_brokers({1, 2, 3}, {1, 2, 3}), 0) << c.logs_tail();
+  for (int16_t version = 1; version <= 4; ++version)
+    EXPECT_GT(take(restarted, version), highest);
+  latest = producer_id_block_in_etcd(c);
+  EXPECT_EQ(latest.node_id, restarted);
+  EXPECT_EQ(latest.first_id, 3000);
+  EXPECT_EQ(latest.last_id, 3999);
+  // The others go on in their blocks, never meeting the restarted broker's ids.
+  for (int32_t node : {1, 3})
+    take(node, 3);
+  EXPECT_EQ(ids.size(), 18u);
 }
 
 }  // namespace
