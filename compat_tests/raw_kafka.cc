@@ -369,6 +369,22 @@ bytes describe_cluster_v0_request(int32_t correlation_id) {
   return frame_request(60, 0, correlation_id, true, body.data());
 }
 
+bytes init_producer_id_request(int16_t version, int32_t correlation_id) {
+  if (version < 0 || version > 5) {
+    throw std::invalid_argument("init_producer_id_request: v0 to v5 only");
+  }
+  const bool flexible = version >= 2;
+  byte_writer body;
+  body.null_string(flexible);  // transactional_id
+  body.i32(60000);             // transaction_timeout_ms
+  if (version >= 3) {
+    body.i64(-1);  // producer_id
+    body.i16(-1);  // producer_epoch
+  }
+  if (flexible) body.empty_tags();
+  return frame_request(22, version, correlation_id, flexible, body.data());
+}
+
 // ---- Responses -----------------------------------------------------------------------------
 
 api_versions_v0_body parse_api_versions_v0(std::span<const uint8_t> body) {
@@ -655,6 +671,18 @@ describe_cluster_v0 parse_describe_cluster_v0(std::span<const uint8_t> body) {
   r.i32();  // cluster_authorized_operations
   r.skip_tags();
   if (r.remaining() != 0) throw decode_error("DescribeCluster v0 body has trailing bytes");
+  return out;
+}
+
+init_producer_id_result parse_init_producer_id(int16_t version, std::span<const uint8_t> body) {
+  byte_reader r(body);
+  init_producer_id_result out;
+  out.throttle_time_ms = r.i32();
+  out.error_code = r.i16();
+  out.producer_id = r.i64();
+  out.producer_epoch = r.i16();
+  if (version >= 2) r.skip_tags();
+  if (r.remaining() != 0) throw decode_error("InitProducerId body has trailing bytes");
   return out;
 }
 

@@ -170,6 +170,9 @@ bytes metadata_v0_request(int32_t correlation_id, const std::vector<std::string>
 bytes find_coordinator_request(int16_t version, int32_t correlation_id, const std::string& group);
 // DescribeCluster v0 (flexible from its first version).
 bytes describe_cluster_v0_request(int32_t correlation_id);
+// InitProducerId (key 22) v0-v5 as an idempotent producer sends it: no transactional id, and from
+// v3 producer id and epoch -1 (no id to bump). Flexible from v2.
+bytes init_producer_id_request(int16_t version, int32_t correlation_id);
 
 // ---- Responses -----------------------------------------------------------------------------
 
@@ -310,6 +313,16 @@ struct describe_cluster_v0 {
 };
 // DescribeCluster response v0; requires that the body is consumed exactly.
 describe_cluster_v0 parse_describe_cluster_v0(std::span<const uint8_t> body);
+
+struct init_producer_id_result {
+  int32_t throttle_time_ms = -1;
+  int16_t error_code = 0;
+  int64_t producer_id = -1;
+  int16_t producer_epoch = -1;
+};
+// InitProducerId response v0-v5 (header v1 from v2: split it with flexible = version >= 2);
+// requires that the body is consumed exactly.
+init_producer_id_result parse_init_producer_id(int16_t version, std::span<const uint8_t> body);
 
 // ---- Record batches ------------------------------------------------------------------------
 

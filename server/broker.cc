@@ -11,6 +11,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 
+#include "server/cluster/producer_id_blocks.h"
 #include "server/controller_channel.h"
 #include "server/coordination/etcd_store.h"
 #include "server/logging.h"
@@ -120,8 +121,24 @@ std::string broker::start() {
   }
   for (const auto& [level, line] : load_lines)
     to_broker_log(level, line);
-  producer_ids_ = std::make_unique<producer_id_allocator>(config_.log_dir, *disk_);
-  if (std::string problem; producer_ids_->load(problem)) return problem;
+  if (member_) {
+    // Blocks of the whole cluster, from the store: a producer whose partitions move to another
+    // broker must not find its id in use by another producer there.
+    producer_ids_ =
+        std::make_unique<producer_id_allocator>(std::make_unique<cluster::producer_id_blocks>(
+            io_.get_executor(), *store_, config_.node_id, member_->config().prefix));
+  } else {
+    producer_ids_ = std::make_unique<producer_id_allocator>(config_.log_dir, *disk_);
+  }
+  if (producer_ids_->load(problem)) return problem;
+  if (member_) {
+    // A data directory an earlier version used in a cluster recorded this broker's own blocks in
+    // its file: ids from them may be in use on any broker's partitions.
+    file_producer_id_blocks own_blocks(config_.log_dir, *disk_);
+    int64_t handed_out_below = 0;
+    if (own_blocks.load(handed_out_below, problem)) return problem;
+    if (handed_out_below > 0) producer_ids_->skip_through(handed_out_below - 1);
+  }
   for (storage::log* l : logs_->logs())
     producer_ids_->skip_through(l->producer_state().max_producer_id());
   topics_ = std::make_unique<topic_registry>(*logs_, config_);

@@ -151,7 +151,6 @@ class broker {
   std::unique_ptr<thread_pool_disk_executor> disk_;
   std::unique_ptr<storage::log_manager> logs_;
   std::unique_ptr<topic_registry> topics_;
-  std::unique_ptr<producer_id_allocator> producer_ids_;
   // Declared before groups_ so that the coordinator, which writes through it, goes first.
   std::unique_ptr<offsets_log> offsets_log_;
   std::unique_ptr<group_coordinator> groups_;
@@ -174,6 +173,8 @@ class broker {
   // Declared before member_, which calls it until it goes.
   std::unique_ptr<coordination::metadata_store> store_;
   std::unique_ptr<cluster::cluster_member> member_;
+  // Declared after store_, which a cluster member's allocator calls until it goes.
+  std::unique_ptr<producer_id_allocator> producer_ids_;
   std::unique_ptr<cluster::controller> controller_;
   std::unique_ptr<controller_channel> channel_;
   std::unique_ptr<replica_manager> replicas_;

@@ -41,6 +41,9 @@ std::string partitions(std::string_view prefix, const wire::uuid& topic_id) {
 std::string partition(std::string_view prefix, const wire::uuid& topic_id, int32_t p) {
   return partitions(prefix, topic_id) + std::to_string(p);
 }
+std::string producer_id_block(std::string_view prefix) {
+  return std::string(prefix) + "/producer_id_block";
+}
 
 namespace {
 // A non-negative int32 written in decimal without sign or leading zeros, as keys are built.
@@ -104,6 +107,15 @@ int32_t as_int32(const json::value& v, const char* what) {
   if (x < std::numeric_limits<int32_t>::min() || x > std::numeric_limits<int32_t>::max())
     throw bad_record{std::string(what) + " is out of range"};
   return static_cast<int32_t>(x);
+}
+
+int64_t as_int64(const json::value& v, const char* what) {
+  if (v.is_int64()) return v.get_int64();
+  if (v.is_uint64() &&
+      v.get_uint64() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return static_cast<int64_t>(v.get_uint64());
+  }
+  throw bad_record{std::string(what) + (v.is_uint64() ? " is out of range" : " is not an integer")};
 }
 
 std::string as_string(const json::value& v, const char* what) {
@@ -224,6 +236,24 @@ std::optional<partition_record> decode_partition(std::string_view text, std::str
     r.leader_epoch = as_int32(field(o, "leader_epoch"), "leader_epoch");
     if (r.leader_epoch < 0) throw bad_record{"leader_epoch is negative"};
     r.isr = as_ids(field(o, "isr"), "isr");
+    return r;
+  });
+}
+
+std::string encode(const producer_id_block_record& r) {
+  return json::serialize(
+      json::object{{"node_id", r.node_id}, {"first_id", r.first_id}, {"last_id", r.last_id}});
+}
+
+std::optional<producer_id_block_record> decode_producer_id_block(std::string_view text,
+                                                                 std::string* error) {
+  return decode<producer_id_block_record>(text, error, [](const json::object& o) {
+    producer_id_block_record r;
+    r.node_id = as_int32(field(o, "node_id"), "node_id");
+    r.first_id = as_int64(field(o, "first_id"), "first_id");
+    r.last_id = as_int64(field(o, "last_id"), "last_id");
+    // An empty or negative block would let the next one start at or below ids already out.
+    if (r.first_id < 0 || r.last_id < r.first_id) throw bad_record{"not a block of producer ids"};
     return r;
   });
 }

@@ -13,8 +13,13 @@
 //   <prefix>/topics/<topic id>           topic_record: name, replica assignment, configs
 //   <prefix>/partitions/<topic id>/<p>   partition_record: leader, leader epoch, ISR; the key's
 //                                        mod_revision is the partition epoch
+//   <prefix>/producer_id_block           producer_id_block_record: the latest block of producer
+//                                        ids any broker reserved (Kafka's ZooKeeper-era
+//                                        /latest_producer_id_block), replaced by a transaction
+//                                        that compares its mod_revision
 //
-// Only the controller writes topics and partitions; a broker writes only its own registration.
+// Only the controller writes topics and partitions; a broker writes its own registration and the
+// producer id blocks it reserves.
 // Decoding never trusts the bytes: a malformed record is an error the caller logs and skips, not
 // a crash (the store may hold another version's records, or a human's edit).
 //
@@ -41,6 +46,7 @@ std::string topics(std::string_view prefix);
 std::string topic(std::string_view prefix, const wire::uuid& topic_id);
 std::string partitions(std::string_view prefix, const wire::uuid& topic_id);
 std::string partition(std::string_view prefix, const wire::uuid& topic_id, int32_t partition);
+std::string producer_id_block(std::string_view prefix);
 
 // The node id at the end of a brokers/<node.id> key, the topic id and partition of a
 // partitions/<id>/<p> key; nullopt for a key of another shape.
@@ -84,10 +90,20 @@ struct partition_record {
   bool operator==(const partition_record&) const = default;
 };
 
+// The producer ids first_id..last_id (both included, as Kafka's block_start and block_end), taken
+// by broker `node_id`; every id below last_id + 1 has been handed out to some broker.
+struct producer_id_block_record {
+  int32_t node_id = -1;
+  int64_t first_id = 0;
+  int64_t last_id = -1;
+  bool operator==(const producer_id_block_record&) const = default;
+};
+
 std::string encode(const broker_record& r);
 std::string encode(const controller_record& r);
 std::string encode(const topic_record& r);
 std::string encode(const partition_record& r);
+std::string encode(const producer_id_block_record& r);
 
 // nullopt, with the reason in *error, for a value that is not a well-formed record.
 std::optional<broker_record> decode_broker(std::string_view json, std::string* error = nullptr);
@@ -96,5 +112,7 @@ std::optional<controller_record> decode_controller(std::string_view json,
 std::optional<topic_record> decode_topic(std::string_view json, std::string* error = nullptr);
 std::optional<partition_record> decode_partition(std::string_view json,
                                                  std::string* error = nullptr);
+std::optional<producer_id_block_record> decode_producer_id_block(std::string_view json,
+                                                                 std::string* error = nullptr);
 
 }  // namespace sluice::server::cluster

@@ -3,7 +3,8 @@
 // A request without a transactional id gets a fresh producer id at epoch 0, whatever id and epoch
 // it carries (v3+ lets a producer offer its current ones to have the epoch bumped; Kafka's
 // coordinator ignores them too when there is no transactional id and hands out a new id, which
-// resets every sequence just as well).
+// resets every sequence just as well). In a cluster the id is unique across its brokers
+// (producer_ids.h: blocks reserved in etcd).
 //
 // Deviation: transactions are not supported (AddPartitionsToTxn, EndTxn and the transaction state
 // log do not exist here), so a request with a transactional id is answered INVALID_REQUEST, which
@@ -38,8 +39,13 @@ boost::asio::awaitable<wire::init_producer_id_response> handle_init_producer_id(
   co_await reserved.wait();
   if (failed) {
     log_error("cannot reserve producer ids: ", failed.message());
-    // Retriable for the client: the next attempt tries the disk again.
-    response.error_code = static_cast<int16_t>(wire::error_code::coordinator_not_available);
+    // As Kafka's ProducerIdManager answers while it has no block: COORDINATOR_LOAD_IN_PROGRESS,
+    // which every client retries (Kafka chose it over REQUEST_TIMED_OUT, which older clients
+    // treat as fatal), and the next attempt asks the disk or the store again. Only ids that have
+    // run out are final, UNKNOWN_SERVER_ERROR as Kafka's "Have exhausted all producerIds".
+    response.error_code = static_cast<int16_t>(
+        failed == producer_id_errc::exhausted ? wire::error_code::unknown_server_error
+                                              : wire::error_code::coordinator_load_in_progress);
     co_return response;
   }
   response.producer_id = id;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 #include "storage/checkpoint.h"
 
 namespace sluice::server::cluster {
@@ -20,6 +22,7 @@ TEST(records_keys, layout_under_the_prefix) {
   EXPECT_EQ(keys::partition("/sluice", topic_id, 11), "/sluice/partitions/" + id + "/11");
   // A prefix range of one topic's partitions must not also cover another topic's.
   EXPECT_EQ(keys::partitions("/sluice", topic_id), "/sluice/partitions/" + id + "/");
+  EXPECT_EQ(keys::producer_id_block("/sluice"), "/sluice/producer_id_block");
 }
 
 TEST(records_keys, parse_back_and_refuse_other_shapes) {
@@ -49,6 +52,11 @@ TEST(records, round_trip) {
   EXPECT_EQ(decode_partition(encode(p)), p);
   partition_record offline{-1, 6, {}};
   EXPECT_EQ(decode_partition(encode(offline)), offline);
+  producer_id_block_record block{2, 3000, 3999};
+  EXPECT_EQ(decode_producer_id_block(encode(block)), block);
+  // Ids near the top of int64 survive the JSON.
+  producer_id_block_record top{1, INT64_MAX - 999, INT64_MAX};
+  EXPECT_EQ(decode_producer_id_block(encode(top)), top);
 }
 
 TEST(records, malformed_values_are_errors_with_a_reason) {
@@ -71,6 +79,18 @@ TEST(records, malformed_values_are_errors_with_a_reason) {
                           &why),
             std::nullopt);
   EXPECT_EQ(why, "port is out of range");
+  EXPECT_EQ(decode_producer_id_block(R"({"node_id":1,"first_id":1000})", &why), std::nullopt);
+  EXPECT_EQ(why, "no field \"last_id\"");
+  EXPECT_EQ(decode_producer_id_block(R"({"node_id":1,"first_id":1000,"last_id":999})", &why),
+            std::nullopt);
+  EXPECT_EQ(decode_producer_id_block(R"({"node_id":1,"first_id":-5,"last_id":999})", &why),
+            std::nullopt);
+  EXPECT_EQ(
+      decode_producer_id_block(R"({"node_id":1,"first_id":0,"last_id":9223372036854775808})", &why),
+      std::nullopt);
+  EXPECT_EQ(why, "last_id is out of range");
+  EXPECT_EQ(decode_producer_id_block(R"({"node_id":1,"first_id":0,"last_id":"999"})", &why),
+            std::nullopt);
 }
 
 }  // namespace
