@@ -81,6 +81,15 @@ namespace {
 
 constexpr char not_controller_message[] = "This is not the correct controller for this cluster.";
 constexpr char unknown_topic_message[] = "This server does not host this topic-partition.";
+
+// An operation whose controller went while it waited (the broker is stopping): whatever it
+// did or did not write, it answers NOT_CONTROLLER, never the success its result starts as.
+template <class Result>
+Result stopped(Result result) {
+  result.error = error_code::not_controller;
+  if constexpr (requires { result.message; }) result.message = not_controller_message;
+  return result;
+}
 constexpr char unknown_topic_id_message[] = "This server does not host this topic ID.";
 constexpr char too_many_partitions_message[] =
     "Excessively large number of partitions per request.";
@@ -544,7 +553,7 @@ asio::awaitable<create_topic_result> controller::create_one(const create_topic_r
     result.message = f.message;
     co_return result;
   }
-  if (alive.expired()) co_return result;
+  if (alive.expired()) co_return stopped(std::move(result));
   const int64_t epoch = member_.controller_epoch();
   const std::string what = t.validate_only ? "validate the creation of" : "create";
   topic_plan plan;
@@ -572,7 +581,7 @@ asio::awaitable<create_topic_result> controller::create_one(const create_topic_r
       operation::put(name_key, id_text)};
   write_outcome w =
       co_await write_partitions(plan, epoch, compares, std::move(final_ops), name_key, id_text);
-  if (alive.expired()) co_return result;
+  if (alive.expired()) co_return stopped(std::move(result));
   switch (w.status) {
     case write_status::applied:
       result.topic_id = plan.id;
@@ -634,7 +643,7 @@ asio::awaitable<delete_topic_result> controller::delete_one(const delete_topic_r
     result.message = std::move(f.message);
     co_return result;
   }
-  if (alive.expired()) co_return result;
+  if (alive.expired()) co_return stopped(std::move(result));
   const int64_t epoch = member_.controller_epoch();
   const metadata_image& image = member_.image();
   const bool by_name = !request.name.empty();
@@ -668,7 +677,7 @@ asio::awaitable<delete_topic_result> controller::delete_one(const delete_topic_r
   }
   confirmation erased = [](const key_value* kv) { return kv == nullptr; };
   write_outcome w = co_await write(std::move(txn), epoch, topic_key, std::move(erased));
-  if (alive.expired()) co_return result;
+  if (alive.expired()) co_return stopped(std::move(result));
   switch (w.status) {
     case write_status::applied:
       log_info("controller (epoch ", epoch, "): deleted topic ", result.name, " (id ", id_text,
@@ -707,13 +716,13 @@ asio::awaitable<create_partitions_result> controller::create_partitions(
   queue::turn my_turn = co_await queue::take(queue_);
   if (alive.expired()) co_return fail(error_code::not_controller, not_controller_message);
   if (failure f = co_await ready()) co_return fail(f.code, std::move(f.message));
-  if (alive.expired()) co_return result;
+  if (alive.expired()) co_return fail(error_code::not_controller, not_controller_message);
   const int64_t epoch = member_.controller_epoch();
   if (!request.validate_only && swept_epoch_ != epoch) {
     co_await sweep_orphans(epoch);
     if (alive.expired()) co_return fail(error_code::not_controller, not_controller_message);
     if (failure f = co_await ready()) co_return fail(f.code, std::move(f.message));
-    if (alive.expired()) co_return result;
+    if (alive.expired()) co_return fail(error_code::not_controller, not_controller_message);
   }
   const std::string name = log_safe(request.name);
   const auto refuse = [&](error_code code, std::string message) {
@@ -866,7 +875,7 @@ asio::awaitable<alter_topic_configs_result> controller::alter_topic_configs(
   queue::turn my_turn = co_await queue::take(queue_);
   if (alive.expired()) co_return fail(error_code::not_controller, not_controller_message);
   if (failure f = co_await ready()) co_return fail(f.code, std::move(f.message));
-  if (alive.expired()) co_return result;
+  if (alive.expired()) co_return fail(error_code::not_controller, not_controller_message);
   const int64_t epoch = member_.controller_epoch();
   const std::string name = log_safe(request.name);
   const char* what = request.validate_only ? " (validate only)" : "";
@@ -940,7 +949,7 @@ asio::awaitable<alter_partition_result> controller::alter_partition(
     result.error = f.code;
     co_return result;
   }
-  if (alive.expired()) co_return result;
+  if (alive.expired()) co_return stopped(std::move(result));
   const int64_t epoch = member_.controller_epoch();
   const metadata_image& image = member_.image();
   const topic_record* topic = image.topic(request.topic_id);
