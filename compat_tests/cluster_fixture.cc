@@ -169,18 +169,7 @@ stopped_process::stopped_process(pid_t pid) : pid_(pid) {
   if (pid_ <= 0) throw std::invalid_argument("stopped_process: no process");
   ::kill(pid_, SIGSTOP);
   // SIGSTOP takes effect asynchronously: wait until no thread can still answer a request.
-  auto all_stopped = [&] {
-    std::error_code ec;
-    for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
-      std::ifstream stat(task.path() / "stat");
-      std::string line;
-      std::getline(stat, line);
-      size_t close = line.rfind(')');
-      if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T')
-        return false;
-    }
-    return !ec;
-  };
+  auto all_stopped = [&] { return server::coordination::testing::all_threads_stopped(pid_); };
   if (!wait_until(all_stopped, 5s)) {
     resume();
     throw std::runtime_error("process " + std::to_string(pid) + " did not stop");

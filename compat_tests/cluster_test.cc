@@ -744,7 +744,9 @@ TEST_F(Cluster, ARestartedLeaderWhoseHighWatermarkLagsAnswersOffsetNotAvailable)
       30s));
   EXPECT_EQ(latest, committed_end + 1);
   for (size_t i = 0; i < codes.size(); ++i) {
-    if (codes[i] == 0) EXPECT_EQ(offsets[i], committed_end + 1) << "answer " << i;
+    if (codes[i] == 0) {
+      EXPECT_EQ(offsets[i], committed_end + 1) << "answer " << i;
+    }
     // Before it leads again: UNKNOWN_TOPIC_OR_PARTITION (3) until it read the cluster state,
     // then LEADER_NOT_AVAILABLE (5) or NOT_LEADER_OR_FOLLOWER (6).
     EXPECT_TRUE(codes[i] == 0 || codes[i] == 3 || codes[i] == 5 || codes[i] == 6 || codes[i] == 78)

@@ -85,21 +85,7 @@ fi
 rm -f "$pid_file" "$stopping"
 
 # What the broker builds with, then etcd and kcat (Debian packages, only those missing).
-scripts/install-deps.sh
-missing=()
-for p in etcd-server kcat; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "need root or sudo to install: ${missing[*]}" >&2; exit 1; }
-    sudo=sudo
-  fi
-  echo "installing: ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/install-deps.sh cluster
 etcd_bin=$(command -v etcd || echo /usr/bin/etcd)
 
 if [ -n "${SLUICE_BIN:-}" ]; then

@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh            what the broker builds with (scripts/run.sh)
 #   scripts/install-deps.sh test       and what the tests, benchmarks and fuzz targets need
 #                                      (scripts/test.sh)
+#   scripts/install-deps.sh cluster    and etcd and kcat (scripts/cluster.sh)
 set -euo pipefail
 
 packages=(
@@ -22,6 +23,10 @@ if [ "${1:-}" = test ]; then
     # the package's own service, if the machine runs one, is left alone
     etcd-server
   )
+fi
+
+if [ "${1:-}" = cluster ]; then
+  packages+=(etcd-server kcat)
 fi
 
 missing=()

@@ -54,6 +54,23 @@ inline uint16_t free_port() {
   return probe.local_endpoint().port();
 }
 
+// Whether every thread of process `pid` is stopped (SIGSTOP takes effect asynchronously, thread
+// by thread).
+inline bool all_threads_stopped(pid_t pid) {
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream stat(task.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    // The state follows the parenthesised command name: "pid (comm) S ...".
+    size_t close = line.rfind(')');
+    if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T')
+      return false;
+  }
+  return !ec;
+}
+
 // $SLUICE_ETCD, else the first executable `etcd` in the usual directories; throws if there is none.
 inline std::string etcd_binary() {
   namespace fs = std::filesystem;
@@ -177,20 +194,7 @@ class etcd_process {
     paused_ = false;
   }
 
-  bool all_threads_stopped() const {
-    std::error_code ec;
-    for (const auto& task :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
-      std::ifstream stat(task.path() / "stat");
-      std::string line;
-      std::getline(stat, line);
-      // The state follows the parenthesised command name: "pid (comm) S ...".
-      size_t close = line.rfind(')');
-      if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T')
-        return false;
-    }
-    return !ec;
-  }
+  bool all_threads_stopped() const { return testing::all_threads_stopped(pid_); }
 
   // A POST to etcd's HTTP/JSON gateway, e.g. post("/v3/kv/range", R"({"key":"..."})"): the body
   // of a 200 answer, nullopt otherwise.
