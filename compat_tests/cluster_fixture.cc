@@ -213,6 +213,9 @@ config_map cluster::broker_config(int32_t node_id) const {
       {"replica.fetch.wait.max.ms", "200"},
       {"replica.fetch.backoff.ms", "200"},
       {"group.initial.rebalance.delay.ms", "0"},
+      // A controlled shutdown that cannot move a leadership (the last broker of a test going)
+      // gives up after three short tries rather than three of Kafka's 5 s ones.
+      {"controlled.shutdown.retry.backoff.ms", "300"},
   };
   for (const auto& [k, v] : extra_)
     config[k] = v;

@@ -4,7 +4,8 @@
 // joined through metadata.etcd.endpoints under a prefix of their own
 // (/sluice-test-<pid>-<n>-<random>), with timings small enough for tests
 // (replica.lag.time.max.ms=3000; broker.session.timeout.ms=6000, so that a follower stopped for
-// one lag time leaves the ISR well before its session expires).
+// one lag time leaves the ISR well before its session expires, and a controlled shutdown that
+// cannot move a leadership gives up within about a second).
 //
 // What it offers on top of the brokers: Metadata v12 and DescribeCluster v0 asked of one chosen
 // broker over raw sockets (each broker's own view, with replicas and ISR, never a client's merged

@@ -5,8 +5,11 @@
 // cluster's data dir), stray logs of a topic deleted while its broker was down, the fencing of
 // a deposed controller, topic configs changed through a broker that is not the controller
 // (AlterConfigs and IncrementalAlterConfigs as raw requests to one chosen broker: librdkafka
-// 2.0.2 has no IncrementalAlterConfigs and picks the broker itself), and producer ids unique
-// across the brokers and a restart (InitProducerId as raw requests to each broker).
+// 2.0.2 has no IncrementalAlterConfigs and picks the broker itself), producer ids unique
+// across the brokers and a restart (InitProducerId as raw requests to each broker), and
+// leadership moved on purpose: a rolling restart of controlled shutdowns under idempotent acks=all
+// producers, ElectLeaders (raw requests: librdkafka 2.0.2 has no ElectLeaders) and the automatic
+// return of leaders to their preferred replicas.
 //
 // Client behaviour relied on: librdkafka sends Produce to the partition leader named in Metadata
 // and CreateTopics/DeleteTopics to the controller named in Metadata (README 6.10); the legacy
@@ -1027,7 +1030,9 @@ TEST_F(Cluster, TopicConfigsChangedThroughABrokerThatIsNotTheControllerApplyOnEv
 }
 
 TEST_F(Cluster, ABrokerDownWhileATopicsConfigsChangedAppliesThemWhenItReturns) {
-  c_ = std::make_unique<cluster>();
+  // Without a controlled shutdown the broker that goes keeps its leaderships (its partitions wait
+  // for it): back, it leads with the configs it left with until the cluster state corrects them.
+  c_ = std::make_unique<cluster>(config_map{{"controlled.shutdown.enable", "false"}});
   cluster& c = *c_;
   const std::string topic = "while-away";
   ASSERT_EQ(c.create_topic(topic, 3, 3, {}, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -1219,6 +1224,247 @@ TEST_F(Cluster, ProducerIdsAreUniqueAcrossBrokersAndRestarts) {
   for (int32_t node : {1, 3})
     take(node, 3);
   EXPECT_EQ(ids.size(), 18u);
+}
+
+// ElectLeaders v1 asked of broker `node`.
+elect_leaders_v1 elect_leaders(
+    cluster& c, int32_t node, int8_t election_type,
+    const std::optional<std::map<std::string, std::vector<int32_t>>>& partitions) {
+  raw_connection conn(c.node(node).host(), c.node(node).port());
+  bytes payload =
+      round_trip(conn, elect_leaders_v1_request(1, election_type, partitions, 30000), 40s);
+  return parse_elect_leaders_v1(split_response(payload, false).body);
+}
+
+// Whether broker `asked` sees every partition of `topic` led by its first (preferred) replica.
+bool led_by_preferred(cluster& c, const std::string& topic, int32_t asked) {
+  cluster_metadata md = c.metadata(asked, {topic});
+  const cluster_metadata::topic* t = md.find(topic);
+  if (t == nullptr || t->partitions.empty()) return false;
+  for (const auto& p : t->partitions) {
+    if (p.replicas.empty() || p.leader != p.replicas.front()) return false;
+  }
+  return true;
+}
+
+// The partitions of `topic` that broker `asked` says `node` leads.
+std::vector<int32_t> led_by(cluster& c, const std::string& topic, int32_t node, int32_t asked) {
+  std::vector<int32_t> out;
+  cluster_metadata md = c.metadata(asked, {topic});
+  if (const cluster_metadata::topic* t = md.find(topic)) {
+    for (const auto& p : t->partitions) {
+      if (p.leader == node) out.push_back(p.index);
+    }
+  }
+  return out;
+}
+
+TEST_F(Cluster, ARollingRestartOfControlledShutdownsLosesNothingAndShowsClientsNoErrors) {
+  c_ = std::make_unique<cluster>(config_map{{"auto.leader.rebalance.enable", "false"}});
+  cluster& c = *c_;
+  const std::string topic = "rolling";
+  constexpr int partitions = 6;
+  ASSERT_EQ(c.create_topic(topic, partitions, 3, {{"min.insync.replicas", "2"}}, 1),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(c.wait_for_topic(topic, partitions, 3));
+  const std::string solo = "solo";
+  ASSERT_EQ(c.create_topic(solo, 3, 1, {}, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(c.wait_for_topic(solo, 3, 1));
+  // A topic written once, before the restarts: its leaders change with no batch in their epochs,
+  // and each follower must still find where its log meets its new leader's.
+  const std::string quiet = "quiet";
+  ASSERT_EQ(c.create_topic(quiet, 1, 3, {}, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(c.wait_for_topic(quiet, 1, 3));
+  {
+    producer once(c.bootstrap(), {{"acks", "all"}});
+    once.produce(quiet, 0, "k", "before the restarts");
+    ASSERT_TRUE(once.flush(30s));
+    ASSERT_EQ(once.acked_count(), 1u);
+  }
+
+  // Idempotent acks=all producers, paced, and a consumer reading everything meanwhile.
+  constexpr int producers = 2;
+  constexpr int max_per_producer = 100000;
+  auto value_of = [](int producer, int seq) {
+    std::string v = "p";
+    v += std::to_string(producer);
+    v += '-';
+    v += std::to_string(seq);
+    return v;
+  };
+  std::vector<std::unique_ptr<producer>> prods;
+  for (int i = 0; i < producers; ++i) {
+    prods.push_back(std::make_unique<producer>(
+        c.bootstrap(), std::map<std::string, std::string>{{"enable.idempotence", "true"},
+                                                          {"acks", "all"},
+                                                          {"linger.ms", "5"},
+                                                          {"message.timeout.ms", "120000"}}));
+  }
+  std::atomic<bool> stop_producing{false};
+  std::vector<std::string> thread_errors(producers);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < producers; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        for (int seq = 0; seq < max_per_producer && !stop_producing.load(); ++seq) {
+          prods[i]->produce(topic, -1, "key-" + std::to_string(seq % 101), value_of(i, seq));
+          if (seq % 20 == 19) std::this_thread::sleep_for(10ms);
+        }
+      } catch (const std::exception& e) {
+        thread_errors[i] = e.what();
+      }
+    });
+  }
+  std::atomic<bool> stop_consuming{false};
+  std::atomic<size_t> consumed_count{0};
+  std::vector<message> consumed;
+  std::vector<std::string> consume_errors;
+  // A failed ASSERT returns with the threads running: they stop and are joined first.
+  struct joiner {
+    std::vector<std::thread>& threads;
+    std::atomic<bool>& stop_producing;
+    std::atomic<bool>& stop_consuming;
+    ~joiner() {
+      stop_producing = true;
+      stop_consuming = true;
+      for (auto& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } join_at_exit{threads, stop_producing, stop_consuming};
+  threads.emplace_back([&] {
+    simple_consumer consumer(c.bootstrap(), topic, {{"fetch.wait.max.ms", "100"}});
+    for (int32_t p = 0; p < partitions; ++p)
+      consumer.start(p, RD_KAFKA_OFFSET_BEGINNING);
+    while (!stop_consuming.load()) {
+      auto got = consumer.consume(10000, 200ms);
+      consumed.insert(consumed.end(), got.begin(), got.end());
+      consumed_count = consumed.size();
+    }
+    consume_errors = consumer.errors();
+  });
+
+  for (int32_t node = 1; node <= cluster::size; ++node) {
+    SCOPED_TRACE("broker " + std::to_string(node));
+    std::this_thread::sleep_for(2s);  // traffic on the partitions it leads
+    const std::vector<int32_t> solo_led = led_by(c, solo, node, node);
+    const auto began = std::chrono::steady_clock::now();
+    ASSERT_EQ(c.node(node).stop(60s), 0);
+    const auto took = std::chrono::steady_clock::now() - began;
+    EXPECT_LT(took, 20s) << "the controlled shutdown took "
+                         << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                         << " ms";
+    const std::string log = c.node(node).log();
+    EXPECT_NE(log.find("controlled shutdown: this broker leads no partition of several replicas"),
+              std::string::npos)
+        << log.substr(log.size() > 3000 ? log.size() - 3000 : 0);
+    if (!solo_led.empty()) {
+      EXPECT_NE(log.find("with replication factor 1 go offline until this broker is back"),
+                std::string::npos);
+    }
+    // The others lead every partition of the replicated topic, and never named it leader after
+    // it stopped.
+    const int32_t other = node % cluster::size + 1;
+    EXPECT_TRUE(led_by(c, topic, node, other).empty());
+    c.node(node).restart();
+    // Back in every ISR before the next broker goes.
+    ASSERT_TRUE(c.wait_for_topic(topic, partitions, 3, {1, 2, 3}, 60s)) << c.logs_tail();
+    ASSERT_TRUE(c.wait_for_topic(quiet, 1, 3, {1, 2, 3}, 30s)) << c.logs_tail();
+  }
+  // Every replica of the quiet topic fetches again: acks=all completes only once all have it.
+  {
+    producer after(c.bootstrap(), {{"acks", "all"}, {"message.timeout.ms", "20000"}});
+    after.produce(quiet, 0, "k", "after the restarts");
+    ASSERT_TRUE(after.flush(30s));
+    EXPECT_EQ(after.acked_count(), 1u) << "the quiet topic's followers did not take its new record";
+  }
+  std::this_thread::sleep_for(1s);
+  stop_producing = true;
+  for (int i = 0; i < producers; ++i)
+    threads[static_cast<size_t>(i)].join();
+  size_t acked = 0;
+  size_t delivery_errors = 0;
+  std::string first_error;
+  std::set<std::string> acked_values;
+  for (int i = 0; i < producers; ++i) {
+    EXPECT_EQ(thread_errors[i], "") << "producer " << i;
+    ASSERT_TRUE(prods[i]->flush(120s)) << "producer " << i;
+    const auto deliveries = prods[i]->deliveries();
+    for (size_t seq = 0; seq < deliveries.size(); ++seq) {
+      const auto& d = deliveries[seq];
+      if (!d.done || d.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (delivery_errors++ == 0) first_error = d.done ? rd_kafka_err2str(d.err) : "no report";
+        continue;
+      }
+      ++acked;
+      acked_values.insert(value_of(i, static_cast<int>(seq)));
+    }
+  }
+  EXPECT_EQ(delivery_errors, 0u) << "first: " << first_error;
+  EXPECT_GT(acked, 1000u);
+
+  // Every acknowledged message is read, once: an idempotent producer's retries across the moves
+  // left no duplicate in the log.
+  EXPECT_TRUE(wait_until([&] { return consumed_count.load() >= acked; }, 60s))
+      << consumed_count.load() << " of " << acked << " read";
+  std::this_thread::sleep_for(1s);  // anything read twice would arrive now
+  stop_consuming = true;
+  threads.back().join();
+  EXPECT_TRUE(consume_errors.empty())
+      << consume_errors.size() << " consume errors, first: " << consume_errors.front();
+  std::map<std::string, int> times_read;
+  for (const auto& m : consumed)
+    ++times_read[m.value.value_or("<null>")];
+  size_t missing = 0;
+  size_t duplicated = 0;
+  for (const std::string& v : acked_values)
+    missing += times_read.contains(v) ? 0 : 1;
+  for (const auto& [v, n] : times_read)
+    duplicated += n > 1 ? 1 : 0;
+  EXPECT_EQ(missing, 0u);
+  EXPECT_EQ(duplicated, 0u);
+  EXPECT_EQ(consumed.size(), acked);
+
+  // The last broker restarted leads nothing; a preferred election (forwarded to the controller
+  // by whichever broker is asked) gives every partition back to its first replica.
+  const int32_t asked = 3;
+  elect_leaders_v1 elected = elect_leaders(c, asked, 0, std::nullopt);
+  EXPECT_EQ(elected.error_code, 0);
+  EXPECT_FALSE(elected.results.empty());
+  for (const election_answer& a : elected.results) {
+    EXPECT_EQ(a.error_code, 0) << a.topic << "-" << a.partition << ": " << a.message.value_or("");
+  }
+  for (int32_t node = 1; node <= cluster::size; ++node) {
+    EXPECT_TRUE(wait_until([&] { return led_by_preferred(c, topic, node); }, 10s))
+        << "broker " << node;
+  }
+  // Asked again, there is nothing to do.
+  elect_leaders_v1 again = elect_leaders(
+      c, 1, 0,
+      std::map<std::string, std::vector<int32_t>>{{topic, {0, 1}}, {"no-such-topic", {0}}});
+  EXPECT_EQ(again.error_code, 0);
+  ASSERT_EQ(again.results.size(), 3u);
+  for (const election_answer& a : again.results) {
+    EXPECT_EQ(a.error_code, a.topic == topic ? 84 : 3)  // ELECTION_NOT_NEEDED, UNKNOWN_TOPIC
+        << a.topic << "-" << a.partition;
+  }
+}
+
+TEST_F(Cluster, AutoLeaderRebalanceGivesLeadershipBackAfterARestart) {
+  c_ = std::make_unique<cluster>(config_map{{"leader.imbalance.check.interval.seconds", "1"}});
+  cluster& c = *c_;
+  const std::string topic = "balanced";
+  ASSERT_EQ(c.create_topic(topic, 3, 3, {}, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(c.wait_for_topic(topic, 3, 3));
+  ASSERT_TRUE(wait_until([&] { return led_by_preferred(c, topic, 1); }, 10s));
+  const int32_t restarted = 2;
+  ASSERT_FALSE(led_by(c, topic, restarted, 1).empty());
+  ASSERT_EQ(c.node(restarted).stop(), 0);
+  EXPECT_TRUE(led_by(c, topic, restarted, 1).empty());
+  c.node(restarted).restart();
+  // Once back in the ISR, the controller's next check gives it its partitions back.
+  EXPECT_TRUE(wait_until([&] { return led_by_preferred(c, topic, 1); }, 30s)) << c.logs_tail();
+  EXPECT_TRUE(wait_until([&] { return led_by_preferred(c, topic, restarted); }, 10s));
 }
 
 }  // namespace

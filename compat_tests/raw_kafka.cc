@@ -385,6 +385,27 @@ bytes init_producer_id_request(int16_t version, int32_t correlation_id) {
   return frame_request(22, version, correlation_id, flexible, body.data());
 }
 
+bytes elect_leaders_v1_request(
+    int32_t correlation_id, int8_t election_type,
+    const std::optional<std::map<std::string, std::vector<int32_t>>>& partitions,
+    int32_t timeout_ms) {
+  byte_writer body;
+  body.i8(election_type);
+  if (!partitions) {
+    body.array_length(-1, false);
+  } else {
+    body.array_length(static_cast<int32_t>(partitions->size()), false);
+    for (const auto& [topic, ids] : *partitions) {
+      body.string(topic, false);
+      body.array_length(static_cast<int32_t>(ids.size()), false);
+      for (int32_t id : ids)
+        body.i32(id);
+    }
+  }
+  body.i32(timeout_ms);
+  return frame_request(43, 1, correlation_id, false, body.data());
+}
+
 // ---- Responses -----------------------------------------------------------------------------
 
 api_versions_v0_body parse_api_versions_v0(std::span<const uint8_t> body) {
@@ -671,6 +692,28 @@ describe_cluster_v0 parse_describe_cluster_v0(std::span<const uint8_t> body) {
   r.i32();  // cluster_authorized_operations
   r.skip_tags();
   if (r.remaining() != 0) throw decode_error("DescribeCluster v0 body has trailing bytes");
+  return out;
+}
+
+elect_leaders_v1 parse_elect_leaders_v1(std::span<const uint8_t> body) {
+  byte_reader r(body);
+  elect_leaders_v1 out;
+  r.i32();  // throttle_time_ms
+  out.error_code = r.i16();
+  const int32_t topics = r.array_length(false);
+  for (int32_t t = 0; t < topics; ++t) {
+    const std::string topic = r.string(false).value_or("");
+    const int32_t partitions = r.array_length(false);
+    for (int32_t p = 0; p < partitions; ++p) {
+      election_answer a;
+      a.topic = topic;
+      a.partition = r.i32();
+      a.error_code = r.i16();
+      a.message = r.string(false);
+      out.results.push_back(std::move(a));
+    }
+  }
+  if (r.remaining() != 0) throw decode_error("ElectLeaders v1 body has trailing bytes");
   return out;
 }
 

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -323,6 +324,25 @@ struct init_producer_id_result {
 // InitProducerId response v0-v5 (header v1 from v2: split it with flexible = version >= 2);
 // requires that the body is consumed exactly.
 init_producer_id_result parse_init_producer_id(int16_t version, std::span<const uint8_t> body);
+
+// ElectLeaders v1 (key 43, not flexible): election_type 0 preferred, 1 unclean; `partitions`
+// topic -> partition ids, nullopt for every partition.
+bytes elect_leaders_v1_request(
+    int32_t correlation_id, int8_t election_type,
+    const std::optional<std::map<std::string, std::vector<int32_t>>>& partitions,
+    int32_t timeout_ms);
+struct election_answer {
+  std::string topic;
+  int32_t partition = -1;
+  int16_t error_code = 0;
+  std::optional<std::string> message;
+};
+struct elect_leaders_v1 {
+  int16_t error_code = 0;
+  std::vector<election_answer> results;
+};
+// ElectLeaders response v1; requires that the body is consumed exactly.
+elect_leaders_v1 parse_elect_leaders_v1(std::span<const uint8_t> body);
 
 // ---- Record batches ------------------------------------------------------------------------
 

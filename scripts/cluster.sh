@@ -8,6 +8,10 @@
 #   scripts/cluster.sh [broker args]   start; extra arguments go to every broker,
 #                                      e.g. --override num.partitions=6
 #   scripts/cluster.sh stop            stop a cluster this script started (from another shell)
+#   scripts/cluster.sh restart N       restart broker N (1-3) of that cluster: a controlled
+#                                      shutdown (SIGTERM), the same command again, then wait
+#                                      until it is back in the ISR of every partition it has;
+#                                      one broker after the other is a rolling restart
 #
 # Safe to run again: packages are installed only when missing, the build is incremental, and the
 # data directories are reused. For a second cluster beside the first (or beside something else on
@@ -74,6 +78,59 @@ if [ "${1:-}" = stop ]; then
   fi
   stop_all
   exit 0
+fi
+
+# Whether kcat's Metadata from broker N's port shows N in the ISR of every partition that has a
+# replica on it.
+back_in_every_isr() {
+  local n=$1 port=${broker_ports[$(($1 - 1))]} listing
+  listing=$(kcat -b "127.0.0.1:$port" -L -m 5 2>/dev/null) || return 1
+  grep -q '^ *3 brokers:' <<<"$listing" || return 1
+  ! grep -E '^ +partition [0-9]+, leader' <<<"$listing" |
+    awk -v n="$n" '{
+      split($0, parts, "replicas: "); split(parts[2], r, ", isrs: ");
+      replicas = "," r[1] ","; isrs = "," r[2] ",";
+      gsub(/ /, "", replicas); gsub(/ /, "", isrs);
+      if (index(replicas, "," n ",") && !index(isrs, "," n ",")) print
+    }' | grep -q .
+}
+
+if [ "${1:-}" = restart ]; then
+  n=${2:-}
+  if [[ ! "$n" =~ ^[123]$ ]]; then
+    echo "usage: scripts/cluster.sh restart 1|2|3" >&2
+    exit 2
+  fi
+  pid=$(live_processes | awk -v role="broker-$n" '$1 == role { print $2 }')
+  if [ -z "$pid" ]; then
+    echo "broker $n of a cluster started by scripts/cluster.sh is not running" >&2
+    exit 1
+  fi
+  mapfile -d '' command </proc/"$pid"/cmdline
+  # The foreground script would take the broker's exit for a crash and stop everything.
+  touch "$data/broker-$n.restarting"
+  trap 'rm -f "$data/broker-$n.restarting"' EXIT
+  echo "broker $n: controlled shutdown (its leaderships move to the other in-sync replicas)"
+  stop_process "broker-$n" "$pid"
+  setsid "${command[@]}" </dev/null >>"$data/broker-$n.log" 2>&1 &
+  new_pid=$!
+  sed -i "s/^broker-$n .*/broker-$n $new_pid/" "$pid_file"
+  rm -f "$data/broker-$n.restarting"
+  echo "broker $n: started again (pid $new_pid); waiting until it is back in every ISR"
+  for _ in $(seq 240); do
+    if back_in_every_isr "$n"; then
+      echo "broker $n: back in the ISR of every partition it has"
+      exit 0
+    fi
+    if ! kill -0 "$new_pid" 2>/dev/null; then
+      echo "broker $n exited; the end of $data/broker-$n.log:" >&2
+      tail -n 20 "$data/broker-$n.log" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+  echo "broker $n is not back in every ISR after 120 s; see $data/broker-$n.log" >&2
+  exit 1
 fi
 
 if [ -n "$(live_processes)" ]; then
@@ -209,7 +266,11 @@ while sleep 1; do
     exit 0
   fi
   while read -r role pid; do
+    # scripts/cluster.sh restart is at work on it.
+    [ -f "$data/$role.restarting" ] && continue
     if ! kill -0 "$pid" 2>/dev/null; then
+      # Restarted meanwhile: the pid file names the new process.
+      grep -q "^$role $pid\$" "$pid_file" || continue
       echo "$role (pid $pid) exited; the end of $data/$role.log:" >&2
       tail -n 20 "$data/$role.log" >&2
       exit 1

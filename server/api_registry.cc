@@ -169,8 +169,12 @@ std::span<const api_handler> registry() {
       entry<wire::describe_log_dirs_request, handle_describe_log_dirs>(0, 5),
       entry<wire::init_producer_id_request, handle_init_producer_id>(0, 5),
       entry<wire::delete_records_request, handle_delete_records>(0, 2),
+      entry<wire::elect_leaders_request, handle_elect_leaders>(0, 2),
       // Between brokers: a partition leader's ISR change, served by the controller.
       entry<wire::alter_partition_request, handle_alter_partition>(2, 3),
+      // Between brokers: a broker's controlled shutdown, served by the controller. From v1: v0's
+      // request header has no client id, and no Sluice broker sends it.
+      entry<wire::controlled_shutdown_request, handle_controlled_shutdown>(1, 3),
   });
   return handlers;
 }

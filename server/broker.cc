@@ -7,9 +7,11 @@
 #include <sstream>
 #include <utility>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "server/cluster/producer_id_blocks.h"
 #include "server/controller_channel.h"
@@ -218,7 +220,13 @@ std::string broker::start() {
     controller_config.default_num_partitions = config_.num_partitions;
     controller_config.default_replication_factor = config_.default_replication_factor;
     controller_config.max_partitions_per_request = static_cast<int32_t>(max_partitions_per_request);
+    controller_config.auto_leader_rebalance = config_.auto_leader_rebalance_enable;
+    controller_config.leader_imbalance_check_interval_ms =
+        config_.leader_imbalance_check_interval_seconds * 1000;
+    controller_config.leader_imbalance_per_broker_percentage =
+        config_.leader_imbalance_per_broker_percentage;
     controller_ = std::make_unique<cluster::controller>(*store_, *member_, controller_config);
+    controller_->start(io_.get_executor());
     channel_ = std::make_unique<controller_channel>(*this, *member_, *controller_);
     replicas_ = std::make_unique<replica_manager>(
         *this, *member_, [channel = channel_.get()](isr_change_request request) {
@@ -481,11 +489,113 @@ void broker::accept(tcp::acceptor& acceptor, size_t listener_index) {
 
 void broker::stop() {
   if (stopping_) return;
+  if (controlled_shutdown_started_) {
+    log_warn("controlled shutdown: asked to stop again: stopping now");
+    if (controlled_shutdown_timer_) controlled_shutdown_timer_->cancel();
+    finish_stop();
+    return;
+  }
+  if (member_ && channel_ && config_.controlled_shutdown_enable) {
+    controlled_shutdown_started_ = true;
+    asio::co_spawn(io_, controlled_shutdown(), [this](const std::exception_ptr& e) {
+      if (e) log_error("controlled shutdown failed; stopping anyway");
+      finish_stop();
+    });
+    return;
+  }
+  finish_stop();
+}
+
+std::vector<std::string> broker::movable_leaderships() const {
+  std::vector<std::string> out;
+  const cluster::metadata_image& image = member_->image();
+  for (const auto& [id, rec] : image.topics()) {
+    for (const auto& [p, state] : image.partitions(id)) {
+      if (state->record.leader != config_.node_id || p < 0 ||
+          static_cast<size_t>(p) >= rec.replicas.size() || rec.replicas[p].size() <= 1) {
+        continue;
+      }
+      out.push_back(rec.name + "-" + std::to_string(p));
+    }
+  }
+  return out;
+}
+
+// Kafka's ZooKeeper-era KafkaServer.controlledShutdown: ask the controller, and ask again after
+// controlled.shutdown.retry.backoff.ms while leaderships remain, at most
+// controlled.shutdown.max.retries times. An attempt that moved everything waits up to the backoff
+// for this broker's state to show it; one that did not waits the backoff before the next. So the
+// whole takes at most retries x (request timeout + backoff).
+asio::awaitable<void> broker::controlled_shutdown() {
+  const int32_t attempts = config_.controlled_shutdown_max_retries;
+  const auto backoff = std::chrono::milliseconds(config_.controlled_shutdown_retry_backoff_ms);
+  log_info("controlled shutdown: moving this broker's leaderships to other in-sync replicas (",
+           attempts, " attempts at most, ", backoff.count(), " ms apart)");
+  // Partitions of one replica cannot move: they are offline until this broker is back.
+  {
+    std::vector<std::string> alone;
+    const cluster::metadata_image& image = member_->image();
+    for (const auto& [id, rec] : image.topics()) {
+      for (const auto& [p, state] : image.partitions(id)) {
+        if (state->record.leader == config_.node_id && p >= 0 &&
+            static_cast<size_t>(p) < rec.replicas.size() && rec.replicas[p].size() == 1) {
+          alone.push_back(rec.name + "-" + std::to_string(p));
+        }
+      }
+    }
+    if (!alone.empty()) {
+      std::string names;
+      for (size_t i = 0; i < alone.size() && i < 10; ++i)
+        names += (i ? ", " : "") + alone[i];
+      if (alone.size() > 10) names += " and " + std::to_string(alone.size() - 10) + " more";
+      log_warn(
+          "controlled shutdown: ", alone.size(),
+          " partition(s) with replication factor 1 go offline until this broker is back: ", names);
+    }
+  }
+  if (std::string problem = co_await member_->begin_controlled_shutdown(); !problem.empty()) {
+    log_warn("controlled shutdown: could not mark the registration: ", problem);
+  }
+  if (stopping_) co_return;
+  for (int32_t attempt = 1; attempt <= attempts; ++attempt) {
+    cluster::controlled_shutdown_result r = co_await channel_->controlled_shutdown();
+    if (stopping_) co_return;
+    if (r.error == wire::error_code::none && r.remaining.empty()) {
+      // Every move is written: wait until this broker's own state shows them.
+      std::function<bool()> moved = [this] { return movable_leaderships().empty(); };
+      co_await member_->wait_until(std::move(moved), backoff);
+      if (stopping_) co_return;
+      if (std::vector<std::string> left = movable_leaderships(); left.empty()) {
+        log_info(
+            "controlled shutdown: this broker leads no partition of several replicas (attempt ",
+            attempt, ")");
+        co_return;
+      }
+    }
+    const size_t left = movable_leaderships().size();
+    if (attempt == attempts) {
+      log_warn("controlled shutdown: gave up after ", attempts, " attempts: still leads ", left,
+               " partition(s) (last answer ", wire::error_name(r.error),
+               r.message.empty() ? "" : ": ", r.message, "); stopping");
+      co_return;
+    }
+    log_info("controlled shutdown: attempt ", attempt, " left ", left, " leadership(s) (",
+             wire::error_name(r.error), "); again in ", backoff.count(), " ms");
+    controlled_shutdown_timer_.emplace(io_, backoff);
+    co_await controlled_shutdown_timer_->async_wait(asio::as_tuple(asio::use_awaitable));
+    if (stopping_) co_return;
+  }
+}
+
+void broker::finish_stop() {
+  if (stopping_) return;
   stopping_ = true;
   log_info("shutting down: no new connections, answering in-flight requests");
   // The registration goes now rather than a session timeout later; the io_context runs until the
   // revocation is answered (or the store's request timeout).
   if (replicas_) replicas_->stop();
+  if (controller_) controller_->stop();
+  if (channel_) channel_->close();
   if (member_) member_->leave([] {});
   if (checkpoint_timer_) checkpoint_timer_->cancel();
   if (recovery_point_timer_) recovery_point_timer_->cancel();

@@ -57,7 +57,9 @@ class broker {
   // Loads the data directory and binds the listeners. Returns an error message (for exit 2).
   std::string start();
   // Stops accepting, answers in-flight requests, wakes parked fetches, then closes everything
-  // within shutdown_grace_ms. The io_context runs out of work when done.
+  // within shutdown_grace_ms. The io_context runs out of work when done. In a cluster with
+  // controlled.shutdown.enable, a controlled shutdown comes first (its leaderships move to other
+  // replicas, bounded by controlled.shutdown.max.retries); a second call skips what is left of it.
   void stop();
   // After the io_context stopped: flush, checkpoint, mark the clean shutdown.
   void close_storage();
@@ -118,6 +120,10 @@ class broker {
                              std::function<void(std::error_code)> done);
 
   void on_session_closed(uint64_t id);
+  boost::asio::awaitable<void> controlled_shutdown();
+  // The partitions of more than one replica that the cluster state says this broker leads.
+  std::vector<std::string> movable_leaderships() const;
+  void finish_stop();
 
  private:
   // Accepts connections for config_.listeners[listener_index].
@@ -158,6 +164,8 @@ class broker {
   std::map<uint64_t, std::weak_ptr<session>> sessions_;
   uint64_t next_session_id_ = 1;
   bool stopping_ = false;
+  bool controlled_shutdown_started_ = false;
+  std::optional<boost::asio::steady_timer> controlled_shutdown_timer_;
   std::optional<boost::asio::steady_timer> grace_timer_;
   std::optional<boost::asio::steady_timer> checkpoint_timer_;
   std::optional<boost::asio::steady_timer> recovery_point_timer_;

@@ -591,6 +591,38 @@ const std::vector<key_spec>& key_table() {
        [](broker_config& c, std::string_view v) {
          return parse_int<int64_t>(v, 0, c.replica_fetch_backoff_ms);
        }},
+      {"controlled.shutdown.enable", "", "true",
+       "on SIGTERM, ask the controller to move this broker's leaderships away before stopping "
+       "(in a cluster)",
+       [](broker_config& c, std::string_view v) {
+         return parse_bool(v, c.controlled_shutdown_enable);
+       }},
+      {"controlled.shutdown.max.retries", "", "3",
+       "how many times a stopping broker asks again while it still leads partitions; it then "
+       "stops anyway",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 0, c.controlled_shutdown_max_retries);
+       }},
+      {"controlled.shutdown.retry.backoff.ms", "", "5000",
+       "the wait between a stopping broker's requests to move its leaderships",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, 0, c.controlled_shutdown_retry_backoff_ms);
+       }},
+      {"auto.leader.rebalance.enable", "", "true",
+       "the controller gives leaderships back to their preferred replicas (in a cluster)",
+       [](broker_config& c, std::string_view v) {
+         return parse_bool(v, c.auto_leader_rebalance_enable);
+       }},
+      {"leader.imbalance.check.interval.seconds", "", "300",
+       "how often the controller checks whether leaderships should go back to preferred replicas",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, 1, c.leader_imbalance_check_interval_seconds);
+       }},
+      {"leader.imbalance.per.broker.percentage", "", "10",
+       "the share of a broker's preferred partitions led elsewhere above which they go back",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 0, c.leader_imbalance_per_broker_percentage);
+       }},
       {"replica.high.watermark.checkpoint.interval.ms", "", "5000",
        "how often the checkpoint files (recovery points, log start offsets, high watermarks) are "
        "written",

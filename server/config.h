@@ -62,6 +62,13 @@ struct broker_config {
   int32_t replica_fetch_max_bytes = 1048576;
   int32_t replica_fetch_response_max_bytes = 10485760;
   int64_t replica_fetch_backoff_ms = 1000;
+  // Controlled shutdown and leader balance, in a cluster (Kafka's keys and defaults).
+  bool controlled_shutdown_enable = true;
+  int32_t controlled_shutdown_max_retries = 3;
+  int64_t controlled_shutdown_retry_backoff_ms = 5000;
+  bool auto_leader_rebalance_enable = true;
+  int64_t leader_imbalance_check_interval_seconds = 300;
+  int32_t leader_imbalance_per_broker_percentage = 10;
   std::filesystem::path log_dir = "./data";
   int32_t num_partitions = 1;
   bool auto_create_topics_enable = true;

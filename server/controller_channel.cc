@@ -15,7 +15,13 @@ controller_channel::controller_channel(broker& b, cluster::cluster_member& membe
 
 controller_channel::~controller_channel() = default;
 
+void controller_channel::close() {
+  if (client_) client_->close();
+  closed_ = true;
+}
+
 cluster::broker_client* controller_channel::to_controller() {
+  if (closed_) return nullptr;
   const auto& elected = member_.image().controller();
   const int32_t id = elected ? elected->node_id : -1;
   if (id < 0 || id == broker_.config().node_id) {
@@ -88,6 +94,29 @@ boost::asio::awaitable<isr_change_result> controller_channel::alter_partition(
     out.partition_epoch = epoch;
   }
   out.error = error;
+  co_return out;
+}
+
+boost::asio::awaitable<cluster::controlled_shutdown_result>
+controller_channel::controlled_shutdown() {
+  cluster::controlled_shutdown_request request;
+  request.broker_id = broker_.config().node_id;
+  request.broker_epoch = member_.broker_epoch();
+  if (member_.is_controller()) co_return co_await local_.controlled_shutdown(request);
+  cluster::controlled_shutdown_result out;
+  wire::controlled_shutdown_request wire_request;
+  wire_request.broker_id = request.broker_id;
+  wire_request.broker_epoch = request.broker_epoch;
+  cluster::broker_response<wire::controlled_shutdown_response> answer =
+      co_await forward(wire_request, 3);
+  if (answer.error) {
+    out.error = wire::error_code::not_controller;
+    out.message = "No controller could be reached: " + answer.error.message();
+    co_return out;
+  }
+  out.error = static_cast<wire::error_code>(answer.body.error_code);
+  for (const auto& p : answer.body.remaining_partitions)
+    out.remaining.emplace_back(p.topic_name, p.partition_index);
   co_return out;
 }
 

@@ -1,9 +1,10 @@
 #pragma once
 // How a broker reaches the cluster's controller: directly when it is the controller itself, else
 // over the controller broker's inter-broker listener with Kafka's own requests: AlterPartition
-// (key 56) for a leader's ISR change, and the admin requests a client sent here, forwarded as
-// Kafka forwards them to its controller (KIP-590; without the Envelope, since Sluice has no
-// principals to carry: the request goes as the client sent it, and the answer comes back as is).
+// (key 56) for a leader's ISR change, ControlledShutdown (key 7) for its own, and the admin
+// requests a client sent here, forwarded as Kafka forwards them to its controller (KIP-590; without
+// the Envelope, since Sluice has no principals to carry: the request goes as the client sent it,
+// and the answer comes back as is).
 //
 // The connection follows the controller: a new one is made when the cluster state names another.
 // No controller elected, or none reachable: NOT_CONTROLLER, which clients and leaders retry.
@@ -29,10 +30,16 @@ class controller_channel {
   ~controller_channel();
 
   cluster::controller& local() { return local_; }
+  // Closes the connection to the controller (the broker is stopping): its reads would otherwise
+  // keep the io_context running.
+  void close();
   bool local_is_controller() const { return member_.is_controller(); }
 
   // A leader's ISR change, to the controller wherever it is.
   boost::asio::awaitable<isr_change_result> alter_partition(isr_change_request request);
+  // This broker's controlled shutdown (ControlledShutdown, key 7, v3), to the controller
+  // wherever it is: the partitions it still leads, or the error.
+  boost::asio::awaitable<cluster::controlled_shutdown_result> controlled_shutdown();
 
   // Sends `request` to the controller as a client would, and awaits its answer. `error` is set
   // (the body left default) when no controller is elected or it cannot be reached.
@@ -56,6 +63,7 @@ class controller_channel {
   cluster::cluster_member& member_;
   cluster::controller& local_;
   int32_t connected_to_ = -1;
+  bool closed_ = false;
   std::unique_ptr<cluster::broker_client> client_;
 };
 

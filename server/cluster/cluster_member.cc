@@ -220,11 +220,7 @@ asio::awaitable<std::string> cluster_member::register_broker() {
   keep_alive_ =
       store_.keep_alive(lease_, grant.ttl_seconds, [this](std::error_code ec) { lease_lost(ec); });
 
-  broker_record record;
-  record.node_id = config_.node_id;
-  record.rack = config_.rack;
-  record.listeners = config_.listeners;
-  record.incarnation = incarnation_;
+  const broker_record record = own_record();
   const std::string key = keys::broker(config_.prefix, config_.node_id);
   // A previous incarnation killed without revoking its lease holds the key until the lease
   // expires: one session timeout, plus etcd's expiry sweep (every 500 ms) and a margin.
@@ -396,6 +392,34 @@ void cluster_member::lease_lost(std::error_code ec) {
         changed();
       },
       asio::detached);
+}
+
+broker_record cluster_member::own_record() const {
+  broker_record record;
+  record.node_id = config_.node_id;
+  record.rack = config_.rack;
+  record.listeners = config_.listeners;
+  record.incarnation = incarnation_;
+  record.controlled_shutdown = controlled_shutdown_;
+  return record;
+}
+
+asio::awaitable<std::string> cluster_member::begin_controlled_shutdown() {
+  std::weak_ptr<bool> alive = alive_;
+  controlled_shutdown_ = true;
+  if (broker_epoch_ == 0) co_return std::string("this broker is not registered");
+  // Only over this broker's own registration: the key's create_revision is the broker epoch.
+  const std::string key = keys::broker(config_.prefix, config_.node_id);
+  coordination::txn_request put;
+  put.compares.push_back(compare::create_revision(key, compare_op::equal, broker_epoch_));
+  put.success.push_back(operation::put(key, encode(own_record()), lease_));
+  coordination::txn_result r = co_await store_.txn(std::move(put));
+  if (!alive.lock()) co_return std::string("the broker is stopping");
+  if (r.error) co_return "the metadata store did not take the mark: " + r.error.message();
+  if (!r.succeeded) co_return std::string("the registration changed under this broker");
+  log_info("broker ", config_.node_id,
+           ": registration marked in controlled shutdown (broker epoch ", broker_epoch_, ")");
+  co_return std::string{};
 }
 
 void cluster_member::leave(std::function<void()> done) {

@@ -92,6 +92,10 @@ class cluster_member {
   // waits for its own state to show it, when the answer does not say what was written.
   boost::asio::awaitable<bool> catch_up_with_topic(std::string name,
                                                    std::chrono::milliseconds timeout);
+  // Marks this broker's registration as in controlled shutdown (broker_record), which makes the
+  // controller count it ineligible to lead or join an ISR. "" once written, else why not. A
+  // registration made again after a lost lease keeps the mark.
+  boost::asio::awaitable<std::string> begin_controlled_shutdown();
 
  private:
   struct listeners_list;
@@ -105,9 +109,12 @@ class cluster_member {
   void changed();
   void after(int64_t ms, std::function<void()> fn);
 
+  broker_record own_record() const;
+
   boost::asio::io_context& io_;
   coordination::metadata_store& store_;
   cluster_member_config config_;
+  bool controlled_shutdown_ = false;
   metadata_image image_;
   std::string incarnation_;
   int64_t lease_ = 0;

@@ -12,6 +12,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "server/cluster/controller_internal.h"
 #include "server/logging.h"
 #include "server/topics.h"
 #include "storage/checkpoint.h"
@@ -24,72 +25,15 @@ using coordination::compare_op;
 using coordination::key_value;
 using coordination::operation;
 using coordination::store_errc;
+using internal::format_ids;
+using internal::not_controller_message;
+using internal::stopped;
 using wire::error_code;
-
-// Operations waiting for their turn, oldest first. A waiter sleeps on a timer that never expires
-// and is woken by cancelling it; the turn passes straight to it (`busy` stays set), so an
-// operation arriving meanwhile queues behind it instead of slipping in.
-struct controller::queue {
-  class turn {
-   public:
-    explicit turn(std::shared_ptr<queue> q) : q_(std::move(q)) {}
-    turn(turn&& other) noexcept = default;
-    turn& operator=(turn&&) = delete;
-    ~turn() {
-      if (q_) q_->release();
-    }
-
-   private:
-    std::shared_ptr<queue> q_;
-  };
-
-  // Shared with the turns: an operation still in flight when the controller goes releases its
-  // turn into a queue that outlives it.
-  static asio::awaitable<turn> take(std::shared_ptr<queue> q) {
-    if (q->busy) {
-      auto wake = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor,
-                                                       asio::steady_timer::time_point::max());
-      q->waiting.push_back(wake);
-      co_await wake->async_wait(asio::as_tuple(asio::use_awaitable));
-    }
-    q->busy = true;
-    co_return turn(std::move(q));
-  }
-
-  void release() {
-    if (waiting.empty()) {
-      busy = false;
-      return;
-    }
-    std::shared_ptr<asio::steady_timer> next = std::move(waiting.front());
-    waiting.pop_front();
-    next->cancel();
-  }
-
-  // Wakes every waiter; each finds the controller gone and returns.
-  void close() {
-    for (auto& w : waiting)
-      w->cancel();
-    waiting.clear();
-  }
-
-  bool busy = false;
-  std::deque<std::shared_ptr<asio::steady_timer>> waiting;
-};
 
 namespace {
 
-constexpr char not_controller_message[] = "This is not the correct controller for this cluster.";
 constexpr char unknown_topic_message[] = "This server does not host this topic-partition.";
 
-// An operation whose controller went while it waited (the broker is stopping): whatever it
-// did or did not write, it answers NOT_CONTROLLER, never the success its result starts as.
-template <class Result>
-Result stopped(Result result) {
-  result.error = error_code::not_controller;
-  if constexpr (requires { result.message; }) result.message = not_controller_message;
-  return result;
-}
 constexpr char unknown_topic_id_message[] = "This server does not host this topic ID.";
 constexpr char too_many_partitions_message[] =
     "Excessively large number of partitions per request.";
@@ -113,15 +57,6 @@ std::string collision_key(std::string_view name) {
   return key;
 }
 
-std::string format_ids(const std::vector<int32_t>& ids) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < ids.size(); ++i)
-    os << (i ? "," : "") << ids[i];
-  os << ']';
-  return os.str();
-}
-
 std::string cannot_replicate(int64_t replication_factor, size_t brokers) {
   return "The target replication factor of " + std::to_string(replication_factor) +
          " cannot be reached because only " + std::to_string(brokers) +
@@ -139,13 +74,16 @@ controller::controller(coordination::metadata_store& store, cluster_member& memb
 
 controller::~controller() {
   alive_.reset();
+  stop();
   queue_->close();
 }
 
 std::vector<placement_broker> controller::live_brokers() const {
   std::vector<placement_broker> out;
-  for (const auto& [id, b] : member_.image().brokers())
-    out.push_back({id, b.record.rack});
+  // A broker in controlled shutdown gets no new replicas, as KRaft's usable brokers.
+  for (const auto& [id, b] : member_.image().brokers()) {
+    if (!b.record.controlled_shutdown) out.push_back({id, b.record.rack});
+  }
   return out;
 }
 
@@ -1020,16 +958,17 @@ asio::awaitable<alter_partition_result> controller::alter_partition(
     co_return refuse(error_code::invalid_request,
                      "the ISR " + format_ids(request.new_isr) + " does not include the leader");
   }
-  // Only a replica joining the ISR must be registered. Kafka checks every member, but its
-  // controller takes a fenced broker out of every ISR first; nothing does that here yet, and
-  // requiring it would block a leader from shrinking away one dead follower while another
-  // still counts as in sync.
+  // Only a replica joining the ISR must be registered and not in controlled shutdown (which
+  // took it out of every ISR). Kafka checks every member, but its controller takes a fenced
+  // broker out of every ISR first; nothing does that here yet, and requiring it would block a
+  // leader from shrinking away one dead follower while another still counts as in sync.
   for (int32_t id : request.new_isr) {
     const bool joining = std::find(current.isr.begin(), current.isr.end(), id) == current.isr.end();
-    if (joining && image.broker(id) == nullptr) {
-      co_return refuse(error_code::ineligible_replica,
-                       "replica " + std::to_string(id) + " in the new ISR " +
-                           format_ids(request.new_isr) + " is not registered");
+    if (joining && !eligible_leader(id)) {
+      co_return refuse(
+          error_code::ineligible_replica,
+          "replica " + std::to_string(id) + " in the new ISR " + format_ids(request.new_isr) +
+              (image.broker(id) == nullptr ? " is not registered" : " is in controlled shutdown"));
     }
   }
 

@@ -47,7 +47,9 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "server/cluster/cluster_member.h"
 #include "server/cluster/records.h"
@@ -67,6 +69,9 @@ struct controller_config {
   int32_t max_txn_ops = 128;
   // How long an operation waits for the image to show the controller's previous write.
   int64_t catch_up_timeout_ms = 5000;
+  bool auto_leader_rebalance = true;                    // auto.leader.rebalance.enable
+  int64_t leader_imbalance_check_interval_ms = 300000;  // leader.imbalance.check.interval.seconds
+  int32_t leader_imbalance_per_broker_percentage = 10;  // leader.imbalance.per.broker.percentage
 };
 
 struct create_topic_request {
@@ -158,6 +163,44 @@ struct alter_partition_result {
   int64_t partition_epoch = -1;
 };
 
+// ElectLeaders' ElectionType (KIP-460).
+enum class election_type : int8_t { preferred = 0, unclean = 1 };
+
+struct elect_leaders_request {
+  election_type type = election_type::preferred;
+  // Topic name -> partitions. nullopt: every partition of every topic, and then the results
+  // leave out the partitions whose election was not needed, as Kafka's do.
+  std::optional<std::map<std::string, std::vector<int32_t>>> partitions;
+};
+
+struct election_result {
+  std::string topic;
+  int32_t partition = -1;
+  wire::error_code error = wire::error_code::none;
+  std::string message;  // empty when there is none
+};
+
+struct elect_leaders_result {
+  wire::error_code error = wire::error_code::none;  // the request's (NOT_CONTROLLER, ...)
+  std::string message;
+  std::vector<election_result> partitions;
+  // The revision of the last write; 0 when nothing was written.
+  int64_t revision = 0;
+};
+
+struct controlled_shutdown_request {
+  int32_t broker_id = -1;
+  int64_t broker_epoch = -1;
+};
+
+struct controlled_shutdown_result {
+  wire::error_code error = wire::error_code::none;
+  std::string message;
+  // The partitions with more than one replica that the broker still leads.
+  std::vector<std::pair<std::string, int32_t>> remaining;
+  int64_t revision = 0;  // of the last write; 0 when nothing was written
+};
+
 class controller {
  public:
   // Takes the member non-const to be told of image changes (cluster_member::on_change).
@@ -178,6 +221,33 @@ class controller {
   boost::asio::awaitable<alter_topic_configs_result> alter_topic_configs(
       alter_topic_configs_request request);
   boost::asio::awaitable<alter_partition_result> alter_partition(alter_partition_request request);
+
+  // Leadership (controller_leadership.cc). A broker is eligible to lead, or to join an ISR, while
+  // it is registered and not in controlled shutdown (broker_record). A new leader always comes
+  // from the ISR, except in an unclean election, and every leader change bumps the leader epoch.
+  //
+  // ElectLeaders, as Kafka's ReplicationControlManager.electLeaders: a preferred election makes
+  // the first replica leader if it is eligible and in the ISR (else PREFERRED_LEADER_NOT_AVAILABLE;
+  // ELECTION_NOT_NEEDED if it already leads); an unclean one gives a partition whose leader is
+  // gone the first eligible ISR member, or, if none, the first eligible replica with an ISR of
+  // itself (else ELIGIBLE_LEADERS_NOT_AVAILABLE; ELECTION_NOT_NEEDED while its leader lives).
+  boost::asio::awaitable<elect_leaders_result> elect_leaders(elect_leaders_request request);
+  // ControlledShutdown, as Kafka's ZooKeeper-era controller did it: every partition the broker
+  // leads gets the first other eligible ISR member as leader, and the broker leaves every ISR it
+  // is in but does not make empty. Partitions of one replica stay where they are (they go offline
+  // with the broker), and are not among the remaining ones.
+  boost::asio::awaitable<controlled_shutdown_result> controlled_shutdown(
+      controlled_shutdown_request request);
+  // auto.leader.rebalance.enable: a preferred election for the partitions of every broker whose
+  // share of partitions it prefers but does not lead is above
+  // leader.imbalance.per.broker.percentage (Kafka's checkAndTriggerAutoLeaderRebalance). Returns
+  // how many leaders moved.
+  boost::asio::awaitable<size_t> rebalance_leaders();
+  // Runs rebalance_leaders every leader_imbalance_check_interval_ms while this broker is the
+  // controller, if auto_leader_rebalance is on.
+  void start(boost::asio::any_io_executor executor);
+  // Ends what start() began (the broker is stopping).
+  void stop();
 
  private:
   struct queue;
@@ -227,6 +297,22 @@ class controller {
       const topic_plan& plan, int64_t epoch, const std::vector<coordination::compare>& compares,
       std::vector<coordination::operation> final_ops, std::string confirm_key,
       std::string confirm_value);
+  // A partition's new state, decided from the state at partition epoch `based_on`.
+  struct partition_change {
+    wire::uuid topic_id{};
+    int32_t partition = -1;
+    std::string where;  // topic-partition, for the log
+    partition_record record;
+    int64_t based_on = 0;
+  };
+  // Writes the changes, at most max_txn_ops - 1 to a transaction (each compares its partition's
+  // mod_revision), and answers per change: NONE once written, else why not. A transaction that
+  // loses a compare is tried again change by change, so that one moved partition does not hold
+  // back the others. `revision` gets the last write's revision.
+  boost::asio::awaitable<std::vector<wire::error_code>> write_partition_changes(
+      const std::vector<partition_change>& changes, int64_t epoch, int64_t& revision);
+  bool eligible_leader(int32_t broker_id) const;
+
   // Erases partition keys no topic record accounts for (see the top of this file).
   boost::asio::awaitable<void> sweep_orphans(int64_t epoch);
 
@@ -249,6 +335,7 @@ class controller {
   // The controller epoch whose orphans were swept; a failed multi-transaction write resets it.
   int64_t swept_epoch_ = 0;
   std::mt19937 random_{std::random_device{}()};
+  std::shared_ptr<boost::asio::steady_timer> rebalance_timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -166,6 +166,7 @@ std::string encode(const broker_record& r) {
   json::object o{
       {"node_id", r.node_id}, {"listeners", std::move(listeners)}, {"incarnation", r.incarnation}};
   o["rack"] = r.rack ? json::value(*r.rack) : json::value(nullptr);
+  if (r.controlled_shutdown) o["controlled_shutdown"] = true;
   return json::serialize(o);
 }
 
@@ -176,6 +177,11 @@ std::optional<broker_record> decode_broker(std::string_view text, std::string* e
     const json::value& rack = field(o, "rack");
     if (!rack.is_null()) r.rack = as_string(rack, "rack");
     r.incarnation = as_string(field(o, "incarnation"), "incarnation");
+    // Absent in records of brokers that never began a controlled shutdown.
+    if (const json::value* flag = o.if_contains("controlled_shutdown")) {
+      if (!flag->is_bool()) throw bad_record{"controlled_shutdown is not a boolean"};
+      r.controlled_shutdown = flag->as_bool();
+    }
     for (const auto& [name, ep] : as_object(field(o, "listeners"), "listeners")) {
       const json::object& e = as_object(ep, "a listener");
       int32_t port = as_int32(field(e, "port"), "port");

@@ -68,6 +68,10 @@ struct broker_record {
   // A fresh id per process start: a broker that restarts before its old lease expired is told
   // apart from its previous incarnation.
   std::string incarnation;
+  // Set by the broker itself when it begins a controlled shutdown (KRaft's inControlledShutdown):
+  // the controller then moves its leaderships away and no longer counts it eligible to lead or
+  // to join an ISR. A restart registers anew without it.
+  bool controlled_shutdown = false;
   bool operator==(const broker_record&) const = default;
 };
 

@@ -13,6 +13,8 @@
 #include "wire/generated/alter_partition_response.h"
 #include "wire/generated/api_versions_request.h"
 #include "wire/generated/api_versions_response.h"
+#include "wire/generated/controlled_shutdown_request.h"
+#include "wire/generated/controlled_shutdown_response.h"
 #include "wire/generated/create_partitions_request.h"
 #include "wire/generated/create_partitions_response.h"
 #include "wire/generated/create_topics_request.h"
@@ -33,6 +35,8 @@
 #include "wire/generated/describe_log_dirs_response.h"
 #include "wire/generated/describe_topic_partitions_request.h"
 #include "wire/generated/describe_topic_partitions_response.h"
+#include "wire/generated/elect_leaders_request.h"
+#include "wire/generated/elect_leaders_response.h"
 #include "wire/generated/fetch_request.h"
 #include "wire/generated/fetch_response.h"
 #include "wire/generated/find_coordinator_request.h"
@@ -121,6 +125,10 @@ wire::list_offsets_response handle_list_offsets(request_context& ctx,
 // Admin: topics, their configs, the cluster and its log directory (server/topic_config.h).
 boost::asio::awaitable<wire::alter_partition_response> handle_alter_partition(
     request_context& ctx, wire::alter_partition_request& request);
+boost::asio::awaitable<wire::controlled_shutdown_response> handle_controlled_shutdown(
+    request_context& ctx, wire::controlled_shutdown_request& request);
+boost::asio::awaitable<wire::elect_leaders_response> handle_elect_leaders(
+    request_context& ctx, wire::elect_leaders_request& request);
 boost::asio::awaitable<wire::create_topics_response> handle_create_topics(
     request_context& ctx, wire::create_topics_request& request);
 boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(

@@ -3,6 +3,8 @@
 // and a non-controller write nothing; operations queued one behind the other; topics deleted and
 // grown; topic configs replaced; ISR changes accepted and refused; a topic too large for one
 // transaction becomes visible only once complete, and what an interrupted creation left is erased.
+// Leadership: preferred and unclean elections, a controlled shutdown and the automatic return of
+// leaders to their preferred replicas.
 //
 // Broker 1 reaches the store through `network_store`, which yields to the io_context on every
 // call as a real store does (so that concurrent operations could interleave), can make chosen
@@ -1020,6 +1022,181 @@ TEST_F(controller_test, an_unknown_outcome_is_success_only_if_the_write_is_there
   EXPECT_EQ(create_one(topic("lost", 1, 1)).error, error_code::request_timed_out);
   EXPECT_EQ(store_.revision(), before);
   EXPECT_EQ(create_ok(topic("lost", 1, 1)).num_partitions, 1);
+}
+
+// Topic "lead": 0 [1,2,3], 1 [2,3,1], 2 [1,3,2], 3 [3,1,2]; topic "solo": 0 [1]. Each partition
+// is led by its preferred replica.
+class controller_leadership_test : public controller_test {
+ protected:
+  void SetUp() override {
+    controller_test::SetUp();
+    if (HasFatalFailure()) return;
+    create_topic_request request = topic("lead", -1, -1);
+    request.assignments[0] = {1, 2, 3};
+    request.assignments[1] = {2, 3, 1};
+    request.assignments[2] = {1, 3, 2};
+    request.assignments[3] = {3, 1, 2};
+    id_ = create_ok(request).topic_id;
+    create_topic_request solo = topic("solo", -1, -1);
+    solo.assignments[0] = {1};
+    solo_ = create_ok(solo).topic_id;
+    ASSERT_NE(seen_partition(id_, 3), nullptr);
+    ASSERT_NE(seen_partition(solo_, 0), nullptr);
+  }
+  // Writes a partition's state as another controller would have, and waits until broker 1 sees it.
+  void set_partition(int32_t p, partition_record r) {
+    coordination::txn_request put;
+    put.success.push_back(coordination::operation::put(keys::partition(prefix, id_, p), encode(r)));
+    ASSERT_TRUE(run(store_.txn(std::move(put))).succeeded);
+    ASSERT_TRUE(run_until([&] {
+      const partition_state* s = members_[0]->image().partition(id_, p);
+      return s != nullptr && s->record == r;
+    }));
+  }
+  partition_record partition(int32_t p) {
+    std::optional<partition_record> r = stored_partition(id_, p);
+    EXPECT_TRUE(r);
+    return r.value_or(partition_record{});
+  }
+  elect_leaders_result elect(election_type type,
+                             std::optional<std::map<std::string, std::vector<int32_t>>> which) {
+    elect_leaders_request r;
+    r.type = type;
+    r.partitions = std::move(which);
+    return run(controller_->elect_leaders(std::move(r)));
+  }
+  static error_code error_of(const elect_leaders_result& r, const std::string& topic, int32_t p) {
+    for (const election_result& each : r.partitions) {
+      if (each.topic == topic && each.partition == p) return each.error;
+    }
+    return error_code::unknown_server_error;
+  }
+
+  wire::uuid id_{};
+  wire::uuid solo_{};
+};
+
+TEST_F(controller_leadership_test,
+       a_preferred_election_gives_the_partition_back_to_its_first_replica) {
+  elect_leaders_result none_needed =
+      elect(election_type::preferred, {{{"lead", {0, 2}}, {"solo", {0}}}});
+  ASSERT_EQ(none_needed.error, error_code::none);
+  EXPECT_EQ(error_of(none_needed, "lead", 0), error_code::election_not_needed);
+  EXPECT_EQ(error_of(none_needed, "lead", 2), error_code::election_not_needed);
+  EXPECT_EQ(error_of(none_needed, "solo", 0), error_code::election_not_needed);
+  EXPECT_EQ(none_needed.revision, 0);
+
+  set_partition(0, {2, 1, {1, 2, 3}});
+  set_partition(1, {3, 1, {3, 1}});  // broker 2 is out of the ISR: it cannot lead
+  const int64_t before = store_.revision();
+  elect_leaders_result r =
+      elect(election_type::preferred, {{{"lead", {0, 1, 7}}, {"missing", {0}}}});
+  ASSERT_EQ(r.error, error_code::none);
+  EXPECT_EQ(error_of(r, "lead", 0), error_code::none);
+  EXPECT_EQ(error_of(r, "lead", 1), error_code::preferred_leader_not_available);
+  EXPECT_EQ(error_of(r, "lead", 7), error_code::unknown_topic_or_partition);
+  EXPECT_EQ(error_of(r, "missing", 0), error_code::unknown_topic_or_partition);
+  EXPECT_GT(r.revision, before);
+  EXPECT_EQ(partition(0), (partition_record{1, 2, {1, 2, 3}}));
+  EXPECT_EQ(partition(1), (partition_record{3, 1, {3, 1}}));
+
+  // Every partition: only those whose election was needed are answered.
+  elect_leaders_result all = elect(election_type::preferred, std::nullopt);
+  ASSERT_EQ(all.error, error_code::none);
+  ASSERT_EQ(all.partitions.size(), 1u);
+  EXPECT_EQ(all.partitions[0].partition, 1);
+  EXPECT_EQ(all.partitions[0].error, error_code::preferred_leader_not_available);
+}
+
+TEST_F(controller_leadership_test, an_unclean_election_needs_a_gone_leader_and_prefers_the_isr) {
+  set_partition(0, {3, 4, {3, 2}});
+  set_partition(3, {3, 2, {3}});
+  bool left = false;
+  members_[2]->leave([&] { left = true; });
+  ASSERT_TRUE(run_until([&] { return left && members_[0]->image().broker(3) == nullptr; }));
+
+  elect_leaders_result r = elect(election_type::unclean, {{{"lead", {0, 1, 3}}}});
+  ASSERT_EQ(r.error, error_code::none);
+  EXPECT_EQ(error_of(r, "lead", 1), error_code::election_not_needed);  // broker 2 lives
+  EXPECT_EQ(error_of(r, "lead", 0), error_code::none);
+  EXPECT_EQ(error_of(r, "lead", 3), error_code::none);
+  // An in-sync replica first; the gone leader leaves the ISR.
+  EXPECT_EQ(partition(0), (partition_record{2, 5, {2}}));
+  // No in-sync replica left: the first live replica, alone in the ISR.
+  EXPECT_EQ(partition(3), (partition_record{1, 3, {1}}));
+
+  // Broker 3 is gone: it cannot take back the partition it prefers.
+  elect_leaders_result preferred = elect(election_type::preferred, {{{"lead", {3}}}});
+  EXPECT_EQ(error_of(preferred, "lead", 3), error_code::preferred_leader_not_available);
+}
+
+TEST_F(controller_leadership_test, a_controlled_shutdown_moves_leaders_and_leaves_the_isrs) {
+  set_partition(3, {3, 0, {3, 2}});  // broker 1 is not in this ISR: untouched
+  const int64_t before = store_.revision();
+  EXPECT_EQ(run(controller_->controlled_shutdown({1, broker_epoch(1) - 1})).error,
+            error_code::stale_broker_epoch);
+  EXPECT_EQ(store_.revision(), before);
+
+  ASSERT_EQ(run(members_[0]->begin_controlled_shutdown()), "");
+  ASSERT_TRUE(run_until([&] {
+    const live_broker* b = members_[0]->image().broker(1);
+    return b != nullptr && b->record.controlled_shutdown;
+  }));
+  controlled_shutdown_result r = run(controller_->controlled_shutdown({1, broker_epoch(1)}));
+  ASSERT_EQ(r.error, error_code::none) << r.message;
+  EXPECT_TRUE(r.remaining.empty());  // solo-0 has one replica: it stays and is not counted
+  EXPECT_EQ(partition(0), (partition_record{2, 1, {2, 3}}));
+  EXPECT_EQ(partition(1), (partition_record{2, 0, {2, 3}}));  // same leader, same epoch
+  EXPECT_EQ(partition(2), (partition_record{3, 1, {3, 2}}));  // the first other ISR member
+  EXPECT_EQ(partition(3), (partition_record{3, 0, {3, 2}}));
+  std::optional<partition_record> solo = stored_partition(solo_, 0);
+  ASSERT_TRUE(solo);
+  EXPECT_EQ(*solo, (partition_record{1, 0, {1}}));
+
+  // In controlled shutdown, broker 1 may neither rejoin an ISR nor lead, nor get new replicas.
+  const partition_state* state = nullptr;
+  ASSERT_TRUE(run_until([&] {
+    state = members_[0]->image().partition(id_, 0);
+    return state != nullptr && state->record.leader == 2;
+  }));
+  alter_partition_request rejoin;
+  rejoin.broker_id = 2;
+  rejoin.broker_epoch = broker_epoch(2);
+  rejoin.topic_id = id_;
+  rejoin.partition = 0;
+  rejoin.leader_epoch = 1;
+  rejoin.new_isr = {2, 3, 1};
+  rejoin.partition_epoch = state->partition_epoch;
+  EXPECT_EQ(run(controller_->alter_partition(rejoin)).error, error_code::ineligible_replica);
+  EXPECT_EQ(error_of(elect(election_type::preferred, {{{"lead", {0}}}}), "lead", 0),
+            error_code::preferred_leader_not_available);
+  EXPECT_EQ(create_one(topic("wide", 1, 3)).error, error_code::invalid_replication_factor);
+}
+
+TEST_F(controller_leadership_test, a_leadership_with_no_other_in_sync_replica_remains) {
+  set_partition(0, {1, 0, {1}});
+  controlled_shutdown_result r = run(controller_->controlled_shutdown({1, broker_epoch(1)}));
+  ASSERT_EQ(r.error, error_code::none);
+  ASSERT_EQ(r.remaining.size(), 1u);
+  EXPECT_EQ(r.remaining[0], (std::pair<std::string, int32_t>{"lead", 0}));
+  EXPECT_EQ(partition(0), (partition_record{1, 0, {1}}));
+}
+
+TEST_F(controller_leadership_test, leaders_go_back_to_a_broker_that_prefers_too_many_it_lost) {
+  set_partition(0, {2, 1, {1, 2, 3}});
+  EXPECT_EQ(run(controller_->rebalance_leaders()), 1u);
+  EXPECT_EQ(partition(0), (partition_record{1, 2, {1, 2, 3}}));
+  ASSERT_TRUE(
+      run_until([&] { return members_[0]->image().partition(id_, 0)->record.leader == 1; }));
+  EXPECT_EQ(run(controller_->rebalance_leaders()), 0u);
+
+  // Within leader.imbalance.per.broker.percentage nothing moves: broker 1 prefers 3 partitions
+  // (lead-0, lead-2, solo-0) and has lost one of them, 33%.
+  controller_config tolerant = settings_;
+  tolerant.leader_imbalance_per_broker_percentage = 34;
+  controller patient(network_, *members_[0], tolerant);
+  set_partition(0, {2, 3, {1, 2, 3}});
+  EXPECT_EQ(run(patient.rebalance_leaders()), 0u);
 }
 
 }  // namespace

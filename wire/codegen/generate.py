@@ -911,14 +911,11 @@ constexpr std::array<api_spec, {count}> specs{{{{
 {rows}
 }}}};
 
-// ControlledShutdown is not in wire/schema (no client sends it) but fixes the header rule: v0 used
-// request header v0, and it became flexible at v3.
+// ControlledShutdown v0 predates the client id in the request header (header v0).
 constexpr int16_t controlled_shutdown_key = 7;
-constexpr int16_t controlled_shutdown_flexible_from = 3;
 constexpr int16_t api_versions_key = 18;
 
 bool is_flexible(int16_t api_key, int16_t api_version) {{
-  if (api_key == controlled_shutdown_key) return api_version >= controlled_shutdown_flexible_from;
   const api_spec* s = find_api_spec(api_key);
   return s != nullptr && api_version >= s->flexible_from;
 }}
