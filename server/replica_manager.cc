@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -122,7 +123,11 @@ void replica_manager::reconcile() {
         if (!creating_.contains(tp)) missing.push_back(index);
         continue;
       }
-      if (const cluster::partition_state* state = image.partition(id, index)) {
+      if (truncating_.contains(tp)) {
+        // Its log is being cut: the replica neither leads nor follows another leader from a
+        // log whose end is not known yet. truncate() reconciles again when the cut is done.
+        role_deferred_ = true;
+      } else if (const cluster::partition_state* state = image.partition(id, index)) {
         apply_role(*t, *p, rec.replicas[i], *state, to_fetch);
       }
       if (following_.contains(tp)) followed_now.insert(tp);
@@ -300,19 +305,23 @@ asio::awaitable<std::error_code> replica_manager::append(cluster::topic_partitio
     if (rest.empty()) {
       // A follower's high watermark is the leader's, as far as its own log reaches.
       p->log().set_high_watermark(std::min(leader_high_watermark, p->log_end_offset()));
+      std::error_code ec;
       if (leader_log_start_offset > p->log_start_offset()) {
         int64_t new_start = 0;
-        if (std::error_code ec =
-                p->log().follow_leader_log_start(leader_log_start_offset, new_start)) {
+        ec = p->log().follow_leader_log_start(leader_log_start_offset, new_start);
+        if (ec && ec != storage::errc::roll_in_progress) {
           log_warn("partition ", p->tp().topic, "-", p->index(),
                    ": cannot follow the leader's log start ", leader_log_start_offset, ": ",
                    ec.message());
         }
       }
-      co_return std::error_code{};
+      // roll_in_progress: the log is being truncated; the start moves once that is done, as an
+      // append would wait for it.
+      if (ec != storage::errc::roll_in_progress) co_return std::error_code{};
     }
     storage::append_info info;
-    std::error_code ec = p->log().append_replicated(rest, info);
+    std::error_code ec = rest.empty() ? make_error_code(storage::errc::roll_in_progress)
+                                      : p->log().append_replicated(rest, info);
     if (ec == storage::errc::roll_in_progress) {
       completion_latch rolled(broker_.executor());
       p->log().when_writable([ticket = rolled.add()] { ticket.done(); });
@@ -337,15 +346,26 @@ asio::awaitable<std::error_code> replica_manager::truncate(cluster::topic_partit
   std::shared_ptr<partition> p = find(tp);
   if (!p || p->is_leader() || p->deleted()) co_return storage::errc::log_closed;
   const int64_t before = p->log_end_offset();
-  // Blocking on the io thread: rare (after a leader change whose new leader lacks our tail) and
-  // short (ftruncate of the segments above the offset), but a disk call all the same; moving it
-  // to the disk executor is on the list in docs/DESIGN.md.
-  std::error_code ec = p->log().truncate_to(offset);
-  std::string outcome = ec ? ": " + ec.message() : std::string();
+  std::weak_ptr<bool> alive = alive_;
+  // The file work is a job of the log's disk queue (storage::log::truncate_to), during which
+  // appends wait as for a roll. As for reset_to, the partition stays followed and this fetcher
+  // sends nothing for it until the answer; its role waits too (reconcile skips it).
+  truncating_.insert(tp);
+  completion_latch truncated(broker_.executor());
+  auto ec = std::make_shared<std::error_code>();
+  p->log().truncate_to(offset, [ticket = truncated.add(), ec](std::error_code e) {
+    *ec = e;
+    ticket.done();
+  });
+  co_await truncated.wait();
+  if (!alive.lock()) co_return storage::errc::log_closed;
+  truncating_.erase(tp);
+  std::string outcome = *ec ? ": " + ec->message() : std::string();
   log_info("partition ", p->tp().topic, "-", p->index(), ": truncated from ", before, " to ",
            p->log_end_offset(), " (diverged from broker ", p->leader_id(), " at epoch ",
            p->leader_epoch(), ")", outcome);
-  co_return ec;
+  if (std::exchange(role_deferred_, false)) reconcile();
+  co_return *ec;
 }
 
 asio::awaitable<std::error_code> replica_manager::reset_to(cluster::topic_partition_id tp,

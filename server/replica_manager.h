@@ -115,6 +115,10 @@ class replica_manager final : public cluster::replica_sink {
   std::set<cluster::topic_partition_id> creating_;
   std::set<std::string, std::less<>> removing_;
   std::map<cluster::topic_partition_id, followed> following_;
+  // Followed partitions whose log is being truncated: reconcile leaves their role as it is, and
+  // notes that it did so in role_deferred_, until truncate() is done.
+  std::set<cluster::topic_partition_id> truncating_;
+  bool role_deferred_ = false;
   std::map<int32_t, std::unique_ptr<cluster::replica_fetcher>> fetchers_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -106,6 +106,17 @@ std::error_code index_file::truncate(int64_t size) {
   return fs_.sync(fd.fd(), path_);
 }
 
+std::error_code index_file::replace(std::span<const uint8_t> content) {
+  if (auto ec = replace_file(
+          fs_, path_,
+          std::string_view(reinterpret_cast<const char*>(content.data()), content.size()),
+          /*sync_parent=*/false)) {
+    return ec;
+  }
+  empty_on_next_write_ = false;
+  return {};
+}
+
 // ---- offset index ----
 
 bool offset_index::load(int64_t log_size, std::error_code& ec) {
@@ -236,14 +247,29 @@ std::error_code offset_index::flush_entries() {
   return take_write().run(file_.fs(), /*durable=*/true);
 }
 
-std::error_code offset_index::truncate_to(int64_t offset) {
+void offset_index::drop_from(int64_t offset) {
   unmap();
   int64_t rel = offset - base_;
   auto it = std::lower_bound(entries_.begin(), entries_.end(), rel,
                              [](const entry_t& e, int64_t r) { return e.relative_offset < r; });
   entries_.erase(it, entries_.end());
   on_disk_ = std::min(on_disk_, entries_.size());
+}
+
+std::error_code offset_index::truncate_to(int64_t offset) {
+  drop_from(offset);
   return file_.truncate(static_cast<int64_t>(on_disk_) * entry_size);
+}
+
+std::error_code offset_index::truncate_by_replacing(int64_t offset) {
+  drop_from(offset);
+  on_disk_ = 0;
+  index_write all = take_write();
+  if (auto ec = file_.replace(all.bytes)) {
+    on_disk_ = 0;
+    return ec;
+  }
+  return {};
 }
 
 std::error_code offset_index::reset() {
@@ -359,14 +385,29 @@ std::error_code time_index::flush_entries() {
   return take_write().run(file_.fs(), /*durable=*/true);
 }
 
-std::error_code time_index::truncate_to(int64_t offset) {
+void time_index::drop_from(int64_t offset) {
   unmap();
   int64_t rel = offset - base_;
   auto it = std::find_if(entries_.begin(), entries_.end(),
                          [rel](const entry_t& e) { return e.relative_offset >= rel; });
   entries_.erase(it, entries_.end());
   on_disk_ = std::min(on_disk_, entries_.size());
+}
+
+std::error_code time_index::truncate_to(int64_t offset) {
+  drop_from(offset);
   return file_.truncate(static_cast<int64_t>(on_disk_) * entry_size);
+}
+
+std::error_code time_index::truncate_by_replacing(int64_t offset) {
+  drop_from(offset);
+  on_disk_ = 0;
+  index_write all = take_write();
+  if (auto ec = file_.replace(all.bytes)) {
+    on_disk_ = 0;
+    return ec;
+  }
+  return {};
 }
 
 std::error_code time_index::reset() {

@@ -98,6 +98,9 @@ class index_file {
   index_write prepare_append(std::vector<uint8_t> entries_bytes);
   // Cuts the file to `size` bytes and makes that durable.
   std::error_code truncate(int64_t size);
+  // Replaces the file with `content` (replace_file without the directory sync, which is the
+  // caller's): a new inode, so a mapping of the old file stays whole.
+  std::error_code replace(std::span<const uint8_t> content);
   // Treats the file as empty without touching it: the next write truncates it. Saves system calls
   // for the many empty segments found at start.
   void empty_on_next_write() { empty_on_next_write_ = true; }
@@ -156,6 +159,10 @@ class offset_index {
   std::error_code flush_entries();
   // Drops entries with offset >= `offset`, in memory and on disk.
   std::error_code truncate_to(int64_t offset);
+  // The same, but the file is replaced by one holding every entry left (unwritten ones too)
+  // instead of being cut in place, for a copy of the index whose original may still read a
+  // mapping of the file: cut in place, the mapping's pages past the new end would fault (SIGBUS).
+  std::error_code truncate_by_replacing(int64_t offset);
   // Drops every entry and empties the file.
   std::error_code reset();
   // Drops every entry; the file is emptied by the next write.
@@ -171,6 +178,8 @@ class offset_index {
     int32_t relative_offset;
     int32_t position;
   };
+  // Drops entries with offset >= `offset` from memory (a mapping is read into the heap first).
+  void drop_from(int64_t offset);
   // Back to a vector (truncation changes the entries): blocking when mapped pages are cold.
   void unmap();
   int64_t base_;
@@ -214,6 +223,7 @@ class time_index {
   bool has_unwritten() const { return on_disk_ < entries_.size(); }
   std::error_code flush_entries();
   std::error_code truncate_to(int64_t offset);
+  std::error_code truncate_by_replacing(int64_t offset);
   std::error_code reset();
   void reset_lazily() {
     mapping_.reset();
@@ -228,6 +238,7 @@ class time_index {
     int32_t relative_offset;
   };
   void unmap();
+  void drop_from(int64_t offset);
   int64_t base_;
   std::vector<entry_t> entries_;
   std::shared_ptr<const index_mapping> mapping_;

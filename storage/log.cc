@@ -343,6 +343,11 @@ void log::write_leader_epochs_async() {
 
 void log::assign_epoch_start(int32_t epoch) {
   if (closed_ || offline_) return;
+  if (truncating_to_) {
+    // The epoch starts where the truncation leaves the log end.
+    writable_waiters_.push_back([this, epoch] { assign_epoch_start(epoch); });
+    return;
+  }
   if (epochs_.assign(epoch, log_end_offset())) write_leader_epochs_async();
 }
 
@@ -393,11 +398,14 @@ void log::set_topic_id(wire::uuid id, std::error_code& ec) {
 }
 
 int64_t log::log_end_offset() const {
-  return segments_.back()->next_offset();
+  const int64_t end = segments_.back()->next_offset();
+  return truncating_to_ ? std::min(end, *truncating_to_) : end;
 }
 
 void log::set_high_watermark(int64_t hw) {
-  high_watermark_ = std::clamp(hw, log_start_offset(), log_end_offset());
+  // The log end lies below the start only while a truncation restarts the log.
+  high_watermark_ =
+      std::clamp(hw, log_start_offset(), std::max(log_start_offset(), log_end_offset()));
 }
 
 int64_t log::size_bytes() const {
@@ -734,6 +742,13 @@ void log::when_durable(int64_t offset, durability_callback done) {
 }
 
 void log::flush_async(std::function<void()> done) {
+  if (!closed_ && !offline_ && truncating_to_) {
+    // After the truncation, whose job syncs what remains: entries taken for writing now could be
+    // ones it cuts.
+    writable_waiters_.push_back(
+        [this, done = std::move(done)]() mutable { flush_async(std::move(done)); });
+    return;
+  }
   if (closed_ || offline_ ||
       (recovery_point_ >= log_end_offset() && !segments_.back()->has_unwritten_index_entries())) {
     if (done) done();
@@ -760,7 +775,8 @@ void log::flush_async(std::function<void()> done) {
 }
 
 void log::start_sync() {
-  if (sync_in_flight_) return;
+  // A truncation's completion releases (or fails) the waiters itself: its job syncs what remains.
+  if (sync_in_flight_ || truncating_to_) return;
   const int64_t target = log_end_offset();
   if (target <= recovery_point_) return;
   sync_in_flight_ = true;
@@ -890,7 +906,12 @@ std::error_code log::read(int64_t offset, int64_t max_bytes, int64_t max_offset,
           locate(seg, offset, position,
                  mode_at(*segments_[seg],
                          segments_[seg]->skip_ahead(0, segments_[seg]->size(), offset)))) {
-    if (ec != errc::would_block) return ec;
+    if (ec != errc::would_block) {
+      // A truncation job may have cut the file already where the batch holding `offset` began:
+      // that batch goes, and nothing of it is served.
+      if (being_cut(*segments_[seg])) return {};
+      return ec;
+    }
     const segment& s = *segments_[seg];
     int64_t from = s.skip_ahead(0, s.size(), offset);
     return cold_range(s, from, std::min(warm_ahead_bytes, s.size() - from));
@@ -919,6 +940,12 @@ std::error_code log::read(int64_t offset, int64_t max_bytes, int64_t max_offset,
         if (std::error_code ec = s.batch_at(position, b, mode_at(s, position))) {
           if (ec == errc::would_block) {
             return cold_range(s, position, std::min(warm_ahead_bytes, s.size() - position));
+          }
+          if (being_cut(s)) {
+            // The truncation job cut the file here already: the batch holding the cut began
+            // here, and nothing from it on is served.
+            done = true;
+            break;
           }
           log_event("storage: " + name() + ": unreadable batch at byte " +
                     std::to_string(position) + " of " + s.log_path().filename().string() + ": " +
@@ -997,7 +1024,10 @@ void log::warm_async(const cold_data& cold, std::function<void(std::error_code)>
 }
 
 std::optional<std::pair<int64_t, int64_t>> log::timestamp_and_offset_for(int64_t ts) const {
-  if (closed_) return std::nullopt;
+  // While a truncation runs, a segment's files may be shorter than it says (a restart empties
+  // them in place, index mappings included): time look-ups, which only a leader serves, find
+  // nothing.
+  if (closed_ || truncating_to_) return std::nullopt;
   for (const auto& s : segments_) {
     if (s->max_timestamp().timestamp < ts) continue;
     std::optional<timestamp_offset> found;
@@ -1024,7 +1054,8 @@ std::pair<int64_t, int64_t> log::max_timestamp_and_offset() const {
       best = s.get();
     }
   }
-  if (best == nullptr || closed_) return {-1, -1};
+  if (best == nullptr || closed_ || truncating_to_)
+    return {-1, -1};  // see timestamp_and_offset_for
   timestamp_offset r;
   if (std::error_code ec = best->max_timestamp_record(r)) {
     log_event("storage: " + name() + ": max timestamp look-up failed: " + ec.message());
@@ -1082,35 +1113,231 @@ std::error_code log::truncate_fully(int64_t offset) {
   return ec;
 }
 
-std::error_code log::truncate_to(int64_t offset) {
-  if (closed_) return errc::log_closed;
-  if (offset >= log_end_offset()) return {};
-  std::fill(hints_.begin(), hints_.end(), position_hint{});
+// What truncate_to hands its job (step 1) and what the job hands back (step 2).
+struct log::truncation {
+  int64_t offset = 0;  // where to cut: log start <= offset < log end
+  int64_t log_start = 0;
+  int64_t now_ms = 0;
+  int64_t producer_id_expiration_ms = 0;
+  // Detached copies of the segments the producer-state replay reads, oldest first: from the one
+  // holding the newest snapshot at or below `offset` (usually the kept segment's base or the one
+  // before it: a snapshot is taken at every roll) to the one holding `offset`, which the job
+  // cuts and the owner installs.
+  std::vector<std::unique_ptr<segment>> segments;
+  // The base offsets of the segments before those, from the one holding the log start: opened
+  // by path only when that snapshot turns out unusable and the replay starts earlier.
+  std::vector<int64_t> earlier_bases;
+  // The files of the segments above the cut: newest segment first, each .log before its indexes.
+  std::vector<std::filesystem::path> doomed;
+  // The leader epochs; the job writes their checkpoint cut at the new end.
+  std::vector<epoch_entry> epochs;
+
   std::error_code ec;
-  if (offset < log_start_offset_) {
-    ec = truncate_fully(offset);
-  } else {
-    size_t keep = segment_for(offset);
-    bool deleted = keep + 1 < segments_.size();
-    for (size_t i = keep + 1; i < segments_.size(); ++i) {
-      segments_[i]->close();
-      if ((ec = segments_[i]->remove_files())) break;
-    }
-    segments_.resize(keep + 1);
-    if (!ec) ec = segments_.back()->truncate_to(offset);
-    if (!ec && deleted) ec = fs_.sync_dir(dir_);
-    // Whole batches go: the batch holding a log start inside it may have gone too, and with it
-    // every offset at or above the start. Moving the start back would expose deleted records.
-    if (!ec && log_end_offset() < log_start_offset_) ec = truncate_fully(log_start_offset_);
-    if (!ec && epochs_.truncate_from_end(log_end_offset())) {
-      ec = replace_file(fs_, dir_ / leader_epoch_checkpoint_file,
-                        format_leader_epoch_checkpoint(epochs_.entries()));
-    }
-    if (!ec) ec = load_producer_state(wall_clock_ms(), /*after_clean_shutdown=*/false);
+  std::string failed;  // what failed, for the log line
+  int64_t new_end = -1;
+  // Rebuilt for the new end; unset when that lies below the log start.
+  std::optional<producer_state_manager> producers;
+  snapshot_reload_report report;
+};
+
+void log::truncate_to(int64_t offset, std::function<void(std::error_code)> done) {
+  if (closed_) return done(errc::log_closed);
+  if (offline_) return done(errc::log_offline);
+  if (rolling_) {
+    // A roll, restart or truncation in flight changes the segments first; the cut is then made
+    // in what they leave.
+    writable_waiters_.push_back(
+        [this, alive = std::weak_ptr<int>(alive_), offset, done = std::move(done)]() mutable {
+          if (alive.expired()) return done(errc::log_closed);
+          truncate_to(offset, std::move(done));
+        });
+    return;
   }
-  high_watermark_ = std::clamp(high_watermark_, log_start_offset_, log_end_offset());
-  recovery_point_ = std::clamp(recovery_point_, log_start_offset_, log_end_offset());
-  return ec;
+  if (offset >= log_end_offset()) return done({});
+
+  // Step 1, bookkeeping only: from here on appends wait, reads stop below `offset`, and nothing
+  // on this thread touches the files the job works on (see log.h).
+  rolling_ = true;
+  truncating_to_ = offset;
+  std::fill(hints_.begin(), hints_.end(), position_hint{});
+  recovery_point_ = std::min(recovery_point_, offset);
+  if (offset < log_start_offset_) {
+    // Every offset at or above the start goes: the log restarts, empty, at `offset`.
+    restart_at(offset, std::move(done));
+    return;
+  }
+  high_watermark_ = std::min(high_watermark_, offset);
+  auto t = std::make_shared<truncation>();
+  t->offset = offset;
+  t->log_start = log_start_offset_;
+  t->now_ms = wall_clock_ms();
+  t->producer_id_expiration_ms = cfg_.producer_id_expiration_ms;
+  const size_t keep = segment_for(offset);
+  const size_t first = segment_for(log_start_offset_);
+  // Snapshots at or below the log start are not used (truncate_and_reload deletes them).
+  const std::optional<int64_t> snapshot = producers_.newest_snapshot_at_or_below(offset);
+  const size_t first_copied =
+      snapshot && *snapshot > log_start_offset_ ? std::max(first, segment_for(*snapshot)) : first;
+  for (size_t i = first; i < first_copied; ++i)
+    t->earlier_bases.push_back(segments_[i]->base_offset());
+  for (size_t i = first_copied; i <= keep; ++i)
+    t->segments.push_back(segments_[i]->detached_copy());
+  for (size_t i = segments_.size(); i-- > keep + 1;) {
+    for (auto& p : segments_[i]->file_paths())
+      t->doomed.push_back(std::move(p));
+  }
+  t->epochs = epochs_.entries();
+  disk_.submit(
+      queue_, [&fs = fs_, dir = dir_, t] { run_truncation(fs, dir, *t); },
+      [this, alive = std::weak_ptr<int>(alive_), t, done = std::move(done)]() mutable {
+        if (alive.expired()) return done(errc::log_closed);
+        finish_truncation(*t, std::move(done));
+      });
+}
+
+void log::run_truncation(file_system& fs, const std::filesystem::path& dir, truncation& t) {
+  auto fail = [&t](std::string what, std::error_code ec) {
+    t.failed = std::move(what);
+    t.ec = ec;
+  };
+  segment& kept = *t.segments.back();
+  // Where the cut falls: the batch holding `offset` goes whole.
+  int64_t position = 0;
+  segment::batch_info holding;
+  if (std::error_code ec = kept.find(t.offset, 0, position, holding)) {
+    return fail("reading " + kept.log_path().filename().string(), ec);
+  }
+  const int64_t cut_at = position < kept.size() ? holding.base_offset : kept.next_offset();
+  // The epochs first: a crash before the cut then leaves batches newer than the checkpoint,
+  // which load() adds back from them; one after it, never entries past the log end (load()
+  // would keep one starting exactly there as the current epoch).
+  leader_epoch_cache epochs(std::move(t.epochs));
+  if (epochs.truncate_from_end(cut_at)) {
+    if (std::error_code ec = replace_file(fs, dir / leader_epoch_checkpoint_file,
+                                          format_leader_epoch_checkpoint(epochs.entries()))) {
+      return fail("writing " + std::string(leader_epoch_checkpoint_file), ec);
+    }
+  }
+  // Above the cut next, newest segment first: a crash part-way leaves a shorter log, never one
+  // with a gap, which recovery would take for offsets the leader never had.
+  for (const auto& p : t.doomed) {
+    if (std::error_code ec = fs.remove(p)) return fail("deleting " + p.filename().string(), ec);
+  }
+  if (!t.doomed.empty()) {
+    if (std::error_code ec = fs.sync_dir(dir)) return fail("syncing the directory", ec);
+  }
+  if (std::error_code ec = kept.truncate_copy_to(t.offset)) {
+    return fail("cutting " + kept.log_path().filename().string(), ec);
+  }
+  t.new_end = kept.next_offset();
+  if (t.new_end >= t.log_start) {
+    producer_state_manager& producers = t.producers.emplace(fs, dir, t.producer_id_expiration_ms);
+    if (std::error_code ec =
+            producers.truncate_and_reload(t.log_start, t.new_end, t.now_ms, t.report)) {
+      return fail("reloading producer state", ec);
+    }
+    // As load_producer_state: the batches after the snapshot, a batch holding the log start
+    // applied whole.
+    const int64_t from = producers.map_end_offset();
+    auto apply = [&producers](const wire::record_batch& b) { producers.apply(b); };
+    const int64_t copied_from = t.segments.front()->base_offset();
+    for (size_t i = 0; i < t.earlier_bases.size() && from < copied_from; ++i) {
+      const int64_t base = t.earlier_bases[i];
+      const int64_t next = i + 1 < t.earlier_bases.size() ? t.earlier_bases[i + 1] : copied_from;
+      if (next <= from) continue;
+      std::error_code ec;
+      std::unique_ptr<segment> s = segment::open(fs, dir, base, t.now_ms, ec);
+      if (!ec) ec = s->for_each_batch(from, apply);
+      if (ec) return fail("replaying producer state from " + segment_file_name(base, ".log"), ec);
+    }
+    for (const auto& s : t.segments) {
+      if (s->next_offset() <= from) continue;
+      if (std::error_code ec = s->for_each_batch(from, apply)) {
+        return fail("replaying producer state from " + s->log_path().filename().string(), ec);
+      }
+    }
+  }
+  // The renamed index files and the deleted snapshots.
+  if (std::error_code ec = fs.sync_dir(dir)) return fail("syncing the directory", ec);
+}
+
+void log::finish_truncation(truncation& t, std::function<void(std::error_code)> done) {
+  if (closed_) {
+    // Closed or removed meanwhile: its waiters were told already.
+    truncating_to_.reset();
+    rolling_ = false;
+    return done(errc::log_closed);
+  }
+  if (t.ec || offline_) {
+    // Nothing is installed: the job may have stopped part-way (segments above the cut gone, the
+    // kept one cut or not), so what this log holds in memory no longer describes the files. It
+    // serves nothing more until a restart recovers it from them; each step leaves them loadable.
+    if (t.ec)
+      go_offline("truncation to offset " + std::to_string(t.offset) + " (" + t.failed + ")", t.ec);
+    truncating_to_.reset();
+    rolling_ = false;
+    notify_writable();
+    return done(t.ec ? t.ec : make_error_code(errc::log_offline));
+  }
+
+  // Step 3. Retention and log-start moves waited, so the kept segment is where it was.
+  const int64_t old_end = segments_.back()->next_offset();
+  std::unique_ptr<segment> cut = std::move(t.segments.back());
+  const size_t keep = segment_for(cut->base_offset());
+  int64_t bytes = segments_[keep]->size() - cut->size();
+  const size_t deleted = segments_.size() - keep - 1;
+  for (size_t i = keep + 1; i < segments_.size(); ++i) {
+    bytes += segments_[i]->size();
+    // Slices already handed out keep their descriptor (keep_alive).
+    segments_[i]->close();
+  }
+  segments_.resize(keep + 1);
+  segments_[keep] = std::move(cut);
+  std::fill(hints_.begin(), hints_.end(), position_hint{});
+  const int64_t new_end = segments_.back()->next_offset();
+  if (new_end < log_start_offset_) {
+    // Whole batches go, and the one holding the log start went too: every offset at or above the
+    // start is gone, and moving the start back would expose deleted records. The log restarts,
+    // empty, at its start; appends wait on.
+    log_event("storage: " + name() + ": truncation to offset " + std::to_string(t.offset) +
+                  " cut the batch holding log start offset " + std::to_string(log_start_offset_) +
+                  "; the log starts again there",
+              log_level::info);
+    restart_at(log_start_offset_, std::move(done));
+    return;
+  }
+  truncating_to_.reset();
+  for (const auto& d : t.report.discarded) {
+    log_event("storage: " + name() + ": deleted producer snapshot " +
+              producer_snapshot_file_name(d.offset) + ": " + to_string(d.defect));
+  }
+  producers_.replace_state(std::move(*t.producers));
+  epochs_.truncate_from_end(new_end);  // as the job wrote them
+  high_watermark_ = std::clamp(high_watermark_, log_start_offset_, new_end);
+  // The job fdatasynced the cut segment, and each earlier one was synced by its roll's flush, a
+  // job of the same queue: everything that remains is on stable storage.
+  recovery_point_ = std::min(recovery_point_, new_end);
+  advance_recovery_point(new_end);
+  std::vector<durability_waiter> orphans;
+  std::erase_if(durability_waiters_, [&](durability_waiter& w) {
+    if (w.offset <= new_end) return false;
+    orphans.push_back(std::move(w));
+    return true;
+  });
+  for (auto& w : orphans)
+    w.done(errc::log_closed);
+  log_event("storage: " + name() + ": truncated to offset " + std::to_string(t.offset) +
+                ": log end " + std::to_string(old_end) + " -> " + std::to_string(new_end) + ", " +
+                std::to_string(bytes) + " bytes and " + std::to_string(deleted) +
+                " segment(s) deleted",
+            log_level::info);
+  rolling_ = false;
+  notify_writable();
+  done({});
+}
+
+bool log::being_cut(const segment& s) const {
+  return truncating_to_ && &s == segments_[segment_for(*truncating_to_)].get();
 }
 
 void log::start_again_at(int64_t offset, std::function<void(std::error_code)> done) {
@@ -1127,6 +1354,10 @@ void log::start_again_at(int64_t offset, std::function<void(std::error_code)> do
     return;
   }
   rolling_ = true;
+  restart_at(offset, std::move(done));
+}
+
+void log::restart_at(int64_t offset, std::function<void(std::error_code)> done) {
   struct result {
     std::error_code ec;
     std::shared_ptr<file_handle> file;
@@ -1146,6 +1377,7 @@ void log::start_again_at(int64_t offset, std::function<void(std::error_code)> do
 void log::finish_start_again(int64_t offset, std::error_code ec, std::shared_ptr<file_handle> file,
                              std::function<void(std::error_code)> done) {
   rolling_ = false;
+  truncating_to_.reset();
   if (closed_) return done(errc::log_closed);
   if (ec) {
     go_offline("starting the log again at " + std::to_string(offset), ec);
@@ -1153,14 +1385,19 @@ void log::finish_start_again(int64_t offset, std::error_code ec, std::shared_ptr
     return done(ec);
   }
   std::fill(hints_.begin(), hints_.end(), position_hint{});
-  const int64_t old_end = log_end_offset();
-  const size_t count = segments_.size();
+  const int64_t old_end = segments_.back()->next_offset();
+  size_t count = 0;
   int64_t bytes = 0;
   std::vector<std::filesystem::path> doomed;
   for (auto& s : segments_) {
     bytes += s->size();
-    for (auto& p : s->file_paths())
-      doomed.push_back(std::move(p));
+    // A segment already based at `offset` (a truncation below a log start inside the first
+    // segment) had its files emptied by the job: they are the new segment's now.
+    if (s->base_offset() != offset) {
+      ++count;
+      for (auto& p : s->file_paths())
+        doomed.push_back(std::move(p));
+    }
     // Slices already handed out keep their descriptor (keep_alive).
     s->close();
   }
@@ -1193,6 +1430,8 @@ std::error_code log::delete_records_before(int64_t offset, int64_t& new_log_star
                                            std::function<void(std::error_code)> files_deleted) {
   new_log_start = log_start_offset_;
   if (closed_) return errc::log_closed;
+  // The truncation's job rebuilds producer state from this start, and may restart the log at it.
+  if (truncating_to_) return errc::roll_in_progress;
   constexpr int64_t high_watermark_sentinel = -1;  // DeleteRecordsRequest.HIGH_WATERMARK
   if (offset == high_watermark_sentinel) offset = high_watermark_;
   if (offset < 0 || offset > high_watermark_) return errc::offset_out_of_range;
@@ -1210,6 +1449,7 @@ std::error_code log::follow_leader_log_start(int64_t leader_log_start, int64_t& 
     if (files_deleted) files_deleted({});
     return {};
   }
+  if (truncating_to_) return errc::roll_in_progress;  // as delete_records_before
   if (leader_log_start > high_watermark_) return errc::offset_out_of_range;
   if (offline_) return errc::log_offline;
   raise_log_start(leader_log_start, "the leader's log start offset", std::move(files_deleted));
@@ -1229,7 +1469,8 @@ void log::raise_log_start(int64_t offset, std::string_view reason,
 }
 
 size_t log::enforce_retention(int64_t now_ms) {
-  if (closed_ || offline_) return 0;
+  // During a truncation the segments stay as its job was told they are.
+  if (closed_ || offline_ || truncating_to_) return 0;
   // Kafka's deletableSegments: a prefix of the log, never the active segment, and only segments
   // that end at or below the high watermark.
   auto deletable_prefix = [&](auto&& deletable) {
@@ -1343,6 +1584,15 @@ void log::remove_expired_producers(int64_t now_ms) {
 
 void log::close() {
   if (closed_) return;
+  if (truncating_to_) {
+    // A truncation job is still to run (a test's manual executor): the files are its, and a
+    // flush or snapshot now would write what it is about to cut. The next open recovers.
+    log_event("storage: " + name() + ": closed while a truncation is pending");
+    for (auto& s : segments_)
+      s->close();
+    mark_removed();
+    return;
+  }
   segment& active = *segments_.back();
   active.append_final_time_entry();
   std::error_code ec;

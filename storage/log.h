@@ -272,7 +272,8 @@ class log {
   // Syncs everything appended so far and writes the active segment's new index entries (so that
   // a recovery can start near the recovery point), unless there is nothing to do: flush.ms and
   // the broker's periodic flush. The recovery point follows when it completes. `done`, if given,
-  // runs on the owner thread once the flush completed, failed or was not needed.
+  // runs on the owner thread once the flush completed, failed or was not needed. During a
+  // truncation it starts once the truncation is done (whose job syncs what remains).
   void flush_async(std::function<void()> done = {});
   // Offsets appended but not yet known to be on stable storage (Kafka's unflushedMessages).
   int64_t unflushed_messages() const { return log_end_offset() - recovery_point_; }
@@ -314,13 +315,15 @@ class log {
     return epochs_.end_offset_for(epoch, log_end_offset());
   }
   // Kafka's maybeAssignEpochStartOffset, for a replica becoming leader with `epoch`: the epoch
-  // starts at the log end (written only if that changes the entries).
+  // starts at the log end (written only if that changes the entries); during a truncation, at
+  // the end it leaves.
   void assign_epoch_start(int32_t epoch);
 
   // The first offset a consumer may read. It may lie inside the first segment (after
   // DeleteRecords, or a restart with a checkpointed start): the batches below it stay on disk
   // until their whole segment can go, but are never served.
   int64_t log_start_offset() const { return log_start_offset_; }
+  // The offset after the last batch; while a truncation runs, at most the offset it cuts at.
   int64_t log_end_offset() const;
   int64_t high_watermark() const { return high_watermark_; }
   // Clamped to [log_start_offset(), log_end_offset()].
@@ -343,14 +346,43 @@ class log {
   // fsyncs the active segment and its indexes; the recovery point becomes log_end_offset().
   // Blocking (shutdown, tests); the broker uses when_durable() and flush_async().
   std::error_code flush();
-  // Drops every batch with offsets >= `offset` (whole batches: a batch containing `offset` goes
-  // too), deleting later segments; the log end offset becomes the end of what remains. An offset
-  // below log_start_offset() empties the log and restarts it at `offset`, as does a cut that
-  // would leave the log end below the log start. Producer state is reloaded from the newest
-  // snapshot at or below the new end and the log after it replayed. Blocking: a follower's
-  // truncation after a leader change runs it on the io thread, until it becomes a job of this
-  // log's disk queue (see docs/DESIGN.md, "What is not done").
-  std::error_code truncate_to(int64_t offset);
+  // Kafka's truncateTo, for a diverged follower: drops every batch with offsets >= `offset`
+  // (whole batches: a batch containing `offset` goes too) and the segments above it; the log end
+  // becomes the end of what remains. An offset below log_start_offset() empties the log and
+  // restarts it at `offset` (start_again_at's jobs), and so does a cut that leaves the log end
+  // below the log start (then at the log start). An offset at or past the log end changes nothing.
+  //
+  // The file work is one job of this log's disk queue; on the owner's thread there is only
+  // bookkeeping, before and after it:
+  //  1. At the call (after a roll, restart or truncation already in flight, which finish first):
+  //     appends see errc::roll_in_progress until the end (when_writable() calls back then), and
+  //     so do delete_records_before and follow_leader_log_start; retention passes do nothing;
+  //     flushes, group-commit syncs and assign_epoch_start wait. log_end_offset() reads at most
+  //     `offset`, so reads never serve a batch reaching it, and the high watermark and recovery
+  //     point are clamped to it. The job gets detached copies of the segment holding `offset` and
+  //     of those the producer-state replay reads, and the paths of the segments above.
+  //  2. On a disk thread: the cut is found (the offset index, then a header walk); the
+  //     leader-epoch checkpoint is rewritten without the epochs from the new end on; the
+  //     segments above are unlinked (newest first, each .log before its indexes, so a crash
+  //     part-way leaves a log without a gap) and the directory synced; both index files are
+  //     replaced by ones holding the entries below the cut, and the .log ftruncated and
+  //     fdatasynced; producer state is rebuilt into a fresh producer_state_manager from the
+  //     newest snapshot at or below the new end plus the batches after it (snapshots above it
+  //     deleted); the directory is synced.
+  //  3. Back on the owner: the cut segment is installed as the active one (heap index entries),
+  //     with the new producer state and the leader epochs cut at the new end; the high watermark
+  //     is clamped to the new end and the recovery point becomes it (everything below it is
+  //     synced). Durability waiters past it get errc::log_closed (that data is gone). Then
+  //     waiting appends go on, and `done` runs.
+  // A failed job takes the log offline and installs nothing: its files may be half cut, so the
+  // state in memory no longer describes them; a restart recovers the log from the files, which
+  // every step leaves loadable. A log closed or removed meanwhile gets errc::log_closed (the job
+  // still finishes its file work). Slices handed out earlier stay valid (keep_alive), but one
+  // reaching past the cut may now extend past the end of its file (see the README's caveat).
+  //
+  // There is no blocking form: start-up recovery truncates through segment::recover, and the
+  // broker calls this only on its io thread.
+  void truncate_to(int64_t offset, std::function<void(std::error_code)> done);
   // Kafka's truncateFullyAndStartAt for a follower whose whole log lies below the leader's log
   // start: starts the log again, empty, at `offset` (> log_end_offset(), else
   // errc::offset_out_of_range). Disk jobs of this log's queue, as a roll: the new segment's files
@@ -370,7 +402,8 @@ class log {
   // restart once log_manager has checkpointed it. `offset` -1 means the high watermark
   // (DeleteRecordsRequest.HIGH_WATERMARK); otherwise it must be in [0, high_watermark()], else
   // errc::offset_out_of_range. `new_log_start` gets the resulting log start offset (Kafka's low
-  // watermark for a single replica).
+  // watermark for a single replica). While a truncation runs: errc::roll_in_progress, nothing
+  // changed (call again once when_writable() calls back).
   std::error_code delete_records_before(int64_t offset, int64_t& new_log_start,
                                         std::function<void(std::error_code)> files_deleted = {});
   // A follower's way to the leader's log start (Kafka's maybeIncrementLogStartOffset with
@@ -378,7 +411,7 @@ class log {
   // at or below log_start_offset() changes nothing and succeeds (Kafka's -1, "unknown", included,
   // where delete_records_before reads -1 as the high watermark). Above high_watermark() it is
   // errc::offset_out_of_range, as in Kafka: set the high watermark from the same fetch response
-  // first.
+  // first. errc::roll_in_progress while a truncation runs, as delete_records_before.
   std::error_code follow_leader_log_start(int64_t leader_log_start, int64_t& new_log_start,
                                           std::function<void(std::error_code)> files_deleted = {});
 
@@ -390,7 +423,8 @@ class log {
   // Never the active segment, and only segments whose successor starts at or below the high
   // watermark (Kafka's rule: uncommitted data is not retention's to delete). The log start moves
   // to the first remaining segment's base offset. Files are unlinked by a disk job (see README).
-  // Returns the number of segments deleted; logs one line per reason that deleted any.
+  // Returns the number of segments deleted; logs one line per reason that deleted any. Does
+  // nothing while a truncation runs (the next pass does it).
   size_t enforce_retention(int64_t now_ms);
 
   // Forgets idle idempotent producers (producer_id_expiration_ms); for the broker's periodic task
@@ -406,7 +440,9 @@ class log {
   // Adds the final time index entry, fsyncs, writes a producer-state snapshot at the log end and
   // closes the files. Blocking, and only with no job of this log in flight (the broker drains its
   // disk executor first). Idempotent; afterwards append, read, truncate, delete_records_before
-  // fail with errc::log_closed and enforce_retention does nothing.
+  // fail with errc::log_closed and enforce_retention does nothing. Closed while a truncation
+  // job is pending (tests), it writes nothing: the files are the job's, and the next open
+  // recovers from them.
   void close();
   bool closed() const { return closed_; }
   // The log's partition was deleted: like close() without touching the files (they are about to
@@ -419,6 +455,18 @@ class log {
   std::error_code load(const load_state& state);
   // Starts creating the next segment (see append()).
   void start_roll(int64_t now_ms);
+  // truncate_to's job: what the owner hands it and what it hands back (log.cc).
+  struct truncation;
+  // truncate_to step 2, on a disk thread: touches only what `t` holds.
+  static void run_truncation(file_system& fs, const std::filesystem::path& dir, truncation& t);
+  // truncate_to step 3, on the owner's thread.
+  void finish_truncation(truncation& t, std::function<void(std::error_code)> done);
+  // Whether `s` is the segment a truncation in flight is cutting (its file may be shorter than
+  // `s` says).
+  bool being_cut(const segment& s) const;
+  // Empties the log and starts it at `offset` in jobs of this log's queue (start_again_at's
+  // work, and truncation's below the log start); the caller has set rolling_.
+  void restart_at(int64_t offset, std::function<void(std::error_code)> done);
   void finish_roll(int64_t base, int64_t created_ms, std::error_code ec,
                    std::shared_ptr<file_handle> file);
   void start_sync();
@@ -443,6 +491,8 @@ class log {
   // Whether segment.ms says the active segment is due to roll before an append whose largest
   // timestamp is `append_max_timestamp`.
   std::error_code time_to_roll(int64_t append_max_timestamp, int64_t now_ms, bool& due);
+  // Empties the log and restarts it at `offset`. Blocking: load() only (a checkpointed log start
+  // past the recovered log end).
   std::error_code truncate_fully(int64_t offset);
   void finish_start_again(int64_t offset, std::error_code ec, std::shared_ptr<file_handle> file,
                           std::function<void(std::error_code)> done);
@@ -497,7 +547,10 @@ class log {
 
   // Completions of jobs hold a weak reference: one that finds the log gone does nothing.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  // A roll, restart or truncation is changing the segments: appends wait (when_writable).
   bool rolling_ = false;
+  // While a truncation runs: where it cuts (log_end_offset() reads at most this).
+  std::optional<int64_t> truncating_to_;
   std::vector<std::function<void()>> writable_waiters_;
   struct durability_waiter {
     int64_t offset;

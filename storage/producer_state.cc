@@ -328,6 +328,19 @@ std::error_code producer_state_manager::snapshot_offsets(std::vector<int64_t>& o
   return {};
 }
 
+std::optional<int64_t> producer_state_manager::newest_snapshot_at_or_below(int64_t offset) const {
+  auto it = std::upper_bound(snapshots_.begin(), snapshots_.end(), offset);
+  if (it == snapshots_.begin()) return std::nullopt;
+  return *(it - 1);
+}
+
+void producer_state_manager::replace_state(producer_state_manager&& rebuilt) {
+  producers_ = std::move(rebuilt.producers_);
+  map_end_offset_ = rebuilt.map_end_offset_;
+  last_snapshot_offset_ = rebuilt.last_snapshot_offset_;
+  snapshots_ = std::move(rebuilt.snapshots_);
+}
+
 std::error_code producer_state_manager::list_snapshots() {
   return snapshot_offsets(snapshots_);
 }

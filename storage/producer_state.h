@@ -282,6 +282,14 @@ class producer_state_manager {
 
   // Offsets of the .snapshot files in the directory, ascending.
   std::error_code snapshot_offsets(std::vector<int64_t>& out) const;
+  // The newest snapshot this state knows of (written, loaded or listed; none deleted since) at or
+  // below `offset`. From memory: no I/O.
+  std::optional<int64_t> newest_snapshot_at_or_below(int64_t offset) const;
+
+  // Takes the producers, map end offset and snapshot list of `rebuilt`, a state of the same
+  // directory rebuilt elsewhere (a truncation job builds one on a disk thread), keeping this
+  // one's producer.id.expiration.ms.
+  void replace_state(producer_state_manager&& rebuilt);
 
  private:
   std::error_code load_newest_snapshot(int64_t log_start_offset, int64_t now_ms,

@@ -554,12 +554,32 @@ std::error_code segment::truncate_to(int64_t offset) {
   if (position >= size_) return {};
   if (auto ec = offset_index_.truncate_to(offset)) return ec;
   if (auto ec = time_index_.truncate_to(offset)) return ec;
+  return cut_log(position);
+}
+
+std::error_code segment::truncate_copy_to(int64_t offset) {
+  int64_t position = 0;
+  batch_info first;
+  if (auto ec = find(offset, 0, position, first)) return ec;
+  if (position >= size_) return {};
+  // The indexes first, as in truncate_to: fewer entries than the .log has batches is a valid
+  // index, whichever step a crash stops at.
+  if (auto ec = offset_index_.truncate_by_replacing(offset)) return ec;
+  if (auto ec = time_index_.truncate_by_replacing(offset)) return ec;
+  return cut_log(position);
+}
+
+std::error_code segment::cut_log(int64_t position) {
   if (auto ec = fs_.truncate(log_file_->fd(), position, log_path_)) return ec;
   size_ = position;
-  synced_size_ = std::min(synced_size_, size_);
   if (size_ == 0) rolling_base_ts_.reset();
   if (auto ec = fs_.sync(log_file_->fd(), log_path_)) return ec;
+  synced_size_ = size_;  // fdatasync covered everything the file still holds
   return derive_tail_state();
+}
+
+std::unique_ptr<segment> segment::detached_copy() const {
+  return std::unique_ptr<segment>(new segment(*this));
 }
 
 void segment::append_final_time_entry() {

@@ -9,7 +9,8 @@
 // never closes a descriptor a pending sendfile or fsync still uses.
 //
 // Threading: the thread that owns the log. The static create_files() and the `segment_flush` it
-// hands out hold only descriptors, paths and bytes, and run on disk threads.
+// hands out hold only descriptors, paths and bytes, and run on disk threads, as does a
+// detached_copy() handed to a job.
 
 #include <cstdint>
 #include <filesystem>
@@ -165,9 +166,20 @@ class segment {
   // compressed batches.
   std::error_code max_timestamp_record(timestamp_offset& out) const;
 
-  // Drops batches whose last offset is >= `offset` (and their index entries); fsyncs the .log.
-  // Blocking.
+  // Drops batches whose last offset is >= `offset` (and their index entries); fsyncs the .log,
+  // after which all of it counts as synced. Blocking (start-up).
   std::error_code truncate_to(int64_t offset);
+  // The same on a detached_copy(), in a truncation job: the .log is cut in place (its owner's
+  // reads stop below the cut meanwhile), but each index file is replaced by one holding the
+  // entries left, written aside and renamed over it, because the original segment may still
+  // read a mapping of the old file, whose pages past a cut would fault (SIGBUS). The directory
+  // sync that makes the renames durable is the caller's. Blocking.
+  std::error_code truncate_copy_to(int64_t offset);
+  // A copy of this segment's state sharing its .log descriptor and index mappings (heap index
+  // entries are copied), for a disk job to work on: a truncation job cuts the copy, and the owner
+  // installs it in place of this one when the job is done. Whoever holds the copy owns it; the
+  // two never see each other's changes, and the job never touches this one.
+  std::unique_ptr<segment> detached_copy() const;
   // Kafka's onBecomeInactiveSegment: the final time index entry (in memory; a flush writes it).
   void append_final_time_entry();
   // What makes this segment's appends durable so far (see segment_flush); the index entries in it
@@ -204,7 +216,12 @@ class segment {
  private:
   segment(file_system& fs, const std::filesystem::path& dir, int64_t base_offset,
           int64_t created_ms);
+  // For detached_copy() only.
+  segment(const segment&) = default;
+  segment& operator=(const segment&) = delete;
   std::error_code open_file();
+  // Cuts the .log at `position` (a batch boundary), fdatasyncs it and derives the tail state.
+  std::error_code cut_log(int64_t position);
   // Recomputes next offset, max timestamp and bytes since the last index entry from the indexes
   // plus a header scan of the batches after the last offset index entry.
   std::error_code derive_tail_state();

@@ -136,7 +136,8 @@ TEST_F(leader_epoch_log_test, epochs_follow_the_log_start) {
 // segment boundary, inside a segment past its index entries, and with producer state.
 TEST_F(leader_epoch_log_test, a_diverged_follower_truncates_to_the_leaders_epoch_end) {
   auto l = filled();
-  ASSERT_FALSE(l->truncate_to(12));  // the segment boundary between 6-11 and 12-17
+  // The segment boundary between 6-11 and 12-17.
+  ASSERT_FALSE(testing::truncate_through(*l, disk_, 12));
   EXPECT_EQ(l->log_end_offset(), 12);
   EXPECT_EQ(l->segment_count(), 3u);  // as in Kafka, the segment based at 12 stays, emptied
   EXPECT_EQ(std::filesystem::file_size(part() / seg_name(12, ".log")), 0u);
@@ -144,7 +145,8 @@ TEST_F(leader_epoch_log_test, a_diverged_follower_truncates_to_the_leaders_epoch
   EXPECT_EQ(on_disk(), (entries{{0, 0}, {2, 9}}));
   EXPECT_EQ(l->end_offset_for_epoch(2), std::make_pair(2, int64_t{12}));
 
-  ASSERT_FALSE(l->truncate_to(9));  // inside the active segment, where epoch 2 began
+  // Inside the active segment, where epoch 2 began.
+  ASSERT_FALSE(testing::truncate_through(*l, disk_, 9));
   EXPECT_EQ(l->leader_epochs().entries(), (entries{{0, 0}}));
   // The leader's batches of its own epoch follow, and reads find them through the index.
   append(*l, make_batch(3, 2000), 7);
@@ -159,7 +161,7 @@ TEST_F(leader_epoch_log_test, truncation_rewinds_producer_state_and_epochs_toget
   append(*l, make_producer_batch(7, 0, 0, 2), 0);  // 0-1, epoch 0
   append(*l, make_producer_batch(7, 0, 2, 2), 3);  // 2-3, epoch 3
   EXPECT_EQ(l->leader_epochs().entries(), (entries{{0, 0}, {3, 2}}));
-  ASSERT_FALSE(l->truncate_to(2));
+  ASSERT_FALSE(testing::truncate_through(*l, disk_, 2));
   EXPECT_EQ(l->leader_epochs().entries(), (entries{{0, 0}}));
   EXPECT_EQ(l->producer_state().find(7)->last_sequence(), 1);
   append_info again = append(*l, make_producer_batch(7, 0, 2, 2), 4);
@@ -167,7 +169,7 @@ TEST_F(leader_epoch_log_test, truncation_rewinds_producer_state_and_epochs_toget
   EXPECT_EQ(again.base_offset, 2);
   EXPECT_EQ(l->leader_epochs().entries(), (entries{{0, 0}, {4, 2}}));
   // Below the log start: the log restarts empty, and so do its epochs.
-  ASSERT_FALSE(l->truncate_to(0));
+  ASSERT_FALSE(testing::truncate_through(*l, disk_, 0));
   EXPECT_TRUE(l->leader_epochs().empty());
   EXPECT_EQ(on_disk(), entries{});
 }

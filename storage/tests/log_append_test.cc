@@ -330,7 +330,7 @@ TEST_F(log_append_test, truncation_rewinds_producer_state) {
   auto l = open_log();
   append(*l, make_producer_batch(7, 0, 0, 2));  // 0-1
   append(*l, make_producer_batch(7, 0, 2, 2));  // 2-3
-  ASSERT_FALSE(l->truncate_to(2));
+  ASSERT_FALSE(testing::truncate_through(*l, disk_, 2));
   EXPECT_EQ(l->producer_state().map_end_offset(), 2);
   ASSERT_NE(l->producer_state().find(7), nullptr);
   EXPECT_EQ(l->producer_state().find(7)->last_sequence(), 1);
@@ -340,7 +340,7 @@ TEST_F(log_append_test, truncation_rewinds_producer_state) {
   EXPECT_EQ(info.base_offset, 2);
 
   // Truncating below the log start forgets every producer.
-  ASSERT_FALSE(l->truncate_to(0));
+  ASSERT_FALSE(testing::truncate_through(*l, disk_, 0));
   EXPECT_EQ(l->producer_state().producer_count(), 0u);
 }
 

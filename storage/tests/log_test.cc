@@ -275,10 +275,10 @@ TEST_F(log_test, truncation_across_segments_then_append) {
   ASSERT_EQ(l->segment_count(), 3u);
   std::filesystem::path d = dir_ / "t-0";
 
-  ASSERT_FALSE(l->truncate_to(100));  // beyond the end: nothing
+  ASSERT_FALSE(testing::truncate_through(*l, disk_, 100));  // beyond the end: nothing
   EXPECT_EQ(l->log_end_offset(), 18);
 
-  ASSERT_FALSE(l->truncate_to(7));  // inside batch 6-8: that whole batch goes
+  ASSERT_FALSE(testing::truncate_through(*l, disk_, 7));  // inside batch 6-8: that whole batch goes
   EXPECT_EQ(l->log_end_offset(), 6);
   EXPECT_EQ(l->segment_count(), 2u);
   EXPECT_EQ(l->high_watermark(), 6);
@@ -290,7 +290,7 @@ TEST_F(log_test, truncation_across_segments_then_append) {
   EXPECT_EQ(append(*l, make_batch(2, 5000)).base_offset, 6);
   EXPECT_EQ(read_all(*l, 0, 1 << 20, 100), (std::vector<batch_summary>{{0, 2}, {3, 5}, {6, 7}}));
 
-  ASSERT_FALSE(l->truncate_to(1));  // within the first segment
+  ASSERT_FALSE(testing::truncate_through(*l, disk_, 1));  // within the first segment
   EXPECT_EQ(l->log_end_offset(), 0);
   EXPECT_EQ(l->segment_count(), 1u);
   EXPECT_EQ(append(*l, make_batch(1)).base_offset, 0);
@@ -307,7 +307,7 @@ TEST_F(log_test, truncate_below_log_start_restarts_the_log) {
   read_info info;
   EXPECT_EQ(l->read(99, 100, 103, false, info), errc::offset_out_of_range);
 
-  ASSERT_FALSE(l->truncate_to(50));
+  ASSERT_FALSE(testing::truncate_through(*l, disk_, 50));
   EXPECT_EQ(l->log_start_offset(), 50);
   EXPECT_EQ(l->log_end_offset(), 50);
   EXPECT_EQ(l->segment_count(), 1u);
@@ -324,7 +324,8 @@ TEST_F(log_test, slices_outlive_deleted_segments) {
   read_info info;
   ASSERT_FALSE(l->read(3, 1 << 20, 6, false, info));
   ASSERT_EQ(info.slices.size(), 1u);
-  ASSERT_FALSE(l->truncate_to(1));  // deletes the segment the slice points into
+  // Deletes the segment the slice points into.
+  ASSERT_FALSE(testing::truncate_through(*l, disk_, 1));
   EXPECT_FALSE(std::filesystem::exists(dir_ / "t-0" / seg_name(3, ".log")));
   EXPECT_EQ(batches_in(slurp(info)), (std::vector<batch_summary>{{3, 5}}));
 }

@@ -318,7 +318,7 @@ TEST_F(retention_manager_test, a_checkpointed_start_past_the_log_end_restarts_th
     disk_.drain();
     ASSERT_FALSE(m->checkpoint());
     // Lose the tail behind the checkpoint's back, as a crash that cost unflushed data would.
-    ASSERT_FALSE(l->truncate_to(3));
+    ASSERT_FALSE(testing::truncate_through(*l, disk_, 3));
   }
   auto m = manager();
   log* l = m->find({"t", 0});

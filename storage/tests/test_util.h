@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,26 @@ class manual_disk_executor : public disk_executor {
     ++ran_;
     return true;
   }
+  // Runs the next job's work but not its completion, which waits for complete_one(): the window
+  // in which a real executor's completion is still on its way to the owner's thread. False when
+  // there was no job.
+  bool run_work_only() {
+    if (jobs_.empty()) return false;
+    job j = std::move(jobs_.front());
+    jobs_.pop_front();
+    j.work();
+    ++ran_;
+    completions_.push_back(std::move(j.done));
+    return true;
+  }
+  // Runs the oldest completion held back by run_work_only(); false when there was none.
+  bool complete_one() {
+    if (completions_.empty()) return false;
+    std::function<void()> done = std::move(completions_.front());
+    completions_.pop_front();
+    done();
+    return true;
+  }
   // Runs every job, including those that completions submit; returns how many ran.
   size_t drain() {
     size_t n = 0;
@@ -61,6 +82,7 @@ class manual_disk_executor : public disk_executor {
     std::function<void()> done;
   };
   std::deque<job> jobs_;
+  std::deque<std::function<void()>> completions_;
   size_t ran_ = 0;
 };
 
@@ -86,6 +108,16 @@ inline std::error_code append_through_roll(log& l, manual_disk_executor& disk,
   if (ec != errc::roll_in_progress) return ec;
   disk.drain();
   return l.append(batches, leader_epoch, out, now_ms);
+}
+
+// log::truncate_to run to its end (the disk executor runs every job), as the broker's replica
+// manager awaits it: its result.
+inline std::error_code truncate_through(log& l, manual_disk_executor& disk, int64_t offset) {
+  std::optional<std::error_code> result;
+  l.truncate_to(offset, [&result](std::error_code ec) { result = ec; });
+  disk.drain();
+  EXPECT_TRUE(result.has_value()) << "truncate_to(" << offset << ") never completed";
+  return result.value_or(make_error_code(errc::log_closed));
 }
 
 class temp_dir_test : public ::testing::Test {
