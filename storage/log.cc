@@ -1153,7 +1153,14 @@ void log::truncate_to(int64_t offset, std::function<void(std::error_code)> done)
         });
     return;
   }
-  if (offset >= log_end_offset()) return done({});
+  if (offset >= log_end_offset()) {
+    // No batch goes, but the epoch cache may end in an epoch that holds none: this broker led
+    // it and appended nothing before the next leader came. The leader's answer says that epoch
+    // is not in its log; kept, it would be this follower's LastFetchedEpoch again and again
+    // (Kafka's UnifiedLog.truncateTo does the same).
+    if (epochs_.truncate_from_end(log_end_offset())) write_leader_epochs_async();
+    return done({});
+  }
 
   // Step 1, bookkeeping only: from here on appends wait, reads stop below `offset`, and nothing
   // on this thread touches the files the job works on (see log.h).

@@ -91,6 +91,25 @@ TEST_F(leader_epoch_log_test, a_new_leader_epoch_starts_at_the_log_end_before_an
   EXPECT_EQ(l->end_offset_for_epoch(0), std::make_pair(0, int64_t{2}));
 }
 
+TEST_F(leader_epoch_log_test, a_cut_at_the_log_end_drops_an_epoch_that_holds_no_batch) {
+  auto l = open_log();
+  append(*l, make_batch(2), 0);
+  // This broker led epoch 3 and appended nothing before the next leader came, whose log has no
+  // epoch 3: the leader answers that the follower diverged after epoch 0, at the log end.
+  l->assign_epoch_start(3);
+  disk_.drain();
+  ASSERT_EQ(l->latest_epoch(), 3);
+  ASSERT_FALSE(testing::truncate_through(*l, disk_, 2));
+  EXPECT_EQ(l->log_end_offset(), 2);
+  EXPECT_EQ(l->leader_epochs().entries(), (entries{{0, 0}}));
+  EXPECT_EQ(on_disk(), (entries{{0, 0}}));
+  EXPECT_EQ(l->latest_epoch(), 0);
+  // Past the log end too: nothing else changes.
+  ASSERT_FALSE(testing::truncate_through(*l, disk_, 5));
+  EXPECT_EQ(l->log_end_offset(), 2);
+  EXPECT_EQ(l->leader_epochs().entries(), (entries{{0, 0}}));
+}
+
 TEST_F(leader_epoch_log_test, a_missing_or_malformed_checkpoint_is_rebuilt_from_the_batches) {
   const entries expected{{0, 0}, {2, 9}, {5, 15}};
   filled()->close();
