@@ -350,7 +350,10 @@ class log {
   // (whole batches: a batch containing `offset` goes too) and the segments above it; the log end
   // becomes the end of what remains. An offset below log_start_offset() empties the log and
   // restarts it at `offset` (start_again_at's jobs), and so does a cut that leaves the log end
-  // below the log start (then at the log start). An offset at or past the log end changes nothing.
+  // below the log start (then at the log start). An offset at or past the log end removes no
+  // batch: only leader-epoch entries starting at or past the log end go (an epoch this replica
+  // led without appending to it; their checkpoint is rewritten by a job), as in Kafka's
+  // truncateTo, and `done` runs at once.
   //
   // The file work is one job of this log's disk queue; on the owner's thread there is only
   // bookkeeping, before and after it:
