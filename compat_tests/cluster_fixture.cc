@@ -183,7 +183,8 @@ void stopped_process::resume() {
 
 // ---- cluster -------------------------------------------------------------------------------
 
-cluster::cluster(config_map extra) : extra_(std::move(extra)) {
+cluster::cluster(config_map extra, std::map<int32_t, config_map> per_node)
+    : extra_(std::move(extra)), per_node_(std::move(per_node)) {
   etcd_ = std::make_unique<etcd_process>([] { return ::testing::Test::HasFailure(); });
   std::random_device random;
   prefix_ = "/sluice-test-" + std::to_string(::getpid()) + "-" +
@@ -219,6 +220,10 @@ config_map cluster::broker_config(int32_t node_id) const {
   };
   for (const auto& [k, v] : extra_)
     config[k] = v;
+  if (auto own = per_node_.find(node_id); own != per_node_.end()) {
+    for (const auto& [k, v] : own->second)
+      config[k] = v;
+  }
   return config;
 }
 

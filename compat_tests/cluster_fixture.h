@@ -97,7 +97,8 @@ class cluster {
 
   // Starts etcd and brokers 1, 2 and 3 with `extra` added to each broker's config, then waits
   // until every broker's Metadata lists all three and the same controller (throws if not).
-  explicit cluster(config_map extra = {});
+  // `per_node` adds to (or overrides) one broker's config: its rack, for instance.
+  explicit cluster(config_map extra = {}, std::map<int32_t, config_map> per_node = {});
   ~cluster();
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
@@ -144,6 +145,7 @@ class cluster {
   std::unique_ptr<etcd_process> etcd_;
   std::string prefix_;
   config_map extra_;
+  std::map<int32_t, config_map> per_node_;
   std::vector<std::unique_ptr<broker>> brokers_;
 };
 

@@ -9,7 +9,8 @@
 // across the brokers and a restart (InitProducerId as raw requests to each broker), and
 // leadership moved on purpose: a rolling restart of controlled shutdowns under idempotent acks=all
 // producers, ElectLeaders (raw requests: librdkafka 2.0.2 has no ElectLeaders) and the automatic
-// return of leaders to their preferred replicas.
+// return of leaders to their preferred replicas; and fetch from follower (KIP-392), asked raw and
+// by librdkafka with client.rack.
 //
 // Client behaviour relied on: librdkafka sends Produce to the partition leader named in Metadata
 // and CreateTopics/DeleteTopics to the controller named in Metadata (README 6.10); the legacy
@@ -23,6 +24,7 @@
 #include <atomic>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -1465,6 +1467,132 @@ TEST_F(Cluster, AutoLeaderRebalanceGivesLeadershipBackAfterARestart) {
   // Once back in the ISR, the controller's next check gives it its partitions back.
   EXPECT_TRUE(wait_until([&] { return led_by_preferred(c, topic, 1); }, 30s)) << c.logs_tail();
   EXPECT_TRUE(wait_until([&] { return led_by_preferred(c, topic, restarted); }, 10s));
+}
+
+// Fetch v12 of partition 0 from offset 0, asked of broker `node`, as a consumer in `rack`.
+fetch_v12_partition consumer_fetch(cluster& c, int32_t node, const std::string& topic,
+                                   const std::string& rack) {
+  raw_connection conn(c.node(node).host(), c.node(node).port());
+  fetch_v12_options options;
+  options.rack_id = rack;
+  bytes payload = round_trip(conn, fetch_v12_request(1, topic, 0, 0, 0, 1, options), 10s);
+  fetch_v12_body body = parse_fetch_v12_full(split_response(payload, true).body);
+  if (body.partitions.size() != 1) throw std::runtime_error("Fetch answered no single partition");
+  return body.partitions.front();
+}
+
+TEST_F(Cluster, AConsumerWithARackReadsFromTheFollowerInItsRack) {
+  const std::map<int32_t, std::string> rack_of{{1, "rack-a"}, {2, "rack-b"}, {3, "rack-c"}};
+  std::map<int32_t, config_map> per_node;
+  for (const auto& [node, rack] : rack_of)
+    per_node[node] = {{"broker.rack", rack}};
+  c_ = std::make_unique<cluster>(
+      config_map{
+          {"replica.selector.class", "org.apache.kafka.common.replica.RackAwareReplicaSelector"}},
+      per_node);
+  cluster& c = *c_;
+  const std::string topic = "nearby";
+  ASSERT_EQ(c.create_topic(topic, 1, 3, {}, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(c.wait_for_topic(topic, 1, 3));
+  const int32_t leader = c.leader_of(topic, 0);
+  ASSERT_GT(leader, 0);
+  const int32_t near = leader % cluster::size + 1;
+  constexpr int records = 20;
+  {
+    producer p(c.bootstrap(), {{"acks", "all"}});
+    for (int i = 0; i < records; ++i)
+      p.produce(topic, 0, "k", "v" + std::to_string(i));
+    ASSERT_TRUE(p.flush(30s));
+    ASSERT_EQ(p.acked_count(), static_cast<size_t>(records));
+  }
+
+  // The leader sends a consumer of the follower's rack there, with no records; one of its own
+  // rack, or without one, it serves itself.
+  fetch_v12_partition sent = consumer_fetch(c, leader, topic, rack_of.at(near));
+  EXPECT_EQ(sent.error_code, 0);
+  EXPECT_EQ(sent.preferred_read_replica, near);
+  EXPECT_TRUE(sent.records.empty());
+  for (const std::string& rack : {rack_of.at(leader), std::string()}) {
+    fetch_v12_partition kept = consumer_fetch(c, leader, topic, rack);
+    EXPECT_EQ(kept.preferred_read_replica, -1) << "rack '" << rack << "'";
+    EXPECT_FALSE(kept.records.empty()) << "rack '" << rack << "'";
+  }
+  // The follower serves it, up to its high watermark (the leader's, once it has fetched again).
+  fetch_v12_partition served;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        served = consumer_fetch(c, near, topic, rack_of.at(near));
+        return served.error_code == 0 && served.high_watermark == records;
+      },
+      10s))
+      << "error " << served.error_code << ", high watermark " << served.high_watermark;
+  EXPECT_EQ(served.preferred_read_replica, -1);
+  EXPECT_FALSE(served.records.empty());
+  // A consumer older than KIP-392 (Fetch v4) is still sent to the leader.
+  {
+    raw_connection conn(c.node(near).host(), c.node(near).port());
+    bytes payload = round_trip(conn, fetch_request(4, 2, topic, 0, 0, 0, 1), 5s);
+    auto parts = parse_fetch_v4(split_response(payload, false).body);
+    ASSERT_EQ(parts.size(), 1u);
+    EXPECT_EQ(parts[0].error_code, 6);  // NOT_LEADER_OR_FOLLOWER
+  }
+
+  // librdkafka with client.rack follows the leader's answer: its statistics name the broker it
+  // fetches from, and it reads every record there.
+  struct seen_stats {
+    std::mutex mu;
+    std::set<int32_t> fetched_from;
+  } seen;
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  for (const auto& [k, v] : std::map<std::string, std::string>{{"bootstrap.servers", c.bootstrap()},
+                                                               {"client.rack", rack_of.at(near)},
+                                                               {"statistics.interval.ms", "100"},
+                                                               {"fetch.wait.max.ms", "100"}}) {
+    ASSERT_EQ(rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr),
+              RD_KAFKA_CONF_OK)
+        << errstr;
+  }
+  rd_kafka_conf_set_opaque(conf, &seen);
+  rd_kafka_conf_set_stats_cb(conf, [](rd_kafka_t*, char* json, size_t len, void* opaque) {
+    auto* s = static_cast<seen_stats*>(opaque);
+    static const std::regex partition_zero(R"("partition":\s*0,\s*"broker":\s*(-?\d+))");
+    const std::string text(json, len);
+    std::smatch m;
+    if (std::regex_search(text, m, partition_zero)) {
+      std::lock_guard lock(s->mu);
+      s->fetched_from.insert(std::stoi(m[1]));
+    }
+    return 0;
+  });
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  ASSERT_NE(rk, nullptr) << errstr;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  ASSERT_EQ(rd_kafka_consume_start(rkt, 0, RD_KAFKA_OFFSET_BEGINNING), 0);
+  int consumed = 0;
+  std::vector<std::string> errors;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  auto near_seen = [&] {
+    std::lock_guard lock(seen.mu);
+    return seen.fetched_from.contains(near);
+  };
+  while (std::chrono::steady_clock::now() < deadline && (consumed < records || !near_seen())) {
+    if (rd_kafka_message_t* m = rd_kafka_consume(rkt, 0, 100)) {
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ++consumed;
+      } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        errors.push_back(rd_kafka_message_errstr(m));
+      }
+      rd_kafka_message_destroy(m);
+    }
+    rd_kafka_poll(rk, 0);
+  }
+  rd_kafka_consume_stop(rkt, 0);
+  rd_kafka_topic_destroy(rkt);
+  rd_kafka_destroy(rk);
+  EXPECT_EQ(consumed, records);
+  EXPECT_TRUE(errors.empty()) << errors.size() << " errors, first: " << errors.front();
+  EXPECT_TRUE(near_seen()) << "librdkafka never fetched from broker " << near;
 }
 
 }  // namespace

@@ -287,8 +287,8 @@ bytes fetch_v12_request(int32_t correlation_id, const std::string& topic, int32_
   body.empty_tags();           // partition
   body.empty_tags();           // topic
   body.array_length(0, true);  // forgotten_topics_data
-  body.string("", true);       // rack_id
-  body.empty_tags();           // request (cluster_id would be tag 0)
+  body.string(options.rack_id, true);
+  body.empty_tags();  // request (cluster_id would be tag 0)
   return frame_request(1, 12, correlation_id, true, body.data());
 }
 
@@ -503,7 +503,7 @@ fetch_v12_body parse_fetch_v12_full(std::span<const uint8_t> body) {
         r.i64();
         r.skip_tags();
       }
-      r.i32();  // preferred_read_replica
+      fp.preferred_read_replica = r.i32();
       auto rec = r.bytes_field(true);
       if (rec) {
         fp.records.assign(rec->begin(), rec->end());

@@ -143,6 +143,7 @@ bytes fetch_v12_request(int32_t correlation_id, const std::string& topic, int32_
 struct fetch_v12_options {
   int32_t current_leader_epoch = -1;  // -1: no fencing check
   int32_t last_fetched_epoch = -1;    // >= 0: the leader checks for divergence (DivergingEpoch)
+  std::string rack_id;                // a consumer's client.rack (KIP-392)
 };
 bytes fetch_v12_request(int32_t correlation_id, const std::string& topic, int32_t partition,
                         int64_t fetch_offset, int32_t max_wait_ms, int32_t min_bytes,
@@ -233,6 +234,7 @@ struct fetch_v12_partition : fetch_partition {
   int64_t last_stable_offset = -1;
   int64_t log_start_offset = -1;
   bool records_null = false;
+  int32_t preferred_read_replica = -1;              // KIP-392
   std::optional<epoch_end_offset> diverging_epoch;  // tag 0, when present
   std::vector<uint64_t> tags;                       // every tag of the partition, in order
 };

@@ -731,8 +731,8 @@ void broker::auto_create_in_cluster(std::string_view name) {
       asio::detached);
 }
 
-wire::error_code broker::find_partition(std::string_view topic_name, int32_t index,
-                                        partition*& out) {
+wire::error_code broker::find_partition(std::string_view topic_name, int32_t index, partition*& out,
+                                        bool followers_serve) {
   out = topics_->find_partition(topic_name, index);
   if (out == nullptr) {
     if (topics_->creating(topic_name)) return wire::error_code::leader_not_available;
@@ -745,8 +745,11 @@ wire::error_code broker::find_partition(std::string_view topic_name, int32_t ind
     return wire::error_code::unknown_topic_or_partition;
   }
   if (out->offline()) return wire::error_code::kafka_storage_error;
-  // A follower's replica serves nobody; clients refresh Metadata and go to the leader.
-  if (!out->is_leader()) return wire::error_code::not_leader_or_follower;
+  // A follower's replica serves only consumers sent to it (fetch from follower, and only while
+  // it follows a leader); other clients refresh Metadata and go to the leader.
+  if (!out->is_leader() && !(followers_serve && out->leader_id() >= 0)) {
+    return wire::error_code::not_leader_or_follower;
+  }
   return wire::error_code::none;
 }
 

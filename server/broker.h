@@ -101,7 +101,10 @@ class broker {
   // The partition a request names, or Kafka's error for it: UNKNOWN_TOPIC_OR_PARTITION,
   // LEADER_NOT_AVAILABLE while its topic's files are being created, KAFKA_STORAGE_ERROR once its
   // log went offline.
-  wire::error_code find_partition(std::string_view topic, int32_t index, partition*& out);
+  // `followers_serve`: a follower's replica is found too (a consumer's fetch from follower,
+  // KIP-392); otherwise only a leader's, and NOT_LEADER_OR_FOLLOWER for the others.
+  wire::error_code find_partition(std::string_view topic, int32_t index, partition*& out,
+                                  bool followers_serve = false);
 
   // Counts what a produce with acks=all appended, for the durability summary logged at shutdown.
   void count_acks_all_batches(int64_t n) { acks_all_batches_ += n; }

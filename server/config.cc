@@ -372,6 +372,15 @@ const std::vector<key_spec>& key_table() {
        [](broker_config& c, std::string_view v) {
          return parse_int<int64_t>(v, 1, c.broker_session_timeout_ms);
        }},
+      {"replica.selector.class", "", "",
+       "fetch from follower (KIP-392): org.apache.kafka.common.replica.RackAwareReplicaSelector "
+       "sends a consumer with client.rack to the in-sync replica in its rack; empty: the leader",
+       [](broker_config& c, std::string_view v) -> std::string {
+         if (!parse_replica_selector(trim(v), c.read_replica_selector)) {
+           return "expected org.apache.kafka.common.replica.RackAwareReplicaSelector or nothing";
+         }
+         return {};
+       }},
       {"broker.rack", "", "", "the rack of this broker, which replica placement spreads over",
        [](broker_config& c, std::string_view v) -> std::string {
          if (trim(v).empty()) {

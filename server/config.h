@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "server/replica_selector.h"
+
 namespace sluice::server {
 
 // log.flush.on.ack: when an acks=all produce waits for fdatasync before it is answered.
@@ -55,6 +57,8 @@ struct broker_config {
   std::string metadata_etcd_prefix = "/sluice";
   int64_t broker_session_timeout_ms = 9000;
   std::optional<std::string> broker_rack;
+  // replica.selector.class (KIP-392): which replica a consumer with a rack reads from.
+  replica_selector read_replica_selector = replica_selector::leader_only;
   // Replication, in a cluster (Kafka's keys and defaults).
   int16_t default_replication_factor = 1;
   int64_t replica_lag_time_max_ms = 30000;

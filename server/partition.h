@@ -71,6 +71,10 @@ class partition : public std::enable_shared_from_this<partition> {
   int32_t leader_epoch() const { return leader_epoch_; }
   const std::vector<int32_t>& replicas() const { return replicas_; }
   const std::vector<int32_t>& isr() const { return isr_; }
+  // A leader's view of a follower's log end, from its last fetch; -1 when it has none.
+  int64_t follower_log_end(int32_t replica) const {
+    return tracker_ ? tracker_->follower_log_end(replica) : -1;
+  }
   bool is_replica(int32_t broker_id) const;
   // The log went offline after a storage failure: served by nobody until a restart.
   bool offline() const { return log_->offline(); }

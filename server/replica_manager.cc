@@ -303,8 +303,11 @@ asio::awaitable<std::error_code> replica_manager::append(cluster::topic_partitio
     std::shared_ptr<partition> p = find(tp);
     if (!p || p->is_leader() || p->deleted()) co_return storage::errc::log_closed;
     if (rest.empty()) {
-      // A follower's high watermark is the leader's, as far as its own log reaches.
+      // A follower's high watermark is the leader's, as far as its own log reaches. Consumers
+      // reading from this follower (KIP-392) wait on it.
+      const int64_t hw_before = p->high_watermark();
       p->log().set_high_watermark(std::min(leader_high_watermark, p->log_end_offset()));
+      if (p->high_watermark() != hw_before) p->wake_waiters();
       std::error_code ec;
       if (leader_log_start_offset > p->log_start_offset()) {
         int64_t new_start = 0;

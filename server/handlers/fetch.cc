@@ -33,6 +33,11 @@
 // something new. Errors as in Kafka: FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH
 // (also when a duplicate request moved the session on meanwhile), FETCH_SESSION_TOPIC_ID_ERROR.
 //
+// Fetch from follower (KIP-392): from v11 a consumer may fetch from a follower, which serves it up
+// to its own high watermark (the leader's, as far as its log reaches). With replica.selector.class
+// set, a leader answers a consumer whose rack_id names another replica's rack with no records and
+// that replica as PreferredReadReplica (server/replica_selector.h).
+//
 // Deviations: aborted_transactions is empty under read_committed (no transactions yet) and null
 // otherwise, as in Kafka.
 
@@ -50,6 +55,7 @@
 #include "server/fetch_sessions.h"
 #include "server/handlers/handlers.h"
 #include "server/replica_manager.h"
+#include "server/replica_selector.h"
 
 namespace sluice::server {
 
@@ -94,7 +100,8 @@ class parked_fetch final : public data_waiter {
 struct fill_result {
   int64_t bytes = 0;
   bool has_error = false;
-  bool diverged = false;  // a partition answers with DivergingEpoch: no waiting
+  bool diverged = false;    // a partition answers with DivergingEpoch: no waiting
+  bool redirected = false;  // a partition names a preferred read replica: no waiting either
   std::vector<std::shared_ptr<partition>> partitions;  // the ones that exist, to park on
   // Partitions whose data was not in memory, with what to warm before filling again.
   std::vector<std::pair<std::shared_ptr<partition>, storage::cold_data>> cold;
@@ -112,10 +119,17 @@ error_code check_leader_epoch(int32_t requested, const partition& p) {
 }
 
 // Builds the whole response from the current state of the logs.
-fill_result fill(broker& b, const wire::fetch_request& request, bool by_topic_id,
+fill_result fill(broker& b, const wire::fetch_request& request, int16_t version, bool by_topic_id,
                  wire::fetch_response& response, storage::read_mode mode) {
   fill_result result;
   const bool follower = request.replica_id >= 0;
+  // From v11 a consumer's fetch carries its rack (KIP-392): followers serve it too, up to their
+  // high watermark, and a leader with a replica selector may send it to one of them.
+  const bool from_follower_allowed = !follower && version >= 11;
+  const cluster::cluster_member* member = b.cluster();
+  const replica_selector selector = b.config().read_replica_selector;
+  const bool may_redirect = from_follower_allowed && member != nullptr &&
+                            selector != replica_selector::leader_only && !request.rack_id.empty();
   int64_t budget = std::max<int64_t>(request.max_bytes, 0);
   response.responses.clear();
   response.responses.reserve(request.topics.size());
@@ -131,8 +145,10 @@ fill_result fill(broker& b, const wire::fetch_request& request, bool by_topic_id
       out.partition_index = requested.partition;
       out.high_watermark = -1;
       partition* p = nullptr;
-      error_code ec = !by_topic_id ? b.find_partition(requested_topic.topic, requested.partition, p)
-                      : by_id != nullptr ? b.find_partition(by_id->name, requested.partition, p)
+      error_code ec = !by_topic_id ? b.find_partition(requested_topic.topic, requested.partition, p,
+                                                      from_follower_allowed)
+                      : by_id != nullptr ? b.find_partition(by_id->name, requested.partition, p,
+                                                            from_follower_allowed)
                                          : error_code::unknown_topic_id;
       if (ec == error_code::none) {
         ec = check_leader_epoch(requested.current_leader_epoch, *p);
@@ -183,6 +199,16 @@ fill_result fill(broker& b, const wire::fetch_request& request, bool by_topic_id
         out.error_code = static_cast<int16_t>(error_code::offset_out_of_range);
         result.has_error = true;
         continue;
+      }
+      if (may_redirect && p->is_leader()) {
+        const int32_t chosen =
+            select_read_replica(selector, *p, member->image(), request.rack_id, offset);
+        if (chosen != p->leader_id()) {
+          // No records: the consumer fetches them from the replica named (Kafka's answer).
+          out.preferred_read_replica = chosen;
+          result.redirected = true;
+          continue;
+        }
       }
       // Not before: a diverged follower's offset says nothing about what it holds.
       if (follower) {
@@ -259,7 +285,7 @@ asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
       timers.monotonic_now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
   int warm_rounds = 0;
   for (;;) {
-    fill_result filled = fill(ctx.broker, request, by_topic_id, response,
+    fill_result filled = fill(ctx.broker, request, ctx.api_version, by_topic_id, response,
                               warm_rounds < max_warm_rounds ? storage::read_mode::cached_only
                                                             : storage::read_mode::may_block);
     if (!filled.cold.empty()) {
@@ -276,7 +302,7 @@ asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
     }
     const auto left = deadline - timers.monotonic_now();
     if (filled.bytes >= request.min_bytes || filled.has_error || filled.diverged ||
-        ctx.broker.stopping() || left <= std::chrono::milliseconds(0) ||
+        filled.redirected || ctx.broker.stopping() || left <= std::chrono::milliseconds(0) ||
         filled.partitions.empty()) {
       break;
     }

@@ -138,7 +138,12 @@ TEST(golden, api_specs_table) {
   const api_spec* sasl = find_api_spec(17);
   ASSERT_NE(sasl, nullptr);
   EXPECT_EQ(sasl->flexible_from, INT16_MAX);
-  EXPECT_EQ(find_api_spec(7), nullptr);
+  const api_spec* controlled_shutdown = find_api_spec(7);
+  ASSERT_NE(controlled_shutdown, nullptr);
+  EXPECT_EQ(controlled_shutdown->name, "ControlledShutdown");
+  EXPECT_EQ(controlled_shutdown->max_version, 3);
+  EXPECT_EQ(controlled_shutdown->flexible_from, 3);
+  EXPECT_EQ(find_api_spec(2000), nullptr);
   EXPECT_EQ(find_api_spec(-1), nullptr);
   EXPECT_EQ(find_api_spec(1000), nullptr);
   EXPECT_TRUE(find_api_spec(26)->latest_version_unstable);  // EndTxn v5

@@ -3,6 +3,7 @@
 // independent of any broker's codec.
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -250,9 +251,39 @@ void garbage_header(context& ctx) {
   answered_or_closed(ctx, frame, correlation_id, "a frame of random bytes");
 }
 
+// ElectLeaders v1 (KIP-460), preferred: a new topic's partitions are led by their preferred
+// replicas already, so each answers NONE (an election was made) or ELECTION_NOT_NEEDED; a topic
+// the broker does not have is UNKNOWN_TOPIC_OR_PARTITION. Any broker takes the request (it
+// forwards it to its controller).
+void elect_leaders_preferred(context& ctx) {
+  ctx.require(api::elect_leaders, 1);
+  const std::string topic = ctx.create_topic({}, 2);
+  const std::string missing = ctx.name("missing");
+  raw_connection conn = connect_first(ctx);
+  bytes payload;
+  std::map<std::string, std::vector<int32_t>> wanted{{topic, {0, 1}}, {missing, {0}}};
+  response r = ask(ctx, conn, elect_leaders_v1_request(11, 0, wanted, 30000), 11, false, payload);
+  elect_leaders_v1 answer = parse_elect_leaders_v1(r.body);
+  check(answer.error_code == 0, "ElectLeaders answered error " + std::to_string(answer.error_code));
+  check(answer.results.size() == 3,
+        "ElectLeaders answered " + std::to_string(answer.results.size()) + " partitions, not 3");
+  for (const election_answer& a : answer.results) {
+    const std::string where = a.topic + "-" + std::to_string(a.partition);
+    if (a.topic == missing) {
+      check(a.error_code == 3, where + " answered " + std::to_string(a.error_code) +
+                                   ", not UNKNOWN_TOPIC_OR_PARTITION (3)");
+    } else {
+      check(a.error_code == 0 || a.error_code == 84, where + " answered " +
+                                                         std::to_string(a.error_code) +
+                                                         ", not NONE or ELECTION_NOT_NEEDED (84)");
+    }
+  }
+}
+
 }  // namespace
 
 void add_raw_scenarios(std::vector<scenario>& out) {
+  out.push_back({"raw", "elect_leaders.preferred", elect_leaders_preferred});
   out.push_back({"raw", "api_versions.v0", api_versions_v0});
   out.push_back({"raw", "api_versions.v3", api_versions_v3});
   out.push_back({"raw", "api_versions.unsupported_version", api_versions_unsupported});

@@ -58,6 +58,8 @@ std::string_view api::name(int16_t key) {
       return "CreatePartitions";
     case delete_groups:
       return "DeleteGroups";
+    case elect_leaders:
+      return "ElectLeaders";
     default:
       return "?";
   }

@@ -43,7 +43,8 @@ inline constexpr int16_t produce = 0, fetch = 1, list_offsets = 2, metadata = 3,
                          leave_group = 13, sync_group = 14, describe_groups = 15, list_groups = 16,
                          api_versions = 18, create_topics = 19, delete_topics = 20,
                          delete_records = 21, init_producer_id = 22, describe_configs = 32,
-                         alter_configs = 33, create_partitions = 37, delete_groups = 42;
+                         alter_configs = 33, create_partitions = 37, delete_groups = 42,
+                         elect_leaders = 43;
 std::string_view name(int16_t key);
 }  // namespace api
 
