@@ -53,6 +53,16 @@ int64_t now_ms() {
       .count();
 }
 
+// The value producer `producer` sends as its message `seq`. Built by appending: GCC 12 warns
+// falsely (-Wrestrict) on "literal" + std::string here.
+std::string value_of(int producer, int seq) {
+  std::string v = "p";
+  v += std::to_string(producer);
+  v += '-';
+  v += std::to_string(seq);
+  return v;
+}
+
 // One key as etcd's gateway returns it (/v3/kv/range), values decoded.
 struct etcd_kv {
   std::string value;
@@ -402,14 +412,6 @@ TEST_F(Cluster, AcksAllMessagesAreReadOnceInOrderAndReplicasHoldTheSameBytes) {
 
   constexpr int producers = 2;
   constexpr int per_producer = 10000;
-  // Built by appending: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string here.
-  auto value_of = [](int producer, int seq) {
-    std::string v = "p";
-    v += std::to_string(producer);
-    v += '-';
-    v += std::to_string(seq);
-    return v;
-  };
   std::vector<std::unique_ptr<producer>> prods;
   for (int i = 0; i < producers; ++i) {
     prods.push_back(std::make_unique<producer>(
@@ -1287,13 +1289,6 @@ TEST_F(Cluster, ARollingRestartOfControlledShutdownsLosesNothingAndShowsClientsN
   // Idempotent acks=all producers, paced, and a consumer reading everything meanwhile.
   constexpr int producers = 2;
   constexpr int max_per_producer = 100000;
-  auto value_of = [](int producer, int seq) {
-    std::string v = "p";
-    v += std::to_string(producer);
-    v += '-';
-    v += std::to_string(seq);
-    return v;
-  };
   std::vector<std::unique_ptr<producer>> prods;
   for (int i = 0; i < producers; ++i) {
     prods.push_back(std::make_unique<producer>(

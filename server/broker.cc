@@ -506,13 +506,14 @@ void broker::stop() {
   finish_stop();
 }
 
-std::vector<std::string> broker::movable_leaderships() const {
+std::vector<std::string> broker::led_partitions(bool movable) const {
   std::vector<std::string> out;
   const cluster::metadata_image& image = member_->image();
   for (const auto& [id, rec] : image.topics()) {
     for (const auto& [p, state] : image.partitions(id)) {
       if (state->record.leader != config_.node_id || p < 0 ||
-          static_cast<size_t>(p) >= rec.replicas.size() || rec.replicas[p].size() <= 1) {
+          static_cast<size_t>(p) >= rec.replicas.size() ||
+          (rec.replicas[p].size() > 1) != movable) {
         continue;
       }
       out.push_back(rec.name + "-" + std::to_string(p));
@@ -532,26 +533,14 @@ asio::awaitable<void> broker::controlled_shutdown() {
   log_info("controlled shutdown: moving this broker's leaderships to other in-sync replicas (",
            attempts, " attempts at most, ", backoff.count(), " ms apart)");
   // Partitions of one replica cannot move: they are offline until this broker is back.
-  {
-    std::vector<std::string> alone;
-    const cluster::metadata_image& image = member_->image();
-    for (const auto& [id, rec] : image.topics()) {
-      for (const auto& [p, state] : image.partitions(id)) {
-        if (state->record.leader == config_.node_id && p >= 0 &&
-            static_cast<size_t>(p) < rec.replicas.size() && rec.replicas[p].size() == 1) {
-          alone.push_back(rec.name + "-" + std::to_string(p));
-        }
-      }
-    }
-    if (!alone.empty()) {
-      std::string names;
-      for (size_t i = 0; i < alone.size() && i < 10; ++i)
-        names += (i ? ", " : "") + alone[i];
-      if (alone.size() > 10) names += " and " + std::to_string(alone.size() - 10) + " more";
-      log_warn(
-          "controlled shutdown: ", alone.size(),
-          " partition(s) with replication factor 1 go offline until this broker is back: ", names);
-    }
+  if (std::vector<std::string> alone = led_partitions(false); !alone.empty()) {
+    std::string names;
+    for (size_t i = 0; i < alone.size() && i < 10; ++i)
+      names += (i ? ", " : "") + alone[i];
+    if (alone.size() > 10) names += " and " + std::to_string(alone.size() - 10) + " more";
+    log_warn(
+        "controlled shutdown: ", alone.size(),
+        " partition(s) with replication factor 1 go offline until this broker is back: ", names);
   }
   if (std::string problem = co_await member_->begin_controlled_shutdown(); !problem.empty()) {
     log_warn("controlled shutdown: could not mark the registration: ", problem);
@@ -562,17 +551,17 @@ asio::awaitable<void> broker::controlled_shutdown() {
     if (stopping_) co_return;
     if (r.error == wire::error_code::none && r.remaining.empty()) {
       // Every move is written: wait until this broker's own state shows them.
-      std::function<bool()> moved = [this] { return movable_leaderships().empty(); };
+      std::function<bool()> moved = [this] { return led_partitions(true).empty(); };
       co_await member_->wait_until(std::move(moved), backoff);
       if (stopping_) co_return;
-      if (std::vector<std::string> left = movable_leaderships(); left.empty()) {
+      if (std::vector<std::string> left = led_partitions(true); left.empty()) {
         log_info(
             "controlled shutdown: this broker leads no partition of several replicas (attempt ",
             attempt, ")");
         co_return;
       }
     }
-    const size_t left = movable_leaderships().size();
+    const size_t left = led_partitions(true).size();
     if (attempt == attempts) {
       log_warn("controlled shutdown: gave up after ", attempts, " attempts: still leads ", left,
                " partition(s) (last answer ", wire::error_name(r.error),

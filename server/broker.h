@@ -124,8 +124,9 @@ class broker {
 
   void on_session_closed(uint64_t id);
   boost::asio::awaitable<void> controlled_shutdown();
-  // The partitions of more than one replica that the cluster state says this broker leads.
-  std::vector<std::string> movable_leaderships() const;
+  // The partitions the cluster state says this broker leads: those of several replicas
+  // (`movable`), or those of one.
+  std::vector<std::string> led_partitions(bool movable) const;
   void finish_stop();
 
  private:
