@@ -225,6 +225,9 @@ std::string broker::start() {
         config_.leader_imbalance_check_interval_seconds * 1000;
     controller_config.leader_imbalance_per_broker_percentage =
         config_.leader_imbalance_per_broker_percentage;
+    controller_config.offsets_topic_num_partitions = config_.offsets_topic_num_partitions;
+    controller_config.offsets_topic_replication_factor = config_.offsets_topic_replication_factor;
+    controller_config.offsets_topic_segment_bytes = config_.offsets_topic_segment_bytes;
     controller_ = std::make_unique<cluster::controller>(*store_, *member_, controller_config);
     controller_->start(io_.get_executor());
     channel_ = std::make_unique<controller_channel>(*this, *member_, *controller_);
@@ -232,6 +235,7 @@ std::string broker::start() {
         *this, *member_, [channel = channel_.get()](isr_change_request request) {
           return channel->alter_partition(std::move(request));
         });
+    replicas_->on_reconciled([this] { follow_offsets_partitions(); });
     replicas_->start();
   }
   for (size_t i = 0; i < bound.size(); ++i) {
@@ -258,27 +262,26 @@ std::string broker::start() {
   return {};
 }
 
-namespace {
-// Feeds what __consumer_offsets holds back into the coordinator.
-class coordinator_loader final : public group_loader {
- public:
-  explicit coordinator_loader(group_coordinator& c) : coordinator_(c) {}
-  void load_group(std::string_view id, const group_metadata_record& r, int64_t ts) override {
-    coordinator_.load_group(id, r, ts);
-  }
-  void load_offset(std::string_view id, const offset_record& r) override {
-    coordinator_.load_offset(id, r);
-  }
-
- private:
-  group_coordinator& coordinator_;
-};
-}  // namespace
-
 // Group state lives in the internal topic __consumer_offsets, as in Kafka: the coordinator
-// appends every commit and group change to it, and its records are replayed here before the
-// broker serves anyone.
+// appends every commit and group change to it. A broker running alone keeps one partition of it,
+// replayed here before the broker serves anyone. In a cluster the topic is the cluster's (its
+// controller creates it), and the coordinator serves the groups of the partitions this broker
+// leads, each loaded when its leadership arrives (follow_offsets_partitions).
 std::string broker::load_groups(const group_coordinator_config& groups_config) {
+  offsets_ = std::make_unique<offsets_topic>(io_.get_executor(), *disk_);
+  groups_ = std::make_unique<group_coordinator>(io_.get_executor(), groups_config, offsets_.get(),
+                                                timers_);
+  offsets_->attach(groups_.get());
+  if (member_) {
+    groups_->set_offsets_partitions(0);
+    offsets_->replicate_with(*timers_, std::chrono::milliseconds(config_.offsets_commit_timeout_ms),
+                             [this] {
+                               const topic* t = topics_->find(consumer_offsets_topic);
+                               return t != nullptr ? min_insync_replicas(config_, *t) : 1;
+                             });
+    groups_->start_offset_expiry();
+    return {};
+  }
   topic* offsets_topic = topics_->find(consumer_offsets_topic);
   if (offsets_topic == nullptr) {
     wire::error_code e = topics_->create(consumer_offsets_topic, 1, offsets_topic);
@@ -288,13 +291,9 @@ std::string broker::load_groups(const group_coordinator_config& groups_config) {
     }
   }
   partition& offsets_partition = *offsets_topic->partitions.front();
-  offsets_log_ = std::make_unique<offsets_log>(offsets_partition, io_.get_executor());
-  groups_ = std::make_unique<group_coordinator>(io_.get_executor(), groups_config,
-                                                offsets_log_.get(), timers_);
-  coordinator_loader loader(*groups_);
   replay_stats stats;
   // Refusing to start beats serving without commits that a client was told are safe.
-  if (std::error_code ec = replay_consumer_offsets(offsets_partition.log(), loader, &stats)) {
+  if (std::error_code ec = offsets_->adopt(0, offsets_partition, stats)) {
     return "cannot replay " + std::string(consumer_offsets_topic) + "-0: " + ec.message();
   }
   if (stats.records > 0) {
@@ -303,6 +302,28 @@ std::string broker::load_groups(const group_coordinator_config& groups_config) {
   }
   groups_->start_offset_expiry();
   return {};
+}
+
+void broker::follow_offsets_partitions() {
+  if (!member_ || !groups_ || stopping_) return;
+  const cluster::metadata_image& image = member_->image();
+  std::optional<wire::uuid> id = image.topic_id(consumer_offsets_topic);
+  const cluster::topic_record* record = id ? image.topic(*id) : nullptr;
+  if (record == nullptr) return;
+  if (groups_->offsets_partitions() == 0) {
+    // Fixed for the topic's life, as Kafka reads it once from the topic's metadata.
+    groups_->set_offsets_partitions(static_cast<int32_t>(record->replicas.size()));
+  }
+  std::map<int32_t, std::pair<std::shared_ptr<partition>, int32_t>> leading;
+  topic* t = topics_->find(consumer_offsets_topic);
+  if (t != nullptr && t->id == *id) {
+    for (const auto& p : t->partitions) {
+      if (p && p->is_leader() && !p->deleted() && !p->offline()) {
+        leading.emplace(p->index(), std::make_pair(p, p->leader_epoch()));
+      }
+    }
+  }
+  offsets_->lead_exactly(leading);
 }
 
 namespace {

@@ -27,7 +27,7 @@
 #include "server/disk_executor.h"
 #include "server/fetch_sessions.h"
 #include "server/groups/group_coordinator.h"
-#include "server/groups/offsets_log.h"
+#include "server/groups/offsets_topic.h"
 #include "server/producer_ids.h"
 #include "server/request_budget.h"
 #include "server/timers.h"
@@ -142,6 +142,9 @@ class broker {
   // Removal of deleted partitions' directories once log.segment.delete.delay.ms has passed.
   void schedule_deleted_dirs_removal();
   std::string load_groups(const group_coordinator_config& groups_config);
+  // In a cluster: the coordinator serves the groups of the __consumer_offsets partitions this
+  // broker leads now (after every reconciliation of the replica manager).
+  void follow_offsets_partitions();
   // In a cluster: asks the controller for the topic (a client's Metadata or Produce named it).
   void auto_create_in_cluster(std::string_view name);
   // The cluster id from meta.properties; empty with `problem` set when the start must stop. In a
@@ -162,7 +165,7 @@ class broker {
   std::unique_ptr<storage::log_manager> logs_;
   std::unique_ptr<topic_registry> topics_;
   // Declared before groups_ so that the coordinator, which writes through it, goes first.
-  std::unique_ptr<offsets_log> offsets_log_;
+  std::unique_ptr<offsets_topic> offsets_;
   std::unique_ptr<group_coordinator> groups_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::map<uint64_t, std::weak_ptr<session>> sessions_;

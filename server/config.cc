@@ -488,6 +488,29 @@ const std::vector<key_spec>& key_table() {
        [](broker_config& c, std::string_view v) {
          return parse_int<int64_t>(v, 1, c.offsets_retention_check_interval_ms);
        }},
+      {"offsets.topic.num.partitions", "", "50",
+       "partitions of __consumer_offsets when a cluster creates it (never changed afterwards; a "
+       "broker running alone keeps one)",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 1, c.offsets_topic_num_partitions);
+       }},
+      {"offsets.topic.replication.factor", "", "3",
+       "replicas of each __consumer_offsets partition; a cluster creates the topic once this many "
+       "brokers are registered, and groups wait (COORDINATOR_NOT_AVAILABLE) until then",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int16_t>(v, 1, c.offsets_topic_replication_factor);
+       }},
+      {"offsets.topic.segment.bytes", "", "104857600",
+       "segment.bytes of __consumer_offsets when a cluster creates it",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int32_t>(v, 14, c.offsets_topic_segment_bytes);
+       }},
+      {"offsets.commit.timeout.ms", "", "5000",
+       "how long a commit or group change waits for every in-sync replica of its "
+       "__consumer_offsets partition (then COORDINATOR_NOT_AVAILABLE, and the client retries)",
+       [](broker_config& c, std::string_view v) {
+         return parse_int<int64_t>(v, 1, c.offsets_commit_timeout_ms);
+       }},
       // Topic defaults: each is the broker synonym of a topic config (server/topic_config.cc).
       {"log.retention.hours", "", "168",
        "hours to keep a log segment before deleting it (below log.retention.minutes and .ms)",
@@ -561,9 +584,9 @@ const std::vector<key_spec>& key_table() {
        }},
       {"log.flush.scheduler.interval.ms", "", "9223372036854775807",
        "how often logs are checked against flush.ms",
-       [](broker_config& c, std::string_view v) {
-         return parse_int<int64_t>(v, 1, c.log_flush_scheduler_interval_ms);
-       }},
+       [](broker_config& c,
+          std::string_view
+              v) { return parse_int<int64_t>(v, 1, c.log_flush_scheduler_interval_ms); }},
       {"log.flush.offset.checkpoint.interval.ms", "", "60000",
        "how often unsynced data and index entries are fsynced and the recovery points "
        "checkpointed: the most a crash recovery reads",

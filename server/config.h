@@ -103,6 +103,12 @@ struct broker_config {
   int32_t offset_metadata_max_bytes = 4096;
   int32_t offsets_retention_minutes = 10080;
   int64_t offsets_retention_check_interval_ms = 600000;
+  // __consumer_offsets in a cluster, as Kafka creates it (a broker that runs alone keeps one
+  // partition of its own).
+  int32_t offsets_topic_num_partitions = 50;
+  int16_t offsets_topic_replication_factor = 3;
+  int32_t offsets_topic_segment_bytes = 104857600;
+  int64_t offsets_commit_timeout_ms = 5000;
   int64_t shutdown_grace_ms = 5000;
 
   // Log defaults for every topic (a topic's own configs override them; server/topic_config.h).

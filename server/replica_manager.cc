@@ -95,7 +95,7 @@ void replica_manager::reconcile() {
   // is removed: removal takes the topic out of the registry being walked.
   std::vector<std::pair<std::string, const char*>> strays;
   for (const auto& [name, t] : broker_.topics().all()) {
-    if (t.internal || removing_.contains(name)) continue;
+    if (removing_.contains(name)) continue;
     std::optional<wire::uuid> id = image.topic_id(name);
     if (id && *id == t.id) continue;
     // A topic being created is written name last: its id is there before its name.
@@ -176,6 +176,7 @@ void replica_manager::reconcile() {
     it->second->stop();
     it = fetchers_.erase(it);
   }
+  if (on_reconciled_) on_reconciled_();
 }
 
 void replica_manager::apply_role(

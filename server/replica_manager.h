@@ -65,6 +65,8 @@ class replica_manager final : public cluster::replica_sink {
 
   // Reconciles now and after every change of the cluster state; starts the ISR check.
   void start();
+  // `then` runs at the end of every reconciliation, once every local replica has its role.
+  void on_reconciled(std::function<void()> then) { on_reconciled_ = std::move(then); }
   // Stops the fetchers and the ISR check (shutdown).
   void stop();
 
@@ -120,6 +122,7 @@ class replica_manager final : public cluster::replica_sink {
   std::set<cluster::topic_partition_id> truncating_;
   bool role_deferred_ = false;
   std::map<int32_t, std::unique_ptr<cluster::replica_fetcher>> fetchers_;
+  std::function<void()> on_reconciled_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

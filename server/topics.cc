@@ -1,6 +1,7 @@
 #include "server/topics.h"
 
 #include <algorithm>
+#include <charconv>
 #include <random>
 
 #include "server/logging.h"
@@ -11,6 +12,14 @@ namespace {
 // Leader epoch of every partition on a single broker. Replication will persist and bump it.
 constexpr int32_t initial_leader_epoch = 0;
 }  // namespace
+
+int32_t min_insync_replicas(const broker_config& config, const topic& t) {
+  static const topic_config_spec* spec = find_topic_config("min.insync.replicas");
+  int32_t value = 1;
+  std::string text = effective_value(config, t.configs, *spec);
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
 
 bool is_internal_topic(std::string_view name) {
   return name == "__consumer_offsets" || name == "__transaction_state";
@@ -47,11 +56,8 @@ std::shared_ptr<partition> topic_registry::make_partition(std::shared_ptr<storag
   // The epoch persisted in leader-epoch-checkpoint; a single broker never bumps it.
   const int32_t epoch = log->latest_epoch().value_or(initial_leader_epoch);
   // In a cluster nobody leads until the cluster state says who does, and the high watermark
-  // stays the checkpointed one meanwhile. Internal topics stay this broker's own until group
-  // coordination moves into the cluster.
-  const bool in_cluster =
-      !config_.metadata_etcd_endpoints.empty() && !is_internal_topic(log->tp().topic);
-  if (in_cluster) {
+  // stays the checkpointed one meanwhile.
+  if (!config_.metadata_etcd_endpoints.empty()) {
     return std::make_shared<partition>(std::move(log), -1, epoch, config_.log_flush_on_ack,
                                        partition::role::follower);
   }
@@ -202,7 +208,7 @@ void topic_registry::sync_configs() {
 }
 
 void topic_registry::follow_source(topic& t) {
-  if (!config_source_ || t.internal) return;
+  if (!config_source_) return;
   const std::map<std::string, std::string>* wanted = config_source_(t);
   if (wanted == nullptr ||
       std::equal(wanted->begin(), wanted->end(), t.configs.begin(), t.configs.end())) {

@@ -135,6 +135,9 @@ class topic_registry {
 // `__transaction_state`). Other names starting with "__" (e.g. Cruise Control's) are ordinary.
 bool is_internal_topic(std::string_view name);
 
+// The topic's min.insync.replicas: its own config, else the broker's.
+int32_t min_insync_replicas(const broker_config& config, const topic& t);
+
 // Kafka's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH: CreateTopics and CreatePartitions
 // asking for more new partitions than this in one request are refused (POLICY_VIOLATION).
 inline constexpr int64_t max_partitions_per_request = 10000;

@@ -51,6 +51,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "server/cancel_handle.h"
 #include "server/cluster/cluster_member.h"
 #include "server/cluster/records.h"
 #include "server/cluster/replica_placement.h"
@@ -72,6 +73,11 @@ struct controller_config {
   bool auto_leader_rebalance = true;                    // auto.leader.rebalance.enable
   int64_t leader_imbalance_check_interval_ms = 300000;  // leader.imbalance.check.interval.seconds
   int32_t leader_imbalance_per_broker_percentage = 10;  // leader.imbalance.per.broker.percentage
+  // __consumer_offsets, created by the controller once offsets_topic_replication_factor brokers
+  // are registered (offsets.topic.*); 0 partitions: never.
+  int32_t offsets_topic_num_partitions = 50;
+  int16_t offsets_topic_replication_factor = 3;
+  int32_t offsets_topic_segment_bytes = 104857600;
 };
 
 struct create_topic_request {
@@ -244,7 +250,10 @@ class controller {
   // how many leaders moved.
   boost::asio::awaitable<size_t> rebalance_leaders();
   // Runs rebalance_leaders every leader_imbalance_check_interval_ms while this broker is the
-  // controller, if auto_leader_rebalance is on.
+  // controller, if auto_leader_rebalance is on. Creates __consumer_offsets while this broker is
+  // the controller and the cluster has none, as soon as enough brokers are registered for its
+  // replication factor (Kafka creates it on the first FindCoordinator; groups cannot work
+  // without it either way, and until then FindCoordinator answers COORDINATOR_NOT_AVAILABLE).
   void start(boost::asio::any_io_executor executor);
   // Ends what start() began (the broker is stopping).
   void stop();
@@ -336,6 +345,12 @@ class controller {
   int64_t swept_epoch_ = 0;
   std::mt19937 random_{std::random_device{}()};
   std::shared_ptr<boost::asio::steady_timer> rebalance_timer_;
+  // Internal topics (controller_leadership.cc): the image watch and whether a creation is on.
+  void maybe_create_offsets_topic();
+  boost::asio::any_io_executor executor_;
+  cancel_handle internal_topics_watch_;
+  bool creating_offsets_topic_ = false;
+  size_t offsets_topic_waits_logged_for_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

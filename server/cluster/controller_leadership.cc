@@ -373,9 +373,57 @@ asio::awaitable<size_t> controller::rebalance_leaders() {
 
 void controller::stop() {
   if (rebalance_timer_) rebalance_timer_->cancel();
+  internal_topics_watch_.cancel();
+}
+
+void controller::maybe_create_offsets_topic() {
+  if (!executor_ || !member_.is_controller() || creating_offsets_topic_ ||
+      config_.offsets_topic_num_partitions <= 0) {
+    return;
+  }
+  const std::string name = "__consumer_offsets";
+  if (member_.image().topic_id(name)) return;
+  const size_t usable = live_brokers().size();
+  const auto needed = static_cast<size_t>(config_.offsets_topic_replication_factor);
+  if (usable < needed) {
+    if (offsets_topic_waits_logged_for_ != usable) {
+      offsets_topic_waits_logged_for_ = usable;
+      log_info("controller: ", name, " waits for ", needed,
+               " registered brokers (offsets.topic.replication.factor), ", usable,
+               " now; groups answer COORDINATOR_NOT_AVAILABLE until then");
+    }
+    return;
+  }
+  creating_offsets_topic_ = true;
+  asio::co_spawn(
+      executor_,
+      [this, alive = std::weak_ptr<bool>(alive_), name]() -> asio::awaitable<void> {
+        std::vector<create_topic_request> asks(1);
+        asks[0].name = name;
+        asks[0].num_partitions = config_.offsets_topic_num_partitions;
+        asks[0].replication_factor = config_.offsets_topic_replication_factor;
+        asks[0].configs["segment.bytes"] = std::to_string(config_.offsets_topic_segment_bytes);
+        std::vector<create_topic_result> results = co_await create_topics(std::move(asks));
+        if (alive.expired()) co_return;
+        creating_offsets_topic_ = false;
+        const error_code e = results.empty() ? error_code::unknown_server_error : results[0].error;
+        if (e == error_code::none) {
+          log_info("controller: created ", name, " with ", results[0].num_partitions,
+                   " partitions of ", results[0].replication_factor, " replicas");
+        } else if (e != error_code::topic_already_exists && e != error_code::not_controller) {
+          log_warn("controller: cannot create ", name, ": ", wire::error_name(e), " ",
+                   results[0].message, "; trying again at the next change");
+        }
+      },
+      asio::detached);
 }
 
 void controller::start(asio::any_io_executor executor) {
+  executor_ = executor;
+  if (!internal_topics_watch_) {
+    internal_topics_watch_ = member_.on_change([this] { maybe_create_offsets_topic(); });
+  }
+  maybe_create_offsets_topic();
   if (!config_.auto_leader_rebalance || rebalance_timer_) return;
   rebalance_timer_ = std::make_shared<asio::steady_timer>(executor);
   asio::co_spawn(

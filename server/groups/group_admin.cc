@@ -14,6 +14,14 @@ wire::list_groups_response group_coordinator::list_groups(wire::list_groups_requ
                                          [&](const std::string& f) { return iequals(f, value); });
   };
   wire::list_groups_response response;
+  if (stopped_ || offsets_partitions_ <= 0) {
+    response.error_code = code(error_code::coordinator_not_available);
+    return response;
+  }
+  // Kafka lists the groups it has loaded, and says that the list may be missing some while a
+  // partition is still loading.
+  if (std::any_of(owned_.begin(), owned_.end(), [](const auto& o) { return !o.second; }))
+    response.error_code = code(error_code::coordinator_load_in_progress);
   if (!wanted(request.types_filter, classic)) return response;
   for (const auto& [id, g] : groups_) {
     std::string_view state = group_state_name(g->state);
@@ -33,6 +41,11 @@ wire::describe_groups_response group_coordinator::describe_groups(
   for (const std::string& id : request.groups) {
     auto& out = response.groups.emplace_back();
     out.group_id = id;
+    if (error_code e = group_status(id); e != error_code::none) {
+      out.error_code = code(e);
+      out.group_state = "";
+      continue;
+    }
     group* g = find_group(id);
     if (!g) {
       // Kafka up to DescribeGroups v5 describes an unknown group as Dead, without an error; v6
@@ -80,6 +93,10 @@ asio::awaitable<wire::delete_groups_response> group_coordinator::delete_groups(
   for (const std::string& id : request.groups_names) {
     auto& out = r->response.results.emplace_back();
     out.group_id = id;
+    if (error_code e = group_status(id); e != error_code::none) {
+      out.error_code = code(e);
+      continue;
+    }
     group* g = find_group(id);
     if (!g || g->state == group_state::dead) {
       out.error_code = code(error_code::group_id_not_found);

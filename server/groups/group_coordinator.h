@@ -189,6 +189,33 @@ class group_coordinator {
   // DeleteTopics: tombstones for every group's offsets of `topic`, committed or in flight.
   void on_topic_deleted(std::string_view topic);
 
+  // ---- Which groups this coordinator serves (Kafka's GroupMetadataManager ownership) ----
+  // A group belongs to partition partition_for(group) of __consumer_offsets and is served only
+  // while this broker leads that partition and has loaded it. Group APIs answer, as Kafka's
+  // validateGroupStatus: COORDINATOR_NOT_AVAILABLE while the topic does not exist (a partition
+  // count of 0) or after shutdown, COORDINATOR_LOAD_IN_PROGRESS while the group's partition is
+  // being loaded, and NOT_COORDINATOR when it is not led here. A new coordinator has one
+  // partition, loaded: a broker that runs alone coordinates every group.
+  //
+  // The partition count of the offsets topic: 0 until the cluster has it. Forgets every group.
+  void set_offsets_partitions(int32_t count);
+  int32_t offsets_partitions() const { return offsets_partitions_; }
+  // Kafka's GroupMetadataManager.partitionFor: abs(Java's String.hashCode of the group id) %
+  // the partition count, so that a client computing it agrees. -1 while the count is 0.
+  int32_t partition_for(std::string_view group_id) const;
+  // This broker leads `partition` from now on: its groups answer COORDINATOR_LOAD_IN_PROGRESS
+  // until finish_loading (load_group and load_offset hand them over meanwhile).
+  void begin_loading(int32_t partition);
+  void finish_loading(int32_t partition);
+  // This broker no longer leads `partition`: its groups are forgotten, their parked JoinGroup
+  // and SyncGroup answered NOT_COORDINATOR (Kafka's removeGroupsForPartition). Writes in flight
+  // complete with the store's error. Returns how many groups were unloaded.
+  size_t unload(int32_t partition);
+  // The partitions led here, loaded or loading.
+  const std::map<int32_t, bool>& owned_partitions() const { return owned_; }
+  // NONE if this coordinator serves `group_id` now, else the error above.
+  wire::error_code group_status(std::string_view group_id) const;
+
   // Answers every parked request NOT_COORDINATOR and forgets all groups (broker shutdown).
   void shutdown();
 
@@ -269,6 +296,8 @@ class group_coordinator {
       const std::function<std::vector<topic_partition>(const group&)>& select, const char* why);
   void schedule_retention_check(std::chrono::milliseconds delay);
 
+  // Answers the group's parked JoinGroup and SyncGroup NOT_COORDINATOR.
+  void abandon(group& g);
   group* find_group(std::string_view group_id) const;
   group& get_or_create_group(std::string_view group_id);
   std::string new_member_id(std::string_view prefix);
@@ -283,6 +312,9 @@ class group_coordinator {
   timer_service* timers_;
   timer_handle retention_timer_;
   bool stopped_ = false;  // after shutdown: start_offset_expiry must not arm the check again
+  int32_t offsets_partitions_ = 1;
+  // Offsets partitions led here -> loaded (false while loading).
+  std::map<int32_t, bool> owned_{{0, true}};
   // Shared so that a store completion can tell whether its group is still there (weak_ptr).
   std::map<std::string, std::shared_ptr<group>, std::less<>> groups_;
   std::mt19937_64 rng_;

@@ -22,6 +22,10 @@ std::shared_ptr<group_coordinator::join_reply> group_coordinator::do_join(
     reply->complete(join_error(request.member_id, error_code::invalid_group_id));
     return reply;
   }
+  if (error_code e = group_status(request.group_id); e != error_code::none) {
+    reply->complete(join_error(request.member_id, e));
+    return reply;
+  }
   milliseconds session(request.session_timeout_ms);
   if (session < config_.min_session_timeout || session > config_.max_session_timeout) {
     reply->complete(join_error(request.member_id, error_code::invalid_session_timeout));

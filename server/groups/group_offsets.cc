@@ -31,6 +31,7 @@ group_coordinator::do_commit(wire::offset_commit_request& request) {
   };
 
   // Kafka accepts the empty group id here, for old clients.
+  if (error_code e = group_status(request.group_id); e != error_code::none) return answer_all(e);
   const int32_t generation = request.generation_id_or_member_epoch;
   group* g = find_group(request.group_id);
   if (!g) {
@@ -156,8 +157,30 @@ wire::offset_fetch_response group_coordinator::fetch_offsets(wire::offset_fetch_
     for (const auto& rg : request.groups) {
       auto& out = response.groups.emplace_back();
       out.group_id = rg.group_id;
+      if (error_code e = group_status(rg.group_id); e != error_code::none) {
+        out.error_code = code(e);
+        continue;
+      }
       out.topics = fetch_group_offsets<wire::offset_fetch_response::offset_fetch_response_topics>(
           offsets_of(rg.group_id), rg.topics);
+    }
+    return response;
+  }
+  if (error_code e = group_status(request.group_id); e != error_code::none) {
+    // v2+ carry the error at the top, with no topics (Kafka's OffsetFetchResponse(error, Map())).
+    // v0 and v1 have no top-level error: each requested partition carries it.
+    response.error_code = code(e);
+    if (version < 2 && request.topics) {
+      for (const auto& t : *request.topics) {
+        auto& rt = response.topics.emplace_back();
+        rt.name = t.name;
+        for (int32_t index : t.partition_indexes) {
+          auto& rp = rt.partitions.emplace_back();
+          rp.partition_index = index;
+          rp.committed_offset = -1;
+          rp.error_code = code(e);
+        }
+      }
     }
     return response;
   }
@@ -181,6 +204,7 @@ group_coordinator::do_delete_offsets(wire::offset_delete_request& request) {
     reply->complete(std::move(response));
     return reply;
   };
+  if (error_code e = group_status(request.group_id); e != error_code::none) return fail(e);
   group* g = find_group(request.group_id);
   if (!g || g->state == group_state::dead) return fail(error_code::group_id_not_found);
   // A group in use may only lose offsets of topics it is not subscribed to, which Kafka can tell

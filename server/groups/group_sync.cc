@@ -20,6 +20,7 @@ std::shared_ptr<group_coordinator::sync_reply> group_coordinator::do_sync(
     return reply;
   };
   if (request.group_id.empty()) return fail(error_code::invalid_group_id);
+  if (error_code e = group_status(request.group_id); e != error_code::none) return fail(e);
   group* g = find_group(request.group_id);
   if (!g) return fail(error_code::unknown_member_id);
   if (g->state == group_state::dead) return fail(error_code::coordinator_not_available);
@@ -95,6 +96,11 @@ wire::heartbeat_response group_coordinator::heartbeat(wire::heartbeat_request& r
     return response;
   };
   if (request.group_id.empty()) return answer(error_code::invalid_group_id);
+  if (error_code e = group_status(request.group_id); e != error_code::none) {
+    // Kafka answers a heartbeat to a group being loaded blindly: its member must not think it
+    // was dropped just because the coordinator moved.
+    return answer(e == error_code::coordinator_load_in_progress ? error_code::none : e);
+  }
   group* g = find_group(request.group_id);
   if (!g) return answer(error_code::unknown_member_id);
   if (g->state == group_state::dead) return answer(error_code::coordinator_not_available);
@@ -131,6 +137,10 @@ wire::leave_group_response group_coordinator::leave(wire::leave_group_request& r
   wire::leave_group_response response;
   if (request.group_id.empty()) {
     response.error_code = code(error_code::invalid_group_id);
+    return response;
+  }
+  if (error_code e = group_status(request.group_id); e != error_code::none) {
+    response.error_code = code(e);
     return response;
   }
   group* g = find_group(request.group_id);

@@ -238,12 +238,65 @@ std::error_code apply_record(const wire::record_view& rec,
 
 }  // namespace
 
+namespace {
+
+// Replays the batches in `buffer` (whole batches read from `where`), moving `offset` past each.
+std::error_code replay_batches(std::span<const uint8_t> buffer, const std::string& where,
+                               int64_t& offset,
+                               std::map<std::string, persisted_group, std::less<>>& out,
+                               replay_stats& st) {
+  wire::batch_reader batches(buffer);
+  while (std::optional<wire::record_batch> batch = batches.next()) {
+    offset = batch->next_offset();
+    ++st.batches;
+    if (batch->validate(false) != wire::batch_error::ok) {
+      log_error(where, ": batch at offset ", batch->base_offset(), " is corrupt");
+      return storage::errc::corrupt_message;
+    }
+    if (batch->is_control() || batch->is_transactional()) {
+      // Transactional offset commits (TxnOffsetCommit) would wait for their commit marker;
+      // Sluice writes none yet.
+      ++st.skipped_batches;
+      continue;
+    }
+    if (batch->compression() != 0) {
+      log_error(where, ": compressed batch at offset ", batch->base_offset(),
+                " (not supported in __consumer_offsets)");
+      return storage::errc::invalid_record;
+    }
+    wire::record_reader records(*batch);
+    while (std::optional<wire::record_view> rec = records.next()) {
+      ++st.records;
+      if (std::error_code ec = apply_record(*rec, out, st)) {
+        log_error(where, ": undecodable record at offset ",
+                  batch->base_offset() + rec->offset_delta);
+        return ec;
+      }
+    }
+    if (!records.ok()) {
+      log_error(where, ": malformed records in batch at offset ", batch->base_offset());
+      return storage::errc::invalid_record;
+    }
+  }
+  if (batches.error() != wire::batch_error::ok) {
+    log_error(where, ": bad batch framing near offset ", offset);
+    return storage::errc::corrupt_message;
+  }
+  return {};
+}
+
+std::string name_of(const storage::log& log) {
+  return log.tp().topic + "-" + std::to_string(log.tp().partition);
+}
+
+}  // namespace
+
 std::error_code read_consumer_offsets(const storage::log& log,
                                       std::map<std::string, persisted_group, std::less<>>& out,
                                       replay_stats* stats) {
   replay_stats local;
   replay_stats& st = stats ? *stats : local;
-  const std::string where = log.tp().topic + "-" + std::to_string(log.tp().partition);
+  const std::string where = name_of(log);
   int64_t offset = log.log_start_offset();
   const int64_t end = log.log_end_offset();
   std::vector<uint8_t> buffer;
@@ -253,49 +306,113 @@ std::error_code read_consumer_offsets(const storage::log& log,
     if (info.slices.empty()) break;  // nothing below `end` after `offset`: cannot happen
     for (const wire::file_slice& slice : info.slices) {
       if (std::error_code ec = pread_all(slice, buffer)) return ec;
-      wire::batch_reader batches(buffer);
-      while (std::optional<wire::record_batch> batch = batches.next()) {
-        offset = batch->next_offset();
-        ++st.batches;
-        if (batch->validate(false) != wire::batch_error::ok) {
-          log_error(where, ": batch at offset ", batch->base_offset(), " is corrupt");
-          return storage::errc::corrupt_message;
-        }
-        if (batch->is_control() || batch->is_transactional()) {
-          // Transactional offset commits (TxnOffsetCommit) would wait for their commit marker;
-          // Sluice writes none yet.
-          ++st.skipped_batches;
-          continue;
-        }
-        if (batch->compression() != 0) {
-          log_error(where, ": compressed batch at offset ", batch->base_offset(),
-                    " (not supported in __consumer_offsets)");
-          return storage::errc::invalid_record;
-        }
-        wire::record_reader records(*batch);
-        while (std::optional<wire::record_view> rec = records.next()) {
-          ++st.records;
-          if (std::error_code ec = apply_record(*rec, out, st)) {
-            log_error(where, ": undecodable record at offset ",
-                      batch->base_offset() + rec->offset_delta);
-            return ec;
-          }
-        }
-        if (!records.ok()) {
-          log_error(where, ": malformed records in batch at offset ", batch->base_offset());
-          return storage::errc::invalid_record;
-        }
-      }
-      if (batches.error() != wire::batch_error::ok) {
-        log_error(where, ": bad batch framing near offset ", offset);
-        return storage::errc::corrupt_message;
-      }
+      if (std::error_code ec = replay_batches(buffer, where, offset, out, st)) return ec;
     }
   }
   if (st.skipped_records > 0) {
     log_warn(where, ": skipped ", st.skipped_records, " records with unknown key versions");
   }
   return {};
+}
+
+namespace {
+
+// The state of one asynchronous replay: the io thread finds the next slices (never waiting for
+// the disk: cold pages are warmed first), a disk job reads and decodes them; the two take turns,
+// so the state is never touched by both at once.
+struct consumer_offsets_load : std::enable_shared_from_this<consumer_offsets_load> {
+  std::shared_ptr<partition> owner;
+  storage::disk_executor* disk = nullptr;
+  std::string queue;
+  std::string where;
+  int64_t offset = 0;
+  int64_t end = 0;
+  int64_t bytes_read = 0;
+  int64_t next_progress_bytes = 0;
+  loaded_consumer_offsets result;
+  std::function<void(std::error_code, loaded_consumer_offsets)> done;
+
+  static constexpr int64_t progress_every_bytes = int64_t{256} << 20;
+
+  void finish(std::error_code ec) {
+    if (!ec && result.stats.skipped_records > 0) {
+      log_warn(where, ": skipped ", result.stats.skipped_records,
+               " records with unknown key versions");
+    }
+    auto callback = std::move(done);
+    callback(ec, std::move(result));
+  }
+
+  void step() {
+    if (offset >= end) {
+      finish({});
+      return;
+    }
+    storage::read_info info;
+    std::error_code ec = owner->log().read(offset, replay_read_bytes, end, true, info,
+                                           storage::read_mode::cached_only);
+    if (ec == storage::errc::would_block && info.cold) {
+      owner->log().warm_async(*info.cold, [self = shared_from_this()](std::error_code wec) {
+        if (wec) {
+          self->finish(wec);
+          return;
+        }
+        self->step();
+      });
+      return;
+    }
+    if (ec) {
+      finish(ec);
+      return;
+    }
+    if (info.slices.empty()) {
+      finish({});
+      return;
+    }
+    auto failure = std::make_shared<std::error_code>();
+    disk->submit(
+        queue,
+        [self = shared_from_this(), slices = std::move(info.slices), failure] {
+          std::vector<uint8_t> buffer;
+          for (const wire::file_slice& slice : slices) {
+            if ((*failure = pread_all(slice, buffer))) return;
+            self->bytes_read += static_cast<int64_t>(buffer.size());
+            if ((*failure = replay_batches(buffer, self->where, self->offset, self->result.groups,
+                                           self->result.stats))) {
+              return;
+            }
+          }
+        },
+        [self = shared_from_this(), failure] {
+          if (*failure) {
+            self->finish(*failure);
+            return;
+          }
+          if (self->bytes_read >= self->next_progress_bytes) {
+            log_info(self->where, ": loading groups: ", self->bytes_read >> 20,
+                     " MiB read, at offset ", self->offset, " of ", self->end);
+            self->next_progress_bytes += progress_every_bytes;
+          }
+          self->step();
+        });
+  }
+};
+
+}  // namespace
+
+void load_consumer_offsets_async(
+    std::shared_ptr<partition> p, storage::disk_executor& disk,
+    std::function<void(std::error_code, loaded_consumer_offsets)> done) {
+  auto load = std::make_shared<consumer_offsets_load>();
+  load->where = name_of(p->log());
+  load->queue = "load " + load->where;
+  load->offset = p->log_start_offset();
+  load->end = p->log_end_offset();
+  load->next_progress_bytes = consumer_offsets_load::progress_every_bytes;
+  load->owner = std::move(p);
+  load->disk = &disk;
+  load->done = std::move(done);
+  load->step();
 }
 
 void deliver(const std::map<std::string, persisted_group, std::less<>>& groups,
@@ -325,21 +442,47 @@ int64_t system_now_ms() {
       .count();
 }
 
-// Group metadata and tombstones: a storage failure is NOT_COORDINATOR, as in Kafka's
-// GroupMetadataManager.storeGroup and GroupCoordinatorService.normalizeException (which Kafka 4
-// applies to failed DeleteGroups and OffsetDelete writes). Kafka passes through the errors it
-// does not map; none of those can come from a local append, so anything else here is unexpected.
+// Kafka's GroupMetadataManager.storeGroup mapping (also applied by Kafka 4's
+// GroupCoordinatorService.normalizeException to failed DeleteGroups and OffsetDelete writes): a
+// lost leadership or a storage failure is NOT_COORDINATOR (the client looks the coordinator up
+// again), too few in-sync replicas COORDINATOR_NOT_AVAILABLE (it retries), a timeout
+// REBALANCE_IN_PROGRESS (the members rejoin).
 wire::error_code group_write_error(wire::error_code e) {
-  return e == wire::error_code::kafka_storage_error ? wire::error_code::not_coordinator
-                                                    : wire::error_code::unknown_server_error;
+  using wire::error_code;
+  switch (e) {
+    case error_code::kafka_storage_error:
+    case error_code::not_leader_or_follower:
+      return error_code::not_coordinator;
+    case error_code::unknown_topic_or_partition:
+    case error_code::not_enough_replicas:
+    case error_code::not_enough_replicas_after_append:
+      return error_code::coordinator_not_available;
+    case error_code::request_timed_out:
+      return error_code::rebalance_in_progress;
+    default:
+      return error_code::unknown_server_error;
+  }
 }
 
-// Kafka's GroupMetadataManager.storeOffsets mapping.
+// Kafka's GroupMetadataManager.storeOffsets mapping; a timeout stays REQUEST_TIMED_OUT there.
 wire::error_code offset_commit_error(wire::error_code e) {
-  if (e == wire::error_code::kafka_storage_error) return wire::error_code::not_coordinator;
-  if (e == wire::error_code::message_too_large || e == wire::error_code::record_list_too_large)
-    return wire::error_code::invalid_commit_offset_size;
-  return wire::error_code::unknown_server_error;
+  using wire::error_code;
+  switch (e) {
+    case error_code::kafka_storage_error:
+    case error_code::not_leader_or_follower:
+      return error_code::not_coordinator;
+    case error_code::unknown_topic_or_partition:
+    case error_code::not_enough_replicas:
+    case error_code::not_enough_replicas_after_append:
+      return error_code::coordinator_not_available;
+    case error_code::message_too_large:
+    case error_code::record_list_too_large:
+      return error_code::invalid_commit_offset_size;
+    case error_code::request_timed_out:
+      return error_code::request_timed_out;
+    default:
+      return error_code::unknown_server_error;
+  }
 }
 
 }  // namespace
@@ -347,6 +490,7 @@ wire::error_code offset_commit_error(wire::error_code e) {
 offsets_log::offsets_log(partition& p, boost::asio::any_io_executor executor,
                          std::function<int64_t()> now_ms)
     : partition_(p),
+      keep_partition_(p.weak_from_this().lock()),
       executor_(std::move(executor)),
       now_ms_(now_ms ? std::move(now_ms) : std::function<int64_t()>(system_now_ms)) {}
 
@@ -374,33 +518,79 @@ void offsets_log::append_then(const std::vector<pending_record>& records, int64_
     complete(write, wire::error_code::none);
     return;
   }
-  auto fail = [this, write, map, what = std::string(what),
-               group = std::string(group_id)](std::error_code ec) {
-    log_error(consumer_offsets_topic, ": ", what, " of group ", log_safe(group),
-              " failed: ", ec.message());
-    complete(write, map(to_kafka_error(ec)));
+  auto fail_with = [this, write, map, what = std::string(what), group = std::string(group_id)](
+                       wire::error_code e, const std::string& why) {
+    log_error(consumer_offsets_topic, "-", partition_.index(), ": ", what, " of group ",
+              log_safe(group), " failed: ", why);
+    complete(write, map(e));
   };
+  if (!partition_.is_leader()) {
+    // Leadership moved before the coordinator unloaded the group: a follower's log takes only
+    // its leader's batches.
+    fail_with(wire::error_code::not_leader_or_follower, "this broker no longer leads it");
+    return;
+  }
+  auto fail = [fail_with](std::error_code ec) { fail_with(to_kafka_error(ec), ec.message()); };
   // The batch lives until the append is made: it may wait behind a segment roll.
   auto batch = batch_of(records, now);
-  partition_.append(*batch, [this, alive = std::weak_ptr<int>(alive_), batch, write, fail](
-                                std::error_code ec, const storage::append_info& info) {
+  partition_.append(*batch, [this, alive = std::weak_ptr<int>(alive_), batch, write, fail,
+                             fail_with](std::error_code ec, const storage::append_info& info) {
     if (alive.expired()) return;
     if (ec) {
       fail(ec);
       return;
     }
-    // Kafka appends group records with acks=all (offsets.commit.required.acks): the write
-    // counts once the broker's durability contract says it is durable.
-    partition_.when_acknowledgeable(info.last_offset + 1, -1,
-                                    [this, alive, write, fail](std::error_code dec) {
-                                      if (alive.expired()) return;
-                                      if (dec) {
-                                        fail(dec);
-                                        return;
-                                      }
-                                      complete(write, wire::error_code::none);
-                                    });
+    const int64_t end = info.last_offset + 1;
+    // Kafka appends group records with acks=all (offsets.commit.required.acks): in a cluster
+    // every in-sync replica must have the batch, within offsets.commit.timeout.ms; then the
+    // write counts once the broker's durability contract says it is durable.
+    auto durable = [this, alive, write, fail, end] {
+      partition_.when_acknowledgeable(end, -1, [this, alive, write, fail](std::error_code dec) {
+        if (alive.expired()) return;
+        if (dec) {
+          fail(dec);
+          return;
+        }
+        complete(write, wire::error_code::none);
+      });
+    };
+    if (partition_.tracker() == nullptr || replication_.timers == nullptr) {
+      durable();
+      return;
+    }
+    struct wait_state {
+      bool answered = false;
+      timer_handle deadline;
+    };
+    auto state = std::make_shared<wait_state>();
+    auto answer = [alive, state, durable, fail_with](wire::error_code e) {
+      if (alive.expired() || state->answered) return;
+      state->answered = true;
+      state->deadline.cancel();
+      if (e != wire::error_code::none) {
+        fail_with(e, std::string("waiting for the in-sync replicas: ") +
+                         std::string(wire::error_name(e)));
+        return;
+      }
+      durable();
+    };
+    state->deadline = replication_.timers->schedule(
+        replication_.timeout, [answer] { answer(wire::error_code::request_timed_out); });
+    const int32_t min_isr =
+        replication_.min_insync_replicas ? replication_.min_insync_replicas() : 1;
+    partition_.when_replicated(end, min_isr, answer);
   });
+}
+
+void offsets_log::replicate_with(timer_service& timers, std::chrono::milliseconds timeout,
+                                 std::function<int32_t()> min_insync_replicas) {
+  replication_.timers = &timers;
+  replication_.timeout = timeout;
+  replication_.min_insync_replicas = std::move(min_insync_replicas);
+}
+
+bool offsets_log::idle() const {
+  return in_order_.empty();
 }
 
 void offsets_log::complete(const std::shared_ptr<pending_write>& write, wire::error_code result) {

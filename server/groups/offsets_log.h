@@ -28,9 +28,10 @@
 // Writes: each group_store call appends one uncompressed batch (producer id -1, CreateTime = the
 // wall clock) holding all its records, through the partition, so the batch gets the partition's
 // leader epoch, the high watermark follows and parked fetches of __consumer_offsets wake. As Kafka
-// appends group records with acks=all, a write completes once the broker's durability contract
-// says the batch is durable (partition::when_acknowledgeable: by default after the fdatasync that
-// covers it, shared with every append made meanwhile). Completions are posted in write order.
+// appends group records with acks=all, a write completes once the in-sync replicas have the batch
+// (in a cluster: replicate_with) and the broker's durability contract says it is durable
+// (partition::when_acknowledgeable: by default after the fdatasync that covers it, shared with
+// every append made meanwhile). Completions are posted in write order.
 //
 // Replay: read every batch from log_start_offset to log_end_offset; per key the last record wins
 // and a tombstone deletes. The log is never compacted (Sluice has no log cleaner yet), so it grows
@@ -54,6 +55,8 @@
 
 #include "server/groups/group_store.h"
 #include "server/partition.h"
+#include "server/timers.h"
+#include "storage/disk_executor.h"
 #include "storage/log.h"
 
 namespace sluice::server {
@@ -129,6 +132,20 @@ class group_loader {
 void deliver(const std::map<std::string, persisted_group, std::less<>>& groups,
              group_loader& loader);
 
+struct loaded_consumer_offsets {
+  std::map<std::string, persisted_group, std::less<>> groups;
+  replay_stats stats;
+};
+
+// read_consumer_offsets for a partition a broker comes to lead while it serves clients: the io
+// thread never waits for the disk (cold pages are warmed, batches read and decoded in jobs of
+// `disk`), and `done` runs on the io thread with what was read (on error: up to the bad batch).
+// Reads from the log start to the log end as they are when it starts; the partition is kept
+// alive meanwhile. A big log logs its progress every 256 MiB.
+void load_consumer_offsets_async(
+    std::shared_ptr<partition> p, storage::disk_executor& disk,
+    std::function<void(std::error_code, loaded_consumer_offsets)> done);
+
 // read_consumer_offsets then deliver (only when the read succeeded).
 std::error_code replay_consumer_offsets(const storage::log& log, group_loader& loader,
                                         replay_stats* stats = nullptr);
@@ -143,6 +160,14 @@ class offsets_log final : public group_store {
   // (record timestamps, currentStateTimestamp).
   offsets_log(partition& p, boost::asio::any_io_executor executor,
               std::function<int64_t()> now_ms = {});
+
+  // In a cluster: a write completes once every in-sync replica has it too (Kafka's acks=all
+  // append), within `timeout` (offsets.commit.timeout.ms), with the topic's min.insync.replicas.
+  // Without this call, or on a broker running alone, only the local durability counts.
+  void replicate_with(timer_service& timers, std::chrono::milliseconds timeout,
+                      std::function<int32_t()> min_insync_replicas);
+  // No write is waiting for its completion.
+  bool idle() const;
 
   void store_group(std::string_view group_id, const group_metadata_record& record,
                    completion done) override;
@@ -175,7 +200,15 @@ class offsets_log final : public group_store {
   void complete(const std::shared_ptr<pending_write>& write, wire::error_code result);
 
   partition& partition_;
+  // Keeps a partition that is shared-owned (every broker's) alive while writes are in flight,
+  // even if the broker drops its replica meanwhile.
+  std::shared_ptr<partition> keep_partition_;
   boost::asio::any_io_executor executor_;
+  struct {
+    timer_service* timers = nullptr;
+    std::chrono::milliseconds timeout{5000};
+    std::function<int32_t()> min_insync_replicas;
+  } replication_;
   std::function<int64_t()> now_ms_;
   std::deque<std::shared_ptr<pending_write>> in_order_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

@@ -108,7 +108,7 @@ boost::asio::awaitable<wire::alter_configs_response> handle_alter_configs(
            "Unknown resource type " + std::to_string(resource.resource_type));
       continue;
     }
-    if (b.cluster() != nullptr && !is_internal_topic(resource.resource_name)) {
+    if (b.cluster() != nullptr) {
       to_controller.push_back({response.responses.size() - 1, replace_with(resource)});
       continue;
     }

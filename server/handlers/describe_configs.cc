@@ -87,8 +87,7 @@ wire::describe_configs_response handle_describe_configs(request_context& ctx,
              "Topic name '" + resource.resource_name + "' is illegal");
         continue;
       }
-      if (const cluster::cluster_member* member = b.cluster();
-          member != nullptr && !is_internal_topic(resource.resource_name)) {
+      if (const cluster::cluster_member* member = b.cluster()) {
         // In a cluster, from the topic's record: every broker answers, replica or not.
         std::optional<wire::uuid> id = member->image().topic_id(resource.resource_name);
         if (!id) {

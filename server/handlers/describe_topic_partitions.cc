@@ -79,11 +79,11 @@ struct topic_view {
 
 std::optional<topic_view> find_topic(broker& b, const std::string& name) {
   const cluster::cluster_member* member = b.cluster();
-  if (member != nullptr && !is_internal_topic(name)) {
+  if (member != nullptr) {
     std::optional<wire::uuid> id = member->image().topic_id(name);
     if (!id) return std::nullopt;
     const cluster::topic_record& record = *member->image().topic(*id);
-    topic_view v{*id, false, {}};
+    topic_view v{*id, is_internal_topic(name), {}};
     for (size_t i = 0; i < record.replicas.size(); ++i)
       v.partitions.push_back(describe(member->image(), *id, record, static_cast<int32_t>(i)));
     return v;
@@ -108,7 +108,7 @@ wire::describe_topic_partitions_response handle_describe_topic_partitions(
   std::set<std::string, std::less<>> names;
   if (all) {
     for (const auto& [name, t] : topics.all()) {
-      if (ctx.broker.cluster() == nullptr || t.internal) names.insert(name);
+      if (ctx.broker.cluster() == nullptr) names.insert(name);
     }
     if (const cluster::cluster_member* member = ctx.broker.cluster()) {
       for (const auto& [id, record] : member->image().topics()) {

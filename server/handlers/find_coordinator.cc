@@ -1,9 +1,12 @@
 // FindCoordinator (key 10), versions 0-4; v4 looks up several keys at once.
 //
-// On a single broker this broker coordinates every group (key type 0) and every transactional id
-// (key type 1). What a client can then do with its coordinator is what ApiVersions advertises:
-// the group and transaction APIs arrive with their own issues, and clients that need them report
-// the broker as too old rather than failing later.
+// A broker running alone coordinates every group (key type 0) and every transactional id (key
+// type 1). In a cluster a group's coordinator is the leader of its __consumer_offsets partition
+// (group_coordinator::partition_for, Kafka's partitionFor), as the cluster state names it;
+// COORDINATOR_NOT_AVAILABLE while the topic does not exist yet (its controller creates it once
+// offsets.topic.replication.factor brokers are registered) or the partition has no live leader
+// with the request's listener (Kafka's KafkaApis.getCoordinator). Transactional ids stay with
+// the broker asked: Sluice has no transaction coordinator, and InitProducerId refuses them.
 //
 // Advertised from v0 also because librdkafka before 2.11.1 takes FindCoordinator v0 as its
 // "broker >= 0.8.2" probe and will not compress with lz4 without it (rdkafka_feature.c).
@@ -16,6 +19,8 @@
 // INVALID_REQUEST.
 
 #include "server/broker.h"
+#include "server/cluster/metadata_image.h"
+#include "server/groups/offsets_log.h"
 #include "server/handlers/handlers.h"
 
 namespace sluice::server {
@@ -26,6 +31,34 @@ using wire::error_code;
 
 constexpr int8_t group_key = 0;
 constexpr int8_t transaction_key = 1;
+
+wire::find_coordinator_response::coordinator group_coordinator_in_cluster(
+    request_context& ctx, const std::string& group_id) {
+  wire::find_coordinator_response::coordinator c;
+  c.key = group_id;
+  c.node_id = -1;
+  c.port = -1;
+  c.error_code = static_cast<int16_t>(error_code::coordinator_not_available);
+  const cluster::metadata_image& image = ctx.broker.cluster()->image();
+  const int32_t index = ctx.broker.groups().partition_for(group_id);
+  std::optional<wire::uuid> id = image.topic_id(consumer_offsets_topic);
+  if (index < 0 || !id) return c;
+  const cluster::partition_state* state = image.partition(*id, index);
+  if (state == nullptr || state->record.leader < 0) return c;
+  const cluster::live_broker* leader = image.broker(state->record.leader);
+  if (leader == nullptr) return c;
+  // As broker::advertised: a request from no socket (handler tests) gets the inter-broker one.
+  const std::string listener_name(
+      ctx.listener_name.empty() ? std::string_view(ctx.broker.config().inter_broker_listener_name)
+                                : ctx.listener_name);
+  auto endpoint = leader->record.listeners.find(listener_name);
+  if (endpoint == leader->record.listeners.end()) return c;
+  c.error_code = 0;
+  c.node_id = state->record.leader;
+  c.host = endpoint->second.host;
+  c.port = endpoint->second.port;
+  return c;
+}
 
 }  // namespace
 
@@ -42,6 +75,9 @@ wire::find_coordinator_response handle_find_coordinator(request_context& ctx,
       c.node_id = -1;
       c.port = -1;
       return c;
+    }
+    if (request.key_type == group_key && ctx.broker.cluster() != nullptr) {
+      return group_coordinator_in_cluster(ctx, key);
     }
     c.node_id = node_id;
     c.host = self.host;

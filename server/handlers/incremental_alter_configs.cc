@@ -148,7 +148,7 @@ boost::asio::awaitable<wire::incremental_alter_configs_response> handle_incremen
            "Unknown resource type " + std::to_string(resource.resource_type));
       continue;
     }
-    if (b.cluster() != nullptr && !is_internal_topic(resource.resource_name)) {
+    if (b.cluster() != nullptr) {
       to_controller.push_back(
           {response.responses.size() - 1, apply_operations(b.config(), resource)});
       continue;

@@ -96,8 +96,7 @@ wire::metadata_response::metadata_response_topic describe(const cluster::metadat
   return out;
 }
 
-// The topics of a cluster's Metadata answer: the cluster state's, plus this broker's internal
-// topics (its own until group coordination moves into the cluster).
+// The topics of a cluster's Metadata answer: the cluster state's, internal ones included.
 void cluster_topics(request_context& ctx, const wire::metadata_request& request, bool all_topics,
                     int32_t topic_ops, wire::metadata_response& response) {
   broker& b = ctx.broker;
@@ -107,9 +106,6 @@ void cluster_topics(request_context& ctx, const wire::metadata_request& request,
       if (image.topic_id(record.name) == id) {
         response.topics.push_back(describe(image, id, record, topic_ops));
       }
-    }
-    for (const auto& [name, t] : b.topics().all()) {
-      if (t.internal) response.topics.push_back(describe(t, topic_ops));
     }
     return;
   }
@@ -121,12 +117,6 @@ void cluster_topics(request_context& ctx, const wire::metadata_request& request,
       failed.topic_id = requested.topic_id;
       response.topics.push_back(std::move(failed));
       continue;
-    }
-    if (is_internal_topic(*requested.name)) {
-      if (topic* t = b.topics().find(*requested.name)) {
-        response.topics.push_back(describe(*t, topic_ops));
-        continue;
-      }
     }
     if (std::optional<wire::uuid> id = image.topic_id(*requested.name)) {
       response.topics.push_back(describe(image, *id, *image.topic(*id), topic_ops));

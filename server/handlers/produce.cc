@@ -94,14 +94,6 @@ error_code check_client_batch(const wire::records& records, int16_t api_version)
   return error_code::none;
 }
 
-int64_t min_insync_replicas(const broker_config& config, const topic& t) {
-  static const topic_config_spec* spec = find_topic_config("min.insync.replicas");
-  int64_t value = 1;
-  std::string text = effective_value(config, t.configs, *spec);
-  std::from_chars(text.data(), text.data() + text.size(), value);
-  return value;
-}
-
 using partition_response = wire::produce_response::partition_produce_response;
 
 // A partition appended to, for the waits that follow.
@@ -211,7 +203,7 @@ boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
       // acks=all promises min.insync.replicas copies (Kafka checks before appending).
       int32_t min_isr = 1;
       if (ec == error_code::none && acks == -1) {
-        min_isr = static_cast<int32_t>(min_insync_replicas(b.config(), *t));
+        min_isr = min_insync_replicas(b.config(), *t);
         if (static_cast<int64_t>(p->isr().size()) < min_isr) ec = error_code::not_enough_replicas;
       }
       if (ec != error_code::none) {

@@ -792,6 +792,116 @@ TEST_F(group_coordinator_test, shutdown_answers_parked_requests) {
   EXPECT_EQ((*a)->error_code, code(error_code::not_coordinator));
 }
 
+// ---- Ownership: groups live on __consumer_offsets partitions led here ------------------------
+
+// Java's String.hashCode values (s[0]*31^(n-1) + ... over UTF-16 units, int arithmetic), as a
+// JVM computes them for ids a client would hash.
+TEST_F(group_coordinator_test, partition_for_is_kafkas_partition_for) {
+  make();
+  gc_->set_offsets_partitions(50);
+  // abs(hashCode) % 50: "hello" = 99162322; "analytics" = -1693017210; "polygenelubricants" =
+  // Integer.MIN_VALUE, which Kafka's Utils.abs makes 0.
+  EXPECT_EQ(gc_->partition_for("hello"), 99162322 % 50);
+  EXPECT_EQ(gc_->partition_for("analytics"), 1693017210 % 50);
+  EXPECT_EQ(gc_->partition_for("polygenelubricants"), 0);
+  EXPECT_EQ(gc_->partition_for(""), 0);
+  // Outside the BMP one code point is two UTF-16 units: "\uD83D\uDE00".hashCode() = 1772899.
+  EXPECT_EQ(gc_->partition_for("\xF0\x9F\x98\x80"), 1772899 % 50);
+  // Two-byte sequences are one unit each: "\u00e9t\u00e9".hashCode() = 227742.
+  EXPECT_EQ(gc_->partition_for("\xC3\xA9t\xC3\xA9"), 227742 % 50);
+  gc_->set_offsets_partitions(0);
+  EXPECT_EQ(gc_->partition_for("hello"), -1);
+}
+
+TEST_F(group_coordinator_test, groups_of_partitions_not_led_here_answer_kafkas_errors) {
+  make();
+  gc_->set_offsets_partitions(0);
+  // No offsets topic yet.
+  auto j = start_join(join_request("g", ""), 5);
+  ASSERT_TRUE(*j);
+  EXPECT_EQ((*j)->error_code, code(error_code::coordinator_not_available));
+  wire::list_groups_request list;
+  EXPECT_EQ(gc_->list_groups(list, 4).error_code, code(error_code::coordinator_not_available));
+
+  gc_->set_offsets_partitions(4);
+  const int32_t p = gc_->partition_for("g");
+  j = start_join(join_request("g", ""), 5);
+  EXPECT_EQ((*j)->error_code, code(error_code::not_coordinator));
+  EXPECT_EQ(heartbeat("g", "m", 1), code(error_code::not_coordinator));
+
+  gc_->begin_loading(p);
+  j = start_join(join_request("g", ""), 5);
+  EXPECT_EQ((*j)->error_code, code(error_code::coordinator_load_in_progress));
+  // Kafka answers a heartbeat blindly while the group loads.
+  EXPECT_EQ(heartbeat("g", "m", 1), code(error_code::none));
+  wire::offset_fetch_request fetch;
+  fetch.group_id = "g";
+  fetch.topics = std::nullopt;
+  EXPECT_EQ(gc_->fetch_offsets(fetch, 7).error_code,
+            code(error_code::coordinator_load_in_progress));
+  wire::offset_fetch_request fetch_v8;
+  fetch_v8.groups.emplace_back().group_id = "g";
+  auto v8 = gc_->fetch_offsets(fetch_v8, 8);
+  ASSERT_EQ(v8.groups.size(), 1u);
+  EXPECT_EQ(v8.groups[0].error_code, code(error_code::coordinator_load_in_progress));
+  EXPECT_EQ(gc_->list_groups(list, 4).error_code, code(error_code::coordinator_load_in_progress));
+  wire::describe_groups_request describe;
+  describe.groups = {"g"};
+  EXPECT_EQ(gc_->describe_groups(describe, 5).groups[0].error_code,
+            code(error_code::coordinator_load_in_progress));
+
+  // A group replayed from the log is there once loading is done.
+  offset_record r{{"t", 0}, {42, -1, "", 1}};
+  gc_->load_offset("g", r);
+  gc_->finish_loading(p);
+  EXPECT_EQ(committed("g"), (std::map<topic_partition, int64_t>{{{"t", 0}, 42}}));
+  EXPECT_EQ(gc_->list_groups(list, 4).error_code, 0);
+  j = start_join(join_request("g", ""), 5);
+  EXPECT_EQ((*j)->error_code, code(error_code::member_id_required));
+
+  // A group on another partition is still not ours.
+  std::string other;
+  for (int i = 0; other.empty(); ++i) {
+    std::string id = "other-" + std::to_string(i);
+    if (gc_->partition_for(id) != p) other = id;
+  }
+  wire::offset_commit_request commit;
+  commit.group_id = other;
+  commit.generation_id_or_member_epoch = -1;
+  auto& t = commit.topics.emplace_back();
+  t.name = "t";
+  t.partitions.emplace_back().committed_offset = 1;
+  EXPECT_EQ(commit_now(commit).topics[0].partitions[0].error_code,
+            code(error_code::not_coordinator));
+  wire::delete_groups_request del;
+  del.groups_names = {other};
+  EXPECT_EQ(delete_groups_now(del).results[0].error_code, code(error_code::not_coordinator));
+}
+
+TEST_F(group_coordinator_test, losing_a_partition_unloads_its_groups_and_answers_parked_joins) {
+  make(30ms);
+  gc_->set_offsets_partitions(3);
+  const int32_t p = gc_->partition_for("g");
+  gc_->begin_loading(p);
+  gc_->finish_loading(p);
+  // Parked in the initial rebalance delay.
+  auto j = start_join(join_request("g", member_id_for("g")), 5);
+  EXPECT_FALSE(*j);
+  EXPECT_EQ(gc_->unload(p), 1u);
+  settle();
+  ASSERT_TRUE(*j);
+  EXPECT_EQ((*j)->error_code, code(error_code::not_coordinator));
+  EXPECT_EQ(gc_->state_of("g"), std::nullopt);
+  auto again = start_join(join_request("g", ""), 5);
+  EXPECT_EQ((*again)->error_code, code(error_code::not_coordinator));
+  // Leading it again loads it again from the log, not from what memory had.
+  gc_->begin_loading(p);
+  gc_->finish_loading(p);
+  EXPECT_EQ(gc_->state_of("g"), std::nullopt);
+  again = start_join(join_request("g", ""), 5);
+  EXPECT_EQ((*again)->error_code, code(error_code::member_id_required));
+}
+
 // ---- Offset retention (KIP-211) ---------------------------------------------------------------
 
 class retention_test : public group_coordinator_test {
