@@ -214,6 +214,9 @@ config_map cluster::broker_config(int32_t node_id) const {
       {"replica.fetch.wait.max.ms", "200"},
       {"replica.fetch.backoff.ms", "200"},
       {"group.initial.rebalance.delay.ms", "0"},
+      // Every cluster creates __consumer_offsets once its three brokers are up: 5 partitions
+      // rather than Kafka's 50 keep each test's start light (the suite's cluster uses 50).
+      {"offsets.topic.num.partitions", "5"},
       // A controlled shutdown that cannot move a leadership (the last broker of a test going)
       // gives up after three short tries rather than three of Kafka's 5 s ones.
       {"controlled.shutdown.retry.backoff.ms", "300"},

@@ -362,6 +362,17 @@ bytes find_coordinator_request(int16_t version, int32_t correlation_id, const st
   return frame_request(10, 4, correlation_id, true, body.data());
 }
 
+bytes offset_fetch_v8_request(int32_t correlation_id, const std::string& group) {
+  byte_writer body;
+  body.array_length(1, true);  // groups
+  body.string(group, true);
+  body.array_length(-1, true);  // topics: null, every committed offset
+  body.empty_tags();
+  body.i8(0);  // require_stable
+  body.empty_tags();
+  return frame_request(9, 8, correlation_id, true, body.data());
+}
+
 bytes describe_cluster_v0_request(int32_t correlation_id) {
   byte_writer body;
   body.i8(0);  // include_cluster_authorized_operations
@@ -668,6 +679,33 @@ std::vector<coordinator_result> parse_find_coordinator(int16_t version,
     throw std::invalid_argument("parse_find_coordinator: v0 or v4 only");
   }
   if (r.remaining() != 0) throw decode_error("FindCoordinator body has trailing bytes");
+  return out;
+}
+
+offset_fetch_group parse_offset_fetch_v8(std::span<const uint8_t> body) {
+  byte_reader r(body);
+  offset_fetch_group out;
+  r.i32();  // throttle_time_ms
+  if (r.array_length(true) != 1) throw decode_error("OffsetFetch v8: expected one group");
+  out.group_id = r.string(true).value_or("");
+  const int32_t topics = r.array_length(true);
+  for (int32_t t = 0; t < topics; ++t) {
+    const std::string name = r.string(true).value_or("");
+    const int32_t partitions = r.array_length(true);
+    for (int32_t p = 0; p < partitions; ++p) {
+      const int32_t index = r.i32();
+      const int64_t offset = r.i64();
+      r.i32();         // committed_leader_epoch
+      r.string(true);  // metadata
+      if (r.i16() == 0) out.offsets[{name, index}] = offset;
+      r.skip_tags();
+    }
+    r.skip_tags();
+  }
+  out.error_code = r.i16();
+  r.skip_tags();
+  r.skip_tags();
+  if (r.remaining() != 0) throw decode_error("OffsetFetch body has trailing bytes");
   return out;
 }
 

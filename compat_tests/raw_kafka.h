@@ -170,6 +170,8 @@ bytes metadata_v12_request(int32_t correlation_id, const std::vector<std::string
 bytes metadata_v0_request(int32_t correlation_id, const std::vector<std::string>& topics);
 // FindCoordinator for one group: v0 (non-flexible, one key) or v4 (flexible, a list of keys).
 bytes find_coordinator_request(int16_t version, int32_t correlation_id, const std::string& group);
+// OffsetFetch v8 (flexible) for every committed offset of one group (topics null).
+bytes offset_fetch_v8_request(int32_t correlation_id, const std::string& group);
 // DescribeCluster v0 (flexible from its first version).
 bytes describe_cluster_v0_request(int32_t correlation_id);
 // InitProducerId (key 22) v0-v5 as an idempotent producer sends it: no transactional id, and from
@@ -307,6 +309,14 @@ struct coordinator_result {
 // consumed exactly.
 std::vector<coordinator_result> parse_find_coordinator(int16_t version,
                                                        std::span<const uint8_t> body);
+
+struct offset_fetch_group {
+  std::string group_id;
+  int16_t error_code = 0;
+  std::map<std::pair<std::string, int32_t>, int64_t> offsets;  // (topic, partition) -> offset
+};
+// OffsetFetch response v8 for one group; requires that the body is consumed exactly.
+offset_fetch_group parse_offset_fetch_v8(std::span<const uint8_t> body);
 
 struct describe_cluster_v0 {
   int16_t error_code = 0;
