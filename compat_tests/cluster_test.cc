@@ -1340,6 +1340,31 @@ TEST_F(Cluster, ARollingRestartOfControlledShutdownsLosesNothingAndShowsClientsN
     }
     consume_errors = consumer.errors();
   });
+  // A consumer group too: its coordinator (the leader of its __consumer_offsets partition) moves
+  // with each restart, and the member keeps reading and committing through the moves.
+  const std::string group = "rolling-readers";
+  std::atomic<size_t> group_read_count{0};
+  std::set<std::string> group_read;
+  std::map<int32_t, int64_t> group_next;  // partition -> next offset after what it committed
+  std::vector<std::string> group_errors;
+  size_t group_commit_failures = 0;
+  threads.emplace_back([&] {
+    group_consumer member(c.bootstrap(), group, topic, {{"fetch.wait.max.ms", "100"}});
+    while (!stop_consuming.load()) {
+      std::optional<message> m = member.poll(100ms);
+      if (!m) continue;
+      group_read.insert(m->value.value_or(""));
+      group_read_count = group_read.size();
+      if (m->offset % 10 == 9) {
+        if (member.commit(*m) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          group_next[m->partition] = m->offset + 1;
+        } else {
+          ++group_commit_failures;
+        }
+      }
+    }
+    group_errors = member.errors();
+  });
 
   for (int32_t node = 1; node <= cluster::size; ++node) {
     SCOPED_TRACE("broker " + std::to_string(node));
@@ -1404,9 +1429,45 @@ TEST_F(Cluster, ARollingRestartOfControlledShutdownsLosesNothingAndShowsClientsN
   // left no duplicate in the log.
   EXPECT_TRUE(wait_until([&] { return consumed_count.load() >= acked; }, 60s))
       << consumed_count.load() << " of " << acked << " read";
+  EXPECT_TRUE(wait_until([&] { return group_read_count.load() >= acked; }, 60s))
+      << group_read_count.load() << " of " << acked << " read by the group";
   std::this_thread::sleep_for(1s);  // anything read twice would arrive now
   stop_consuming = true;
+  threads[threads.size() - 2].join();
   threads.back().join();
+  // The group read every acknowledged record, and what it committed is the group's: asked
+  // afterwards, its coordinator answers at least the last acknowledged commit of each partition.
+  size_t group_missing = 0;
+  for (const std::string& v : acked_values)
+    group_missing += group_read.contains(v) ? 0 : 1;
+  EXPECT_EQ(group_missing, 0u);
+  EXPECT_TRUE(group_errors.empty())
+      << group_errors.size() << " group consumer errors, first: " << group_errors.front();
+  EXPECT_LT(group_commit_failures, 10u);
+  {
+    coordinator_result coordinator;
+    ASSERT_TRUE(wait_until(
+        [&] {
+          raw_connection conn(c.node(1).host(), c.node(1).port());
+          bytes payload = round_trip(conn, find_coordinator_request(4, 1, group), 10s);
+          auto r = parse_find_coordinator(4, split_response(payload, true).body);
+          if (r.empty() || r[0].error_code != 0) return false;
+          coordinator = r[0];
+          return true;
+        },
+        30s));
+    raw_connection conn(c.node(coordinator.node_id).host(), c.node(coordinator.node_id).port());
+    bytes payload = round_trip(conn, offset_fetch_v8_request(2, group), 10s);
+    offset_fetch_group committed = parse_offset_fetch_v8(split_response(payload, true).body);
+    EXPECT_EQ(committed.error_code, 0);
+    for (const auto& [partition, next] : group_next) {
+      auto it = committed.offsets.find({topic, partition});
+      ASSERT_NE(it, committed.offsets.end()) << "partition " << partition;
+      // Never below an acknowledged commit; above it only if a commit answered with an error
+      // landed after all.
+      EXPECT_GE(it->second, next) << "partition " << partition;
+    }
+  }
   EXPECT_TRUE(consume_errors.empty())
       << consume_errors.size() << " consume errors, first: " << consume_errors.front();
   std::map<std::string, int> times_read;
