@@ -120,6 +120,20 @@ TEST_F(ClusterGroups, TheCoordinatorIsTheLeaderOfTheGroupsOffsetsPartition) {
     }
   }
 
+  // Deleting the topic drops the group's offsets of it, on whichever broker coordinates it.
+  {
+    cluster_admin admin(c.bootstrap());
+    ASSERT_EQ(admin.remove("t"), RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  EXPECT_TRUE(wait_until(
+      [&] {
+        raw_connection conn(c.node(coordinator).host(), c.node(coordinator).port());
+        bytes payload = round_trip(conn, offset_fetch_v8_request(3, group), 10s);
+        offset_fetch_group g = parse_offset_fetch_v8(split_response(payload, true).body);
+        return g.error_code == 0 && g.offsets.empty();
+      },
+      30s));
+
   // Its leader down (no failover yet: issue 14), the group has no coordinator once the dead
   // broker's registration expires (broker.session.timeout.ms).
   c.node(coordinator).kill9();

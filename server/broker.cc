@@ -307,6 +307,16 @@ std::string broker::load_groups(const group_coordinator_config& groups_config) {
 void broker::follow_offsets_partitions() {
   if (!member_ || !groups_ || stopping_) return;
   const cluster::metadata_image& image = member_->image();
+  // Topics the cluster deleted: every coordinator writes tombstones for its groups' offsets of
+  // them, as Kafka's brokers do on the metadata change (GroupCoordinator.onPartitionsDeleted).
+  std::set<std::string, std::less<>> names;
+  for (const auto& [topic_id, record] : image.topics()) {
+    if (image.topic_id(record.name) == topic_id) names.insert(record.name);
+  }
+  for (const std::string& name : cluster_topic_names_) {
+    if (!names.contains(name)) groups_->on_topic_deleted(name);
+  }
+  cluster_topic_names_ = std::move(names);
   std::optional<wire::uuid> id = image.topic_id(consumer_offsets_topic);
   const cluster::topic_record* record = id ? image.topic(*id) : nullptr;
   if (record == nullptr) return;

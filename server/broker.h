@@ -142,8 +142,9 @@ class broker {
   // Removal of deleted partitions' directories once log.segment.delete.delay.ms has passed.
   void schedule_deleted_dirs_removal();
   std::string load_groups(const group_coordinator_config& groups_config);
-  // In a cluster: the coordinator serves the groups of the __consumer_offsets partitions this
-  // broker leads now (after every reconciliation of the replica manager).
+  // In a cluster, after every reconciliation of the replica manager: the coordinator serves the
+  // groups of the __consumer_offsets partitions this broker leads now, and forgets the offsets of
+  // topics the cluster deleted.
   void follow_offsets_partitions();
   // In a cluster: asks the controller for the topic (a client's Metadata or Produce named it).
   void auto_create_in_cluster(std::string_view name);
@@ -195,6 +196,8 @@ class broker {
   std::unique_ptr<replica_manager> replicas_;
   // Applies the topics' configs from the cluster state at every change of it.
   cancel_handle config_sync_;
+  // The cluster's topics as of the last follow_offsets_partitions: a name gone since was deleted.
+  std::set<std::string, std::less<>> cluster_topic_names_;
   // Topics this broker asked the controller to auto-create, until it answered.
   std::set<std::string, std::less<>> auto_creating_;
 };

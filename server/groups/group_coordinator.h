@@ -12,10 +12,11 @@
 //     |                 +------- join, leave, session expiry, metadata change - Stable
 //     +-- DeleteGroups, or expiry of its last offsets, removes an Empty group (Dead)
 //
-// Ownership and threading: one instance, owned by the io thread, holds every group; nothing
-// takes a lock. Deadlines (heartbeat and pending-member expiry, the new-member join timeout, the
-// rebalance timeout, the initial rebalance delay, the retention check) and the wall clock
-// (commit timestamps, the time a group entered its state, retention) come from one
+// Ownership and threading: one instance, owned by the io thread, holds every group of the
+// __consumer_offsets partitions this broker leads (see "Which groups this coordinator serves"
+// below); nothing takes a lock. Deadlines (heartbeat and pending-member expiry, the new-member
+// join timeout, the rebalance timeout, the initial rebalance delay, the retention check) and the
+// wall clock (commit timestamps, the time a group entered its state, retention) come from one
 // timer_service, so tests advance a manual clock instead of waiting.
 // A JoinGroup or SyncGroup that must wait parks as a coroutine until the state machine answers
 // it; the parked reply outlives the coordinator, which answers NOT_COORDINATOR on shutdown.
@@ -74,7 +75,7 @@
 // - OffsetCommit v2-v4's retention_time_ms and the expireTimestamp of OffsetCommitValue v1 (both
 //   per-offset retention, still honoured by Kafka) are ignored: offsets.retention.minutes applies
 //   to every offset. librdkafka and the Java client send -1 (the broker's default) anyway.
-// Not done yet: group.max.size, the pending-sync timeout of Kafka 3.x, reloading group metadata.
+// Not done yet: group.max.size, the pending-sync timeout of Kafka 3.x.
 
 #include <chrono>
 #include <cstdint>

@@ -442,12 +442,10 @@ int64_t system_now_ms() {
       .count();
 }
 
-// Kafka's GroupMetadataManager.storeGroup mapping (also applied by Kafka 4's
-// GroupCoordinatorService.normalizeException to failed DeleteGroups and OffsetDelete writes): a
-// lost leadership or a storage failure is NOT_COORDINATOR (the client looks the coordinator up
-// again), too few in-sync replicas COORDINATOR_NOT_AVAILABLE (it retries), a timeout
-// REBALANCE_IN_PROGRESS (the members rejoin).
-wire::error_code group_write_error(wire::error_code e) {
+// What Kafka's GroupMetadataManager.storeGroup and storeOffsets map alike: a lost leadership or
+// a storage failure is NOT_COORDINATOR (the client looks the coordinator up again), too few
+// in-sync replicas COORDINATOR_NOT_AVAILABLE (it retries).
+std::optional<wire::error_code> coordinator_error(wire::error_code e) {
   using wire::error_code;
   switch (e) {
     case error_code::kafka_storage_error:
@@ -457,24 +455,25 @@ wire::error_code group_write_error(wire::error_code e) {
     case error_code::not_enough_replicas:
     case error_code::not_enough_replicas_after_append:
       return error_code::coordinator_not_available;
-    case error_code::request_timed_out:
-      return error_code::rebalance_in_progress;
     default:
-      return error_code::unknown_server_error;
+      return std::nullopt;
   }
 }
 
-// Kafka's GroupMetadataManager.storeOffsets mapping; a timeout stays REQUEST_TIMED_OUT there.
+// storeGroup (also applied by Kafka 4's GroupCoordinatorService.normalizeException to failed
+// DeleteGroups and OffsetDelete writes): a timeout is REBALANCE_IN_PROGRESS, the members rejoin.
+wire::error_code group_write_error(wire::error_code e) {
+  if (std::optional<wire::error_code> c = coordinator_error(e)) return *c;
+  return e == wire::error_code::request_timed_out ? wire::error_code::rebalance_in_progress
+                                                  : wire::error_code::unknown_server_error;
+}
+
+// storeOffsets: an oversized commit is INVALID_COMMIT_OFFSET_SIZE, a timeout stays
+// REQUEST_TIMED_OUT.
 wire::error_code offset_commit_error(wire::error_code e) {
   using wire::error_code;
+  if (std::optional<error_code> c = coordinator_error(e)) return *c;
   switch (e) {
-    case error_code::kafka_storage_error:
-    case error_code::not_leader_or_follower:
-      return error_code::not_coordinator;
-    case error_code::unknown_topic_or_partition:
-    case error_code::not_enough_replicas:
-    case error_code::not_enough_replicas_after_append:
-      return error_code::coordinator_not_available;
     case error_code::message_too_large:
     case error_code::record_list_too_large:
       return error_code::invalid_commit_offset_size;

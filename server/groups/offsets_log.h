@@ -2,12 +2,11 @@
 // Consumer group state persisted as Kafka persists it: records in the internal topic
 // `__consumer_offsets`, in the same segment store as every other topic, replayed at start.
 //
-// One partition. Kafka spreads groups over offsets.topic.num.partitions (50) partitions, picking
-// abs(groupId.hashCode()) % 50, so that coordinators can move between brokers one partition at a
-// time. A single broker coordinates every group, so Sluice keeps them all in
-// `__consumer_offsets-0`; the record format is Kafka's, so Kafka's tools
-// (kafka-console-consumer --formatter ...OffsetsMessageFormatter) read it unchanged. Several
-// partitions would only need the hash and one offsets_log per partition.
+// One offsets_log writes one partition. A broker running alone keeps all its groups in
+// `__consumer_offsets-0`; in a cluster the groups spread over the topic's partitions by
+// abs(groupId.hashCode()) % N, as in Kafka, and offsets_topic.h routes each group's writes. The
+// record format is Kafka's, so Kafka's tools (kafka-console-consumer --formatter
+// ...OffsetsMessageFormatter) read it unchanged.
 //
 // Records (key and value each start with an int16 version; classic, non-flexible encodings;
 // strings int16-length, bytes int32-length, arrays int32-count, -1 for null):

@@ -111,12 +111,12 @@ boost::asio::awaitable<void> delete_in_cluster(request_context& ctx,
       if (r.error != error_code::none && !r.message.empty()) out.error_message = r.message;
     }
   }
+  // Every broker's coordinator drops the deleted topics' offsets as its cluster state shows the
+  // deletion (broker::follow_offsets_partitions), this one included.
   std::vector<std::string> deleted;
   for (const result_t& out : response.responses) {
     if (out.error_code == 0 && out.name) deleted.push_back(*out.name);
   }
-  for (const std::string& name : deleted)
-    b.groups().on_topic_deleted(name);
   cluster::cluster_member& member = *b.cluster();
   co_await member.wait_until(
       [&] {

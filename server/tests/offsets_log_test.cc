@@ -595,3 +595,113 @@ TEST_F(offsets_log_test, expired_offsets_and_their_dead_group_stay_gone_after_a_
 
 }  // namespace
 }  // namespace sluice::server
+
+// ---- In a cluster ----------------------------------------------------------------------------
+
+namespace sluice::server {
+namespace {
+
+class offsets_log_cluster_test : public offsets_log_test {
+ protected:
+  // This broker (0) leads with broker 1 in the ISR; writes wait for both.
+  void lead_with_a_follower() {
+    partition_->become_leader(0, 1, {0, 1}, {0, 1}, 100, 30000);
+    store_->replicate_with(clock_service_, std::chrono::milliseconds(5000), [] { return 1; });
+  }
+  void poll() {
+    io_.restart();
+    io_.poll();
+  }
+  testing::manual_clock clock_service_;
+};
+
+// Kafka's acks=all append of group records: a commit is answered only once every in-sync
+// replica has it.
+TEST_F(offsets_log_cluster_test, a_write_completes_once_every_in_sync_replica_has_it) {
+  lead_with_a_follower();
+  std::optional<error_code> result;
+  offset_record r{{"t", 0}, {7, -1, "", t0}};
+  store_->store_offsets("g", std::span<const offset_record>(&r, 1),
+                        [&](error_code e) { result = e; });
+  poll();
+  EXPECT_FALSE(result) << "answered before the follower had it";
+  partition_->record_follower_fetch(1, log_->log_end_offset());
+  poll();
+  ASSERT_TRUE(result);
+  EXPECT_EQ(*result, error_code::none);
+}
+
+// Kafka's storeOffsets and storeGroup mappings of a replication timeout.
+TEST_F(offsets_log_cluster_test, a_write_the_follower_never_fetches_times_out_with_kafkas_errors) {
+  lead_with_a_follower();
+  std::optional<error_code> commit_result;
+  std::optional<error_code> group_result;
+  offset_record r{{"t", 0}, {7, -1, "", t0}};
+  store_->store_offsets("g", std::span<const offset_record>(&r, 1),
+                        [&](error_code e) { commit_result = e; });
+  store_->store_group("g", sample_group(), [&](error_code e) { group_result = e; });
+  poll();
+  EXPECT_FALSE(commit_result);
+  clock_service_.advance(std::chrono::milliseconds(5000), [this] { poll(); });
+  poll();
+  ASSERT_TRUE(commit_result && group_result);
+  EXPECT_EQ(*commit_result, error_code::request_timed_out);
+  EXPECT_EQ(*group_result, error_code::rebalance_in_progress);
+}
+
+// Leadership moves while a write waits: NOT_COORDINATOR, and the follower's log takes no write.
+TEST_F(offsets_log_cluster_test, a_write_when_leadership_moves_is_not_coordinator) {
+  lead_with_a_follower();
+  std::optional<error_code> pending;
+  offset_record r{{"t", 0}, {7, -1, "", t0}};
+  store_->store_offsets("g", std::span<const offset_record>(&r, 1),
+                        [&](error_code e) { pending = e; });
+  poll();
+  EXPECT_FALSE(pending);
+  partition_->become_follower(1, 2, {0, 1}, {0, 1}, 101);
+  poll();
+  ASSERT_TRUE(pending);
+  EXPECT_EQ(*pending, error_code::not_coordinator);
+  const int64_t end = log_->log_end_offset();
+  EXPECT_EQ(commit("g", "t", 0, 8), error_code::not_coordinator);
+  EXPECT_EQ(log_->log_end_offset(), end);
+}
+
+// The load a new leader runs reads what the start-up replay reads, in disk jobs.
+TEST_F(offsets_log_test, the_asynchronous_load_finds_what_the_replay_finds) {
+  ASSERT_EQ(store_group("g", sample_group()), error_code::none);
+  for (int i = 0; i < 50; ++i)
+    ASSERT_EQ(commit("g", "t", i % 3, i), error_code::none);
+  ASSERT_EQ(commit("h", "t", 0, 5), error_code::none);
+  ASSERT_EQ(remove_offsets("h", {"t", 0}), error_code::none);
+  const group_map expected = replay();
+  std::optional<std::error_code> result;
+  loaded_consumer_offsets loaded;
+  const size_t jobs_before = disk_.ran();
+  load_consumer_offsets_async(partition_, disk_,
+                              [&](std::error_code ec, loaded_consumer_offsets l) {
+                                result = ec;
+                                loaded = std::move(l);
+                              });
+  for (int i = 0; i < 100 && !result; ++i) {
+    disk_.drain();
+    io_.restart();
+    io_.poll();
+  }
+  ASSERT_TRUE(result);
+  EXPECT_FALSE(*result) << result->message();
+  EXPECT_GT(disk_.ran(), jobs_before) << "the batches were not read in disk jobs";
+  ASSERT_EQ(loaded.groups.size(), expected.size());
+  for (const auto& [id, g] : expected) {
+    SCOPED_TRACE(id);
+    ASSERT_TRUE(loaded.groups.contains(id));
+    EXPECT_EQ(loaded.groups.at(id).offsets.size(), g.offsets.size());
+    for (const auto& [tp, value] : g.offsets)
+      EXPECT_EQ(loaded.groups.at(id).offsets.at(tp).offset, value.offset);
+    EXPECT_EQ(loaded.groups.at(id).metadata.has_value(), g.metadata.has_value());
+  }
+  EXPECT_EQ(loaded.stats.records, stats_.records);
+}
+
+}  // namespace
+}  // namespace sluice::server
