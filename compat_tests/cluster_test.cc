@@ -155,16 +155,6 @@ std::vector<int32_t> sorted(std::vector<int32_t> v) {
   return v;
 }
 
-std::string ids(const std::vector<int32_t>& v) {
-  std::string out = "[";
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(v[i]);
-  }
-  out += ']';
-  return out;
-}
-
 // Waits until every broker of `asked` reports `expected` (sorted) as the ISR of topic/p.
 bool wait_for_isr(cluster& c, const std::vector<int32_t>& asked, const std::string& topic,
                   int32_t p, const std::vector<int32_t>& expected,

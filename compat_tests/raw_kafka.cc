@@ -1253,4 +1253,14 @@ bytes round_trip(raw_connection& conn, std::span<const uint8_t> request,
   throw std::runtime_error("no response within timeout");
 }
 
+std::string ids(const std::vector<int32_t>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(v[i]);
+  }
+  out += ']';
+  return out;
+}
+
 }  // namespace sluice::compat

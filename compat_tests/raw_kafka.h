@@ -356,12 +356,8 @@ struct reassignment_target {
 bytes alter_partition_reassignments_v0_request(int32_t correlation_id,
                                                const std::vector<reassignment_target>& targets,
                                                int32_t timeout_ms);
-struct reassignment_answer {
-  std::string topic;
-  int32_t partition = -1;
-  int16_t error_code = 0;
-  std::optional<std::string> message;
-};
+// A partition's answer, as ElectLeaders gives it.
+using reassignment_answer = election_answer;
 struct alter_partition_reassignments_v0 {
   int16_t error_code = 0;
   std::optional<std::string> error_message;
@@ -424,6 +420,9 @@ std::vector<captured_batch> extract_produce_batches(std::span<const uint8_t> cli
 
 // Api keys of every request frame in a captured client->broker stream.
 std::vector<int16_t> request_api_keys(std::span<const uint8_t> client_stream);
+
+// Broker ids as "[1,2,3]", for messages and output.
+std::string ids(const std::vector<int32_t>& v);
 
 // ---- Raw socket ----------------------------------------------------------------------------
 

@@ -70,16 +70,6 @@ sluice::compat::reassignment_target parse_target(const std::string& arg, bool wi
   return t;
 }
 
-std::string ids(const std::vector<int32_t>& v) {
-  std::string out = "[";
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(v[i]);
-  }
-  out += ']';
-  return out;
-}
-
 // Sends `request` to the first bootstrap broker that answers; its response body (header v1).
 bytes ask(const std::string& bootstrap, const bytes& request) {
   std::string_view rest = bootstrap;
@@ -143,8 +133,9 @@ int main(int argc, char** argv) {
     }
     if (listed.partitions.empty()) std::cout << "no reassignment in progress\n";
     for (const auto& p : listed.partitions) {
-      std::cout << p.topic << "-" << p.partition << ": replicas " << ids(p.replicas) << " adding "
-                << ids(p.adding) << " removing " << ids(p.removing) << "\n";
+      std::cout << p.topic << "-" << p.partition << ": replicas " << sluice::compat::ids(p.replicas)
+                << " adding " << sluice::compat::ids(p.adding) << " removing "
+                << sluice::compat::ids(p.removing) << "\n";
     }
     return 0;
   }

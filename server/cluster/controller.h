@@ -327,6 +327,11 @@ class controller {
   // This broker is the controller and its image shows its last write; REQUEST_TIMED_OUT or
   // NOT_CONTROLLER otherwise.
   boost::asio::awaitable<failure> ready();
+  // The operation's turn on the queue, once this controller may decide (ready()), held until the
+  // operation drops it. Null, with `result`'s error and message saying why (NOT_CONTROLLER,
+  // REQUEST_TIMED_OUT), when it may not. Defined in controller_internal.h.
+  template <class Result>
+  boost::asio::awaitable<std::shared_ptr<void>> take_turn(Result& result);
   // A topic's record as the store holds it, with the mod_revision a write of it compares:
   // UNKNOWN_TOPIC_OR_PARTITION when there is none, REQUEST_TIMED_OUT when the store did not
   // answer. The stored record rather than the image's, so that a change applies to exactly what

@@ -49,14 +49,8 @@ asio::awaitable<alter_reassignments_result> controller::alter_partition_reassign
     std::vector<reassignment_request> requests) {
   std::weak_ptr<bool> alive = alive_;
   alter_reassignments_result result;
-  queue::turn my_turn = co_await queue::take(queue_);
-  if (alive.expired()) co_return stopped(std::move(result));
-  if (failure f = co_await ready()) {
-    result.error = f.code;
-    result.message = f.message;
-    co_return result;
-  }
-  if (alive.expired()) co_return stopped(std::move(result));
+  std::shared_ptr<void> my_turn = co_await take_turn(result);
+  if (!my_turn) co_return result;
   const int64_t epoch = member_.controller_epoch();
   const metadata_image& image = member_.image();
   const broker_predicate registered = [&image](int32_t id) { return image.broker(id) != nullptr; };
@@ -220,14 +214,8 @@ asio::awaitable<list_reassignments_result> controller::list_partition_reassignme
     std::optional<std::map<std::string, std::vector<int32_t>>> partitions) {
   std::weak_ptr<bool> alive = alive_;
   list_reassignments_result result;
-  queue::turn my_turn = co_await queue::take(queue_);
-  if (alive.expired()) co_return stopped(std::move(result));
-  if (failure f = co_await ready()) {
-    result.error = f.code;
-    result.message = f.message;
-    co_return result;
-  }
-  if (alive.expired()) co_return stopped(std::move(result));
+  std::shared_ptr<void> my_turn = co_await take_turn(result);
+  if (!my_turn) co_return result;
   const metadata_image& image = member_.image();
   const auto add = [&](const wire::uuid& id, const topic_record& rec, int32_t p) {
     const partition_state* state = image.partition(id, p);
