@@ -1024,9 +1024,11 @@ asio::awaitable<alter_partition_result> controller::alter_partition(
       result.leader_epoch = updated.leader_epoch;
       result.isr = updated.isr;
       result.partition_epoch = w.revision;
-      log_info("controller (epoch ", epoch, "): ISR of ", where, " changed from ", before, " to ",
-               format_ids(updated.isr), " at the request of leader ", request.broker_id,
-               " (partition epoch ", based_on, " -> ", w.revision, ")");
+      if (new_replicas == replicas) {  // else the completion's line said it
+        log_info("controller (epoch ", epoch, "): ISR of ", where, " changed from ", before, " to ",
+                 format_ids(updated.isr), " at the request of leader ", request.broker_id,
+                 " (partition epoch ", based_on, " -> ", w.revision, ")");
+      }
       co_return result;
     case write_status::not_controller:
       result.leader = result.leader_epoch = -1;
