@@ -19,9 +19,11 @@
 // broker's exact error code (NOT_ENOUGH_REPLICAS) and to ask one particular broker.
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -151,16 +153,6 @@ std::optional<cluster_metadata::partition> partition_on(cluster& c, int32_t node
 std::vector<int32_t> sorted(std::vector<int32_t> v) {
   std::sort(v.begin(), v.end());
   return v;
-}
-
-std::string ids(const std::vector<int32_t>& v) {
-  std::string out = "[";
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(v[i]);
-  }
-  out += ']';
-  return out;
 }
 
 // Waits until every broker of `asked` reports `expected` (sorted) as the ISR of topic/p.
@@ -1649,6 +1641,209 @@ TEST_F(Cluster, AConsumerWithARackReadsFromTheFollowerInItsRack) {
   EXPECT_EQ(consumed, records);
   EXPECT_TRUE(errors.empty()) << errors.size() << " errors, first: " << errors.front();
   EXPECT_TRUE(near_seen()) << "librdkafka never fetched from broker " << near;
+}
+
+// ListPartitionReassignments v0 asked of broker `node`.
+list_partition_reassignments_v0 list_reassignments(
+    cluster& c, int32_t node,
+    const std::optional<std::map<std::string, std::vector<int32_t>>>& which = std::nullopt) {
+  raw_connection conn(c.node(node).host(), c.node(node).port());
+  bytes payload = round_trip(conn, list_partition_reassignments_v0_request(1, which, 30000), 40s);
+  return parse_list_partition_reassignments_v0(split_response(payload, true).body);
+}
+
+// Runs the sluice-reassign tool (README "Moving partitions") as a user would: its exit status
+// and what it printed.
+std::pair<int, std::string> run_reassign_tool(const std::string& args) {
+  const std::string command = std::string(SLUICE_REASSIGN_BIN) + " " + args + " 2>&1";
+  FILE* out = ::popen(command.c_str(), "r");
+  if (out == nullptr) throw std::runtime_error("cannot run " + command);
+  std::string text;
+  char buf[512];
+  while (size_t n = std::fread(buf, 1, sizeof buf, out))
+    text.append(buf, n);
+  const int status = ::pclose(out);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
+TEST_F(Cluster, AReassignmentMovesAPartitionUnderAcksAllProducersAndLosesNothing) {
+  c_ = std::make_unique<cluster>(
+      config_map{{"auto.leader.rebalance.enable", "false"}, {"log.segment.delete.delay.ms", "0"}});
+  cluster& c = *c_;
+  const std::string topic = "moving";
+  ASSERT_EQ(c.create_topic(topic, 1, 2, {{"min.insync.replicas", "2"}}, 1),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  std::optional<cluster_metadata::topic> created = c.wait_for_topic(topic, 1, 2);
+  ASSERT_TRUE(created);
+  // From [from, stays] to [stays, to]: the leader (the first replica) is the one that leaves.
+  const std::vector<int32_t> before = created->partitions[0].replicas;
+  ASSERT_EQ(before.size(), 2u);
+  const int32_t from = before[0];
+  const int32_t stays = before[1];
+  const int32_t to = 6 - from - stays;
+  ASSERT_EQ(c.leader_of(topic, 0), from);
+  const std::vector<int32_t> target = {stays, to};
+  // The target broker is paused below; the controller must not be the one paused.
+  if (c.wait_for_brokers({1, 2, 3}, {1, 2, 3}) == to) {
+    ASSERT_EQ(c.node(to).stop(60s), 0);
+    c.node(to).restart();
+  }
+  ASSERT_NE(c.wait_for_brokers({1, 2, 3}, {1, 2, 3}), to);
+
+  // An idempotent acks=all producer writes all along, paced.
+  producer prod(c.bootstrap(), {{"enable.idempotence", "true"},
+                                {"acks", "all"},
+                                {"linger.ms", "5"},
+                                {"message.timeout.ms", "120000"}});
+  std::atomic<bool> stop_producing{false};
+  std::atomic<int> sent{0};
+  std::string producer_error;
+  std::thread writer([&] {
+    try {
+      for (int seq = 0; !stop_producing.load(); ++seq) {
+        prod.produce(topic, 0, "k", value_of(0, seq));
+        sent = seq + 1;
+        if (seq % 20 == 19) std::this_thread::sleep_for(10ms);
+      }
+    } catch (const std::exception& e) {
+      producer_error = e.what();
+    }
+  });
+  struct joiner {
+    std::thread& t;
+    std::atomic<bool>& stop;
+    ~joiner() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join_at_exit{writer, stop_producing};
+  ASSERT_TRUE(wait_until([&] { return sent.load() > 500; }, 30s));
+
+  // The target broker is paused, so the reassignment stays in progress while it is looked at.
+  const std::string args = "--bootstrap-server " + c.bootstrap({stays}) + " --execute " + topic +
+                           ":0=" + std::to_string(stays) + "," + std::to_string(to);
+  {
+    stopped_process paused(c.node(to).pid());
+    auto [status, out] = run_reassign_tool(args);
+    ASSERT_EQ(status, 0) << out;
+    EXPECT_NE(out.find(topic + "-0: accepted"), std::string::npos) << out;
+
+    // Every broker's Metadata lists the full replica set meanwhile: target, then the leaving one.
+    const std::vector<int32_t> during = {stays, to, from};
+    for (int32_t node : {from, stays}) {
+      std::optional<cluster_metadata::partition> p = partition_on(c, node, topic, 0);
+      ASSERT_TRUE(p) << "broker " << node;
+      EXPECT_EQ(p->replicas, during) << "broker " << node;
+      EXPECT_EQ(sorted(p->isr), sorted(before)) << "broker " << node;
+    }
+    list_partition_reassignments_v0 listed = list_reassignments(c, from);
+    EXPECT_EQ(listed.error_code, 0);
+    ASSERT_EQ(listed.partitions.size(), 1u);
+    EXPECT_EQ(listed.partitions[0].topic, topic);
+    EXPECT_EQ(listed.partitions[0].partition, 0);
+    EXPECT_EQ(listed.partitions[0].replicas, during);
+    EXPECT_EQ(listed.partitions[0].adding, std::vector<int32_t>{to});
+    EXPECT_EQ(listed.partitions[0].removing, std::vector<int32_t>{from});
+    // Named: unknown topics and partitions are left out.
+    list_partition_reassignments_v0 named = list_reassignments(
+        c, stays, std::map<std::string, std::vector<int32_t>>{{topic, {0, 3}}, {"nope", {0}}});
+    EXPECT_EQ(named.partitions.size(), 1u);
+    auto [list_status, list_out] =
+        run_reassign_tool("--bootstrap-server " + c.bootstrap({from}) + " --list");
+    EXPECT_EQ(list_status, 0);
+    EXPECT_NE(list_out.find(topic + "-0: replicas " + ids(during) + " adding [" +
+                            std::to_string(to) + "] removing [" + std::to_string(from) + "]"),
+              std::string::npos)
+        << list_out;
+    // A broker named twice is refused, and the reassignment in progress is left as it was.
+    auto [bad_status, bad_out] =
+        run_reassign_tool("--bootstrap-server " + c.bootstrap({from}) + " --execute " + topic +
+                          ":0=" + std::to_string(to) + "," + std::to_string(to));
+    EXPECT_EQ(bad_status, 1);
+    EXPECT_NE(bad_out.find("error 39"), std::string::npos)
+        << bad_out;  // INVALID_REPLICA_ASSIGNMENT
+    EXPECT_EQ(list_reassignments(c, stays).partitions.size(), 1u);
+    std::this_thread::sleep_for(1s);  // acks=all goes on with the ISR alone meanwhile
+  }
+
+  // The new replica catches up and joins the ISR; that completes the reassignment: the target is
+  // the replica set, on every broker, led by the broker that stayed.
+  for (int32_t node = 1; node <= cluster::size; ++node) {
+    EXPECT_TRUE(wait_until(
+        [&] {
+          std::optional<cluster_metadata::partition> p = partition_on(c, node, topic, 0);
+          return p && p->replicas == target && sorted(p->isr) == sorted(target) &&
+                 p->leader == stays;
+        },
+        60s))
+        << "broker " << node << c.logs_tail();
+  }
+  EXPECT_TRUE(list_reassignments(c, to).partitions.empty());
+  auto [done_status, done_out] =
+      run_reassign_tool("--bootstrap-server " + c.bootstrap({to}) + " --list");
+  EXPECT_EQ(done_status, 0);
+  EXPECT_NE(done_out.find("no reassignment in progress"), std::string::npos) << done_out;
+  // The broker that left deletes its replica (renamed aside at once, removed after
+  // log.segment.delete.delay.ms, 0 here); the new one holds it.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        for (const auto& e : fs::directory_iterator(c.node(from).data_dir())) {
+          if (e.path().filename().string().starts_with(topic + "-0")) return false;
+        }
+        return true;
+      },
+      30s))
+      << "broker " << from << " still has a directory of " << topic << "-0";
+  EXPECT_TRUE(fs::exists(c.node(to).partition_dir(topic, 0)));
+  EXPECT_NE(c.node(from).log().find("is no longer one of its replicas; deleting its local log"),
+            std::string::npos);
+
+  // More writes after the move, then everything acknowledged is there, once.
+  const int sent_at_completion = sent.load();
+  ASSERT_TRUE(wait_until([&] { return sent.load() > sent_at_completion + 300; }, 30s));
+  stop_producing = true;
+  writer.join();
+  EXPECT_EQ(producer_error, "");
+  ASSERT_TRUE(prod.flush(120s));
+  std::set<std::string> acked;
+  size_t failed = 0;
+  std::string first_error;
+  const auto deliveries = prod.deliveries();
+  for (size_t seq = 0; seq < deliveries.size(); ++seq) {
+    if (!deliveries[seq].done || deliveries[seq].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (failed++ == 0) first_error = rd_kafka_err2str(deliveries[seq].err);
+      continue;
+    }
+    acked.insert(value_of(0, static_cast<int>(seq)));
+  }
+  EXPECT_EQ(failed, 0u) << "first: " << first_error;
+  EXPECT_GT(acked.size(), 800u);
+  simple_consumer consumer(c.bootstrap(), topic, {{"fetch.wait.max.ms", "100"}});
+  consumer.start(0, RD_KAFKA_OFFSET_BEGINNING);
+  std::vector<message> read = consumer.consume(acked.size(), 60s);
+  std::this_thread::sleep_for(500ms);
+  std::vector<message> more = consumer.consume(1000000, 1s);
+  read.insert(read.end(), more.begin(), more.end());
+  std::map<std::string, int> times_read;
+  for (const message& m : read)
+    ++times_read[m.value.value_or("<null>")];
+  size_t missing = 0;
+  for (const std::string& v : acked)
+    missing += times_read.contains(v) ? 0 : 1;
+  size_t duplicated = 0;
+  for (const auto& [v, n] : times_read)
+    duplicated += n > 1 ? 1 : 0;
+  EXPECT_EQ(missing, 0u);
+  EXPECT_EQ(duplicated, 0u);
+  // The new replica holds what the leader holds.
+  EXPECT_TRUE(wait_until(
+      [&] { return latest_offset(c, stays, topic, 0) == static_cast<int64_t>(read.size()); }, 10s));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        std::optional<cluster_metadata::partition> p = partition_on(c, to, topic, 0);
+        return p && sorted(p->isr) == sorted(target);
+      },
+      10s));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -417,6 +418,61 @@ bytes elect_leaders_v1_request(
   return frame_request(43, 1, correlation_id, false, body.data());
 }
 
+bytes alter_partition_reassignments_v0_request(int32_t correlation_id,
+                                               const std::vector<reassignment_target>& targets,
+                                               int32_t timeout_ms) {
+  std::vector<std::pair<std::string, std::vector<const reassignment_target*>>> topics;
+  for (const reassignment_target& t : targets) {
+    auto it = std::find_if(topics.begin(), topics.end(),
+                           [&](const auto& entry) { return entry.first == t.topic; });
+    if (it == topics.end()) it = topics.insert(topics.end(), {t.topic, {}});
+    it->second.push_back(&t);
+  }
+  byte_writer body;
+  body.i32(timeout_ms);
+  body.array_length(static_cast<int32_t>(topics.size()), true);
+  for (const auto& [topic, partitions] : topics) {
+    body.string(topic, true);
+    body.array_length(static_cast<int32_t>(partitions.size()), true);
+    for (const reassignment_target* p : partitions) {
+      body.i32(p->partition);
+      if (!p->replicas) {
+        body.array_length(-1, true);
+      } else {
+        body.array_length(static_cast<int32_t>(p->replicas->size()), true);
+        for (int32_t id : *p->replicas)
+          body.i32(id);
+      }
+      body.empty_tags();
+    }
+    body.empty_tags();
+  }
+  body.empty_tags();
+  return frame_request(45, 0, correlation_id, true, body.data());
+}
+
+bytes list_partition_reassignments_v0_request(
+    int32_t correlation_id,
+    const std::optional<std::map<std::string, std::vector<int32_t>>>& partitions,
+    int32_t timeout_ms) {
+  byte_writer body;
+  body.i32(timeout_ms);
+  if (!partitions) {
+    body.array_length(-1, true);
+  } else {
+    body.array_length(static_cast<int32_t>(partitions->size()), true);
+    for (const auto& [topic, ids] : *partitions) {
+      body.string(topic, true);
+      body.array_length(static_cast<int32_t>(ids.size()), true);
+      for (int32_t id : ids)
+        body.i32(id);
+      body.empty_tags();
+    }
+  }
+  body.empty_tags();
+  return frame_request(46, 0, correlation_id, true, body.data());
+}
+
 // ---- Responses -----------------------------------------------------------------------------
 
 api_versions_v0_body parse_api_versions_v0(std::span<const uint8_t> body) {
@@ -752,6 +808,69 @@ elect_leaders_v1 parse_elect_leaders_v1(std::span<const uint8_t> body) {
     }
   }
   if (r.remaining() != 0) throw decode_error("ElectLeaders v1 body has trailing bytes");
+  return out;
+}
+
+alter_partition_reassignments_v0 parse_alter_partition_reassignments_v0(
+    std::span<const uint8_t> body) {
+  byte_reader r(body);
+  alter_partition_reassignments_v0 out;
+  r.i32();  // throttle_time_ms
+  out.error_code = r.i16();
+  out.error_message = r.string(true);
+  const int32_t topics = r.array_length(true);
+  for (int32_t t = 0; t < topics; ++t) {
+    const std::string topic = r.string(true).value_or("");
+    const int32_t partitions = r.array_length(true);
+    for (int32_t p = 0; p < partitions; ++p) {
+      reassignment_answer a;
+      a.topic = topic;
+      a.partition = r.i32();
+      a.error_code = r.i16();
+      a.message = r.string(true);
+      r.skip_tags();
+      out.results.push_back(std::move(a));
+    }
+    r.skip_tags();
+  }
+  r.skip_tags();
+  if (r.remaining() != 0)
+    throw decode_error("AlterPartitionReassignments v0 body has trailing bytes");
+  return out;
+}
+
+list_partition_reassignments_v0 parse_list_partition_reassignments_v0(
+    std::span<const uint8_t> body) {
+  byte_reader r(body);
+  list_partition_reassignments_v0 out;
+  r.i32();  // throttle_time_ms
+  out.error_code = r.i16();
+  out.error_message = r.string(true);
+  const auto ids = [&r] {
+    std::vector<int32_t> v(static_cast<size_t>(std::max(0, r.array_length(true))));
+    for (int32_t& id : v)
+      id = r.i32();
+    return v;
+  };
+  const int32_t topics = r.array_length(true);
+  for (int32_t t = 0; t < topics; ++t) {
+    const std::string topic = r.string(true).value_or("");
+    const int32_t partitions = r.array_length(true);
+    for (int32_t p = 0; p < partitions; ++p) {
+      ongoing_partition_reassignment o;
+      o.topic = topic;
+      o.partition = r.i32();
+      o.replicas = ids();
+      o.adding = ids();
+      o.removing = ids();
+      r.skip_tags();
+      out.partitions.push_back(std::move(o));
+    }
+    r.skip_tags();
+  }
+  r.skip_tags();
+  if (r.remaining() != 0)
+    throw decode_error("ListPartitionReassignments v0 body has trailing bytes");
   return out;
 }
 
@@ -1170,6 +1289,16 @@ bytes round_trip(raw_connection& conn, std::span<const uint8_t> request,
       break;
   }
   throw std::runtime_error("no response within timeout");
+}
+
+std::string ids(const std::vector<int32_t>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(v[i]);
+  }
+  out += ']';
+  return out;
 }
 
 }  // namespace sluice::compat

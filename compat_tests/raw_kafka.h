@@ -356,6 +356,48 @@ struct elect_leaders_v1 {
 // ElectLeaders response v1; requires that the body is consumed exactly.
 elect_leaders_v1 parse_elect_leaders_v1(std::span<const uint8_t> body);
 
+// AlterPartitionReassignments v0 (key 45, flexible, KIP-455): per partition the target replicas,
+// or nullopt to cancel the reassignment in progress. Topics are sent in first-seen order.
+struct reassignment_target {
+  std::string topic;
+  int32_t partition = -1;
+  std::optional<std::vector<int32_t>> replicas;
+};
+bytes alter_partition_reassignments_v0_request(int32_t correlation_id,
+                                               const std::vector<reassignment_target>& targets,
+                                               int32_t timeout_ms);
+// A partition's answer, as ElectLeaders gives it.
+using reassignment_answer = election_answer;
+struct alter_partition_reassignments_v0 {
+  int16_t error_code = 0;
+  std::optional<std::string> error_message;
+  std::vector<reassignment_answer> results;
+};
+// Requires that the body is consumed exactly.
+alter_partition_reassignments_v0 parse_alter_partition_reassignments_v0(
+    std::span<const uint8_t> body);
+
+// ListPartitionReassignments v0 (key 46, flexible): topic -> partitions, nullopt for all.
+bytes list_partition_reassignments_v0_request(
+    int32_t correlation_id,
+    const std::optional<std::map<std::string, std::vector<int32_t>>>& partitions,
+    int32_t timeout_ms);
+struct ongoing_partition_reassignment {
+  std::string topic;
+  int32_t partition = -1;
+  std::vector<int32_t> replicas;
+  std::vector<int32_t> adding;
+  std::vector<int32_t> removing;
+};
+struct list_partition_reassignments_v0 {
+  int16_t error_code = 0;
+  std::optional<std::string> error_message;
+  std::vector<ongoing_partition_reassignment> partitions;
+};
+// Requires that the body is consumed exactly.
+list_partition_reassignments_v0 parse_list_partition_reassignments_v0(
+    std::span<const uint8_t> body);
+
 // ---- Record batches ------------------------------------------------------------------------
 
 uint32_t crc32c(std::span<const uint8_t> data);
@@ -388,6 +430,9 @@ std::vector<captured_batch> extract_produce_batches(std::span<const uint8_t> cli
 
 // Api keys of every request frame in a captured client->broker stream.
 std::vector<int16_t> request_api_keys(std::span<const uint8_t> client_stream);
+
+// Broker ids as "[1,2,3]", for messages and output.
+std::string ids(const std::vector<int32_t>& v);
 
 // ---- Raw socket ----------------------------------------------------------------------------
 

@@ -170,6 +170,10 @@ std::span<const api_handler> registry() {
       entry<wire::init_producer_id_request, handle_init_producer_id>(0, 5),
       entry<wire::delete_records_request, handle_delete_records>(0, 2),
       entry<wire::elect_leaders_request, handle_elect_leaders>(0, 2),
+      // Partition reassignment (KIP-455), decided by the controller.
+      entry<wire::alter_partition_reassignments_request, handle_alter_partition_reassignments>(0,
+                                                                                               0),
+      entry<wire::list_partition_reassignments_request, handle_list_partition_reassignments>(0, 0),
       // Between brokers: a partition leader's ISR change, served by the controller.
       entry<wire::alter_partition_request, handle_alter_partition>(2, 3),
       // Between brokers: a broker's controlled shutdown, served by the controller. From v1: v0's

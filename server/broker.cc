@@ -221,6 +221,7 @@ std::string broker::start() {
     controller_config.default_replication_factor = config_.default_replication_factor;
     controller_config.max_partitions_per_request = static_cast<int32_t>(max_partitions_per_request);
     controller_config.auto_leader_rebalance = config_.auto_leader_rebalance_enable;
+    controller_config.unclean_leader_election = config_.unclean_leader_election_enable;
     controller_config.leader_imbalance_check_interval_ms =
         config_.leader_imbalance_check_interval_seconds * 1000;
     controller_config.leader_imbalance_per_broker_percentage =

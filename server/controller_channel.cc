@@ -1,5 +1,9 @@
 #include "server/controller_channel.h"
 
+#include <algorithm>
+#include <chrono>
+#include <functional>
+
 #include "server/broker.h"
 #include "server/logging.h"
 
@@ -95,6 +99,16 @@ boost::asio::awaitable<isr_change_result> controller_channel::alter_partition(
   }
   out.error = error;
   co_return out;
+}
+
+boost::asio::awaitable<void> controller_channel::wait_for_revision(int64_t revision,
+                                                                   int32_t timeout_ms) {
+  // Kafka's answer time when a client asks for no bound: the requests' default.
+  constexpr int32_t max_wait_ms = 60000;
+  const int32_t wait_ms = timeout_ms > 0 ? std::min(timeout_ms, max_wait_ms) : max_wait_ms;
+  // Named: GCC 12 destroys a std::function made inside a co_await expression twice.
+  std::function<bool()> shown = [this, revision] { return member_.image().revision() >= revision; };
+  co_await member_.wait_until(std::move(shown), std::chrono::milliseconds(wait_ms));
 }
 
 boost::asio::awaitable<cluster::controlled_shutdown_result>

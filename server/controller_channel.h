@@ -41,6 +41,11 @@ class controller_channel {
   // wherever it is: the partitions it still leads, or the error.
   boost::asio::awaitable<cluster::controlled_shutdown_result> controlled_shutdown();
 
+  // Waits until this broker's state shows the controller's write at `revision`, for at most
+  // `timeout_ms` (a request's; 60 s when it is not positive), so that a client's next request to
+  // this broker finds what the controller changed on its behalf.
+  boost::asio::awaitable<void> wait_for_revision(int64_t revision, int32_t timeout_ms);
+
   // Sends `request` to the controller as a client would, and awaits its answer. `error` is set
   // (the body left default) when no controller is elected or it cannot be reached.
   template <class Request, class Response = typename wire::api<Request::api_key>::response>

@@ -171,6 +171,7 @@ void partition::become_leader(int32_t local_id, int32_t epoch, std::vector<int32
   replicas_ = std::move(replicas);
   isr_ = std::move(isr);
   if (same_leadership) {
+    tracker_->set_replicas(replicas_);
     if (tracker_->change_pending()) {
       tracker_->commit_change(isr_, log_end_offset(), steady_ms(), lag_max_ms_);
     } else if (tracker_->isr() != isr_) {

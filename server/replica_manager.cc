@@ -107,6 +107,26 @@ void replica_manager::reconcile() {
     if (topic* t = broker_.topics().find(name)) remove_stray(*t, why);
   }
 
+  // Replicas the cluster no longer assigns here (a reassignment moved them): they stop and their
+  // logs go, as with Kafka's StopReplica with deletion. Their fetching ends below, with the other
+  // partitions no longer followed.
+  std::vector<std::pair<std::string, std::vector<int32_t>>> unassigned;
+  for (const auto& [name, t] : broker_.topics().all()) {
+    if (t.internal || removing_.contains(name) || image.topic_id(name) != t.id) continue;
+    const cluster::topic_record& rec = *image.topic(t.id);
+    std::vector<int32_t> gone;
+    for (const auto& p : t.partitions) {
+      const auto i = static_cast<size_t>(p->index());
+      if (i >= rec.replicas.size() || !contains(rec.replicas[i], local_id_)) {
+        gone.push_back(p->index());
+      }
+    }
+    if (!gone.empty()) unassigned.emplace_back(name, std::move(gone));
+  }
+  for (const auto& [name, indexes] : unassigned) {
+    if (topic* t = broker_.topics().find(name)) remove_replicas(*t, indexes);
+  }
+
   std::map<int32_t, std::vector<cluster::partition_to_fetch>> to_fetch;
   std::set<cluster::topic_partition_id> followed_now;
   for (const auto& [id, rec] : image.topics()) {
@@ -247,6 +267,20 @@ void replica_manager::remove_stray(topic& t, const char* why) {
           log_error("topic ", name, ": cannot remove its stray logs: ", wire::error_name(ec));
         }
         reconcile();
+      });
+}
+
+void replica_manager::remove_replicas(topic& t, const std::vector<int32_t>& indexes) {
+  const std::string name = t.name;
+  for (int32_t index : indexes) {
+    log_info("partition ", name, "-", index, ": broker ", local_id_,
+             " is no longer one of its replicas; deleting its local log");
+  }
+  broker_.topics().remove_replicas_async(
+      t, indexes, [this, alive = std::weak_ptr<bool>(alive_), name, indexes](wire::error_code ec) {
+        if (!alive.lock() || ec == wire::error_code::none) return;
+        log_error("topic ", name, ": cannot delete the local logs of replicas ", list(indexes),
+                  ": ", wire::error_name(ec));
       });
 }
 

@@ -4,7 +4,10 @@
 //
 // After every change of the image it reconciles:
 // - A topic visible by name in the image with a replica here gets its local log (made by disk
-//   jobs; topic_registry::add_replicas_async). A local topic whose id the cluster no longer has
+//   jobs; topic_registry::add_replicas_async); a local replica the cluster assigns elsewhere now
+//   (a reassignment removed it) stops fetching and its log is deleted, renamed aside at once and
+//   removed later like a deleted topic's (topic_registry::remove_replicas_async). A local topic
+//   whose id the cluster no longer has
 //   (deleted while this broker was down, or deleted and created again under the same name) is a
 //   stray: its logs are removed, as Kafka's broker removes stray logs at start-up.
 // - Each local replica takes its role from its partition key: leader (partition::become_leader,
@@ -98,6 +101,8 @@ class replica_manager final : public cluster::replica_sink {
                   const cluster::partition_state& state,
                   std::map<int32_t, std::vector<cluster::partition_to_fetch>>& to_fetch);
   void remove_stray(topic& t, const char* why);
+  // Replicas `indexes` of `t` are no longer this broker's: their logs are deleted.
+  void remove_replicas(topic& t, const std::vector<int32_t>& indexes);
   cluster::replica_fetcher& fetcher_for(int32_t leader);
   std::shared_ptr<partition> find(cluster::topic_partition_id tp);
   void check_isr();

@@ -447,8 +447,6 @@ void topic_registry::add_replicas_async(std::string_view name, wire::uuid id,
 }
 
 void topic_registry::remove_async(topic& t, done_callback done) {
-  auto first = std::make_shared<std::error_code>();
-  auto outstanding = std::make_shared<size_t>(t.partitions.size());
   std::vector<storage::topic_partition> tps;
   for (auto& p : t.partitions) {
     tps.push_back(p->tp());
@@ -458,6 +456,28 @@ void topic_registry::remove_async(topic& t, done_callback done) {
   log_info("deleted topic ", name);
   topics_.erase(name);
   refused_configs_.erase(name);
+  remove_logs(std::move(tps), std::move(done));
+}
+
+void topic_registry::remove_replicas_async(topic& t, const std::vector<int32_t>& indexes,
+                                           done_callback done) {
+  std::vector<storage::topic_partition> tps;
+  std::erase_if(t.partitions, [&](const std::shared_ptr<partition>& p) {
+    if (std::find(indexes.begin(), indexes.end(), p->index()) == indexes.end()) return false;
+    tps.push_back(p->tp());
+    p->mark_deleted();
+    return true;
+  });
+  if (t.partitions.empty()) {
+    refused_configs_.erase(t.name);
+    topics_.erase(t.name);
+  }
+  remove_logs(std::move(tps), std::move(done));
+}
+
+void topic_registry::remove_logs(std::vector<storage::topic_partition> tps, done_callback done) {
+  auto first = std::make_shared<std::error_code>();
+  auto outstanding = std::make_shared<size_t>(tps.size());
   if (tps.empty()) {
     done(wire::error_code::none);
     return;

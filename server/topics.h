@@ -92,6 +92,12 @@ class topic_registry {
   // out to be another one (another id) meanwhile.
   void add_replicas_async(std::string_view name, wire::uuid id, const topic_overrides& configs,
                           std::vector<int32_t> indexes, done_callback done);
+  // In a cluster: removes this broker's replicas `indexes` of `t`, which the cluster assigns
+  // elsewhere now (Kafka's StopReplica with deletion). Each leaves the topic at once, answered as
+  // for a deleted topic (parked fetches, waiting appends), and its directory is renamed aside and
+  // removed later, as deleting a topic does; the topic leaves the registry with its last replica
+  // (`t` is then invalid). `done` gets the first error (KAFKA_STORAGE_ERROR).
+  void remove_replicas_async(topic& t, const std::vector<int32_t>& indexes, done_callback done);
   // Replaces the topic's configs and applies them to its logs. The caller persists them.
   void set_configs(topic& t, topic_overrides configs);
 
@@ -116,6 +122,9 @@ class topic_registry {
   void remove_async(topic& t, done_callback done);
 
  private:
+  // Renames the logs' directories aside (storage::log_manager::remove_async); `done` gets the
+  // first error.
+  void remove_logs(std::vector<storage::topic_partition> tps, done_callback done);
   std::shared_ptr<partition> make_partition(std::shared_ptr<storage::log> log) const;
   // Gives `t` its source's configs if they differ (follow_configs).
   void follow_source(topic& t);

@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "server/cluster/controller_internal.h"
+#include "server/cluster/reassignment.h"
 #include "server/logging.h"
 #include "server/topics.h"
 #include "storage/checkpoint.h"
@@ -302,28 +303,16 @@ asio::awaitable<void> controller::sweep_orphans(int64_t epoch) {
 
 controller::failure controller::check_manual_assignment(
     const std::vector<int32_t>& replicas, std::optional<size_t> replication_factor) const {
-  if (replicas.empty()) {
-    return {error_code::invalid_replica_assignment,
-            "The manual partition assignment includes an empty replica list."};
+  const broker_predicate registered = [this](int32_t id) {
+    return member_.image().broker(id) != nullptr;
+  };
+  if (std::string why = invalid_replica_list(replicas, registered); !why.empty()) {
+    return {error_code::invalid_replica_assignment, std::move(why)};
   }
-  std::vector<int32_t> sorted = replicas;
-  std::sort(sorted.begin(), sorted.end());
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    if (member_.image().broker(sorted[i]) == nullptr) {
-      return {error_code::invalid_replica_assignment,
-              "The manual partition assignment includes broker " + std::to_string(sorted[i]) +
-                  ", but no such broker is registered."};
-    }
-    if (i > 0 && sorted[i] == sorted[i - 1]) {
-      return {error_code::invalid_replica_assignment,
-              "The manual partition assignment includes the broker " + std::to_string(sorted[i]) +
-                  " more than once."};
-    }
-  }
-  if (replication_factor && sorted.size() != *replication_factor) {
+  const size_t count = replicas.size();
+  if (replication_factor && count != *replication_factor) {
     return {error_code::invalid_replica_assignment,
-            "The manual partition assignment includes a partition with " +
-                std::to_string(sorted.size()) +
+            "The manual partition assignment includes a partition with " + std::to_string(count) +
                 " replica(s), but this is not consistent with previous partitions, which have " +
                 std::to_string(*replication_factor) + " replica(s)."};
   }
@@ -979,29 +968,67 @@ asio::awaitable<alter_partition_result> controller::alter_partition(
     result.partition_epoch = state->partition_epoch;
     co_return result;
   }
-  const partition_record updated{current.leader, current.leader_epoch, request.new_isr};
+  partition_record updated = current;
+  updated.isr = request.new_isr;
+  std::vector<int32_t> new_replicas = replicas;
+  if (current.reassigning()) {
+    // KRaft completes a reassignment in the AlterPartition that brings its last target replica
+    // into the ISR.
+    const broker_predicate eligible = [this](int32_t id) { return eligible_leader(id); };
+    partition_assignment settled = settle({replicas, current}, {replicas, updated}, eligible);
+    updated = std::move(settled.record);
+    new_replicas = std::move(settled.replicas);
+  }
   const std::string partition_key = keys::partition(prefix(), request.topic_id, request.partition);
   const std::string encoded = encode(updated);
   const int64_t based_on = state->partition_epoch;
   const std::string before = format_ids(current.isr);
-  coordination::txn_request txn;
-  txn.compares.push_back(compare::mod_revision(partition_key, compare_op::equal, based_on));
-  txn.success.push_back(operation::put(partition_key, encoded));
-  confirmation written = [&encoded, based_on](const key_value* kv) {
-    return kv != nullptr && kv->value == encoded && kv->mod_revision > based_on;
-  };
-  write_outcome w = co_await write(std::move(txn), epoch, partition_key, std::move(written));
+  write_outcome w;
+  if (new_replicas != replicas) {
+    // The replicas live in the topic record: it is written in the same transaction.
+    stored_topic stored = co_await read_topic(topic->name);
+    if (alive.expired()) co_return stopped(std::move(result));
+    if (stored.refused) co_return refuse(stored.refused.code, stored.refused.message);
+    stored.record.replicas[static_cast<size_t>(request.partition)] = new_replicas;
+    const std::vector<assignment_change> changes = {{request.partition, updated, based_on}};
+    w = co_await write_assignment(stored.key, stored.record, stored.revision, request.topic_id,
+                                  changes, epoch);
+    if (w.status == write_status::applied) {
+      log_info("controller (epoch ", epoch, "): reassignment of ", where, " completed: replicas ",
+               format_ids(new_replicas), ", ISR ", format_ids(updated.isr), ", leader ",
+               updated.leader, " in leader epoch ", updated.leader_epoch, " (partition epoch ",
+               based_on, " -> ", w.revision, ")");
+    }
+  } else {
+    coordination::txn_request txn;
+    txn.compares.push_back(compare::mod_revision(partition_key, compare_op::equal, based_on));
+    txn.success.push_back(operation::put(partition_key, encoded));
+    confirmation written = [&encoded, based_on](const key_value* kv) {
+      return kv != nullptr && kv->value == encoded && kv->mod_revision > based_on;
+    };
+    w = co_await write(std::move(txn), epoch, partition_key, std::move(written));
+  }
   if (alive.expired()) {
     result.error = error_code::not_controller;
     co_return result;
   }
   switch (w.status) {
     case write_status::applied:
+      if (updated.leader != request.broker_id) {
+        // Written, and yet an error: the completed reassignment moved the leadership, and the
+        // asking leader must learn the new state from the cluster's (KRaft answers the same).
+        result.leader = result.leader_epoch = -1;
+        result.error = error_code::new_leader_elected;
+        co_return result;
+      }
+      result.leader_epoch = updated.leader_epoch;
       result.isr = updated.isr;
       result.partition_epoch = w.revision;
-      log_info("controller (epoch ", epoch, "): ISR of ", where, " changed from ", before, " to ",
-               format_ids(updated.isr), " at the request of leader ", request.broker_id,
-               " (partition epoch ", based_on, " -> ", w.revision, ")");
+      if (new_replicas == replicas) {  // else the completion's line said it
+        log_info("controller (epoch ", epoch, "): ISR of ", where, " changed from ", before, " to ",
+                 format_ids(updated.isr), " at the request of leader ", request.broker_id,
+                 " (partition epoch ", based_on, " -> ", w.revision, ")");
+      }
       co_return result;
     case write_status::not_controller:
       result.leader = result.leader_epoch = -1;

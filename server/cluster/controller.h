@@ -73,6 +73,7 @@ struct controller_config {
   bool auto_leader_rebalance = true;                    // auto.leader.rebalance.enable
   int64_t leader_imbalance_check_interval_ms = 300000;  // leader.imbalance.check.interval.seconds
   int32_t leader_imbalance_per_broker_percentage = 10;  // leader.imbalance.per.broker.percentage
+  bool unclean_leader_election = false;                 // unclean.leader.election.enable
   // __consumer_offsets, created by the controller once offsets_topic_replication_factor brokers
   // are registered (offsets.topic.*); 0 partitions: never.
   int32_t offsets_topic_num_partitions = 50;
@@ -207,6 +208,43 @@ struct controlled_shutdown_result {
   int64_t revision = 0;  // of the last write; 0 when nothing was written
 };
 
+// One partition of an AlterPartitionReassignments request.
+struct reassignment_request {
+  std::string topic;
+  int32_t partition = -1;
+  // The target replicas, preferred leader first; nullopt cancels the reassignment in progress.
+  std::optional<std::vector<int32_t>> replicas;
+};
+
+struct reassignment_result {
+  std::string topic;
+  int32_t partition = -1;
+  wire::error_code error = wire::error_code::none;
+  std::string message;  // empty when there is none
+};
+
+struct alter_reassignments_result {
+  wire::error_code error = wire::error_code::none;  // the request's (NOT_CONTROLLER, ...)
+  std::string message;
+  std::vector<reassignment_result> partitions;  // one per request entry, in order
+  int64_t revision = 0;                         // of the last write; 0 when nothing was written
+};
+
+// A reassignment in progress, as ListPartitionReassignments answers it.
+struct ongoing_reassignment {
+  std::string topic;
+  int32_t partition = -1;
+  std::vector<int32_t> replicas;
+  std::vector<int32_t> adding;
+  std::vector<int32_t> removing;
+};
+
+struct list_reassignments_result {
+  wire::error_code error = wire::error_code::none;
+  std::string message;
+  std::vector<ongoing_reassignment> partitions;  // by topic name, then partition
+};
+
 class controller {
  public:
   // Takes the member non-const to be told of image changes (cluster_member::on_change).
@@ -244,6 +282,23 @@ class controller {
   // with the broker), and are not among the remaining ones.
   boost::asio::awaitable<controlled_shutdown_result> controlled_shutdown(
       controlled_shutdown_request request);
+  // Partition reassignment (controller_reassignment.cc), as KRaft's
+  // ReplicationControlManager.alterPartitionReassignments: a target list starts a reassignment
+  // (reassignment.h: the replicas grow to the target plus the current ones, which leave once every
+  // target replica is in the ISR: the AlterPartition that brings the last one in completes it); a
+  // null list cancels one (NO_REASSIGNMENT_IN_PROGRESS if none is). INVALID_REPLICA_ASSIGNMENT for
+  // an invalid target (empty, a broker twice, an unregistered broker) or a cancel that would need
+  // an unclean election the topic does not allow; UNKNOWN_TOPIC_OR_PARTITION for a partition the
+  // cluster does not have. A topic's record and the partitions changed are written in one
+  // transaction comparing both keys' mod_revisions.
+  boost::asio::awaitable<alter_reassignments_result> alter_partition_reassignments(
+      std::vector<reassignment_request> requests);
+  // The reassignments in progress: of every partition (nullopt), or of those named; partitions
+  // and topics with none in progress, or unknown, are left out, as KRaft's
+  // listPartitionReassignments leaves them.
+  boost::asio::awaitable<list_reassignments_result> list_partition_reassignments(
+      std::optional<std::map<std::string, std::vector<int32_t>>> partitions);
+
   // auto.leader.rebalance.enable: a preferred election for the partitions of every broker whose
   // share of partitions it prefers but does not lead is above
   // leader.imbalance.per.broker.percentage (Kafka's checkAndTriggerAutoLeaderRebalance). Returns
@@ -281,6 +336,11 @@ class controller {
   // This broker is the controller and its image shows its last write; REQUEST_TIMED_OUT or
   // NOT_CONTROLLER otherwise.
   boost::asio::awaitable<failure> ready();
+  // The operation's turn on the queue, once this controller may decide (ready()), held until the
+  // operation drops it. Null, with `result`'s error and message saying why (NOT_CONTROLLER,
+  // REQUEST_TIMED_OUT), when it may not. Defined in controller_internal.h.
+  template <class Result>
+  boost::asio::awaitable<std::shared_ptr<void>> take_turn(Result& result);
   // A topic's record as the store holds it, with the mod_revision a write of it compares:
   // UNKNOWN_TOPIC_OR_PARTITION when there is none, REQUEST_TIMED_OUT when the store did not
   // answer. The stored record rather than the image's, so that a change applies to exactly what
@@ -321,6 +381,18 @@ class controller {
   boost::asio::awaitable<std::vector<wire::error_code>> write_partition_changes(
       const std::vector<partition_change>& changes, int64_t epoch, int64_t& revision);
   bool eligible_leader(int32_t broker_id) const;
+  // A topic record and some of its partitions' records, written together: `topic_revision` and
+  // each partition's `based_on` are compared.
+  struct assignment_change {
+    int32_t partition = -1;
+    partition_record record;
+    int64_t based_on = 0;
+  };
+  boost::asio::awaitable<write_outcome> write_assignment(
+      const std::string& topic_key, const topic_record& topic, int64_t topic_revision,
+      const wire::uuid& topic_id, const std::vector<assignment_change>& changes, int64_t epoch);
+  // unclean.leader.election.enable for the topic: its override, else the broker's.
+  bool unclean_allowed(const topic_record& topic) const;
 
   // Erases partition keys no topic record accounts for (see the top of this file).
   boost::asio::awaitable<void> sweep_orphans(int64_t epoch);

@@ -93,4 +93,23 @@ inline std::string format_ids(const std::vector<int32_t>& ids) {
 
 }  // namespace internal
 
+template <class Result>
+boost::asio::awaitable<std::shared_ptr<void>> controller::take_turn(Result& result) {
+  std::weak_ptr<bool> alive = alive_;
+  queue::turn taken = co_await queue::take(queue_);
+  auto my_turn = std::make_shared<queue::turn>(std::move(taken));
+  failure refused;
+  if (!alive.expired()) refused = co_await ready();
+  if (alive.expired()) {
+    result = internal::stopped(std::move(result));
+    co_return nullptr;
+  }
+  if (refused) {
+    result.error = refused.code;
+    result.message = std::move(refused.message);
+    co_return nullptr;
+  }
+  co_return my_turn;
+}
+
 }  // namespace sluice::server::cluster

@@ -120,14 +120,8 @@ asio::awaitable<std::vector<error_code>> controller::write_partition_changes(
 asio::awaitable<elect_leaders_result> controller::elect_leaders(elect_leaders_request request) {
   std::weak_ptr<bool> alive = alive_;
   elect_leaders_result result;
-  queue::turn my_turn = co_await queue::take(queue_);
-  if (alive.expired()) co_return stopped(std::move(result));
-  if (failure f = co_await ready()) {
-    result.error = f.code;
-    result.message = f.message;
-    co_return result;
-  }
-  if (alive.expired()) co_return stopped(std::move(result));
+  std::shared_ptr<void> my_turn = co_await take_turn(result);
+  if (!my_turn) co_return result;
   const int64_t epoch = member_.controller_epoch();
   const metadata_image& image = member_.image();
   const bool every_partition = !request.partitions.has_value();
@@ -243,14 +237,8 @@ asio::awaitable<controlled_shutdown_result> controller::controlled_shutdown(
     controlled_shutdown_request request) {
   std::weak_ptr<bool> alive = alive_;
   controlled_shutdown_result result;
-  queue::turn my_turn = co_await queue::take(queue_);
-  if (alive.expired()) co_return stopped(std::move(result));
-  if (failure f = co_await ready()) {
-    result.error = f.code;
-    result.message = f.message;
-    co_return result;
-  }
-  if (alive.expired()) co_return stopped(std::move(result));
+  std::shared_ptr<void> my_turn = co_await take_turn(result);
+  if (!my_turn) co_return result;
   const int64_t epoch = member_.controller_epoch();
   const metadata_image& image = member_.image();
   const int32_t leaving = request.broker_id;

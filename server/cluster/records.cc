@@ -231,8 +231,10 @@ std::optional<topic_record> decode_topic(std::string_view text, std::string* err
 }
 
 std::string encode(const partition_record& r) {
-  return json::serialize(json::object{
-      {"leader", r.leader}, {"leader_epoch", r.leader_epoch}, {"isr", ids_json(r.isr)}});
+  json::object o{{"leader", r.leader}, {"leader_epoch", r.leader_epoch}, {"isr", ids_json(r.isr)}};
+  if (!r.adding_replicas.empty()) o["adding_replicas"] = ids_json(r.adding_replicas);
+  if (!r.removing_replicas.empty()) o["removing_replicas"] = ids_json(r.removing_replicas);
+  return json::serialize(o);
 }
 
 std::optional<partition_record> decode_partition(std::string_view text, std::string* error) {
@@ -242,6 +244,11 @@ std::optional<partition_record> decode_partition(std::string_view text, std::str
     r.leader_epoch = as_int32(field(o, "leader_epoch"), "leader_epoch");
     if (r.leader_epoch < 0) throw bad_record{"leader_epoch is negative"};
     r.isr = as_ids(field(o, "isr"), "isr");
+    // Absent while no reassignment is in progress, and in records older than reassignment.
+    if (const json::value* adding = o.if_contains("adding_replicas"))
+      r.adding_replicas = as_ids(*adding, "adding_replicas");
+    if (const json::value* removing = o.if_contains("removing_replicas"))
+      r.removing_replicas = as_ids(*removing, "removing_replicas");
     return r;
   });
 }

@@ -11,8 +11,9 @@
 //   <prefix>/topic_names/<name>          the topic id: a re-created name gets a new id and never
 //                                        inherits the old topic's state
 //   <prefix>/topics/<topic id>           topic_record: name, replica assignment, configs
-//   <prefix>/partitions/<topic id>/<p>   partition_record: leader, leader epoch, ISR; the key's
-//                                        mod_revision is the partition epoch
+//   <prefix>/partitions/<topic id>/<p>   partition_record: leader, leader epoch, ISR, and the
+//                                        replicas being added and removed by a reassignment; the
+//                                        key's mod_revision is the partition epoch
 //   <prefix>/producer_id_block           producer_id_block_record: the latest block of producer
 //                                        ids any broker reserved (Kafka's ZooKeeper-era
 //                                        /latest_producer_id_block), replaced by a transaction
@@ -91,6 +92,14 @@ struct partition_record {
   int32_t leader = -1;  // -1: no leader (offline)
   int32_t leader_epoch = 0;
   std::vector<int32_t> isr;
+  // A reassignment in progress (KRaft's PartitionRecord fields): the topic record's replicas of
+  // the partition are then the target followed by the replicas being removed; `adding_replicas`
+  // are the target's replicas that were not replicas before. Both empty when none is in
+  // progress, and then left out of the JSON, so that records written before they existed decode
+  // as they always meant.
+  std::vector<int32_t> adding_replicas{};
+  std::vector<int32_t> removing_replicas{};
+  bool reassigning() const { return !adding_replicas.empty() || !removing_replicas.empty(); }
   bool operator==(const partition_record&) const = default;
 };
 

@@ -92,6 +92,13 @@ std::vector<int32_t> replica_tracker::ready_to_join() const {
   return out;
 }
 
+void replica_tracker::set_replicas(const std::vector<int32_t>& replicas) {
+  std::erase_if(followers_, [&](const auto& f) { return !contains(replicas, f.first); });
+  for (int32_t id : replicas) {
+    if (id != local_id_) followers_.try_emplace(id);
+  }
+}
+
 void replica_tracker::begin_change(const std::vector<int32_t>& proposed_isr) {
   pending_ = proposed_isr;
 }

@@ -63,6 +63,10 @@ class replica_tracker {
   // leader's epoch.
   std::vector<int32_t> ready_to_join() const;
 
+  // The partition's replicas changed within this leadership (a reassignment began): a new
+  // follower is tracked from its first fetch, and one no longer a replica is forgotten.
+  void set_replicas(const std::vector<int32_t>& replicas);
+
   void begin_change(const std::vector<int32_t>& proposed_isr);
   void commit_change(const std::vector<int32_t>& isr, int64_t leader_log_end, int64_t now_ms,
                      int64_t lag_max_ms);

@@ -13,7 +13,6 @@
 // is the top-level error from v1, and every named partition's error.
 
 #include <algorithm>
-#include <chrono>
 #include <map>
 
 #include "server/broker.h"
@@ -25,9 +24,6 @@ namespace sluice::server {
 namespace {
 
 using wire::error_code;
-
-// Kafka's answer time when a client asks for no bound: the request's default.
-constexpr int32_t max_wait_ms = 60000;
 
 void add_result(wire::elect_leaders_response& response, const std::string& topic, int32_t partition,
                 error_code error, const std::string& message) {
@@ -112,17 +108,7 @@ boost::asio::awaitable<wire::elect_leaders_response> handle_elect_leaders(
   wire::elect_leaders_response response;
   for (const auto& r : result.partitions)
     add_result(response, r.topic, r.partition, r.error, r.message);
-  if (result.revision > 0) {
-    const int32_t wait_ms =
-        request.timeout_ms > 0 ? std::min(request.timeout_ms, max_wait_ms) : max_wait_ms;
-    cluster::cluster_member& member = *ctx.broker.cluster();
-    const int64_t revision = result.revision;
-    // Named: GCC 12 destroys a std::function made inside a co_await expression twice.
-    std::function<bool()> shown = [&member, revision] {
-      return member.image().revision() >= revision;
-    };
-    co_await member.wait_until(std::move(shown), std::chrono::milliseconds(wait_ms));
-  }
+  if (result.revision > 0) co_await channel->wait_for_revision(result.revision, request.timeout_ms);
   co_return response;
 }
 

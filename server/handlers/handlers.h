@@ -9,6 +9,8 @@
 #include "server/request_context.h"
 #include "wire/generated/alter_configs_request.h"
 #include "wire/generated/alter_configs_response.h"
+#include "wire/generated/alter_partition_reassignments_request.h"
+#include "wire/generated/alter_partition_reassignments_response.h"
 #include "wire/generated/alter_partition_request.h"
 #include "wire/generated/alter_partition_response.h"
 #include "wire/generated/api_versions_request.h"
@@ -55,6 +57,8 @@
 #include "wire/generated/list_groups_response.h"
 #include "wire/generated/list_offsets_request.h"
 #include "wire/generated/list_offsets_response.h"
+#include "wire/generated/list_partition_reassignments_request.h"
+#include "wire/generated/list_partition_reassignments_response.h"
 #include "wire/generated/metadata_request.h"
 #include "wire/generated/metadata_response.h"
 #include "wire/generated/offset_commit_request.h"
@@ -129,6 +133,12 @@ boost::asio::awaitable<wire::controlled_shutdown_response> handle_controlled_shu
     request_context& ctx, wire::controlled_shutdown_request& request);
 boost::asio::awaitable<wire::elect_leaders_response> handle_elect_leaders(
     request_context& ctx, wire::elect_leaders_request& request);
+boost::asio::awaitable<wire::alter_partition_reassignments_response>
+handle_alter_partition_reassignments(request_context& ctx,
+                                     wire::alter_partition_reassignments_request& request);
+boost::asio::awaitable<wire::list_partition_reassignments_response>
+handle_list_partition_reassignments(request_context& ctx,
+                                    wire::list_partition_reassignments_request& request);
 boost::asio::awaitable<wire::create_topics_response> handle_create_topics(
     request_context& ctx, wire::create_topics_request& request);
 boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(

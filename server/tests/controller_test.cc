@@ -1201,3 +1201,210 @@ TEST_F(controller_leadership_test, leaders_go_back_to_a_broker_that_prefers_too_
 
 }  // namespace
 }  // namespace sluice::server::cluster
+
+namespace sluice::server::cluster {
+namespace {
+
+// Topic "move": 0 [1,2], 1 [2,3]; each led by its first replica with a full ISR.
+class controller_reassignment_test : public controller_test {
+ protected:
+  void SetUp() override {
+    controller_test::SetUp();
+    if (HasFatalFailure()) return;
+    create_topic_request request = topic("move", -1, -1);
+    request.assignments[0] = {1, 2};
+    request.assignments[1] = {2, 3};
+    id_ = create_ok(request).topic_id;
+    ASSERT_NE(seen_partition(id_, 1), nullptr);
+  }
+  alter_reassignments_result alter(std::vector<reassignment_request> requests) {
+    alter_reassignments_result r =
+        run(controller_->alter_partition_reassignments(std::move(requests)));
+    // As a broker would, before its next request: wait until the image shows the write.
+    EXPECT_TRUE(run_until([&] { return members_[0]->image().revision() >= r.revision; }));
+    return r;
+  }
+  error_code reassign(int32_t p, std::optional<std::vector<int32_t>> replicas,
+                      const std::string& topic_name = "move") {
+    alter_reassignments_result r = alter({{topic_name, p, std::move(replicas)}});
+    EXPECT_EQ(r.error, error_code::none);
+    EXPECT_EQ(r.partitions.size(), 1u);
+    return r.partitions.empty() ? error_code::unknown_server_error : r.partitions[0].error;
+  }
+  std::vector<ongoing_reassignment> ongoing(
+      std::optional<std::map<std::string, std::vector<int32_t>>> which = std::nullopt) {
+    list_reassignments_result r = run(controller_->list_partition_reassignments(std::move(which)));
+    EXPECT_EQ(r.error, error_code::none);
+    return r.partitions;
+  }
+  std::vector<int32_t> replicas(int32_t p) {
+    std::optional<topic_record> t = stored_topic(id_);
+    EXPECT_TRUE(t);
+    return t ? t->replicas.at(static_cast<size_t>(p)) : std::vector<int32_t>{};
+  }
+  partition_record partition(int32_t p) {
+    std::optional<partition_record> r = stored_partition(id_, p);
+    EXPECT_TRUE(r);
+    return r.value_or(partition_record{});
+  }
+  // The leader proposes `isr` for partition `p`, from the state broker 1 sees.
+  alter_partition_result propose_isr(int32_t p, std::vector<int32_t> isr) {
+    const partition_state* state = seen_partition(id_, p);
+    alter_partition_request r;
+    r.broker_id = state->record.leader;
+    r.broker_epoch = broker_epoch(r.broker_id);
+    r.topic_id = id_;
+    r.partition = p;
+    r.leader_epoch = state->record.leader_epoch;
+    r.new_isr = std::move(isr);
+    r.partition_epoch = state->partition_epoch;
+    alter_partition_result result = run(controller_->alter_partition(std::move(r)));
+    EXPECT_TRUE(run_until([&] { return members_[0]->image().revision() >= store_.revision(); }));
+    return result;
+  }
+
+  wire::uuid id_{};
+};
+
+TEST_F(controller_reassignment_test,
+       a_reassignment_adds_the_target_and_completes_when_it_is_in_sync) {
+  EXPECT_TRUE(ongoing().empty());
+  ASSERT_EQ(reassign(0, std::vector<int32_t>{2, 3}), error_code::none);
+  // Target first, then the replica being removed; the leader and the ISR stay, epoch too.
+  EXPECT_EQ(replicas(0), (std::vector<int32_t>{2, 3, 1}));
+  EXPECT_EQ(partition(0), (partition_record{1, 0, {1, 2}, {3}, {1}}));
+  std::vector<ongoing_reassignment> listed = ongoing();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].topic, "move");
+  EXPECT_EQ(listed[0].partition, 0);
+  EXPECT_EQ(listed[0].replicas, (std::vector<int32_t>{2, 3, 1}));
+  EXPECT_EQ(listed[0].adding, (std::vector<int32_t>{3}));
+  EXPECT_EQ(listed[0].removing, (std::vector<int32_t>{1}));
+  // Named partitions: those with none in progress and unknown ones are left out.
+  EXPECT_EQ(ongoing({{{"move", {1, 0, 5}}, {"missing", {0}}}}).size(), 1u);
+  EXPECT_TRUE(ongoing({{{"move", {1}}}}).empty());
+
+  // An ISR change that does not bring in every target replica completes nothing.
+  alter_partition_result shrunk = propose_isr(0, {1});
+  ASSERT_EQ(shrunk.error, error_code::none);
+  EXPECT_EQ(partition(0), (partition_record{1, 0, {1}, {3}, {1}}));
+  ASSERT_EQ(propose_isr(0, {1, 3}).error, error_code::none);
+  EXPECT_EQ(replicas(0), (std::vector<int32_t>{2, 3, 1}));
+  // Broker 2 coming back brings the last target replica in: replicas become the target, the
+  // removed leader hands over to the first in-sync target replica in a new epoch, and the
+  // asking leader is told NEW_LEADER_ELECTED (the change is written all the same).
+  alter_partition_result done = propose_isr(0, {1, 2, 3});
+  EXPECT_EQ(done.error, error_code::new_leader_elected);
+  EXPECT_EQ(replicas(0), (std::vector<int32_t>{2, 3}));
+  EXPECT_EQ(partition(0), (partition_record{2, 1, {2, 3}, {}, {}}));
+  EXPECT_TRUE(ongoing().empty());
+}
+
+TEST_F(controller_reassignment_test, a_leader_that_stays_gets_a_new_epoch_when_a_replica_leaves) {
+  ASSERT_EQ(reassign(0, std::vector<int32_t>{1, 3}), error_code::none);
+  EXPECT_EQ(partition(0), (partition_record{1, 0, {1, 2}, {3}, {2}}));
+  alter_partition_result done = propose_isr(0, {1, 2, 3});
+  ASSERT_EQ(done.error, error_code::none);
+  EXPECT_EQ(done.leader, 1);
+  EXPECT_EQ(done.leader_epoch, 1);
+  EXPECT_EQ(done.isr, (std::vector<int32_t>{1, 3}));
+  EXPECT_EQ(replicas(0), (std::vector<int32_t>{1, 3}));
+  EXPECT_EQ(partition(0), (partition_record{1, 1, {1, 3}, {}, {}}));
+}
+
+TEST_F(controller_reassignment_test, reorderings_and_shrinks_complete_at_once) {
+  const int64_t before = store_.revision();
+  ASSERT_EQ(reassign(0, std::vector<int32_t>{1, 2}), error_code::none);  // what it has
+  EXPECT_EQ(store_.revision(), before);
+  ASSERT_EQ(reassign(0, std::vector<int32_t>{2, 1}), error_code::none);
+  EXPECT_EQ(replicas(0), (std::vector<int32_t>{2, 1}));
+  EXPECT_EQ(partition(0), (partition_record{1, 0, {1, 2}}));  // no leader change, same epoch
+  ASSERT_EQ(reassign(1, std::vector<int32_t>{3}), error_code::none);
+  EXPECT_EQ(replicas(1), (std::vector<int32_t>{3}));
+  EXPECT_EQ(partition(1), (partition_record{3, 1, {3}}));
+  EXPECT_TRUE(ongoing().empty());
+}
+
+TEST_F(controller_reassignment_test, a_cancel_reverts_to_the_original_replicas) {
+  ASSERT_EQ(reassign(0, std::vector<int32_t>{2, 3}), error_code::none);
+  ASSERT_EQ(propose_isr(0, {1}).error, error_code::none);  // an ISR change meanwhile
+  ASSERT_EQ(reassign(0, std::nullopt), error_code::none);
+  // The original replicas in the order the reassignment left them (KRaft's
+  // PartitionReassignmentRevert takes the adding ones out of [2,3,1]).
+  EXPECT_EQ(replicas(0), (std::vector<int32_t>{2, 1}));
+  // Broker 3, the adding replica, left the replicas: a new leader epoch.
+  EXPECT_EQ(partition(0), (partition_record{1, 1, {1}, {}, {}}));
+  EXPECT_TRUE(ongoing().empty());
+  EXPECT_EQ(reassign(0, std::nullopt), error_code::no_reassignment_in_progress);
+  EXPECT_EQ(reassign(1, std::nullopt), error_code::no_reassignment_in_progress);
+}
+
+TEST_F(controller_reassignment_test, a_cancel_that_needs_an_unclean_election_is_refused) {
+  ASSERT_EQ(reassign(1, std::vector<int32_t>{1}), error_code::none);
+  EXPECT_EQ(partition(1), (partition_record{2, 0, {2, 3}, {1}, {2, 3}}));
+  // Only the adding replica is left in sync (the others fell behind and it took over).
+  coordination::txn_request put;
+  put.success.push_back(coordination::operation::put(
+      keys::partition(prefix, id_, 1), encode(partition_record{1, 1, {1}, {1}, {2, 3}})));
+  ASSERT_TRUE(run(store_.txn(std::move(put))).succeeded);
+  ASSERT_TRUE(
+      run_until([&] { return members_[0]->image().partition(id_, 1)->record.leader == 1; }));
+  const int64_t before = store_.revision();
+  alter_reassignments_result r = alter({{"move", 1, std::nullopt}});
+  ASSERT_EQ(r.partitions.size(), 1u);
+  EXPECT_EQ(r.partitions[0].error, error_code::invalid_replica_assignment);
+  EXPECT_NE(r.partitions[0].message.find("unclean leader election"), std::string::npos);
+  EXPECT_EQ(store_.revision(), before);
+}
+
+TEST_F(controller_reassignment_test, invalid_requests_get_kafkas_errors_and_write_nothing) {
+  const int64_t before = store_.revision();
+  alter_reassignments_result r = alter({{"move", 0, std::vector<int32_t>{}},
+                                        {"move", 0, std::vector<int32_t>{2, 2}},
+                                        {"move", 0, std::vector<int32_t>{2, 7}},
+                                        {"move", 2, std::vector<int32_t>{1}},
+                                        {"move", -1, std::vector<int32_t>{1}},
+                                        {"missing", 0, std::vector<int32_t>{1}},
+                                        {"missing", 0, std::nullopt}});
+  ASSERT_EQ(r.error, error_code::none);
+  ASSERT_EQ(r.partitions.size(), 7u);
+  const std::vector<error_code> expected = {
+      error_code::invalid_replica_assignment, error_code::invalid_replica_assignment,
+      error_code::invalid_replica_assignment, error_code::unknown_topic_or_partition,
+      error_code::unknown_topic_or_partition, error_code::unknown_topic_or_partition,
+      error_code::unknown_topic_or_partition};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(r.partitions[i].error, expected[i]) << i << ": " << r.partitions[i].message;
+    EXPECT_FALSE(r.partitions[i].message.empty()) << i;
+  }
+  EXPECT_NE(r.partitions[2].message.find("broker 7, but no such broker is registered"),
+            std::string::npos);
+  EXPECT_EQ(store_.revision(), before);
+
+  // Only the controller reassigns.
+  controller other(store_, *members_[1], settings_);
+  alter_reassignments_result refused =
+      run(other.alter_partition_reassignments({{"move", 0, std::vector<int32_t>{2, 3}}}));
+  EXPECT_EQ(refused.error, error_code::not_controller);
+  EXPECT_EQ(run(other.list_partition_reassignments(std::nullopt)).error,
+            error_code::not_controller);
+  EXPECT_EQ(store_.revision(), before);
+}
+
+TEST_F(controller_reassignment_test, several_partitions_of_a_topic_in_small_transactions) {
+  settings_.max_txn_ops = 3;  // one partition a transaction, with its topic record
+  controller_ = std::make_unique<controller>(network_, *members_[0], settings_);
+  const int txns = network_.txns;
+  alter_reassignments_result r =
+      alter({{"move", 0, std::vector<int32_t>{3, 1}}, {"move", 1, std::vector<int32_t>{3, 1}}});
+  ASSERT_EQ(r.partitions.size(), 2u);
+  EXPECT_EQ(r.partitions[0].error, error_code::none);
+  EXPECT_EQ(r.partitions[1].error, error_code::none);
+  EXPECT_EQ(network_.txns - txns, 2);
+  EXPECT_EQ(replicas(0), (std::vector<int32_t>{3, 1, 2}));
+  EXPECT_EQ(replicas(1), (std::vector<int32_t>{3, 1, 2}));
+  EXPECT_EQ(ongoing().size(), 2u);
+}
+
+}  // namespace
+}  // namespace sluice::server::cluster

@@ -206,6 +206,49 @@ TEST_F(handlers_test, api_versions_lists_the_registry) {
   }
 }
 
+TEST_F(handlers_test, a_broker_alone_reassigns_only_onto_itself_and_lists_nothing_in_progress) {
+  create_topic("moved");
+  wire::alter_partition_reassignments_request request;
+  auto& t = request.topics.emplace_back();
+  t.name = "moved";
+  t.partitions.emplace_back().replicas = std::vector<int32_t>{1};  // itself: done at once
+  t.partitions.emplace_back().replicas = std::vector<int32_t>{1, 2};
+  t.partitions.emplace_back().replicas = std::vector<int32_t>{1, 1};
+  t.partitions.emplace_back();  // null: cancel
+  t.partitions.emplace_back().replicas = std::vector<int32_t>{};
+  t.partitions.emplace_back().partition_index = 3;
+  t.partitions.back().replicas = std::vector<int32_t>{1};
+  auto& missing = request.topics.emplace_back();
+  missing.name = "missing";
+  missing.partitions.emplace_back().replicas = std::vector<int32_t>{1};
+  auto response = decode<wire::alter_partition_reassignments_response>(*call(0, request), 45, 0);
+  EXPECT_EQ(response.error_code, 0);
+  ASSERT_EQ(response.responses.size(), 2u);
+  const std::vector<error_code> expected = {
+      error_code::none,
+      error_code::invalid_replica_assignment,   // broker 2 is not registered
+      error_code::invalid_replica_assignment,   // broker 1 twice
+      error_code::no_reassignment_in_progress,  //
+      error_code::invalid_replica_assignment,   // empty
+      error_code::unknown_topic_or_partition};  // partition 3
+  ASSERT_EQ(response.responses[0].partitions.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(response.responses[0].partitions[i].error_code, static_cast<int16_t>(expected[i]))
+        << i;
+  }
+  EXPECT_EQ(response.error_message, std::nullopt);
+  EXPECT_EQ(response.responses[0].partitions[0].error_message, std::nullopt);
+  ASSERT_EQ(response.responses[1].partitions.size(), 1u);
+  EXPECT_EQ(response.responses[1].partitions[0].error_code,
+            static_cast<int16_t>(error_code::unknown_topic_or_partition));
+
+  wire::list_partition_reassignments_request list;
+  auto listed = decode<wire::list_partition_reassignments_response>(*call(0, list), 46, 0);
+  EXPECT_EQ(listed.error_code, 0);
+  EXPECT_EQ(listed.error_message, std::nullopt);
+  EXPECT_TRUE(listed.topics.empty());
+}
+
 TEST_F(handlers_test, unsupported_api_versions_gets_error_35_in_a_v0_body) {
   auto slot = call(int16_t{7}, wire::api_versions_request{});
   ASSERT_TRUE(slot->ready);

@@ -52,6 +52,16 @@ TEST(records, round_trip) {
   EXPECT_EQ(decode_partition(encode(p)), p);
   partition_record offline{-1, 6, {}};
   EXPECT_EQ(decode_partition(encode(offline)), offline);
+  partition_record moving{2, 5, {2, 1}, {3}, {1}};
+  EXPECT_EQ(decode_partition(encode(moving)), moving);
+  // A record written before reassignment existed has neither list: none is in progress.
+  std::optional<partition_record> old =
+      decode_partition(R"({"leader":2,"leader_epoch":5,"isr":[2]})");
+  ASSERT_TRUE(old);
+  EXPECT_FALSE(old->reassigning());
+  EXPECT_EQ(encode(partition_record{2, 5, {2}}), R"({"leader":2,"leader_epoch":5,"isr":[2]})");
+  EXPECT_EQ(decode_partition(R"({"leader":2,"leader_epoch":5,"isr":[2],"adding_replicas":"3"})"),
+            std::nullopt);
   producer_id_block_record block{2, 3000, 3999};
   EXPECT_EQ(decode_producer_id_block(encode(block)), block);
   // Ids near the top of int64 survive the JSON.

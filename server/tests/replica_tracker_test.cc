@@ -143,5 +143,30 @@ TEST(replica_tracker, fetches_from_non_replicas_are_ignored) {
   EXPECT_FALSE(t.on_follower_fetch(1, 100, 100, 0, lag)) << "the leader is not its own follower";
 }
 
+TEST(replica_tracker, a_replica_added_by_a_reassignment_joins_once_caught_up_and_never_holds_acks) {
+  // Leader 1 of {1,2}; a reassignment adds broker 3 within the same leadership.
+  replica_tracker t(1, {1, 2}, {1, 2}, 0, 0, 0);
+  t.on_leader_append(20, 1, lag);
+  t.on_follower_fetch(2, 20, 20, 2, lag);
+  ASSERT_EQ(t.high_watermark(), 20);
+  EXPECT_FALSE(t.on_follower_fetch(3, 0, 20, 3, lag));  // not a replica yet: ignored
+  EXPECT_EQ(t.follower_log_end(3), -1);
+  t.set_replicas({1, 2, 3});
+  EXPECT_TRUE(t.ready_to_join().empty());
+  // Far behind, outside the ISR: acks=all goes on with the ISR alone.
+  t.on_follower_fetch(3, 5, 20, 4, lag);
+  t.on_leader_append(30, 5, lag);
+  t.on_follower_fetch(2, 30, 30, 6, lag);
+  EXPECT_EQ(t.high_watermark(), 30);
+  EXPECT_EQ(t.acks_all(29, 2), replica_tracker::ack::complete);
+  EXPECT_TRUE(t.ready_to_join().empty());
+  t.on_follower_fetch(3, 30, 30, 7, lag);
+  EXPECT_EQ(t.ready_to_join(), ids{3});
+  // The reassignment completed: broker 2 is no longer a replica and no longer counts.
+  t.set_replicas({1, 3});
+  EXPECT_EQ(t.follower_log_end(2), -1);
+  EXPECT_EQ(t.follower_log_end(3), 30);
+}
+
 }  // namespace
 }  // namespace sluice::server::cluster

@@ -143,6 +143,15 @@ TEST(golden, api_specs_table) {
   EXPECT_EQ(controlled_shutdown->name, "ControlledShutdown");
   EXPECT_EQ(controlled_shutdown->max_version, 3);
   EXPECT_EQ(controlled_shutdown->flexible_from, 3);
+  for (int16_t key : {45, 46}) {  // Alter/ListPartitionReassignments: v0 only, flexible
+    const api_spec* reassignments = find_api_spec(key);
+    ASSERT_NE(reassignments, nullptr);
+    EXPECT_EQ(reassignments->min_version, 0);
+    EXPECT_EQ(reassignments->max_version, 0);
+    EXPECT_EQ(reassignments->flexible_from, 0);
+  }
+  EXPECT_EQ(find_api_spec(45)->name, "AlterPartitionReassignments");
+  EXPECT_EQ(find_api_spec(46)->name, "ListPartitionReassignments");
   EXPECT_EQ(find_api_spec(2000), nullptr);
   EXPECT_EQ(find_api_spec(-1), nullptr);
   EXPECT_EQ(find_api_spec(1000), nullptr);
@@ -733,6 +742,57 @@ TEST(golden, list_offsets_response_v7) {
                      "00",                //   tags
                      "00"}),              // tags
                 7, r);
+}
+
+TEST(golden, alter_partition_reassignments_request_v0_with_a_cancel) {
+  alter_partition_reassignments_request r;
+  r.timeout_ms = 30000;
+  r.topics.push_back({});
+  r.topics[0].name = "foo";
+  r.topics[0].partitions.push_back({});
+  r.topics[0].partitions[0].partition_index = 0;
+  r.topics[0].partitions[0].replicas = std::vector<int32_t>{2, 3};
+  r.topics[0].partitions.push_back({});
+  r.topics[0].partitions[1].partition_index = 1;  // replicas null: cancel
+  expect_golden(hex({"00007530",                  // timeout_ms 30000
+                     "02",                        // topics: 1
+                     "04 666f6f",                 //   name
+                     "03",                        //   partitions: 2
+                     "00000000",                  //     partition_index
+                     "03 00000002 00000003",      //   replicas [2,3]
+                     "00",                        //     tags
+                     "00000001",                  //     partition_index
+                     "00",                        //     replicas null
+                     "00",                        //     tags
+                     "00",                        //   tags
+                     "00"}),                      // tags
+                0, r);
+}
+
+TEST(golden, list_partition_reassignments_response_v0) {
+  list_partition_reassignments_response r;
+  r.error_message = std::nullopt;  // the spec's default is "", Kafka's controller sends null
+  r.topics.push_back({});
+  r.topics[0].name = "foo";
+  r.topics[0].partitions.push_back({});
+  r.topics[0].partitions[0].partition_index = 0;
+  r.topics[0].partitions[0].replicas = {2, 3, 1};
+  r.topics[0].partitions[0].adding_replicas = {3};
+  r.topics[0].partitions[0].removing_replicas = {1};
+  expect_golden(hex({"00000000",                       // throttle_time_ms
+                     "0000",                           // error_code
+                     "00",                             // error_message null
+                     "02",                             // topics: 1
+                     "04 666f6f",                      //   name
+                     "02",                             //   partitions: 1
+                     "00000000",                       //     partition_index
+                     "04 00000002 00000003 00000001",  // replicas
+                     "02 00000003",                    //     adding_replicas
+                     "02 00000001",                    //     removing_replicas
+                     "00",                             //     tags
+                     "00",                             //   tags
+                     "00"}),                           // tags
+                0, r);
 }
 
 TEST(golden, struct_types_hidden_by_a_field_are_reachable) {

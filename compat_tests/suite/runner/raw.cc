@@ -2,6 +2,7 @@
 // malformed frames. The encoder is compat_tests/raw_kafka.h, written from the protocol guide and
 // independent of any broker's codec.
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <string>
@@ -280,10 +281,91 @@ void elect_leaders_preferred(context& ctx) {
   }
 }
 
+// The topic's partition 0 and the brokers, as the first bootstrap broker's Metadata v12 says.
+std::pair<metadata_v12::partition, std::vector<int32_t>> partition_zero(context& ctx,
+                                                                        const std::string& topic) {
+  raw_connection conn = connect_first(ctx);
+  bytes payload;
+  response r = ask(ctx, conn, metadata_v12_request(21, {topic}, false), 21, true, payload);
+  metadata_v12 md = parse_metadata_v12(r.body);
+  std::vector<int32_t> brokers;
+  for (const metadata_broker& b : md.brokers)
+    brokers.push_back(b.node_id);
+  for (const metadata_v12::topic& t : md.topics) {
+    for (const metadata_v12::partition& p : t.partitions) {
+      if (t.name == topic && p.index == 0) return {p, brokers};
+    }
+  }
+  throw failure("Metadata does not list " + topic + "-0");
+}
+
+// AlterPartitionReassignments and ListPartitionReassignments v0 (KIP-455): partition 0 of a new
+// topic moves to a broker it is not on (or, when it is on every broker, its replicas are
+// reordered: on a single broker, a move onto itself, which completes at once), and Metadata ends
+// up listing the target with no reassignment left in progress. Kafka's errors: a cancel with none
+// in progress is NO_REASSIGNMENT_IN_PROGRESS (85), an unregistered broker
+// INVALID_REPLICA_ASSIGNMENT (39), an unknown topic UNKNOWN_TOPIC_OR_PARTITION (3).
+void reassignment_moves_a_partition(context& ctx) {
+  ctx.require(api::alter_partition_reassignments);
+  ctx.require(api::list_partition_reassignments);
+  const std::string topic = ctx.create_topic({}, 1);
+  auto [before, brokers] = partition_zero(ctx, topic);
+  std::vector<int32_t> target(before.replicas.rbegin(), before.replicas.rend());
+  for (int32_t id : brokers) {
+    if (std::find(before.replicas.begin(), before.replicas.end(), id) == before.replicas.end()) {
+      target = before.replicas;
+      target.front() = id;
+      break;
+    }
+  }
+  const std::string missing = ctx.name("missing");
+  const int32_t unregistered = *std::max_element(brokers.begin(), brokers.end()) + 1000;
+  raw_connection conn = connect_first(ctx);
+  bytes payload;
+  response r = ask(ctx, conn,
+                   alter_partition_reassignments_v0_request(
+                       22, {{topic, 0, target}, {missing, 0, target}}, 30000),
+                   22, true, payload);
+  alter_partition_reassignments_v0 started = parse_alter_partition_reassignments_v0(r.body);
+  check(started.error_code == 0,
+        "AlterPartitionReassignments answered error " + std::to_string(started.error_code));
+  check(started.results.size() == 2, "AlterPartitionReassignments answered " +
+                                         std::to_string(started.results.size()) +
+                                         " partitions, not 2");
+  for (const reassignment_answer& a : started.results) {
+    const int16_t expected = a.topic == topic ? 0 : 3;
+    check(a.error_code == expected, a.topic + "-0 answered " + std::to_string(a.error_code) +
+                                        ", not " + std::to_string(expected) + ": " +
+                                        a.message.value_or(""));
+  }
+  const bool done = ctx.wait_for([&] {
+    if (partition_zero(ctx, topic).first.replicas != target) return false;
+    bytes listed_payload;
+    response listed = ask(ctx, conn,
+                          list_partition_reassignments_v0_request(
+                              23, std::map<std::string, std::vector<int32_t>>{{topic, {0}}}, 30000),
+                          23, true, listed_payload);
+    list_partition_reassignments_v0 ongoing = parse_list_partition_reassignments_v0(listed.body);
+    return ongoing.error_code == 0 && ongoing.partitions.empty();
+  });
+  check(done, topic + "-0 did not reach the replicas " + ids(target) + " with none in progress");
+
+  r = ask(
+      ctx, conn,
+      alter_partition_reassignments_v0_request(
+          24, {{topic, 0, std::nullopt}, {topic, 0, std::vector<int32_t>{unregistered}}}, 30000),
+      24, true, payload);
+  alter_partition_reassignments_v0 refused = parse_alter_partition_reassignments_v0(r.body);
+  check(refused.results.size() == 2 && refused.results[0].error_code == 85 &&
+            refused.results[1].error_code == 39,
+        "a cancel with none in progress and an unregistered broker were not answered 85 and 39");
+}
+
 }  // namespace
 
 void add_raw_scenarios(std::vector<scenario>& out) {
   out.push_back({"raw", "elect_leaders.preferred", elect_leaders_preferred});
+  out.push_back({"raw", "reassignment.move", reassignment_moves_a_partition});
   out.push_back({"raw", "api_versions.v0", api_versions_v0});
   out.push_back({"raw", "api_versions.v3", api_versions_v3});
   out.push_back({"raw", "api_versions.unsupported_version", api_versions_unsupported});

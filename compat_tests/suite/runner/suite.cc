@@ -60,6 +60,10 @@ std::string_view api::name(int16_t key) {
       return "DeleteGroups";
     case elect_leaders:
       return "ElectLeaders";
+    case alter_partition_reassignments:
+      return "AlterPartitionReassignments";
+    case list_partition_reassignments:
+      return "ListPartitionReassignments";
     default:
       return "?";
   }

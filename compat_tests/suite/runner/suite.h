@@ -44,7 +44,8 @@ inline constexpr int16_t produce = 0, fetch = 1, list_offsets = 2, metadata = 3,
                          api_versions = 18, create_topics = 19, delete_topics = 20,
                          delete_records = 21, init_producer_id = 22, describe_configs = 32,
                          alter_configs = 33, create_partitions = 37, delete_groups = 42,
-                         elect_leaders = 43;
+                         elect_leaders = 43, alter_partition_reassignments = 45,
+                         list_partition_reassignments = 46;
 std::string_view name(int16_t key);
 }  // namespace api
 
