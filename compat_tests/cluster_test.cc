@@ -1846,5 +1846,128 @@ TEST_F(Cluster, AReassignmentMovesAPartitionUnderAcksAllProducersAndLosesNothing
       10s));
 }
 
+// The move: a replication-factor-3 topic from brokers {1,2,3} to {2,3,4}, a broker that
+// joined the cluster after the topic was made, under an acks=all producer. Broker 1 led every
+// partition; the new replicas catch up, leadership moves off broker 1, which deletes its copies.
+TEST_F(Cluster, AReassignmentOntoANewFourthBrokerCompletesUnderLoadAndLosesNothing) {
+  c_ = std::make_unique<cluster>(
+      config_map{{"auto.leader.rebalance.enable", "false"}, {"log.segment.delete.delay.ms", "0"}});
+  cluster& c = *c_;
+  const std::string topic = "growing";
+  constexpr int partitions = 2;
+  ASSERT_EQ(c.create_topic(topic, partitions, 3, {{"min.insync.replicas", "2"}}, 1),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(c.wait_for_topic(topic, partitions, 3));
+  // Every partition led by broker 1 first, so that the move takes leadership away from it.
+  for (int32_t p = 0; p < partitions; ++p) {
+    if (c.leader_of(topic, p) == 1) continue;
+    auto [status, out] = run_reassign_tool("--bootstrap-server " + c.bootstrap() + " --execute " +
+                                           topic + ":" + std::to_string(p) + "=1,2,3");
+    ASSERT_EQ(status, 0) << out;
+    elect_leaders_v1 e =
+        elect_leaders(c, 2, 0, std::map<std::string, std::vector<int32_t>>{{topic, {p}}});
+    ASSERT_EQ(e.error_code, 0);
+    ASSERT_TRUE(wait_until([&] { return c.leader_of(topic, p) == 1; }, 30s));
+  }
+
+  broker fourth(c.broker_config(4));
+  ASSERT_GT(c.wait_for_brokers({1, 2, 3}, {1, 2, 3, 4}), 0) << c.logs_tail();
+
+  producer prod(c.bootstrap(), {{"enable.idempotence", "true"},
+                                {"acks", "all"},
+                                {"linger.ms", "5"},
+                                {"message.timeout.ms", "120000"}});
+  std::atomic<bool> stop_producing{false};
+  std::atomic<int> sent{0};
+  std::string producer_error;
+  std::thread writer([&] {
+    try {
+      for (int seq = 0; !stop_producing.load(); ++seq) {
+        prod.produce(topic, seq % partitions, "k", value_of(0, seq));
+        sent = seq + 1;
+        if (seq % 20 == 19) std::this_thread::sleep_for(10ms);
+      }
+    } catch (const std::exception& e) {
+      producer_error = e.what();
+    }
+  });
+  struct joiner {
+    std::thread& t;
+    std::atomic<bool>& stop;
+    ~joiner() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join_at_exit{writer, stop_producing};
+  ASSERT_TRUE(wait_until([&] { return sent.load() > 500; }, 30s));
+
+  std::string moves;
+  for (int32_t p = 0; p < partitions; ++p)
+    moves += (p ? " " : "") + topic + ":" + std::to_string(p) + "=2,3,4";
+  auto [status, out] =
+      run_reassign_tool("--bootstrap-server " + c.bootstrap({2}) + " --execute " + moves);
+  ASSERT_EQ(status, 0) << out;
+  const std::vector<int32_t> target = {2, 3, 4};
+  for (int32_t node = 2; node <= 3; ++node) {
+    for (int32_t p = 0; p < partitions; ++p) {
+      EXPECT_TRUE(wait_until(
+          [&] {
+            std::optional<cluster_metadata::partition> now = partition_on(c, node, topic, p);
+            return now && now->replicas == target && sorted(now->isr) == target && now->leader != 1;
+          },
+          60s))
+          << "broker " << node << ", partition " << p << c.logs_tail();
+    }
+  }
+  EXPECT_TRUE(list_reassignments(c, 2).partitions.empty());
+  EXPECT_TRUE(wait_until(
+      [&] {
+        for (const auto& e : fs::directory_iterator(c.node(1).data_dir())) {
+          if (e.path().filename().string().starts_with(topic + "-")) return false;
+        }
+        return true;
+      },
+      30s))
+      << "broker 1 still holds a directory of " << topic;
+  for (int32_t p = 0; p < partitions; ++p)
+    EXPECT_TRUE(fs::exists(fourth.partition_dir(topic, p))) << "partition " << p;
+
+  const int sent_at_completion = sent.load();
+  ASSERT_TRUE(wait_until([&] { return sent.load() > sent_at_completion + 300; }, 30s));
+  stop_producing = true;
+  writer.join();
+  EXPECT_EQ(producer_error, "");
+  ASSERT_TRUE(prod.flush(120s));
+  std::set<std::string> acked;
+  size_t failed = 0;
+  const auto deliveries = prod.deliveries();
+  for (size_t seq = 0; seq < deliveries.size(); ++seq) {
+    if (!deliveries[seq].done || deliveries[seq].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      ++failed;
+      continue;
+    }
+    acked.insert(value_of(0, static_cast<int>(seq)));
+  }
+  EXPECT_EQ(failed, 0u);
+  simple_consumer consumer(c.bootstrap({2, 3}), topic, {{"fetch.wait.max.ms", "100"}});
+  for (int32_t p = 0; p < partitions; ++p)
+    consumer.start(p, RD_KAFKA_OFFSET_BEGINNING);
+  std::vector<message> read = consumer.consume(acked.size(), 60s);
+  std::this_thread::sleep_for(500ms);
+  std::vector<message> more = consumer.consume(1000000, 1s);
+  read.insert(read.end(), more.begin(), more.end());
+  std::map<std::string, int> times_read;
+  for (const message& m : read)
+    ++times_read[m.value.value_or("<null>")];
+  size_t missing = 0;
+  for (const std::string& v : acked)
+    missing += times_read.contains(v) ? 0 : 1;
+  size_t duplicated = 0;
+  for (const auto& [v, n] : times_read)
+    duplicated += n > 1 ? 1 : 0;
+  EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged";
+  EXPECT_EQ(duplicated, 0u);
+}
+
 }  // namespace
 }  // namespace sluice::compat

@@ -112,7 +112,7 @@ void replica_manager::reconcile() {
   // partitions no longer followed.
   std::vector<std::pair<std::string, std::vector<int32_t>>> unassigned;
   for (const auto& [name, t] : broker_.topics().all()) {
-    if (t.internal || removing_.contains(name) || image.topic_id(name) != t.id) continue;
+    if (removing_.contains(name) || image.topic_id(name) != t.id) continue;
     const cluster::topic_record& rec = *image.topic(t.id);
     std::vector<int32_t> gone;
     for (const auto& p : t.partitions) {
