@@ -1666,6 +1666,97 @@ std::pair<int, std::string> run_reassign_tool(const std::string& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
 }
 
+// An idempotent acks=all producer writing value_of(0, seq) to the topic's partitions in turn,
+// paced, from a thread of its own until stop() (or its destruction, after a failed ASSERT).
+class paced_producer {
+ public:
+  paced_producer(cluster& c, std::string topic, int32_t partitions)
+      : prod_(c.bootstrap(), {{"enable.idempotence", "true"},
+                              {"acks", "all"},
+                              {"linger.ms", "5"},
+                              {"message.timeout.ms", "120000"}}),
+        topic_(std::move(topic)),
+        partitions_(partitions),
+        writer_([this] { run(); }) {}
+  ~paced_producer() { stop(); }
+  paced_producer(const paced_producer&) = delete;
+  paced_producer& operator=(const paced_producer&) = delete;
+
+  int sent() const { return sent_.load(); }
+  void stop() {
+    stop_ = true;
+    if (writer_.joinable()) writer_.join();
+  }
+  // After stop(): waits for every delivery report; the acknowledged values, with the failures
+  // (failed deliveries, the writer's exception, a flush that timed out) counted in `failed` and
+  // the first one named in `error`.
+  std::set<std::string> acknowledged(size_t& failed, std::string& error) {
+    error = thread_error_;
+    failed = thread_error_.empty() ? 0 : 1;
+    std::set<std::string> acked;
+    if (!prod_.flush(std::chrono::seconds(120))) {
+      ++failed;
+      error += " (flush timed out)";
+    }
+    const auto deliveries = prod_.deliveries();
+    for (size_t seq = 0; seq < deliveries.size(); ++seq) {
+      if (!deliveries[seq].done || deliveries[seq].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (failed++ == 0 && error.empty()) error = rd_kafka_err2str(deliveries[seq].err);
+        continue;
+      }
+      acked.insert(value_of(0, static_cast<int>(seq)));
+    }
+    return acked;
+  }
+
+ private:
+  void run() {
+    try {
+      for (int seq = 0; !stop_.load(); ++seq) {
+        prod_.produce(topic_, seq % partitions_, "k", value_of(0, seq));
+        sent_ = seq + 1;
+        if (seq % 20 == 19) std::this_thread::sleep_for(10ms);
+      }
+    } catch (const std::exception& e) {
+      thread_error_ = e.what();
+    }
+  }
+
+  producer prod_;
+  std::string topic_;
+  int32_t partitions_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> sent_{0};
+  std::string thread_error_;
+  std::thread writer_;  // last: it starts once the rest is built
+};
+
+// Reads the topic's partitions from the beginning (at least `acked.size()` records, then what
+// else arrives within a second) and checks that each acknowledged value is there exactly once.
+// Returns how many records were read.
+size_t expect_each_read_once(cluster& c, const std::string& topic, int32_t partitions,
+                             const std::set<std::string>& acked, const std::string& bootstrap) {
+  simple_consumer consumer(bootstrap, topic, {{"fetch.wait.max.ms", "100"}});
+  for (int32_t p = 0; p < partitions; ++p)
+    consumer.start(p, RD_KAFKA_OFFSET_BEGINNING);
+  std::vector<message> read = consumer.consume(acked.size(), 60s);
+  std::this_thread::sleep_for(500ms);
+  std::vector<message> more = consumer.consume(1000000, 1s);
+  read.insert(read.end(), more.begin(), more.end());
+  std::map<std::string, int> times_read;
+  for (const message& m : read)
+    ++times_read[m.value.value_or("<null>")];
+  size_t missing = 0;
+  for (const std::string& v : acked)
+    missing += times_read.contains(v) ? 0 : 1;
+  size_t duplicated = 0;
+  for (const auto& [v, n] : times_read)
+    duplicated += n > 1 ? 1 : 0;
+  EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged" << c.logs_tail();
+  EXPECT_EQ(duplicated, 0u);
+  return read.size();
+}
+
 TEST_F(Cluster, AReassignmentMovesAPartitionUnderAcksAllProducersAndLosesNothing) {
   c_ = std::make_unique<cluster>(
       config_map{{"auto.leader.rebalance.enable", "false"}, {"log.segment.delete.delay.ms", "0"}});
@@ -1691,33 +1782,8 @@ TEST_F(Cluster, AReassignmentMovesAPartitionUnderAcksAllProducersAndLosesNothing
   ASSERT_NE(c.wait_for_brokers({1, 2, 3}, {1, 2, 3}), to);
 
   // An idempotent acks=all producer writes all along, paced.
-  producer prod(c.bootstrap(), {{"enable.idempotence", "true"},
-                                {"acks", "all"},
-                                {"linger.ms", "5"},
-                                {"message.timeout.ms", "120000"}});
-  std::atomic<bool> stop_producing{false};
-  std::atomic<int> sent{0};
-  std::string producer_error;
-  std::thread writer([&] {
-    try {
-      for (int seq = 0; !stop_producing.load(); ++seq) {
-        prod.produce(topic, 0, "k", value_of(0, seq));
-        sent = seq + 1;
-        if (seq % 20 == 19) std::this_thread::sleep_for(10ms);
-      }
-    } catch (const std::exception& e) {
-      producer_error = e.what();
-    }
-  });
-  struct joiner {
-    std::thread& t;
-    std::atomic<bool>& stop;
-    ~joiner() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } join_at_exit{writer, stop_producing};
-  ASSERT_TRUE(wait_until([&] { return sent.load() > 500; }, 30s));
+  paced_producer prod(c, topic, 1);
+  ASSERT_TRUE(wait_until([&] { return prod.sent() > 500; }, 30s));
 
   // The target broker is paused, so the reassignment stays in progress while it is looked at.
   const std::string args = "--bootstrap-server " + c.bootstrap({stays}) + " --execute " + topic +
@@ -1799,45 +1865,18 @@ TEST_F(Cluster, AReassignmentMovesAPartitionUnderAcksAllProducersAndLosesNothing
             std::string::npos);
 
   // More writes after the move, then everything acknowledged is there, once.
-  const int sent_at_completion = sent.load();
-  ASSERT_TRUE(wait_until([&] { return sent.load() > sent_at_completion + 300; }, 30s));
-  stop_producing = true;
-  writer.join();
-  EXPECT_EQ(producer_error, "");
-  ASSERT_TRUE(prod.flush(120s));
-  std::set<std::string> acked;
+  const int sent_at_completion = prod.sent();
+  ASSERT_TRUE(wait_until([&] { return prod.sent() > sent_at_completion + 300; }, 30s));
+  prod.stop();
   size_t failed = 0;
   std::string first_error;
-  const auto deliveries = prod.deliveries();
-  for (size_t seq = 0; seq < deliveries.size(); ++seq) {
-    if (!deliveries[seq].done || deliveries[seq].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (failed++ == 0) first_error = rd_kafka_err2str(deliveries[seq].err);
-      continue;
-    }
-    acked.insert(value_of(0, static_cast<int>(seq)));
-  }
+  const std::set<std::string> acked = prod.acknowledged(failed, first_error);
   EXPECT_EQ(failed, 0u) << "first: " << first_error;
   EXPECT_GT(acked.size(), 800u);
-  simple_consumer consumer(c.bootstrap(), topic, {{"fetch.wait.max.ms", "100"}});
-  consumer.start(0, RD_KAFKA_OFFSET_BEGINNING);
-  std::vector<message> read = consumer.consume(acked.size(), 60s);
-  std::this_thread::sleep_for(500ms);
-  std::vector<message> more = consumer.consume(1000000, 1s);
-  read.insert(read.end(), more.begin(), more.end());
-  std::map<std::string, int> times_read;
-  for (const message& m : read)
-    ++times_read[m.value.value_or("<null>")];
-  size_t missing = 0;
-  for (const std::string& v : acked)
-    missing += times_read.contains(v) ? 0 : 1;
-  size_t duplicated = 0;
-  for (const auto& [v, n] : times_read)
-    duplicated += n > 1 ? 1 : 0;
-  EXPECT_EQ(missing, 0u);
-  EXPECT_EQ(duplicated, 0u);
+  const size_t read = expect_each_read_once(c, topic, 1, acked, c.bootstrap());
   // The new replica holds what the leader holds.
   EXPECT_TRUE(wait_until(
-      [&] { return latest_offset(c, stays, topic, 0) == static_cast<int64_t>(read.size()); }, 10s));
+      [&] { return latest_offset(c, stays, topic, 0) == static_cast<int64_t>(read); }, 10s));
   EXPECT_TRUE(wait_until(
       [&] {
         std::optional<cluster_metadata::partition> p = partition_on(c, to, topic, 0);
@@ -1873,33 +1912,8 @@ TEST_F(Cluster, AReassignmentOntoANewFourthBrokerCompletesUnderLoadAndLosesNothi
   broker fourth(c.broker_config(4));
   ASSERT_GT(c.wait_for_brokers({1, 2, 3}, {1, 2, 3, 4}), 0) << c.logs_tail();
 
-  producer prod(c.bootstrap(), {{"enable.idempotence", "true"},
-                                {"acks", "all"},
-                                {"linger.ms", "5"},
-                                {"message.timeout.ms", "120000"}});
-  std::atomic<bool> stop_producing{false};
-  std::atomic<int> sent{0};
-  std::string producer_error;
-  std::thread writer([&] {
-    try {
-      for (int seq = 0; !stop_producing.load(); ++seq) {
-        prod.produce(topic, seq % partitions, "k", value_of(0, seq));
-        sent = seq + 1;
-        if (seq % 20 == 19) std::this_thread::sleep_for(10ms);
-      }
-    } catch (const std::exception& e) {
-      producer_error = e.what();
-    }
-  });
-  struct joiner {
-    std::thread& t;
-    std::atomic<bool>& stop;
-    ~joiner() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } join_at_exit{writer, stop_producing};
-  ASSERT_TRUE(wait_until([&] { return sent.load() > 500; }, 30s));
+  paced_producer prod(c, topic, partitions);
+  ASSERT_TRUE(wait_until([&] { return prod.sent() > 500; }, 30s));
 
   std::string moves;
   for (int32_t p = 0; p < partitions; ++p)
@@ -1932,41 +1946,15 @@ TEST_F(Cluster, AReassignmentOntoANewFourthBrokerCompletesUnderLoadAndLosesNothi
   for (int32_t p = 0; p < partitions; ++p)
     EXPECT_TRUE(fs::exists(fourth.partition_dir(topic, p))) << "partition " << p;
 
-  const int sent_at_completion = sent.load();
-  ASSERT_TRUE(wait_until([&] { return sent.load() > sent_at_completion + 300; }, 30s));
-  stop_producing = true;
-  writer.join();
-  EXPECT_EQ(producer_error, "");
-  ASSERT_TRUE(prod.flush(120s));
-  std::set<std::string> acked;
+  const int sent_at_completion = prod.sent();
+  ASSERT_TRUE(wait_until([&] { return prod.sent() > sent_at_completion + 300; }, 30s));
+  prod.stop();
   size_t failed = 0;
-  const auto deliveries = prod.deliveries();
-  for (size_t seq = 0; seq < deliveries.size(); ++seq) {
-    if (!deliveries[seq].done || deliveries[seq].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      ++failed;
-      continue;
-    }
-    acked.insert(value_of(0, static_cast<int>(seq)));
-  }
-  EXPECT_EQ(failed, 0u);
-  simple_consumer consumer(c.bootstrap({2, 3}), topic, {{"fetch.wait.max.ms", "100"}});
-  for (int32_t p = 0; p < partitions; ++p)
-    consumer.start(p, RD_KAFKA_OFFSET_BEGINNING);
-  std::vector<message> read = consumer.consume(acked.size(), 60s);
-  std::this_thread::sleep_for(500ms);
-  std::vector<message> more = consumer.consume(1000000, 1s);
-  read.insert(read.end(), more.begin(), more.end());
-  std::map<std::string, int> times_read;
-  for (const message& m : read)
-    ++times_read[m.value.value_or("<null>")];
-  size_t missing = 0;
-  for (const std::string& v : acked)
-    missing += times_read.contains(v) ? 0 : 1;
-  size_t duplicated = 0;
-  for (const auto& [v, n] : times_read)
-    duplicated += n > 1 ? 1 : 0;
-  EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged";
-  EXPECT_EQ(duplicated, 0u);
+  std::string first_error;
+  const std::set<std::string> acked = prod.acknowledged(failed, first_error);
+  EXPECT_EQ(failed, 0u) << "first: " << first_error;
+  EXPECT_GT(acked.size(), 800u);
+  expect_each_read_once(c, topic, partitions, acked, c.bootstrap({2, 3}));
 }
 
 }  // namespace

@@ -55,10 +55,15 @@ std::vector<int64_t> segment_bases(const std::filesystem::path& dir) {
   return out;
 }
 
+// The broker's retention may delete a segment between the listing and the size: a file gone
+// meanwhile counts as nothing (it was deleted, which is what the callers wait for).
 int64_t log_bytes(const std::filesystem::path& dir) {
   int64_t total = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.path().extension() == ".log") total += static_cast<int64_t>(e.file_size());
+    if (e.path().extension() != ".log") continue;
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(e.path(), ec);
+    if (!ec) total += static_cast<int64_t>(size);
   }
   return total;
 }
