@@ -275,11 +275,11 @@ std::string broker::load_groups(const group_coordinator_config& groups_config) {
   offsets_->attach(groups_.get());
   if (member_) {
     groups_->set_offsets_partitions(0);
-    offsets_->replicate_with(*timers_, std::chrono::milliseconds(config_.offsets_commit_timeout_ms),
-                             [this] {
-                               const topic* t = topics_->find(consumer_offsets_topic);
-                               return t != nullptr ? min_insync_replicas(config_, *t) : 1;
-                             });
+    offsets_->replicate_with(offsets_replication{
+        timers_, std::chrono::milliseconds(config_.offsets_commit_timeout_ms), [this] {
+          const topic* t = topics_->find(consumer_offsets_topic);
+          return t != nullptr ? min_insync_replicas(config_, *t) : 1;
+        }});
     groups_->start_offset_expiry();
     return {};
   }

@@ -553,7 +553,7 @@ void offsets_log::append_then(const std::vector<pending_record>& records, int64_
         complete(write, wire::error_code::none);
       });
     };
-    if (partition_.tracker() == nullptr || replication_.timers == nullptr) {
+    if (partition_.tracker() == nullptr || !replication_) {
       durable();
       return;
     }
@@ -573,23 +573,12 @@ void offsets_log::append_then(const std::vector<pending_record>& records, int64_
       }
       durable();
     };
-    state->deadline = replication_.timers->schedule(
-        replication_.timeout, [answer] { answer(wire::error_code::request_timed_out); });
+    state->deadline = replication_->timers->schedule(
+        replication_->timeout, [answer] { answer(wire::error_code::request_timed_out); });
     const int32_t min_isr =
-        replication_.min_insync_replicas ? replication_.min_insync_replicas() : 1;
+        replication_->min_insync_replicas ? replication_->min_insync_replicas() : 1;
     partition_.when_replicated(end, min_isr, answer);
   });
-}
-
-void offsets_log::replicate_with(timer_service& timers, std::chrono::milliseconds timeout,
-                                 std::function<int32_t()> min_insync_replicas) {
-  replication_.timers = &timers;
-  replication_.timeout = timeout;
-  replication_.min_insync_replicas = std::move(min_insync_replicas);
-}
-
-bool offsets_log::idle() const {
-  return in_order_.empty();
 }
 
 void offsets_log::complete(const std::shared_ptr<pending_write>& write, wire::error_code result) {

@@ -149,6 +149,13 @@ void load_consumer_offsets_async(
 std::error_code replay_consumer_offsets(const storage::log& log, group_loader& loader,
                                         replay_stats* stats = nullptr);
 
+// How a cluster's offsets partition waits for its in-sync replicas (offsets_log::replicate_with).
+struct offsets_replication {
+  timer_service* timers = nullptr;
+  std::chrono::milliseconds timeout{5000};       // offsets.commit.timeout.ms
+  std::function<int32_t()> min_insync_replicas;  // the topic's min.insync.replicas
+};
+
 // The group_store over partition 0 of __consumer_offsets. Append failures become the error codes
 // Kafka's GroupMetadataManager (and, for tombstones, Kafka 4's GroupCoordinatorService) returns
 // for them: a storage failure (also a closed log at shutdown) NOT_COORDINATOR, an oversized
@@ -161,12 +168,10 @@ class offsets_log final : public group_store {
               std::function<int64_t()> now_ms = {});
 
   // In a cluster: a write completes once every in-sync replica has it too (Kafka's acks=all
-  // append), within `timeout` (offsets.commit.timeout.ms), with the topic's min.insync.replicas.
-  // Without this call, or on a broker running alone, only the local durability counts.
-  void replicate_with(timer_service& timers, std::chrono::milliseconds timeout,
-                      std::function<int32_t()> min_insync_replicas);
-  // No write is waiting for its completion.
-  bool idle() const;
+  // append), within `r.timeout` (offsets.commit.timeout.ms), with the topic's
+  // min.insync.replicas. Without this call, or on a broker running alone, only the local
+  // durability counts.
+  void replicate_with(offsets_replication r) { replication_ = std::move(r); }
 
   void store_group(std::string_view group_id, const group_metadata_record& record,
                    completion done) override;
@@ -203,11 +208,7 @@ class offsets_log final : public group_store {
   // even if the broker drops its replica meanwhile.
   std::shared_ptr<partition> keep_partition_;
   boost::asio::any_io_executor executor_;
-  struct {
-    timer_service* timers = nullptr;
-    std::chrono::milliseconds timeout{5000};
-    std::function<int32_t()> min_insync_replicas;
-  } replication_;
+  std::optional<offsets_replication> replication_;
   std::function<int64_t()> now_ms_;
   std::deque<std::shared_ptr<pending_write>> in_order_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

@@ -38,13 +38,6 @@ offsets_topic::~offsets_topic() {
   *alive_ = false;
 }
 
-void offsets_topic::replicate_with(timer_service& timers, std::chrono::milliseconds timeout,
-                                   std::function<int32_t()> min_insync_replicas) {
-  replication_.timers = &timers;
-  replication_.timeout = timeout;
-  replication_.min_insync_replicas = std::move(min_insync_replicas);
-}
-
 std::error_code offsets_topic::adopt(int32_t index, partition& p, replay_stats& stats) {
   if (coordinator_ == nullptr) return std::make_error_code(std::errc::invalid_argument);
   coordinator_->begin_loading(index);
@@ -61,10 +54,7 @@ void offsets_topic::lead(int32_t index, std::shared_ptr<partition> p, int32_t le
     resign(index);
   }
   auto writer = std::make_shared<offsets_log>(*p, executor_);
-  if (replication_.timers != nullptr) {
-    writer->replicate_with(*replication_.timers, replication_.timeout,
-                           replication_.min_insync_replicas);
-  }
+  if (replication_) writer->replicate_with(*replication_);
   const uint64_t load_id = next_load_id_++;
   led_[index] = led{std::move(writer), leader_epoch, load_id};
   if (coordinator_ != nullptr) coordinator_->begin_loading(index);

@@ -43,8 +43,7 @@ class offsets_topic final : public group_store {
   // The coordinator whose groups the partitions hold; it must outlive this or detach first.
   void attach(group_coordinator* coordinator) { coordinator_ = coordinator; }
   // In a cluster: every partition's writes wait for its in-sync replicas (offsets_log).
-  void replicate_with(timer_service& timers, std::chrono::milliseconds timeout,
-                      std::function<int32_t()> min_insync_replicas);
+  void replicate_with(offsets_replication r) { replication_ = std::move(r); }
 
   // A broker running alone, at start: replays the partition synchronously (nothing is served
   // yet) into the coordinator and serves its groups. On error nothing is adopted.
@@ -78,11 +77,7 @@ class offsets_topic final : public group_store {
   boost::asio::any_io_executor executor_;
   storage::disk_executor& disk_;
   group_coordinator* coordinator_ = nullptr;
-  struct {
-    timer_service* timers = nullptr;
-    std::chrono::milliseconds timeout{5000};
-    std::function<int32_t()> min_insync_replicas;
-  } replication_;
+  std::optional<offsets_replication> replication_;
   std::map<int32_t, led> led_;
   uint64_t next_load_id_ = 1;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

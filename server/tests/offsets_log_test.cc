@@ -606,7 +606,8 @@ class offsets_log_cluster_test : public offsets_log_test {
   // This broker (0) leads with broker 1 in the ISR; writes wait for both.
   void lead_with_a_follower() {
     partition_->become_leader(0, 1, {0, 1}, {0, 1}, 100, 30000);
-    store_->replicate_with(clock_service_, std::chrono::milliseconds(5000), [] { return 1; });
+    store_->replicate_with(
+        offsets_replication{&clock_service_, std::chrono::milliseconds(5000), [] { return 1; }});
   }
   void poll() {
     io_.restart();
