@@ -16,7 +16,7 @@ FROM ${BASE}
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/compat \
       --shell /usr/sbin/nologin compat
 COPY sluice-compat-suite /usr/local/bin/sluice-compat-suite
-COPY scripts/compat.sh /opt/sluice-compat/scripts/compat.sh
+COPY scripts/ /opt/sluice-compat/scripts/
 COPY compat_tests/suite/ /opt/sluice-compat/compat_tests/suite/
 
 USER compat

@@ -60,7 +60,7 @@ scripts/docker-base.sh
 ctx="$work/context"
 mkdir -p "$ctx/scripts" "$ctx/compat_tests/suite"
 install -m 0755 "$suite_bin" "$ctx/sluice-compat-suite"
-install -m 0755 scripts/compat.sh "$ctx/scripts/compat.sh"
+install -m 0755 scripts/compat.sh scripts/node-clients.sh "$ctx/scripts/"
 install -m 0755 compat_tests/suite/kcat.sh "$ctx/compat_tests/suite/kcat.sh"
 install -m 0644 compat_tests/suite/mock-allowlist.txt compat_tests/suite/README.md \
   "$ctx/compat_tests/suite/"

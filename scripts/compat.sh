@@ -171,31 +171,17 @@ if wants kcat; then
 fi
 
 if wants platformatic; then
-  node="${NODE:-node}"
-  if ! command -v "$node" >/dev/null 2>&1 || ! command -v "${NPM:-npm}" >/dev/null 2>&1; then
-    echo "SKIP platformatic/*: node and npm are not installed" | report
-  elif ! "$node" -e 'const [a,b,c]=process.versions.node.split(".").map(Number);
-      process.exit(a > 20 || (a === 20 && (b > 19 || (b === 19 && c >= 4))) ? 0 : 1)'; then
-    echo "SKIP platformatic/*: @platformatic/kafka 1.35.0 needs Node >= 20.19.4, this is $("$node" --version)" | report
+  # The pinned client, installed once per lock file into the user's cache.
+  app="$(SLUICE_COMPAT_NODE_DIR="$node_dir" "$here/node-clients.sh" 2>"$work/npm.log")"
+  status=$?
+  if [ "$status" -eq 77 ]; then
+    echo "SKIP platformatic/*: $(tail -n 1 "$work/npm.log")" | report
+  elif [ "$status" -ne 0 ]; then
+    cat "$work/npm.log" >&2
+    echo "FAIL platformatic/install: npm ci of @platformatic/kafka failed (see above)" | report
   else
-    # The pinned client, installed once per lock file into the user's cache (npm's own cache
-    # makes a reinstall quick); the source tree is never written to.
-    lock_sum="$(cat "$node_dir/package.json" "$node_dir/package-lock.json" | sha256sum | cut -c1-16)"
-    app="${XDG_CACHE_HOME:-$HOME/.cache}/sluice/compat-node-$lock_sum"
-    if [ ! -d "$app/node_modules/@platformatic/kafka" ]; then
-      mkdir -p "$app"
-      cp "$node_dir/package.json" "$node_dir/package-lock.json" "$app/"
-      if ! (cd "$app" && timeout 120 "${NPM:-npm}" ci --no-audit --no-fund --engine-strict=false \
-            --loglevel=error) >"$work/npm.log" 2>&1; then
-        cat "$work/npm.log" >&2
-        rm -rf "$app/node_modules"
-        echo "FAIL platformatic/install: npm ci of @platformatic/kafka failed (see above)" | report
-      fi
-    fi
-    if [ -d "$app/node_modules/@platformatic/kafka" ]; then
-      cp "$node_dir/suite.mjs" "$app/"
-      run_runner platformatic "$node" "$app/suite.mjs" "${common[@]}"
-    fi
+    cp "$node_dir/suite.mjs" "$app/"
+    run_runner platformatic "${NODE:-node}" "$app/suite.mjs" "${common[@]}"
   fi
 fi
 

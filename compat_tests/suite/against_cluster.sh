@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The broker-neutral suite against a three-broker Sluice cluster (scripts/cluster.sh, with etcd),
 # bootstrapped from all three, as a user checks a cluster; then the README's rolling restart
-# (scripts/cluster.sh restart N for each broker) with a topic's records read back after it. What the cluster does not serve yet is
+# (scripts/cluster.sh restart N for each broker) with a topic's records read back after it, and
+# the README's reassignment with KafkaJS. What the cluster does not serve yet is
 # listed, with the reason, in cluster-allowlist.txt; anything else that fails is a finding, and
 # the run must leave no topic of its prefix behind.
 set -euo pipefail
@@ -86,3 +87,24 @@ read_back="$(timeout 30 kcat -b "$bootstrap" -C -t "$topic" -o beginning -e -q 2
 [[ "$read_back" == "before" ]] ||
   { echo "FAIL: after the rolling restart $topic holds: $read_back" >&2; exit 1; }
 echo "rolling restart: PASS"
+
+# The reassignment the README shows with KafkaJS's admin client: a topic on brokers [1,2] moves
+# to [2,3] and keeps its records.
+set +e
+app="$("$root/scripts/node-clients.sh" 2>"$work/npm.log")"
+status=$?
+set -e
+if [[ $status -eq 77 ]]; then
+  echo "kafkajs reassignment: SKIP ($(tail -n 1 "$work/npm.log"))"
+elif [[ $status -ne 0 ]]; then
+  cat "$work/npm.log" >&2
+  echo "FAIL: npm ci of compat_tests/node failed" >&2
+  exit 1
+else
+  cp "$root/compat_tests/node/kafkajs_reassign.mjs" "$app/"
+  timeout 90 node "$app/kafkajs_reassign.mjs" "$bootstrap" "${prefix}moved" ||
+    { echo "FAIL: the KafkaJS reassignment (compat_tests/node/kafkajs_reassign.mjs)" >&2; exit 1; }
+  moved="$(timeout 30 kcat -b "$bootstrap" -C -t "${prefix}moved" -o beginning -e -q 2>/dev/null | wc -l)"
+  [[ "$moved" -eq 200 ]] || { echo "FAIL: after the move ${prefix}moved holds $moved records" >&2; exit 1; }
+  echo "kafkajs reassignment: PASS"
+fi
