@@ -68,8 +68,8 @@ class ClusterGroups : public ::testing::Test {
 };
 
 // Kafka's FindCoordinator: the leader of partition abs(hash(group)) % N, the same from every
-// broker, at the address of the listener asked; COORDINATOR_NOT_AVAILABLE for a partition whose
-// leader is down.
+// broker, at the address of the listener asked; after that leader's kill -9, the partition's next
+// leader.
 TEST_F(ClusterGroups, TheCoordinatorIsTheLeaderOfTheGroupsOffsetsPartition) {
   c_ = std::make_unique<cluster>(config_map{{"auto.leader.rebalance.enable", "false"}});
   cluster& c = *c_;
@@ -134,18 +134,23 @@ TEST_F(ClusterGroups, TheCoordinatorIsTheLeaderOfTheGroupsOffsetsPartition) {
       },
       30s));
 
-  // Its leader down (no failover yet: issue 14), the group has no coordinator once the dead
-  // broker's registration expires (broker.session.timeout.ms).
+  // Its leader killed, the controller gives the partition to another in-sync replica once the
+  // dead broker's registration expires (broker.session.timeout.ms): every broker names the new
+  // coordinator, which serves the group. The killed broker comes back as a follower.
   c.node(coordinator).kill9();
-  for (int32_t asked = 1; asked <= cluster::size; ++asked) {
-    if (asked == coordinator) continue;
-    EXPECT_TRUE(wait_until(
-        [&] { return find_coordinator(c, asked, group).error_code == 15; },  // NOT_AVAILABLE
-        std::chrono::milliseconds(cluster::session_timeout_ms * 3)))
-        << "broker " << asked;
+  std::set<int32_t> alive = {1, 2, 3};
+  alive.erase(coordinator);
+  const int32_t successor = agreed_coordinator(
+      c, group, alive, std::chrono::milliseconds(cluster::session_timeout_ms * 5));
+  ASSERT_GT(successor, 0) << c.logs_tail();
+  EXPECT_NE(successor, coordinator);
+  {
+    raw_connection conn(c.node(successor).host(), c.node(successor).port());
+    bytes payload = round_trip(conn, offset_fetch_v8_request(4, group), 10s);
+    EXPECT_EQ(parse_offset_fetch_v8(split_response(payload, true).body).error_code, 0);
   }
   c.node(coordinator).restart();
-  EXPECT_EQ(agreed_coordinator(c, group, {1, 2, 3}), coordinator);
+  EXPECT_EQ(agreed_coordinator(c, group, {1, 2, 3}), successor);
 }
 
 // A consumer group keeps its committed offsets, and its members their work, while its
@@ -213,13 +218,21 @@ TEST_F(ClusterGroups, CommittedOffsetsSurviveTheCoordinatorsShutdownAndKill9) {
         << c.logs_tail();
 
     // SIGKILL of the successor: its commits were on every in-sync replica before they were
-    // acknowledged. It comes back as the partition's leader (no failover yet: issue 14) and
-    // loads them again from its log.
+    // acknowledged. Once its registration expires, the controller gives the partition to another
+    // in-sync replica, which loads them; the killed broker comes back as a follower.
     const int32_t killed = agreed_coordinator(c, group, {1, 2, 3});
     ASSERT_GT(killed, 0);
     c.node(killed).kill9();
+    std::set<int32_t> alive = {1, 2, 3};
+    alive.erase(killed);
+    const int32_t third = agreed_coordinator(
+        c, group, alive, std::chrono::milliseconds(cluster::session_timeout_ms * 5));
+    ASSERT_GT(third, 0) << c.logs_tail();
+    EXPECT_NE(third, killed);
+    ASSERT_TRUE(work(consumer, 75)) << processed.size() << " processed";
     c.node(killed).restart();
-    ASSERT_EQ(agreed_coordinator(c, group, {1, 2, 3}, 60s), killed) << c.logs_tail();
+    ASSERT_TRUE(c.wait_for_topic(offsets_topic, offsets_partitions, 3, {1, 2, 3}, 60s))
+        << c.logs_tail();
     ASSERT_TRUE(work(consumer, 150)) << processed.size() << " processed";
     consumer.close();
   }

@@ -33,6 +33,7 @@
 #include <thread>
 
 #include "compat_tests/cluster_fixture.h"
+#include "compat_tests/cluster_workload.h"
 #include "compat_tests/raw_kafka.h"
 #include "compat_tests/rdkafka_helpers.h"
 
@@ -53,16 +54,6 @@ int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// The value producer `producer` sends as its message `seq`. Built by appending: GCC 12 warns
-// falsely (-Wrestrict) on "literal" + std::string here.
-std::string value_of(int producer, int seq) {
-  std::string v = "p";
-  v += std::to_string(producer);
-  v += '-';
-  v += std::to_string(seq);
-  return v;
 }
 
 // One key as etcd's gateway returns it (/v3/kv/range), values decoded.
@@ -1054,9 +1045,18 @@ TEST_F(Cluster, ABrokerDownWhileATopicsConfigsChangedAppliesThemWhenItReturns) {
   ASSERT_EQ(changed.error_code, 0) << changed.message;
 
   // Back with the logs it had, loaded with the broker's values: the cluster state gives them the
-  // topic's, and as the partition's leader again it refuses what they refuse.
+  // topic's, and as the partition's leader again (a preferred election gives back what the
+  // failover moved while it was away) it refuses what they refuse.
   c.node(away).restart();
   ASSERT_GT(c.wait_for_brokers({1, 2, 3}, {1, 2, 3}), 0);
+  ASSERT_TRUE(c.wait_for_topic(topic, 3, 3, {1, 2, 3}, 60s)) << c.logs_tail();
+  EXPECT_TRUE(wait_until(
+      [&] {
+        raw_connection conn(c.node(via).host(), c.node(via).port());
+        round_trip(conn, elect_leaders_v1_request(1, 0, {{{topic, {led_by_away}}}}, 30000), 40s);
+        return c.leader_of(topic, led_by_away, away) == away;
+      },
+      30s));
   std::string seen;
   EXPECT_TRUE(shows_override(c, away, topic, "max.message.bytes", "1000", &seen)) << seen;
   int16_t code = -1;
@@ -1664,97 +1664,6 @@ std::pair<int, std::string> run_reassign_tool(const std::string& args) {
     text.append(buf, n);
   const int status = ::pclose(out);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
-}
-
-// An idempotent acks=all producer writing value_of(0, seq) to the topic's partitions in turn,
-// paced, from a thread of its own until stop() (or its destruction, after a failed ASSERT).
-class paced_producer {
- public:
-  paced_producer(cluster& c, std::string topic, int32_t partitions)
-      : prod_(c.bootstrap(), {{"enable.idempotence", "true"},
-                              {"acks", "all"},
-                              {"linger.ms", "5"},
-                              {"message.timeout.ms", "120000"}}),
-        topic_(std::move(topic)),
-        partitions_(partitions),
-        writer_([this] { run(); }) {}
-  ~paced_producer() { stop(); }
-  paced_producer(const paced_producer&) = delete;
-  paced_producer& operator=(const paced_producer&) = delete;
-
-  int sent() const { return sent_.load(); }
-  void stop() {
-    stop_ = true;
-    if (writer_.joinable()) writer_.join();
-  }
-  // After stop(): waits for every delivery report; the acknowledged values, with the failures
-  // (failed deliveries, the writer's exception, a flush that timed out) counted in `failed` and
-  // the first one named in `error`.
-  std::set<std::string> acknowledged(size_t& failed, std::string& error) {
-    error = thread_error_;
-    failed = thread_error_.empty() ? 0 : 1;
-    std::set<std::string> acked;
-    if (!prod_.flush(std::chrono::seconds(120))) {
-      ++failed;
-      error += " (flush timed out)";
-    }
-    const auto deliveries = prod_.deliveries();
-    for (size_t seq = 0; seq < deliveries.size(); ++seq) {
-      if (!deliveries[seq].done || deliveries[seq].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (failed++ == 0 && error.empty()) error = rd_kafka_err2str(deliveries[seq].err);
-        continue;
-      }
-      acked.insert(value_of(0, static_cast<int>(seq)));
-    }
-    return acked;
-  }
-
- private:
-  void run() {
-    try {
-      for (int seq = 0; !stop_.load(); ++seq) {
-        prod_.produce(topic_, seq % partitions_, "k", value_of(0, seq));
-        sent_ = seq + 1;
-        if (seq % 20 == 19) std::this_thread::sleep_for(10ms);
-      }
-    } catch (const std::exception& e) {
-      thread_error_ = e.what();
-    }
-  }
-
-  producer prod_;
-  std::string topic_;
-  int32_t partitions_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> sent_{0};
-  std::string thread_error_;
-  std::thread writer_;  // last: it starts once the rest is built
-};
-
-// Reads the topic's partitions from the beginning (at least `acked.size()` records, then what
-// else arrives within a second) and checks that each acknowledged value is there exactly once.
-// Returns how many records were read.
-size_t expect_each_read_once(cluster& c, const std::string& topic, int32_t partitions,
-                             const std::set<std::string>& acked, const std::string& bootstrap) {
-  simple_consumer consumer(bootstrap, topic, {{"fetch.wait.max.ms", "100"}});
-  for (int32_t p = 0; p < partitions; ++p)
-    consumer.start(p, RD_KAFKA_OFFSET_BEGINNING);
-  std::vector<message> read = consumer.consume(acked.size(), 60s);
-  std::this_thread::sleep_for(500ms);
-  std::vector<message> more = consumer.consume(1000000, 1s);
-  read.insert(read.end(), more.begin(), more.end());
-  std::map<std::string, int> times_read;
-  for (const message& m : read)
-    ++times_read[m.value.value_or("<null>")];
-  size_t missing = 0;
-  for (const std::string& v : acked)
-    missing += times_read.contains(v) ? 0 : 1;
-  size_t duplicated = 0;
-  for (const auto& [v, n] : times_read)
-    duplicated += n > 1 ? 1 : 0;
-  EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged" << c.logs_tail();
-  EXPECT_EQ(duplicated, 0u);
-  return read.size();
 }
 
 TEST_F(Cluster, AReassignmentMovesAPartitionUnderAcksAllProducersAndLosesNothing) {

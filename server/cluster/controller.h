@@ -45,6 +45,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -299,6 +300,21 @@ class controller {
   boost::asio::awaitable<list_reassignments_result> list_partition_reassignments(
       std::optional<std::map<std::string, std::vector<int32_t>>> partitions);
 
+  // Failover (controller_failover.cc), as KRaft fences and unfences brokers. Whenever the
+  // registered brokers change (a lease expired, a broker registered again, one began a controlled
+  // shutdown) and when this broker becomes controller, one queued pass over every partition:
+  // - a partition whose leader is not registered (or that has none) gets the first replica, in
+  //   replica order, that is in its ISR and eligible, with the leader epoch bumped; dead members
+  //   leave its ISR;
+  // - with none, and unclean.leader.election.enable (the topic's, else the broker's), the first
+  //   eligible replica leads with an ISR of itself, logged as a possible loss; without it, the
+  //   partition has leader -1 (epoch bumped, offline, logged) and keeps its ISR's live members, or
+  //   all of them when none lives, so that whichever returns first leads again;
+  // - a partition whose leader lives loses its dead ISR members, so that acks=all need not wait
+  //   replica.lag.time.max.ms for them.
+  // Each change compares its partition's mod_revision, so a leader's AlterPartition based on the
+  // older state fails, and the pass is tried again after a write that did not land.
+
   // auto.leader.rebalance.enable: a preferred election for the partitions of every broker whose
   // share of partitions it prefers but does not lead is above
   // leader.imbalance.per.broker.percentage (Kafka's checkAndTriggerAutoLeaderRebalance). Returns
@@ -417,6 +433,23 @@ class controller {
   int64_t swept_epoch_ = 0;
   std::mt19937 random_{std::random_device{}()};
   std::shared_ptr<boost::asio::steady_timer> rebalance_timer_;
+  // Failover (controller_failover.cc). The state a partition moves to now that its leader or
+  // ISR members may be gone, or nullopt for no change; `offline` when no leader can be chosen.
+  std::optional<partition_record> failover_state(const partition_record& now,
+                                                 const std::vector<int32_t>& replicas, bool unclean,
+                                                 bool& unclean_elected, bool& offline) const;
+  // One pass over every partition; returns how many changes were not written.
+  boost::asio::awaitable<size_t> fail_over();
+  // On every image change: starts a pass if this broker is controller and the registered brokers
+  // (or the controller epoch) differ from the last pass's.
+  void watch_brokers();
+  cancel_handle brokers_watch_;
+  // (node id, broker epoch, in controlled shutdown) of each registered broker, after the
+  // controller epoch as (-1, epoch, false): what the last pass was started for.
+  std::optional<std::vector<std::tuple<int32_t, int64_t, bool>>> failover_seen_;
+  bool failover_running_ = false;
+  bool failover_again_ = false;
+  std::shared_ptr<boost::asio::steady_timer> failover_retry_timer_;
   // Internal topics (controller_leadership.cc): the image watch and whether a creation is on.
   void maybe_create_offsets_topic();
   boost::asio::any_io_executor executor_;

@@ -361,7 +361,9 @@ asio::awaitable<size_t> controller::rebalance_leaders() {
 
 void controller::stop() {
   if (rebalance_timer_) rebalance_timer_->cancel();
+  if (failover_retry_timer_) failover_retry_timer_->cancel();
   internal_topics_watch_.cancel();
+  brokers_watch_.cancel();
 }
 
 void controller::maybe_create_offsets_topic() {
@@ -412,6 +414,8 @@ void controller::start(asio::any_io_executor executor) {
     internal_topics_watch_ = member_.on_change([this] { maybe_create_offsets_topic(); });
   }
   maybe_create_offsets_topic();
+  if (!brokers_watch_) brokers_watch_ = member_.on_change([this] { watch_brokers(); });
+  watch_brokers();
   if (!config_.auto_leader_rebalance || rebalance_timer_) return;
   rebalance_timer_ = std::make_shared<asio::steady_timer>(executor);
   asio::co_spawn(

@@ -1199,6 +1199,87 @@ TEST_F(controller_leadership_test, leaders_go_back_to_a_broker_that_prefers_too_
   EXPECT_EQ(run(patient.rebalance_leaders()), 0u);
 }
 
+// The controller started, as on a broker: it watches the registered brokers (failover).
+class controller_failover_test : public controller_leadership_test {
+ protected:
+  void SetUp() override {
+    settings_.auto_leader_rebalance = false;
+    settings_.offsets_topic_num_partitions = 0;
+    controller_leadership_test::SetUp();
+    if (HasFatalFailure()) return;
+    controller_->start(io_.get_executor());
+  }
+  void TearDown() override {
+    for (auto& c : others_)
+      c->stop();
+    if (controller_) controller_->stop();
+  }
+  // Broker `id` goes as a broker whose lease expired does: its registration disappears.
+  void lose_broker(int32_t id) {
+    bool left = false;
+    members_[static_cast<size_t>(id - 1)]->leave([&] { left = true; });
+    ASSERT_TRUE(run_until([&] { return left; }));
+  }
+  // Waits until the store holds `expected` for partition `p` of topic `topic`.
+  ::testing::AssertionResult becomes(const wire::uuid& topic, int32_t p,
+                                     const partition_record& expected) {
+    std::optional<partition_record> seen;
+    run_until([&] {
+      seen = stored_partition(topic, p);
+      return seen && *seen == expected;
+    });
+    if (seen && *seen == expected) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << "partition " << p << ": leader " << (seen ? seen->leader : -2) << " epoch "
+           << (seen ? seen->leader_epoch : -2) << " ISR size " << (seen ? seen->isr.size() : 0);
+  }
+
+  std::vector<std::unique_ptr<controller>> others_;
+};
+
+TEST_F(controller_failover_test,
+       a_gone_brokers_leaderships_move_to_its_isr_and_it_leaves_the_isrs) {
+  lose_broker(3);
+  EXPECT_TRUE(becomes(id_, 3, {1, 1, {1, 2}}));  // led by 3: the next replica in the ISR leads
+  EXPECT_TRUE(becomes(id_, 0, {1, 0, {1, 2}}));  // led elsewhere: same leader and epoch
+  EXPECT_TRUE(becomes(id_, 1, {2, 0, {2, 1}}));
+  EXPECT_TRUE(becomes(id_, 2, {1, 0, {1, 2}}));
+  EXPECT_TRUE(becomes(solo_, 0, {1, 0, {1}}));
+}
+
+TEST_F(controller_failover_test, with_no_live_isr_member_a_partition_waits_offline_for_one) {
+  set_partition(3, {3, 4, {3}});
+  lose_broker(3);
+  // Clean elections only: broker 1 and 2 are alive but not in sync.
+  EXPECT_TRUE(becomes(id_, 3, {-1, 5, {3}}));
+  // The last in-sync replica comes back and leads again.
+  members_.push_back(start(3, store_));
+  EXPECT_TRUE(becomes(id_, 3, {3, 6, {3}}));
+}
+
+TEST_F(controller_failover_test, an_unclean_election_happens_when_the_topic_allows_it) {
+  ASSERT_EQ(set_configs("lead", {{"unclean.leader.election.enable", "true"}}).error,
+            error_code::none);
+  set_partition(3, {3, 4, {3}});
+  lose_broker(3);
+  EXPECT_TRUE(becomes(id_, 3, {1, 5, {1}}));  // the first live replica, alone in its ISR
+}
+
+TEST_F(controller_failover_test, the_next_controller_moves_the_leaderships_of_the_one_that_died) {
+  for (size_t i = 1; i < members_.size(); ++i) {
+    others_.push_back(std::make_unique<controller>(store_, *members_[i], settings_));
+    others_.back()->start(io_.get_executor());
+  }
+  lose_broker(1);
+  ASSERT_TRUE(
+      run_until([&] { return members_[1]->is_controller() || members_[2]->is_controller(); }));
+  EXPECT_TRUE(becomes(id_, 0, {2, 1, {2, 3}}));
+  EXPECT_TRUE(becomes(id_, 1, {2, 0, {2, 3}}));
+  EXPECT_TRUE(becomes(id_, 2, {3, 1, {3, 2}}));
+  EXPECT_TRUE(becomes(id_, 3, {3, 0, {3, 2}}));
+  EXPECT_TRUE(becomes(solo_, 0, {-1, 1, {1}}));  // its one replica is gone: offline
+}
+
 }  // namespace
 }  // namespace sluice::server::cluster
 
