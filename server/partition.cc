@@ -213,7 +213,7 @@ void partition::become_follower(int32_t leader, int32_t epoch, std::vector<int32
 
 void partition::when_replicated(int64_t end_offset, int32_t min_insync_replicas,
                                 std::function<void(wire::error_code)> done) {
-  if (role_ != role::leader) {
+  if (role_ != role::leader || !acks_all_allowed_) {
     done(wire::error_code::not_leader_or_follower);
     return;
   }
@@ -230,7 +230,7 @@ void partition::answer_replicated(bool leadership_lost) {
   while (!pending_acks_.empty()) {
     pending_ack& next = pending_acks_.front();
     wire::error_code ec = wire::error_code::none;
-    if (leadership_lost || !tracker_) {
+    if (leadership_lost || !tracker_ || !acks_all_allowed_) {
       ec = wire::error_code::not_leader_or_follower;
     } else {
       switch (tracker_->acks_all(next.end_offset - 1, next.min_insync_replicas)) {
@@ -247,6 +247,12 @@ void partition::answer_replicated(bool leadership_lost) {
     pending_acks_.pop_front();
     done(ec);
   }
+}
+
+void partition::set_acks_all_allowed(bool allowed) {
+  if (acks_all_allowed_ == allowed) return;
+  acks_all_allowed_ = allowed;
+  if (!allowed) answer_replicated(false);
 }
 
 void partition::add_waiter(data_waiter* w) {

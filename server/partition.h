@@ -140,6 +140,14 @@ class partition : public std::enable_shared_from_this<partition> {
                        std::function<void(wire::error_code)> done);
   // Re-evaluates the high watermark and waiting acks (after an ISR change, or time passing).
   void on_replication_progress();
+  // Whether acks=all may be acknowledged: false while this broker cannot presume its lease in
+  // the metadata store alive (no renewal confirmed for a whole TTL), when the controller may
+  // already have moved the leadership. when_replicated then answers NOT_LEADER_OR_FOLLOWER, and
+  // so do the waits pending when it turns false. Safety does not rest on it (the ISR rule fences
+  // a deposed leader whatever its clock says); it keeps a cut-off leader from acknowledging
+  // through a late AlterPartition race and tells clients to look for the new leader.
+  void set_acks_all_allowed(bool allowed);
+  bool acks_all_allowed() const { return acks_all_allowed_; }
 
   void add_waiter(data_waiter* w);
   void remove_waiter(data_waiter* w);
@@ -182,6 +190,7 @@ class partition : public std::enable_shared_from_this<partition> {
   std::vector<data_waiter*> waiters_;
   std::deque<pending_append> pending_appends_;
   bool deleted_ = false;
+  bool acks_all_allowed_ = true;
 };
 
 }  // namespace sluice::server

@@ -90,6 +90,18 @@ std::shared_ptr<partition> replica_manager::find(cluster::topic_partition_id tp)
 void replica_manager::reconcile() {
   if (stopped_) return;
   const cluster::metadata_image& image = member_.image();
+  const bool registered = member_.broker_epoch() != 0;
+  if (registered != registered_) {
+    registered_ = registered;
+    if (registered) {
+      log_info("broker ", local_id_, ": registered again (broker epoch ", member_.broker_epoch(),
+               "): the partitions it leads acknowledge acks=all again");
+    } else {
+      log_warn("broker ", local_id_,
+               ": its lease may have expired: the partitions it leads "
+               "answer acks=all NOT_LEADER_OR_FOLLOWER until it registers again");
+    }
+  }
 
   // Strays first: a local topic the cluster no longer has under that id. Collected before any
   // is removed: removal takes the topic out of the registry being walked.
@@ -209,6 +221,7 @@ void replica_manager::apply_role(
     const bool news = !p.is_leader() || p.leader_epoch() != r.leader_epoch;
     p.become_leader(local_id_, r.leader_epoch, replicas, r.isr, state.partition_epoch,
                     broker_.config().replica_lag_time_max_ms);
+    p.set_acks_all_allowed(member_.broker_epoch() != 0);
     if (news) {
       log_info("partition ", t.name, "-", p.index(), ": leader at epoch ", r.leader_epoch, ", ISR ",
                list(r.isr), ", log end ", p.log_end_offset());

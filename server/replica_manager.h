@@ -117,6 +117,8 @@ class replica_manager final : public cluster::replica_sink {
   // A reconcile after replica.fetch.backoff.ms, for partitions whose leader answered an error.
   timer_handle retry_timer_;
   bool stopped_ = false;
+  // Whether this broker was registered at the last reconcile (its lease presumed alive).
+  bool registered_ = true;
   // Replicas whose logs are being made, and stray topics being removed: not touched again until
   // that completes.
   std::set<cluster::topic_partition_id> creating_;

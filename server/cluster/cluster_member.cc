@@ -378,6 +378,9 @@ void cluster_member::lease_lost(std::error_code ec) {
   keep_alive_.cancel();
   broker_epoch_ = 0;
   lease_ = 0;
+  // Whoever must stop presuming this broker registered (its leaders' acks=all) learns it now,
+  // not once it has registered again.
+  changed();
   asio::co_spawn(
       io_,
       [this, alive = std::weak_ptr<bool>(alive_)]() -> asio::awaitable<void> {

@@ -81,7 +81,8 @@ class cluster_member {
   bool is_controller() const;
   int64_t controller_epoch() const;
 
-  // Called after every change of the image, in registration order. Lives as long as the handle.
+  // Called after every change of the image, and when the lease is lost (broker_epoch() is then
+  // 0 until the broker registered again), in registration order. Lives as long as the handle.
   cancel_handle on_change(std::function<void()> fn);
   // Completes once `ready()` holds for the image (true), or after `timeout` (false): how a broker
   // that asked the controller for a change waits until its own state shows it.

@@ -1,7 +1,8 @@
 // A partition's roles in a cluster: a leader answers acks=all once every in-sync replica has the
 // batch, or NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below min.insync.replicas
-// meanwhile; a leadership lost answers the waiting produces NOT_LEADER_OR_FOLLOWER; a new epoch
-// starts at the log end. The log is real (storage), the disk executor manual.
+// meanwhile; a leadership lost, or a lease that may have expired, answers the waiting produces
+// NOT_LEADER_OR_FOLLOWER; a new epoch starts at the log end. The log is real (storage), the disk
+// executor manual.
 
 #include <chrono>
 #include <optional>
@@ -88,6 +89,27 @@ TEST_F(partition_replication_test, losing_leadership_answers_waiting_produces) {
   std::optional<error_code> late;
   p->when_replicated(end, 1, [&](error_code ec) { late = ec; });
   EXPECT_EQ(late, error_code::not_leader_or_follower);
+}
+
+TEST_F(partition_replication_test, a_leader_whose_lease_may_have_expired_acknowledges_no_acks_all) {
+  auto p = make(1);
+  p->become_leader(1, 0, {1, 2}, {1, 2}, 100, 30000);
+  const int64_t end = append(*p, 2);
+  std::optional<error_code> waiting;
+  p->when_replicated(end, 1, [&](error_code ec) { waiting = ec; });
+  p->set_acks_all_allowed(false);
+  ASSERT_TRUE(waiting.has_value());
+  EXPECT_EQ(*waiting, error_code::not_leader_or_follower);
+  // Even with every ISR member caught up, nothing more is acknowledged meanwhile.
+  p->record_follower_fetch(2, end);
+  std::optional<error_code> later;
+  p->when_replicated(end, 1, [&](error_code ec) { later = ec; });
+  EXPECT_EQ(later, error_code::not_leader_or_follower);
+  // Registered again.
+  p->set_acks_all_allowed(true);
+  std::optional<error_code> again;
+  p->when_replicated(end, 1, [&](error_code ec) { again = ec; });
+  EXPECT_EQ(again, error_code::none);
 }
 
 TEST_F(partition_replication_test, a_new_epoch_starts_at_the_log_end) {
