@@ -249,6 +249,12 @@ void partition::answer_replicated(bool leadership_lost) {
   }
 }
 
+void partition::set_ineligible_followers(std::vector<int32_t> ids) {
+  if (!tracker_) return;
+  tracker_->set_ineligible(std::move(ids));
+  on_replication_progress();
+}
+
 void partition::set_acks_all_allowed(bool allowed) {
   if (acks_all_allowed_ == allowed) return;
   acks_all_allowed_ = allowed;

@@ -140,6 +140,9 @@ class partition : public std::enable_shared_from_this<partition> {
                        std::function<void(wire::error_code)> done);
   // Re-evaluates the high watermark and waiting acks (after an ISR change, or time passing).
   void on_replication_progress();
+  // The followers that may not join the ISR now (replica_tracker::set_ineligible); the high
+  // watermark and waiting acks are looked at again.
+  void set_ineligible_followers(std::vector<int32_t> ids);
   // Whether acks=all may be acknowledged: false while this broker cannot presume its lease in
   // the metadata store alive (no renewal confirmed for a whole TTL), when the controller may
   // already have moved the leadership. when_replicated then answers NOT_LEADER_OR_FOLLOWER, and

@@ -222,6 +222,18 @@ void replica_manager::apply_role(
     p.become_leader(local_id_, r.leader_epoch, replicas, r.isr, state.partition_epoch,
                     broker_.config().replica_lag_time_max_ms);
     p.set_acks_all_allowed(member_.broker_epoch() != 0);
+    // Only a registered broker that is not shutting down may join (KRaft's isReplicaIsrEligible):
+    // the controller refuses the others. A replica that caught up just before it stopped would
+    // otherwise be proposed again at every fetch of the other followers, and hold the high
+    // watermark as one about to join.
+    std::vector<int32_t> ineligible;
+    for (int32_t id : replicas) {
+      const cluster::live_broker* b = member_.image().broker(id);
+      if (id != local_id_ && (b == nullptr || b->record.controlled_shutdown)) {
+        ineligible.push_back(id);
+      }
+    }
+    p.set_ineligible_followers(std::move(ineligible));
     if (news) {
       log_info("partition ", t.name, "-", p.index(), ": leader at epoch ", r.leader_epoch, ", ISR ",
                list(r.isr), ", log end ", p.log_end_offset());
@@ -477,7 +489,11 @@ void replica_manager::check_isr() {
   for (const auto& [name, t] : broker_.topics().all()) {
     for (const auto& p : t.partitions) {
       cluster::replica_tracker* tracker = p->tracker();
-      if (tracker == nullptr || tracker->change_pending()) continue;
+      if (tracker == nullptr) continue;
+      // A caught-up follower outside the ISR holds the high watermark only for a lag period:
+      // once it has passed, waiting acks=all may complete without any fetch or append.
+      p->on_replication_progress();
+      if (tracker->change_pending()) continue;
       std::vector<int32_t> lagging =
           tracker->out_of_sync(p->log_end_offset(), now, p->lag_max_ms());
       if (lagging.empty()) continue;

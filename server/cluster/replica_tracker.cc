@@ -42,7 +42,8 @@ bool replica_tracker::recompute(int64_t leader_log_end, int64_t now_ms, int64_t 
   for (const auto& [id, f] : followers_) {
     // A caught-up follower outside the ISR counts too: it is about to join, and an acks=all
     // write acknowledged past it would not be on it when it does.
-    bool counts = in_maximal_isr(id) || caught_up(f, leader_log_end, now_ms, lag_max_ms);
+    bool counts = in_maximal_isr(id) ||
+                  (caught_up(f, leader_log_end, now_ms, lag_max_ms) && !contains(ineligible_, id));
     if (counts && f.log_end < candidate) candidate = f.log_end;
   }
   if (candidate <= high_watermark_) return false;
@@ -86,7 +87,7 @@ std::vector<int32_t> replica_tracker::out_of_sync(int64_t leader_log_end, int64_
 std::vector<int32_t> replica_tracker::ready_to_join() const {
   std::vector<int32_t> out;
   for (const auto& [id, f] : followers_) {
-    if (in_maximal_isr(id)) continue;
+    if (in_maximal_isr(id) || contains(ineligible_, id)) continue;
     if (f.log_end >= high_watermark_ && f.log_end >= leader_epoch_start_offset_) out.push_back(id);
   }
   return out;

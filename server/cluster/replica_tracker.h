@@ -59,9 +59,14 @@ class replica_tracker {
   // Followers of the ISR that have not been caught up for lag_max_ms.
   std::vector<int32_t> out_of_sync(int64_t leader_log_end, int64_t now_ms,
                                    int64_t lag_max_ms) const;
-  // Followers outside the ISR whose log end has reached the high watermark and the start of the
-  // leader's epoch.
+  // Eligible followers outside the ISR whose log end has reached the high watermark and the start
+  // of the leader's epoch.
   std::vector<int32_t> ready_to_join() const;
+
+  // Replicas that may not join the ISR now (not registered, or in controlled shutdown: the
+  // controller refuses them, KRaft's isReplicaIsrEligible). They are not proposed, and a caught-up
+  // one does not hold the high watermark as one about to join would.
+  void set_ineligible(std::vector<int32_t> ids) { ineligible_ = std::move(ids); }
 
   // The partition's replicas changed within this leadership (a reassignment began): a new
   // follower is tracked from its first fetch, and one no longer a replica is forgotten.
@@ -94,6 +99,7 @@ class replica_tracker {
   std::map<int32_t, follower> followers_;  // every replica but the leader
   std::vector<int32_t> isr_;
   std::optional<std::vector<int32_t>> pending_;
+  std::vector<int32_t> ineligible_;
   int64_t leader_epoch_start_offset_;
   int64_t high_watermark_;
 };

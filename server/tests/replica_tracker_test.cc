@@ -106,6 +106,23 @@ TEST(replica_tracker, a_caught_up_follower_joins_and_holds_the_high_watermark) {
   EXPECT_EQ(t.high_watermark(), 25);
 }
 
+TEST(replica_tracker, an_ineligible_follower_neither_joins_nor_holds_the_high_watermark) {
+  // Follower 2 caught up, then stopped (its registration gone, or in controlled shutdown).
+  replica_tracker t(1, {1, 2}, {1}, 5, 5, 0);
+  t.on_leader_append(20, 0, lag);
+  t.on_follower_fetch(2, 20, 20, 1, lag);
+  t.set_ineligible({2});
+  EXPECT_EQ(t.ready_to_join(), ids{});
+  t.on_leader_append(25, 2, lag);
+  EXPECT_EQ(t.high_watermark(), 25) << "not held for a replica the controller would refuse";
+  // Back and eligible: it holds the high watermark again while caught up.
+  t.set_ineligible({});
+  t.on_follower_fetch(2, 25, 25, 3, lag);
+  EXPECT_EQ(t.ready_to_join(), ids{2});
+  t.on_leader_append(30, 4, lag);
+  EXPECT_EQ(t.high_watermark(), 25);
+}
+
 TEST(replica_tracker, a_follower_must_reach_the_start_of_the_leaders_epoch_to_join) {
   replica_tracker t(1, {1, 2}, {1}, 40, 30, 0);  // became leader at 40, high watermark 30
   t.on_follower_fetch(2, 35, 40, 1, lag);
