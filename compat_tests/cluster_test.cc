@@ -1866,5 +1866,90 @@ TEST_F(Cluster, AReassignmentOntoANewFourthBrokerCompletesUnderLoadAndLosesNothi
   expect_each_read_once(c, topic, partitions, acked, c.bootstrap({2, 3}));
 }
 
+// unclean.leader.election.enable, Kafka's rule: a partition whose in-sync replicas are all gone
+// stays offline while the flag is false, even with a live replica that is out of sync; set on
+// the topic, that replica is elected (logged as a possible loss) and serves; the old leader comes
+// back as its follower and drops what the new leader never had.
+TEST_F(Cluster, APartitionWithNoLiveInSyncReplicaStaysOfflineUntilUncleanElectionIsAllowed) {
+  c_ = std::make_unique<cluster>(config_map{{"auto.leader.rebalance.enable", "false"}});
+  cluster& c = *c_;
+  const std::string topic = "unclean";
+  ASSERT_EQ(c.create_topic(topic, 1, 2), RD_KAFKA_RESP_ERR_NO_ERROR);
+  auto described = c.wait_for_topic(topic, 1, 2);
+  ASSERT_TRUE(described.has_value());
+  const auto& first = described->partitions.at(0);
+  const int32_t leader = first.leader;
+  const int32_t follower =
+      first.replicas.at(0) == leader ? first.replicas.at(1) : first.replicas.at(0);
+  const int32_t third = 6 - leader - follower;
+  auto write = [&](const std::vector<int32_t>& via, const std::string& prefix, int n) {
+    producer p(c.bootstrap(via), {{"acks", "all"}});
+    for (int i = 0; i < n; ++i)
+      p.produce(topic, 0, "k", prefix + std::to_string(i));
+    const bool flushed = p.flush(30s);
+    for (const auto& d : p.deliveries()) {
+      if (d.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ADD_FAILURE() << prefix << ": " << rd_kafka_err2str(d.err);
+        break;
+      }
+    }
+    return flushed ? p.acked_count() : 0;
+  };
+  ASSERT_EQ(write({1, 2, 3}, "both-", 10), 10u);
+  // The follower stops (cleanly: it leaves the ISR); the leader alone takes more.
+  ASSERT_EQ(c.node(follower).stop(60s), 0);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::optional<cluster_metadata::partition> p = partition_on(c, leader, topic, 0);
+        return p && p->isr == std::vector<int32_t>{leader};
+      },
+      30s));
+  ASSERT_EQ(write({leader}, "leader-only-", 5), 5u) << c.logs_tail();
+  c.node(leader).kill9();
+  c.node(follower).restart();
+
+  // No in-sync replica lives: offline, and it stays so.
+  EXPECT_TRUE(wait_until(
+      [&] { return c.leader_of(topic, 0, third) == -1 && c.leader_of(topic, 0, follower) == -1; },
+      std::chrono::milliseconds(cluster::session_timeout_ms * 3)))
+      << c.logs_tail();
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(c.leader_of(topic, 0, third), -1);
+  EXPECT_NE((c.node(third).log() + c.node(follower).log()).find("stay offline until one returns"),
+            std::string::npos);
+
+  // Allowed on the topic: the out-of-sync replica leads, and says what that may cost.
+  config_answer allowed = alter_topic_on(c, third, alter_configs_key, topic,
+                                         {{"unclean.leader.election.enable", "true"}});
+  ASSERT_EQ(allowed.error_code, 0) << allowed.message;
+  ASSERT_TRUE(wait_until([&] { return c.leader_of(topic, 0, third) == follower; }, 30s))
+      << c.logs_tail();
+  EXPECT_NE((c.node(third).log() + c.node(follower).log())
+                .find("unclean election of broker " + std::to_string(follower)),
+            std::string::npos);
+  ASSERT_EQ(write({follower, third}, "unclean-", 3), 3u);
+
+  // The old leader returns as a follower and cuts the records only it had.
+  c.node(leader).restart();
+  ASSERT_TRUE(c.wait_for_topic(topic, 1, 2, {1, 2, 3}, 60s)) << c.logs_tail();
+  std::string old_log;
+  std::string new_log;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        old_log = read_partition_log(c.node(leader).partition_dir(topic, 0));
+        new_log = read_partition_log(c.node(follower).partition_dir(topic, 0));
+        return old_log == new_log;
+      },
+      20s))
+      << "log sizes " << old_log.size() << " and " << new_log.size();
+  EXPECT_EQ(old_log.find("leader-only-"), std::string::npos);
+  simple_consumer consumer(c.bootstrap(), topic, {{"fetch.wait.max.ms", "100"}});
+  consumer.start(0, RD_KAFKA_OFFSET_BEGINNING);
+  std::vector<message> read = consumer.consume(13, 30s);
+  ASSERT_EQ(read.size(), 13u);
+  EXPECT_EQ(read.front().value, "both-0");
+  EXPECT_EQ(read.back().value, "unclean-2");
+}
+
 }  // namespace
 }  // namespace sluice::compat

@@ -45,7 +45,6 @@
 #include <optional>
 #include <random>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -302,7 +301,8 @@ class controller {
 
   // Failover (controller_failover.cc), as KRaft fences and unfences brokers. Whenever the
   // registered brokers change (a lease expired, a broker registered again, one began a controlled
-  // shutdown) and when this broker becomes controller, one queued pass over every partition:
+  // shutdown), a topic's unclean.leader.election.enable changes, and when this broker becomes
+  // controller, one queued pass over every partition:
   // - a partition whose leader is not registered (or that has none) gets the first replica, in
   //   replica order, that is in its ISR and eligible, with the leader epoch bumped; dead members
   //   leave its ISR;
@@ -440,13 +440,13 @@ class controller {
                                                  bool& unclean_elected, bool& offline) const;
   // One pass over every partition; returns how many changes were not written.
   boost::asio::awaitable<size_t> fail_over();
-  // On every image change: starts a pass if this broker is controller and the registered brokers
-  // (or the controller epoch) differ from the last pass's.
+  // On every image change: starts a pass if this broker is controller and what a pass decides
+  // from (the controller epoch, the registered brokers, the topics' unclean election flags)
+  // differs from the last pass's.
   void watch_brokers();
   cancel_handle brokers_watch_;
-  // (node id, broker epoch, in controlled shutdown) of each registered broker, after the
-  // controller epoch as (-1, epoch, false): what the last pass was started for.
-  std::optional<std::vector<std::tuple<int32_t, int64_t, bool>>> failover_seen_;
+  // What the last pass was started for, written out.
+  std::optional<std::string> failover_seen_;
   bool failover_running_ = false;
   bool failover_again_ = false;
   std::shared_ptr<boost::asio::steady_timer> failover_retry_timer_;

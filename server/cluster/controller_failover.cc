@@ -148,10 +148,18 @@ void controller::watch_brokers() {
     failover_seen_.reset();
     return;
   }
-  std::vector<std::tuple<int32_t, int64_t, bool>> seen;
-  seen.emplace_back(-1, member_.controller_epoch(), false);
+  // What a pass decides from besides the partitions themselves: the controller epoch, the
+  // registered brokers, and the topics' unclean.leader.election.enable (turned on, it may elect a
+  // leader for a partition that is offline now).
+  std::string seen = "controller " + std::to_string(member_.controller_epoch());
   for (const auto& [id, b] : member_.image().brokers()) {
-    seen.emplace_back(id, b.epoch, b.record.controlled_shutdown);
+    seen += "; broker " + std::to_string(id) + " " + std::to_string(b.epoch) +
+            (b.record.controlled_shutdown ? " stopping" : "");
+  }
+  for (const auto& [id, rec] : member_.image().topics()) {
+    if (rec.configs.contains("unclean.leader.election.enable")) {
+      seen += "; unclean " + rec.name + " " + rec.configs.at("unclean.leader.election.enable");
+    }
   }
   if (failover_seen_ == seen) return;
   failover_seen_ = std::move(seen);

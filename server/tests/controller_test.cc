@@ -1258,11 +1258,13 @@ TEST_F(controller_failover_test, with_no_live_isr_member_a_partition_waits_offli
 }
 
 TEST_F(controller_failover_test, an_unclean_election_happens_when_the_topic_allows_it) {
-  ASSERT_EQ(set_configs("lead", {{"unclean.leader.election.enable", "true"}}).error,
-            error_code::none);
   set_partition(3, {3, 4, {3}});
   lose_broker(3);
-  EXPECT_TRUE(becomes(id_, 3, {1, 5, {1}}));  // the first live replica, alone in its ISR
+  EXPECT_TRUE(becomes(id_, 3, {-1, 5, {3}}));
+  // Allowed now: the first live replica leads, alone in its ISR.
+  ASSERT_EQ(set_configs("lead", {{"unclean.leader.election.enable", "true"}}).error,
+            error_code::none);
+  EXPECT_TRUE(becomes(id_, 3, {1, 6, {1}}));
 }
 
 TEST_F(controller_failover_test, the_next_controller_moves_the_leaderships_of_the_one_that_died) {
