@@ -111,6 +111,16 @@ boost::asio::awaitable<void> controller_channel::wait_for_revision(int64_t revis
   co_await member_.wait_until(std::move(shown), std::chrono::milliseconds(wait_ms));
 }
 
+boost::asio::awaitable<bool> controller_channel::wait_until(std::function<bool()> shown,
+                                                            std::chrono::milliseconds timeout) {
+  co_return co_await member_.wait_until(std::move(shown), timeout);
+}
+
+boost::asio::awaitable<bool> controller_channel::catch_up_with_topic(
+    std::string name, std::chrono::milliseconds timeout) {
+  co_return co_await member_.catch_up_with_topic(std::move(name), timeout);
+}
+
 boost::asio::awaitable<cluster::controlled_shutdown_result>
 controller_channel::controlled_shutdown() {
   cluster::controlled_shutdown_request request;

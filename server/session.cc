@@ -226,10 +226,11 @@ asio::awaitable<void> session::read_loop() {
     auto slot = std::make_shared<response_slot>();
     pipeline_.push_back(slot);
     std::string reason;
-    request_context ctx{broker_, socket_.get_executor()};
+    request_context ctx{socket_.get_executor()};
     ctx.peer = peer_;
     ctx.listener_name = listener_name_;
-    if (!dispatch_request(std::move(ctx), std::move(request), slot, self, reason)) {
+    if (!dispatch_request(broker_.services(), std::move(ctx), std::move(request), slot, self,
+                          reason)) {
       log_warn("closing connection from ", peer_, ": ", reason);
       close();
       co_return;
