@@ -230,11 +230,13 @@ std::string broker::start() {
     controller_config.offsets_topic_segment_bytes = config_.offsets_topic_segment_bytes;
     controller_ = std::make_unique<cluster::controller>(*store_, *member_, controller_config);
     controller_->start(io_.get_executor());
-    channel_ = std::make_unique<controller_channel>(*this, *member_, *controller_);
-    replicas_ = std::make_unique<replica_manager>(
-        *this, *member_, [channel = channel_.get()](isr_change_request request) {
-          return channel->alter_partition(std::move(request));
-        });
+    channel_ = std::make_unique<controller_channel>(io_.get_executor(), *timers_, config_, *member_,
+                                                    *controller_);
+    replicas_ =
+        std::make_unique<replica_manager>(io_.get_executor(), *timers_, config_, *topics_, *member_,
+                                          [channel = channel_.get()](isr_change_request request) {
+                                            return channel->alter_partition(std::move(request));
+                                          });
     replicas_->on_reconciled([this] { follow_offsets_partitions(); });
     replicas_->start();
   }
@@ -455,8 +457,10 @@ void broker::accept(tcp::acceptor& acceptor, size_t listener_index) {
       log_info("accepting connections again");
       accept_backoff_ms_ = 0;
     }
-    auto s = std::make_shared<session>(std::move(socket), *this, next_session_id_++,
-                                       config_.listeners[listener_index].name);
+    auto s = std::make_shared<session>(
+        std::move(socket), config_, budget_, *services_,
+        [this](uint64_t id) { on_session_closed(id); }, next_session_id_++,
+        config_.listeners[listener_index].name);
     sessions_.emplace(s->id(), s);
     s->start();
     accept(acceptor, listener_index);

@@ -71,10 +71,6 @@ class broker {
   const metadata_view& metadata() const { return *metadata_; }
   // What dispatch_request binds to the handlers' parameters; after start().
   const handler_services& services() const { return *services_; }
-  // queued.max.request.bytes and queued.max.requests, across every connection.
-  request_budget& budget() { return budget_; }
-  timer_service& timers() { return *timers_; }
-  boost::asio::any_io_executor executor() { return io_.get_executor(); }
 
   void on_session_closed(uint64_t id);
   boost::asio::awaitable<void> controlled_shutdown();

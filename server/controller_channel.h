@@ -16,20 +16,24 @@
 #include <memory>
 #include <string>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include "server/cluster/broker_client.h"
 #include "server/cluster/cluster_member.h"
 #include "server/cluster/controller.h"
+#include "server/config.h"
 #include "server/replica_manager.h"
+#include "server/timers.h"
 
 namespace sluice::server {
 
-class broker;
-
 class controller_channel {
  public:
-  controller_channel(broker& b, cluster::cluster_member& member, cluster::controller& local);
+  // Everything given must outlive the channel.
+  controller_channel(boost::asio::any_io_executor executor, timer_service& timers,
+                     const broker_config& config, cluster::cluster_member& member,
+                     cluster::controller& local);
   ~controller_channel();
 
   cluster::controller& local() { return local_; }
@@ -76,7 +80,9 @@ class controller_channel {
   // The client to the current controller; null when it is this broker or none is elected.
   cluster::broker_client* to_controller();
 
-  broker& broker_;
+  boost::asio::any_io_executor executor_;
+  timer_service& timers_;
+  const broker_config& config_;
   cluster::cluster_member& member_;
   cluster::controller& local_;
   int32_t connected_to_ = -1;
