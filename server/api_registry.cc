@@ -2,12 +2,14 @@
 
 #include <array>
 #include <exception>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
-#include "server/broker.h"
+#include "server/handler_services.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
 #include "wire/codec.h"
@@ -29,6 +31,79 @@ struct is_awaitable : std::false_type {};
 template <class T>
 struct is_awaitable<boost::asio::awaitable<T>> : std::true_type {};
 
+// The wiring: each handler parameter type before `request_context&` is looked up here by type
+// and filled from the broker's services. A handler asking for a component that is not wired
+// does not compile.
+template <class T>
+using dependency = std::type_identity<T>;
+
+const broker_config& provide(const handler_services& s, dependency<const broker_config&>) {
+  return s.config;
+}
+const metadata_view& provide(const handler_services& s, dependency<const metadata_view&>) {
+  return s.metadata;
+}
+controller_channel* provide(const handler_services& s, dependency<controller_channel*>) {
+  return s.controller;
+}
+replica_manager* provide(const handler_services& s, dependency<replica_manager*>) {
+  return s.replicas;
+}
+topic_registry& provide(const handler_services& s, dependency<topic_registry&>) {
+  return s.topics;
+}
+partition_directory& provide(const handler_services& s, dependency<partition_directory&>) {
+  return s.partitions;
+}
+topic_config_store& provide(const handler_services& s, dependency<topic_config_store&>) {
+  return s.topic_configs;
+}
+group_coordinator& provide(const handler_services& s, dependency<group_coordinator&>) {
+  return s.groups;
+}
+producer_id_allocator& provide(const handler_services& s, dependency<producer_id_allocator&>) {
+  return s.producer_ids;
+}
+fetch_session_cache& provide(const handler_services& s, dependency<fetch_session_cache&>) {
+  return s.fetch_sessions;
+}
+timer_service& provide(const handler_services& s, dependency<timer_service&>) {
+  return s.timers;
+}
+broker_stats& provide(const handler_services& s, dependency<broker_stats&>) {
+  return s.stats;
+}
+const stop_signal& provide(const handler_services& s, dependency<const stop_signal&>) {
+  return s.stopping;
+}
+
+template <class F>
+struct handler_signature;
+template <class R, class... Args>
+struct handler_signature<R (*)(Args...)> {
+  using parameters = std::tuple<Args...>;
+  static constexpr size_t dependencies = sizeof...(Args) - 2;
+};
+
+template <auto Handler, class Req, size_t... I>
+auto call_with(const handler_services& s, request_context& ctx, Req& request,
+               std::index_sequence<I...>) {
+  using parameters = typename handler_signature<decltype(Handler)>::parameters;
+  static_assert(std::is_same_v<std::tuple_element_t<sizeof...(I), parameters>, request_context&>,
+                "a handler's last two parameters are request_context& and the request");
+  static_assert(std::is_same_v<std::tuple_element_t<sizeof...(I) + 1, parameters>, Req&>,
+                "a handler's last two parameters are request_context& and the request");
+  return Handler(provide(s, dependency<std::tuple_element_t<I, parameters>>{})..., ctx, request);
+}
+
+// Calls `Handler` with its components from `s`, then the context and the request.
+template <auto Handler, class Req>
+auto call_handler(const handler_services& s, request_context& ctx, Req& request) {
+  return call_with<Handler>(
+      s, ctx, request,
+      std::make_index_sequence<handler_signature<decltype(Handler)>::dependencies>{});
+}
+
 // Frame = int32 size, response header, body. The size is patched in after encoding because the
 // body may end in file slices that only the frame's part list accounts for.
 template <class Resp>
@@ -48,10 +123,11 @@ void encode_response(const request_context& ctx, const Resp& response, wire::fra
 }
 
 template <class Resp>
-void finish(const request_context& ctx, const std::optional<Resp>& response, response_slot& slot) {
+void finish(request_budget& budget, const request_context& ctx, const std::optional<Resp>& response,
+            response_slot& slot) {
   if (response) {
     encode_response(ctx, *response, slot.frame);
-    slot.held = ctx.broker.budget().take_response(static_cast<int64_t>(slot.frame.bytes.size()));
+    slot.held = budget.take_response(static_cast<int64_t>(slot.frame.bytes.size()));
   } else {
     slot.send = false;
   }
@@ -68,8 +144,8 @@ void fail_slot(const request_context& ctx, response_slot& slot, const char* what
 }
 
 template <class Req, auto Handler>
-bool invoke(request_context ctx, inbound_request request, std::shared_ptr<response_slot> slot,
-            std::shared_ptr<response_sink> sink) {
+bool invoke(const handler_services& services, request_context ctx, inbound_request request,
+            std::shared_ptr<response_slot> slot, std::shared_ptr<response_sink> sink) {
   auto decoded = std::make_unique<Req>();
   {
     wire::reader r(request.bytes());
@@ -87,20 +163,21 @@ bool invoke(request_context ctx, inbound_request request, std::shared_ptr<respon
     request.data.reset();
     request.held.release();
   }
-  using result = std::invoke_result_t<decltype(Handler), request_context&, Req&>;
+  using result = decltype(call_handler<Handler>(services, ctx, *decoded));
   if constexpr (is_awaitable<result>::value) {
     // Taken before the lambda captures (moves) ctx: argument evaluation order is unspecified.
     boost::asio::any_io_executor executor = ctx.executor;
     boost::asio::co_spawn(
         executor,
-        [ctx = std::move(ctx), request = std::move(request), decoded = std::move(decoded), slot,
-         sink]() mutable -> boost::asio::awaitable<void> {
+        // The services by copy: references to components that live as long as the broker.
+        [services, ctx = std::move(ctx), request = std::move(request), decoded = std::move(decoded),
+         slot, sink]() mutable -> boost::asio::awaitable<void> {
           try {
-            auto response = co_await Handler(ctx, *decoded);
+            auto response = co_await call_handler<Handler>(services, ctx, *decoded);
             if constexpr (is_optional<decltype(response)>::value) {
-              finish(ctx, response, *slot);
+              finish(services.budget, ctx, response, *slot);
             } else {
-              finish(ctx, std::optional(std::move(response)), *slot);
+              finish(services.budget, ctx, std::optional(std::move(response)), *slot);
             }
           } catch (const std::exception& e) {
             fail_slot(ctx, *slot, e.what());
@@ -111,9 +188,10 @@ bool invoke(request_context ctx, inbound_request request, std::shared_ptr<respon
   } else {
     try {
       if constexpr (is_optional<result>::value) {
-        finish(ctx, Handler(ctx, *decoded), *slot);
+        finish(services.budget, ctx, call_handler<Handler>(services, ctx, *decoded), *slot);
       } else {
-        finish(ctx, std::optional(Handler(ctx, *decoded)), *slot);
+        finish(services.budget, ctx, std::optional(call_handler<Handler>(services, ctx, *decoded)),
+               *slot);
       }
     } catch (const std::exception& e) {
       fail_slot(ctx, *slot, e.what());
@@ -196,9 +274,9 @@ const api_handler* find_api_handler(int16_t key) {
   return nullptr;
 }
 
-bool dispatch_request(request_context ctx, inbound_request request,
-                      std::shared_ptr<response_slot> slot, std::shared_ptr<response_sink> sink,
-                      std::string& reason) {
+bool dispatch_request(const handler_services& services, request_context ctx,
+                      inbound_request request, std::shared_ptr<response_slot> slot,
+                      std::shared_ptr<response_sink> sink, std::string& reason) {
   if (request.size < 4) {
     reason = "request shorter than its header";
     return false;
@@ -227,11 +305,11 @@ bool dispatch_request(request_context ctx, inbound_request request,
     }
     ctx.correlation_id = header.correlation_id;
     ctx.api_version = 0;
-    finish(ctx, std::optional(unsupported_api_versions_response()), *slot);
+    finish(services.budget, ctx, std::optional(unsupported_api_versions_response()), *slot);
     sink->response_ready();
     return true;
   }
-  if (!handler->invoke(std::move(ctx), std::move(request), slot, sink)) {
+  if (!handler->invoke(services, std::move(ctx), std::move(request), slot, sink)) {
     reason = std::string(handler->name) + " request does not parse";
     return false;
   }

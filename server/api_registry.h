@@ -3,11 +3,12 @@
 // advertises and the handler; dispatch, the version check and the ApiVersions response all come
 // from it (api_registry.cc), so no second list has to be kept in sync by hand.
 //
-// A handler is a function `Resp handle_x(request_context&, Req&)` over the generated message
-// structs. It may return `std::optional<Resp>` (nullopt: no response, as for acks=0 produce) or
-// `boost::asio::awaitable<Resp>` when it waits (long-poll fetch). The runner here decodes the
-// request, calls the handler and encodes the response frame; handlers never branch on the codec's
-// versions.
+// A handler is a function `Resp handle_x(deps..., request_context&, Req&)` over the generated
+// message structs, where `deps` are the components it uses (handlers/handlers.h), each one a
+// member of handler_services. It may return `std::optional<Resp>` (nullopt: no response, as for
+// acks=0 produce) or `boost::asio::awaitable<Resp>` when it waits (long-poll fetch). The runner
+// here decodes the request, passes the handler its components from the services it was given,
+// calls it and encodes the response frame; handlers never branch on the codec's versions.
 
 #include <cstdint>
 #include <memory>
@@ -19,6 +20,8 @@
 #include "wire/frame.h"
 
 namespace sluice::server {
+
+struct handler_services;
 
 // The response to one request, filled when the handler finishes. A connection sends slots
 // strictly in request order.
@@ -63,8 +66,8 @@ struct api_handler {
   int16_t min_served_version;
   // Decodes, handles and encodes; completes `slot` now or later through `sink`. Returns false if
   // the request cannot be parsed, in which case the connection is closed (Kafka does the same).
-  bool (*invoke)(request_context ctx, inbound_request request, std::shared_ptr<response_slot> slot,
-                 std::shared_ptr<response_sink> sink);
+  bool (*invoke)(const handler_services& services, request_context ctx, inbound_request request,
+                 std::shared_ptr<response_slot> slot, std::shared_ptr<response_sink> sink);
 };
 
 std::span<const api_handler> api_handlers();
@@ -73,9 +76,9 @@ const api_handler* find_api_handler(int16_t key);
 // Routes one request frame. Returns false when the connection must be closed: unknown API key,
 // a version outside the served range (except ApiVersions, which answers UNSUPPORTED_VERSION
 // in a v0 body as KIP-511 requires), or a body that does not parse. `reason` then says why, for
-// the one log line.
-bool dispatch_request(request_context ctx, inbound_request request,
-                      std::shared_ptr<response_slot> slot, std::shared_ptr<response_sink> sink,
-                      std::string& reason);
+// the one log line. `services` (the broker's) gives each handler the components it names.
+bool dispatch_request(const handler_services& services, request_context ctx,
+                      inbound_request request, std::shared_ptr<response_slot> slot,
+                      std::shared_ptr<response_sink> sink, std::string& reason);
 
 }  // namespace sluice::server

@@ -9,7 +9,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -231,14 +230,36 @@ std::string broker::start() {
     controller_config.offsets_topic_segment_bytes = config_.offsets_topic_segment_bytes;
     controller_ = std::make_unique<cluster::controller>(*store_, *member_, controller_config);
     controller_->start(io_.get_executor());
-    channel_ = std::make_unique<controller_channel>(*this, *member_, *controller_);
-    replicas_ = std::make_unique<replica_manager>(
-        *this, *member_, [channel = channel_.get()](isr_change_request request) {
-          return channel->alter_partition(std::move(request));
-        });
+    channel_ = std::make_unique<controller_channel>(io_.get_executor(), *timers_, config_, *member_,
+                                                    *controller_);
+    replicas_ =
+        std::make_unique<replica_manager>(io_.get_executor(), *timers_, config_, *topics_, *member_,
+                                          [channel = channel_.get()](isr_change_request request) {
+                                            return channel->alter_partition(std::move(request));
+                                          });
     replicas_->on_reconciled([this] { follow_offsets_partitions(); });
     replicas_->start();
   }
+  metadata_ = std::make_unique<metadata_view>(config_, member_.get(), cluster_id_);
+  partitions_ = std::make_unique<partition_directory>(io_.get_executor(), config_, *topics_,
+                                                      member_.get(), channel_.get());
+  topic_configs_ = std::make_unique<topic_config_store>(*topics_, *disk_, config_.log_dir);
+  services_ = std::make_unique<handler_services>(handler_services{
+      .config = config_,
+      .metadata = *metadata_,
+      .controller = channel_.get(),
+      .replicas = replicas_.get(),
+      .topics = *topics_,
+      .partitions = *partitions_,
+      .topic_configs = *topic_configs_,
+      .groups = *groups_,
+      .producer_ids = *producer_ids_,
+      .fetch_sessions = fetch_sessions_,
+      .timers = *timers_,
+      .stats = stats_,
+      .stopping = stopping_,
+      .budget = budget_,
+  });
   for (size_t i = 0; i < bound.size(); ++i) {
     const listener& l = config_.listeners[i];
     const listener& a = config_.advertised_listeners[i];
@@ -306,7 +327,7 @@ std::string broker::load_groups(const group_coordinator_config& groups_config) {
 }
 
 void broker::follow_offsets_partitions() {
-  if (!member_ || !groups_ || stopping_) return;
+  if (!member_ || !groups_ || stopping_.raised()) return;
   const cluster::metadata_image& image = member_->image();
   // Topics the cluster deleted: every coordinator writes tombstones for its groups' offsets of
   // them, as Kafka's brokers do on the metadata change (GroupCoordinator.onPartitionsDeleted).
@@ -345,49 +366,11 @@ std::chrono::milliseconds period(int64_t ms) {
 }
 }  // namespace
 
-void broker::checkpoint_async(std::function<void(std::error_code)> done) {
-  logs_->checkpoint_async([this, done = std::move(done)](std::error_code ec) {
-    if (ec) {
-      log_error("writing checkpoints in ", config_.log_dir.string(), " failed: ", ec.message());
-    }
-    if (done) done(ec);
-  });
-}
-
-void broker::persist_topic_configs(std::optional<pending_topic> pending,
-                                   std::function<void(std::error_code)> done) {
-  auto content =
-      std::make_shared<std::string>(format_topic_configs(*topics_, pending ? &*pending : nullptr));
-  auto r = std::make_shared<std::error_code>();
-  disk_->submit((config_.log_dir / topic_configs_file).string(),
-                [path = config_.log_dir / topic_configs_file, content, r] {
-                  *r = storage::replace_file(storage::default_file_system(), path, *content);
-                },
-                [r, done = std::move(done)] { done(*r); });
-}
-
-void broker::replace_topic_configs(topic& t, topic_overrides configs,
-                                   std::function<void(std::error_code)> done) {
-  topic_overrides previous = t.configs;
-  topics_->set_configs(t, std::move(configs));
-  persist_topic_configs(
-      std::nullopt, [this, name = t.name, id = t.id, previous = std::move(previous),
-                     done = std::move(done)](std::error_code ec) mutable {
-        if (ec) {
-          log_error("cannot persist the configs of topic ", name, ": ", ec.message());
-          if (topic* still = topics_->find(name); still != nullptr && still->id == id) {
-            topics_->set_configs(*still, std::move(previous));
-          }
-        }
-        done(ec);
-      });
-}
-
 void broker::schedule_checkpoint() {
   checkpoint_timer_->expires_after(period(config_.replica_high_watermark_checkpoint_interval_ms));
   checkpoint_timer_->async_wait([this](boost::system::error_code ec) {
-    if (ec || stopping_) return;
-    checkpoint_async({});
+    if (ec || stopping_.raised()) return;
+    topics_->checkpoint_async({});
     schedule_checkpoint();
   });
 }
@@ -395,11 +378,11 @@ void broker::schedule_checkpoint() {
 void broker::schedule_recovery_point_flush() {
   recovery_point_timer_->expires_after(period(config_.log_flush_offset_checkpoint_interval_ms));
   recovery_point_timer_->async_wait([this](boost::system::error_code ec) {
-    if (ec || stopping_) return;
+    if (ec || stopping_.raised()) return;
     // Kafka's flush-checkpoint task: the recovery points move as the flushes complete, and the
     // checkpoint written then records them, so a crash recovery starts there.
     logs_->flush_async([this] {
-      if (!stopping_) checkpoint_async({});
+      if (!stopping_.raised()) topics_->checkpoint_async({});
     });
     schedule_recovery_point_flush();
   });
@@ -409,7 +392,7 @@ void broker::schedule_flush_scheduler() {
   if (config_.log_flush_scheduler_interval_ms == INT64_MAX) return;  // Kafka's default: never
   flush_scheduler_timer_->expires_after(period(config_.log_flush_scheduler_interval_ms));
   flush_scheduler_timer_->async_wait([this](boost::system::error_code ec) {
-    if (ec || stopping_) return;
+    if (ec || stopping_.raised()) return;
     // Kafka's LogManager.flushDirtyLogs.
     const int64_t now = storage::wall_clock_ms();
     for (storage::log* l : logs_->logs()) {
@@ -425,7 +408,7 @@ void broker::schedule_retention() {
   retention_timer_->expires_after(
       std::chrono::milliseconds(std::max<int64_t>(1, config_.log_retention_check_interval_ms)));
   retention_timer_->async_wait([this](boost::system::error_code ec) {
-    if (ec || stopping_) return;
+    if (ec || stopping_.raised()) return;
     const int64_t now = storage::wall_clock_ms();
     try {
       // Each log logs what it deleted; nothing to add here.
@@ -447,54 +430,17 @@ void broker::schedule_deleted_dirs_removal() {
   // Kafka checks every 30 s at most; a second keeps the directories' stay close to the delay.
   deleted_dirs_timer_->expires_after(std::chrono::seconds(1));
   deleted_dirs_timer_->async_wait([this](boost::system::error_code ec) {
-    if (ec || stopping_) return;
+    if (ec || stopping_.raised()) return;
     (void)logs_->remove_deleted_dirs(storage::wall_clock_ms());
     schedule_deleted_dirs_removal();
   });
-}
-
-const listener& broker::advertised(std::string_view listener_name) const {
-  auto find = [this](std::string_view name) -> const listener* {
-    for (size_t i = 0; i < config_.listeners.size(); ++i) {
-      if (config_.listeners[i].name == name) return &config_.advertised_listeners[i];
-    }
-    return nullptr;
-  };
-  if (const listener* a = find(listener_name)) return *a;
-  if (const listener* a = find(config_.inter_broker_listener_name)) return *a;
-  return config_.advertised_listeners.front();
-}
-
-std::vector<broker_address> broker::live_brokers(std::string_view listener_name) const {
-  std::vector<broker_address> out;
-  if (!member_) {
-    const listener& self = advertised(listener_name);
-    out.push_back({config_.node_id, self.host, self.port, config_.broker_rack});
-    return out;
-  }
-  // Kafka's MetadataCache.getAliveBrokerNodes(listenerName): brokers without that listener are
-  // left out, since the client could not reach them through it.
-  const std::string name(
-      listener_name.empty() ? std::string_view(config_.inter_broker_listener_name) : listener_name);
-  for (const auto& [id, b] : member_->image().brokers()) {
-    auto it = b.record.listeners.find(name);
-    if (it == b.record.listeners.end()) continue;
-    out.push_back({id, it->second.host, it->second.port, b.record.rack});
-  }
-  return out;
-}
-
-int32_t broker::controller_id() const {
-  if (!member_) return config_.node_id;
-  const auto& c = member_->image().controller();
-  return c ? c->node_id : -1;
 }
 
 void broker::accept(tcp::acceptor& acceptor, size_t listener_index) {
   acceptor.async_accept([this, &acceptor, listener_index](boost::system::error_code ec,
                                                           tcp::socket socket) {
     if (ec) {
-      if (ec == asio::error::operation_aborted || stopping_) return;
+      if (ec == asio::error::operation_aborted || stopping_.raised()) return;
       // Out of descriptors or memory: accepting again at once would fail again at once (and
       // flood the log), so back off, doubling up to a second, and log only the first failure.
       if (accept_backoff_ms_ == 0) log_warn("accept failed: ", ec.message(), "; backing off");
@@ -503,7 +449,7 @@ void broker::accept(tcp::acceptor& acceptor, size_t listener_index) {
           std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(accept_backoff_ms_));
       retry->async_wait(
           [this, &acceptor, listener_index, retry](boost::system::error_code wait_ec) {
-            if (!wait_ec && !stopping_) accept(acceptor, listener_index);
+            if (!wait_ec && !stopping_.raised()) accept(acceptor, listener_index);
           });
       return;
     }
@@ -511,8 +457,10 @@ void broker::accept(tcp::acceptor& acceptor, size_t listener_index) {
       log_info("accepting connections again");
       accept_backoff_ms_ = 0;
     }
-    auto s = std::make_shared<session>(std::move(socket), *this, next_session_id_++,
-                                       config_.listeners[listener_index].name);
+    auto s = std::make_shared<session>(
+        std::move(socket), config_, budget_, *services_,
+        [this](uint64_t id) { on_session_closed(id); }, next_session_id_++,
+        config_.listeners[listener_index].name);
     sessions_.emplace(s->id(), s);
     s->start();
     accept(acceptor, listener_index);
@@ -520,7 +468,7 @@ void broker::accept(tcp::acceptor& acceptor, size_t listener_index) {
 }
 
 void broker::stop() {
-  if (stopping_) return;
+  if (stopping_.raised()) return;
   if (controlled_shutdown_started_) {
     log_warn("controlled shutdown: asked to stop again: stopping now");
     if (controlled_shutdown_timer_) controlled_shutdown_timer_->cancel();
@@ -577,15 +525,15 @@ asio::awaitable<void> broker::controlled_shutdown() {
   if (std::string problem = co_await member_->begin_controlled_shutdown(); !problem.empty()) {
     log_warn("controlled shutdown: could not mark the registration: ", problem);
   }
-  if (stopping_) co_return;
+  if (stopping_.raised()) co_return;
   for (int32_t attempt = 1; attempt <= attempts; ++attempt) {
     cluster::controlled_shutdown_result r = co_await channel_->controlled_shutdown();
-    if (stopping_) co_return;
+    if (stopping_.raised()) co_return;
     if (r.error == wire::error_code::none && r.remaining.empty()) {
       // Every move is written: wait until this broker's own state shows them.
       std::function<bool()> moved = [this] { return led_partitions(true).empty(); };
       co_await member_->wait_until(std::move(moved), backoff);
-      if (stopping_) co_return;
+      if (stopping_.raised()) co_return;
       if (std::vector<std::string> left = led_partitions(true); left.empty()) {
         log_info(
             "controlled shutdown: this broker leads no partition of several replicas (attempt ",
@@ -604,13 +552,13 @@ asio::awaitable<void> broker::controlled_shutdown() {
              wire::error_name(r.error), "); again in ", backoff.count(), " ms");
     controlled_shutdown_timer_.emplace(io_, backoff);
     co_await controlled_shutdown_timer_->async_wait(asio::as_tuple(asio::use_awaitable));
-    if (stopping_) co_return;
+    if (stopping_.raised()) co_return;
   }
 }
 
 void broker::finish_stop() {
-  if (stopping_) return;
-  stopping_ = true;
+  if (stopping_.raised()) return;
+  stopping_.raise();
   log_info("shutting down: no new connections, answering in-flight requests");
   // The registration goes now rather than a session timeout later; the io_context runs until the
   // revocation is answered (or the store's request timeout).
@@ -657,7 +605,7 @@ void broker::finish_stop() {
 
 void broker::on_session_closed(uint64_t id) {
   sessions_.erase(id);
-  if (stopping_ && sessions_.empty() && grace_timer_) grace_timer_->cancel();
+  if (stopping_.raised() && sessions_.empty() && grace_timer_) grace_timer_->cancel();
 }
 
 void broker::close_storage() {
@@ -670,108 +618,15 @@ void broker::close_storage() {
   }
   // One line an operator (and the group-commit test) can read: how well syncs were shared.
   log_info("durability: ", syncs, " fsyncs released ", waits, " durability waits; ",
-           acks_all_batches_, " acks=all batches");
+           stats_.acks_all_batches, " acks=all batches");
   size_t index_heap = 0;
   for (storage::log* l : logs_->logs())
     index_heap += l->index_heap_bytes();
-  log_info("reads: ", cold_reads_, " fetch rounds warmed cold data off the io thread; ", index_heap,
-           " bytes of index entries on the heap");
+  log_info("reads: ", stats_.cold_reads, " fetch rounds warmed cold data off the io thread; ",
+           index_heap, " bytes of index entries on the heap");
   if (std::error_code ec = logs_->shutdown()) {
     log_error("clean shutdown of ", config_.log_dir.string(), " failed: ", ec.message());
   }
-}
-
-wire::error_code broker::find_or_create_topic(std::string_view name, bool allow_auto_create,
-                                              topic*& out) {
-  out = topics_->find(name);
-  if (out != nullptr) return wire::error_code::none;
-  if (topics_->creating(name)) return wire::error_code::leader_not_available;
-  if (!is_valid_topic_name(name)) return wire::error_code::invalid_topic_exception;
-  // In a cluster this broker holds only its replicas: the topic may be elsewhere.
-  if (member_ && member_->image().topic_id(name)) return wire::error_code::not_leader_or_follower;
-  // Internal topics are the broker's own to create (Kafka: never by a client's request).
-  if (!allow_auto_create || !config_.auto_create_topics_enable || is_internal_topic(name)) {
-    return wire::error_code::unknown_topic_or_partition;
-  }
-  if (member_) {
-    auto_create_in_cluster(name);
-    return wire::error_code::leader_not_available;
-  }
-  topics_->create_async(name, config_.num_partitions, {}, {},
-                        [topic_name = std::string(name)](wire::error_code ec, topic*) {
-                          if (ec != wire::error_code::none) {
-                            log_error("auto-creating topic ", topic_name,
-                                      " failed: ", wire::error_name(ec));
-                          }
-                        });
-  // As Kafka answers a request that auto-creates: the client retries once the leader is there.
-  return wire::error_code::leader_not_available;
-}
-
-void broker::auto_create_in_cluster(std::string_view name) {
-  if (!auto_creating_.emplace(name).second) return;
-  asio::co_spawn(
-      io_,
-      [this, name = std::string(name)]() -> asio::awaitable<void> {
-        // As Kafka's AutoTopicCreationManager: a CreateTopics with the broker's defaults, sent to
-        // the controller; its outcome shows in the cluster state.
-        wire::create_topics_request request;
-        auto& t = request.topics.emplace_back();
-        t.name = name;
-        t.num_partitions = -1;
-        t.replication_factor = -1;
-        request.timeout_ms = 30000;
-        wire::error_code ec = wire::error_code::none;
-        std::string message;
-        if (channel_->local_is_controller()) {
-          std::vector<cluster::create_topic_request> asks(1);
-          asks[0].name = name;
-          std::vector<cluster::create_topic_result> r =
-              co_await channel_->local().create_topics(std::move(asks));
-          if (!r.empty()) {
-            ec = r[0].error;
-            message = r[0].message;
-          }
-        } else {
-          auto answer = co_await channel_->forward(request, 7);
-          if (answer.error) {
-            ec = wire::error_code::not_controller;
-            message = answer.error.message();
-          } else if (!answer.body.topics.empty()) {
-            ec = static_cast<wire::error_code>(answer.body.topics[0].error_code);
-            message = answer.body.topics[0].error_message.value_or("");
-          }
-        }
-        auto_creating_.erase(name);
-        if (ec != wire::error_code::none && ec != wire::error_code::topic_already_exists) {
-          if (!message.empty()) message.insert(0, ": ");
-          log_warn("auto-creating topic ", name,
-                   " through the controller failed: ", wire::error_name(ec), message);
-        }
-      },
-      asio::detached);
-}
-
-wire::error_code broker::find_partition(std::string_view topic_name, int32_t index, partition*& out,
-                                        bool followers_serve) {
-  out = topics_->find_partition(topic_name, index);
-  if (out == nullptr) {
-    if (topics_->creating(topic_name)) return wire::error_code::leader_not_available;
-    if (member_) {
-      std::optional<wire::uuid> id = member_->image().topic_id(topic_name);
-      if (id && member_->image().partition(*id, index) != nullptr) {
-        return wire::error_code::not_leader_or_follower;
-      }
-    }
-    return wire::error_code::unknown_topic_or_partition;
-  }
-  if (out->offline()) return wire::error_code::kafka_storage_error;
-  // A follower's replica serves only consumers sent to it (fetch from follower, and only while
-  // it follows a leader); other clients refresh Metadata and go to the leader.
-  if (!out->is_leader() && !(followers_serve && out->leader_id() >= 0)) {
-    return wire::error_code::not_leader_or_follower;
-  }
-  return wire::error_code::none;
 }
 
 template <typename T>

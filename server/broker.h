@@ -1,6 +1,9 @@
 #pragma once
 // The broker: listeners, connections, the topic registry over the segment store, and orderly
-// shutdown.
+// shutdown. It is the composition root: it makes the components (storage, topics, groups, the
+// cluster pieces, and what requests use: metadata_view, partition_directory,
+// topic_config_store), owns them, and wires them; handlers get only the components they name
+// (handler_services.h), never the broker.
 //
 // Threading: one io_context run by one thread owns all broker state (sessions, topics, logs), so
 // nothing here takes a lock. Appends go to the page cache; fetches are sendfile from it; every
@@ -20,6 +23,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "server/broker_stats.h"
 #include "server/cluster/cluster_member.h"
 #include "server/cluster/controller.h"
 #include "server/config.h"
@@ -28,9 +32,13 @@
 #include "server/fetch_sessions.h"
 #include "server/groups/group_coordinator.h"
 #include "server/groups/offsets_topic.h"
+#include "server/handler_services.h"
+#include "server/metadata_view.h"
+#include "server/partition_directory.h"
 #include "server/producer_ids.h"
 #include "server/request_budget.h"
 #include "server/timers.h"
+#include "server/topic_config_store.h"
 #include "server/topics.h"
 #include "storage/log.h"
 
@@ -39,13 +47,6 @@ namespace sluice::server {
 class session;
 class controller_channel;
 class replica_manager;
-
-struct broker_address {
-  int32_t node_id = -1;
-  std::string host;
-  int32_t port = 0;
-  std::optional<std::string> rack;
-};
 
 class broker {
  public:
@@ -66,61 +67,10 @@ class broker {
 
   const broker_config& config() const { return config_; }
   topic_registry& topics() { return *topics_; }
-  // queued.max.request.bytes and queued.max.requests, across every connection.
-  request_budget& budget() { return budget_; }
-  timer_service& timers() { return *timers_; }
-  boost::asio::any_io_executor executor() { return io_.get_executor(); }
-  group_coordinator& groups() { return *groups_; }
-  fetch_session_cache& fetch_sessions() { return fetch_sessions_; }
-  producer_id_allocator& producer_ids() { return *producer_ids_; }
-  bool stopping() const { return stopping_; }
-  // The address this broker advertises to clients of the listener named `listener_name`, as
-  // Kafka answers each client with the endpoints of the listener it connected to (Metadata,
-  // DescribeCluster, FindCoordinator). An empty or unknown name (a request that came in on no
-  // socket, as in handler tests) gets the inter-broker listener's.
-  const listener& advertised(std::string_view listener_name = {}) const;
   const std::string& cluster_id() const { return cluster_id_; }
-  // The live brokers at their addresses on the listener named `listener_name` (empty: the
-  // inter-broker one), as Metadata and DescribeCluster list them; this broker alone when it runs
-  // alone.
-  std::vector<broker_address> live_brokers(std::string_view listener_name) const;
-  // The cluster's controller, -1 while none is elected; this broker when it runs alone.
-  int32_t controller_id() const;
-  // This broker's membership of a cluster (metadata.etcd.endpoints); null for a broker that runs
-  // alone.
-  const cluster::cluster_member* cluster() const { return member_.get(); }
-  cluster::cluster_member* cluster() { return member_.get(); }
-  // In a cluster: the way to the controller, and the replica manager; null when alone.
-  controller_channel* controller() { return channel_.get(); }
-  replica_manager* replicas() { return replicas_.get(); }
-
-  // Finds a topic for a request or, when allowed, starts creating it; the error is Kafka's
-  // (LEADER_NOT_AVAILABLE while its files are being created, as Kafka answers during creation).
-  wire::error_code find_or_create_topic(std::string_view name, bool allow_auto_create, topic*& out);
-
-  // The partition a request names, or Kafka's error for it: UNKNOWN_TOPIC_OR_PARTITION,
-  // LEADER_NOT_AVAILABLE while its topic's files are being created, KAFKA_STORAGE_ERROR once its
-  // log went offline.
-  // `followers_serve`: a follower's replica is found too (a consumer's fetch from follower,
-  // KIP-392); otherwise only a leader's, and NOT_LEADER_OR_FOLLOWER for the others.
-  wire::error_code find_partition(std::string_view topic, int32_t index, partition*& out,
-                                  bool followers_serve = false);
-
-  // Counts what a produce with acks=all appended, for the durability summary logged at shutdown.
-  void count_acks_all_batches(int64_t n) { acks_all_batches_ += n; }
-  // Counts fetches that warmed cold data before answering, for the summary logged at shutdown.
-  void count_cold_read() { ++cold_reads_; }
-  // Writes the checkpoint files now (DeleteRecords waits for its new log start to be durable).
-  void checkpoint_async(std::function<void(std::error_code)> done);
-  // Writes topic-configs.json from the topics as they are now, plus `pending` (a topic about to
-  // be created), in a disk job; writes land in the order they were asked for.
-  void persist_topic_configs(std::optional<pending_topic> pending,
-                             std::function<void(std::error_code)> done);
-  // Gives `t` the (validated) `configs`, applies them to its logs and persists them; if the file
-  // cannot be written the previous configs are put back (if the topic is still there) and the
-  // error goes to `done`.
-  void replace_topic_configs(topic& t, topic_overrides configs,
-                             std::function<void(std::error_code)> done);
+  const metadata_view& metadata() const { return *metadata_; }
+  // What dispatch_request binds to the handlers' parameters; after start().
+  const handler_services& services() const { return *services_; }
 
   void on_session_closed(uint64_t id);
   boost::asio::awaitable<void> controlled_shutdown();
@@ -146,8 +96,6 @@ class broker {
   // groups of the __consumer_offsets partitions this broker leads now, and forgets the offsets of
   // topics the cluster deleted.
   void follow_offsets_partitions();
-  // In a cluster: asks the controller for the topic (a client's Metadata or Produce named it).
-  void auto_create_in_cluster(std::string_view name);
   // The cluster id from meta.properties; empty with `problem` set when the start must stop. In a
   // cluster `expected` is the cluster's id: a log directory of another cluster (a standalone
   // broker's, for one) is refused, as Kafka refuses it; a new one is given `expected`.
@@ -171,15 +119,14 @@ class broker {
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::map<uint64_t, std::weak_ptr<session>> sessions_;
   uint64_t next_session_id_ = 1;
-  bool stopping_ = false;
+  stop_signal stopping_;
   bool controlled_shutdown_started_ = false;
   std::optional<boost::asio::steady_timer> controlled_shutdown_timer_;
   std::optional<boost::asio::steady_timer> grace_timer_;
   std::optional<boost::asio::steady_timer> checkpoint_timer_;
   std::optional<boost::asio::steady_timer> recovery_point_timer_;
   std::optional<boost::asio::steady_timer> flush_scheduler_timer_;
-  int64_t acks_all_batches_ = 0;
-  int64_t cold_reads_ = 0;
+  broker_stats stats_;
   std::optional<boost::asio::steady_timer> retention_timer_;
   std::optional<boost::asio::steady_timer> deleted_dirs_timer_;
   fetch_session_cache fetch_sessions_;
@@ -198,8 +145,12 @@ class broker {
   cancel_handle config_sync_;
   // The cluster's topics as of the last follow_offsets_partitions: a name gone since was deleted.
   std::set<std::string, std::less<>> cluster_topic_names_;
-  // Topics this broker asked the controller to auto-create, until it answered.
-  std::set<std::string, std::less<>> auto_creating_;
+  // What the handlers use besides the components above; made once the cluster pieces exist.
+  // Declared after them: the directory asks the controller channel, and the services name all.
+  std::unique_ptr<metadata_view> metadata_;
+  std::unique_ptr<partition_directory> partitions_;
+  std::unique_ptr<topic_config_store> topic_configs_;
+  std::unique_ptr<handler_services> services_;
 };
 
 }  // namespace sluice::server

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <functional>
 
-#include "server/broker.h"
 #include "server/logging.h"
 
 namespace sluice::server {
@@ -13,9 +12,14 @@ int32_t wire_partition_epoch(int64_t epoch) {
   return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(epoch)));
 }
 
-controller_channel::controller_channel(broker& b, cluster::cluster_member& member,
+controller_channel::controller_channel(boost::asio::any_io_executor executor, timer_service& timers,
+                                       const broker_config& config, cluster::cluster_member& member,
                                        cluster::controller& local)
-    : broker_(b), member_(member), local_(local) {}
+    : executor_(std::move(executor)),
+      timers_(timers),
+      config_(config),
+      member_(member),
+      local_(local) {}
 
 controller_channel::~controller_channel() = default;
 
@@ -28,7 +32,7 @@ cluster::broker_client* controller_channel::to_controller() {
   if (closed_) return nullptr;
   const auto& elected = member_.image().controller();
   const int32_t id = elected ? elected->node_id : -1;
-  if (id < 0 || id == broker_.config().node_id) {
+  if (id < 0 || id == config_.node_id) {
     client_.reset();
     connected_to_ = -1;
     return nullptr;
@@ -36,14 +40,14 @@ cluster::broker_client* controller_channel::to_controller() {
   if (client_ && connected_to_ == id) return client_.get();
   const cluster::live_broker* target = member_.image().broker(id);
   if (target == nullptr) return nullptr;
-  auto endpoint = target->record.listeners.find(broker_.config().inter_broker_listener_name);
+  auto endpoint = target->record.listeners.find(config_.inter_broker_listener_name);
   if (endpoint == target->record.listeners.end()) return nullptr;
   cluster::broker_client_config config;
-  config.local_node_id = broker_.config().node_id;
+  config.local_node_id = config_.node_id;
   config.name = "controller " + std::to_string(id);
   config.host = endpoint->second.host;
   config.port = static_cast<uint16_t>(endpoint->second.port);
-  client_ = std::make_unique<cluster::broker_client>(broker_.executor(), broker_.timers(), config);
+  client_ = std::make_unique<cluster::broker_client>(executor_, timers_, config);
   connected_to_ = id;
   return client_.get();
 }
@@ -53,7 +57,7 @@ boost::asio::awaitable<isr_change_result> controller_channel::alter_partition(
   isr_change_result out;
   if (member_.is_controller()) {
     cluster::alter_partition_request local;
-    local.broker_id = broker_.config().node_id;
+    local.broker_id = config_.node_id;
     local.broker_epoch = member_.broker_epoch();
     local.topic_id = request.topic_id;
     local.partition = request.partition;
@@ -67,7 +71,7 @@ boost::asio::awaitable<isr_change_result> controller_channel::alter_partition(
     co_return out;
   }
   wire::alter_partition_request wire_request;
-  wire_request.broker_id = broker_.config().node_id;
+  wire_request.broker_id = config_.node_id;
   wire_request.broker_epoch = member_.broker_epoch();
   auto& t = wire_request.topics.emplace_back();
   t.topic_id = request.topic_id;
@@ -111,10 +115,20 @@ boost::asio::awaitable<void> controller_channel::wait_for_revision(int64_t revis
   co_await member_.wait_until(std::move(shown), std::chrono::milliseconds(wait_ms));
 }
 
+boost::asio::awaitable<bool> controller_channel::wait_until(std::function<bool()> shown,
+                                                            std::chrono::milliseconds timeout) {
+  co_return co_await member_.wait_until(std::move(shown), timeout);
+}
+
+boost::asio::awaitable<bool> controller_channel::catch_up_with_topic(
+    std::string name, std::chrono::milliseconds timeout) {
+  co_return co_await member_.catch_up_with_topic(std::move(name), timeout);
+}
+
 boost::asio::awaitable<cluster::controlled_shutdown_result>
 controller_channel::controlled_shutdown() {
   cluster::controlled_shutdown_request request;
-  request.broker_id = broker_.config().node_id;
+  request.broker_id = config_.node_id;
   request.broker_epoch = member_.broker_epoch();
   if (member_.is_controller()) co_return co_await local_.controlled_shutdown(request);
   cluster::controlled_shutdown_result out;

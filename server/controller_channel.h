@@ -10,23 +10,30 @@
 // No controller elected, or none reachable: NOT_CONTROLLER, which clients and leaders retry.
 //
 // Threading: io thread only.
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include "server/cluster/broker_client.h"
 #include "server/cluster/cluster_member.h"
 #include "server/cluster/controller.h"
+#include "server/config.h"
 #include "server/replica_manager.h"
+#include "server/timers.h"
 
 namespace sluice::server {
 
-class broker;
-
 class controller_channel {
  public:
-  controller_channel(broker& b, cluster::cluster_member& member, cluster::controller& local);
+  // Everything given must outlive the channel.
+  controller_channel(boost::asio::any_io_executor executor, timer_service& timers,
+                     const broker_config& config, cluster::cluster_member& member,
+                     cluster::controller& local);
   ~controller_channel();
 
   cluster::controller& local() { return local_; }
@@ -45,6 +52,15 @@ class controller_channel {
   // `timeout_ms` (a request's; 60 s when it is not positive), so that a client's next request to
   // this broker finds what the controller changed on its behalf.
   boost::asio::awaitable<void> wait_for_revision(int64_t revision, int32_t timeout_ms);
+  // Completes once `shown` holds for this broker's cluster state (true), or after `timeout`
+  // (false): how a request whose change the controller made waits until it is visible here.
+  boost::asio::awaitable<bool> wait_until(std::function<bool()> shown,
+                                          std::chrono::milliseconds timeout);
+  // Completes once this broker's cluster state shows the topic `name` at least as the store holds
+  // it now (true), or after `timeout` (false): for a forwarded change whose answer does not say
+  // what was written.
+  boost::asio::awaitable<bool> catch_up_with_topic(std::string name,
+                                                   std::chrono::milliseconds timeout);
 
   // Sends `request` to the controller as a client would, and awaits its answer. `error` is set
   // (the body left default) when no controller is elected or it cannot be reached.
@@ -64,7 +80,9 @@ class controller_channel {
   // The client to the current controller; null when it is this broker or none is elected.
   cluster::broker_client* to_controller();
 
-  broker& broker_;
+  boost::asio::any_io_executor executor_;
+  timer_service& timers_;
+  const broker_config& config_;
   cluster::cluster_member& member_;
   cluster::controller& local_;
   int32_t connected_to_ = -1;

@@ -7,10 +7,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
-#include "server/broker.h"
 #include "server/completion_latch.h"
 #include "server/logging.h"
 #include "server/topic_config.h"
+#include "server/topics.h"
 #include "storage/checkpoint.h"
 #include "storage/errc.h"
 
@@ -42,12 +42,16 @@ bool contains(const std::vector<int32_t>& ids, int32_t id) {
 
 }  // namespace
 
-replica_manager::replica_manager(broker& b, cluster::cluster_member& member,
-                                 isr_change_sender send_isr_change)
-    : broker_(b),
+replica_manager::replica_manager(asio::any_io_executor executor, timer_service& timers,
+                                 const broker_config& config, topic_registry& topics,
+                                 cluster::cluster_member& member, isr_change_sender send_isr_change)
+    : executor_(std::move(executor)),
+      timers_(timers),
+      config_(config),
+      topics_(topics),
       member_(member),
       send_isr_change_(std::move(send_isr_change)),
-      local_id_(b.config().node_id) {}
+      local_id_(config.node_id) {}
 
 replica_manager::~replica_manager() {
   *alive_ = false;
@@ -81,7 +85,7 @@ std::map<int32_t, size_t> replica_manager::fetcher_partitions() const {
 std::shared_ptr<partition> replica_manager::find(cluster::topic_partition_id tp) {
   const cluster::topic_record* rec = member_.image().topic(tp.topic_id);
   if (rec == nullptr) return nullptr;
-  topic* t = broker_.topics().find(rec->name);
+  topic* t = topics_.find(rec->name);
   if (t == nullptr || t->id != tp.topic_id) return nullptr;
   partition* p = t->find_partition(tp.partition);
   return p == nullptr ? nullptr : p->shared_from_this();
@@ -106,7 +110,7 @@ void replica_manager::reconcile() {
   // Strays first: a local topic the cluster no longer has under that id. Collected before any
   // is removed: removal takes the topic out of the registry being walked.
   std::vector<std::pair<std::string, const char*>> strays;
-  for (const auto& [name, t] : broker_.topics().all()) {
+  for (const auto& [name, t] : topics_.all()) {
     if (removing_.contains(name)) continue;
     std::optional<wire::uuid> id = image.topic_id(name);
     if (id && *id == t.id) continue;
@@ -116,14 +120,14 @@ void replica_manager::reconcile() {
         name, id ? "the cluster has another topic of that name" : "the cluster has no such topic");
   }
   for (const auto& [name, why] : strays) {
-    if (topic* t = broker_.topics().find(name)) remove_stray(*t, why);
+    if (topic* t = topics_.find(name)) remove_stray(*t, why);
   }
 
   // Replicas the cluster no longer assigns here (a reassignment moved them): they stop and their
   // logs go, as with Kafka's StopReplica with deletion. Their fetching ends below, with the other
   // partitions no longer followed.
   std::vector<std::pair<std::string, std::vector<int32_t>>> unassigned;
-  for (const auto& [name, t] : broker_.topics().all()) {
+  for (const auto& [name, t] : topics_.all()) {
     if (removing_.contains(name) || image.topic_id(name) != t.id) continue;
     const cluster::topic_record& rec = *image.topic(t.id);
     std::vector<int32_t> gone;
@@ -136,14 +140,14 @@ void replica_manager::reconcile() {
     if (!gone.empty()) unassigned.emplace_back(name, std::move(gone));
   }
   for (const auto& [name, indexes] : unassigned) {
-    if (topic* t = broker_.topics().find(name)) remove_replicas(*t, indexes);
+    if (topic* t = topics_.find(name)) remove_replicas(*t, indexes);
   }
 
   std::map<int32_t, std::vector<cluster::partition_to_fetch>> to_fetch;
   std::set<cluster::topic_partition_id> followed_now;
   for (const auto& [id, rec] : image.topics()) {
     if (image.topic_id(rec.name) != id || removing_.contains(rec.name)) continue;
-    topic* t = broker_.topics().find(rec.name);
+    topic* t = topics_.find(rec.name);
     if (t != nullptr && t->id != id) continue;  // a stray on its way out
     std::vector<int32_t> missing;
     for (size_t i = 0; i < rec.replicas.size(); ++i) {
@@ -168,7 +172,7 @@ void replica_manager::reconcile() {
     for (int32_t index : missing)
       creating_.insert({id, index});
     topic_overrides configs(rec.configs.begin(), rec.configs.end());
-    broker_.topics().add_replicas_async(
+    topics_.add_replicas_async(
         rec.name, id, configs, missing,
         [this, alive = std::weak_ptr<bool>(alive_), id, missing,
          name = rec.name](wire::error_code ec) {
@@ -220,7 +224,7 @@ void replica_manager::apply_role(
   if (r.leader == local_id_) {
     const bool news = !p.is_leader() || p.leader_epoch() != r.leader_epoch;
     p.become_leader(local_id_, r.leader_epoch, replicas, r.isr, state.partition_epoch,
-                    broker_.config().replica_lag_time_max_ms);
+                    config_.replica_lag_time_max_ms);
     p.set_acks_all_allowed(member_.broker_epoch() != 0);
     // Only a registered broker that is not shutting down may join (KRaft's isReplicaIsrEligible):
     // the controller refuses the others. A replica that caught up just before it stopped would
@@ -284,15 +288,14 @@ void replica_manager::remove_stray(topic& t, const char* why) {
     it = following_.erase(it);
   }
   removing_.insert(name);
-  broker_.topics().remove_async(
-      t, [this, alive = std::weak_ptr<bool>(alive_), name](wire::error_code ec) {
-        if (!alive.lock()) return;
-        removing_.erase(name);
-        if (ec != wire::error_code::none) {
-          log_error("topic ", name, ": cannot remove its stray logs: ", wire::error_name(ec));
-        }
-        reconcile();
-      });
+  topics_.remove_async(t, [this, alive = std::weak_ptr<bool>(alive_), name](wire::error_code ec) {
+    if (!alive.lock()) return;
+    removing_.erase(name);
+    if (ec != wire::error_code::none) {
+      log_error("topic ", name, ": cannot remove its stray logs: ", wire::error_name(ec));
+    }
+    reconcile();
+  });
 }
 
 void replica_manager::remove_replicas(topic& t, const std::vector<int32_t>& indexes) {
@@ -301,7 +304,7 @@ void replica_manager::remove_replicas(topic& t, const std::vector<int32_t>& inde
     log_info("partition ", name, "-", index, ": broker ", local_id_,
              " is no longer one of its replicas; deleting its local log");
   }
-  broker_.topics().remove_replicas_async(
+  topics_.remove_replicas_async(
       t, indexes, [this, alive = std::weak_ptr<bool>(alive_), name, indexes](wire::error_code ec) {
         if (!alive.lock() || ec == wire::error_code::none) return;
         log_error("topic ", name, ": cannot delete the local logs of replicas ", list(indexes),
@@ -312,7 +315,7 @@ void replica_manager::remove_replicas(topic& t, const std::vector<int32_t>& inde
 cluster::replica_fetcher& replica_manager::fetcher_for(int32_t leader) {
   auto it = fetchers_.find(leader);
   if (it != fetchers_.end()) return *it->second;
-  const broker_config& c = broker_.config();
+  const broker_config& c = config_;
   cluster::replica_fetcher_config fc;
   fc.local_node_id = local_id_;
   fc.broker_epoch = member_.broker_epoch();
@@ -334,8 +337,7 @@ cluster::replica_fetcher& replica_manager::fetcher_for(int32_t leader) {
                                        std::chrono::milliseconds(c.replica_fetch_wait_max_ms * 2));
   log_info("broker ", local_id_, ": starting a fetcher from broker ", leader, " at ",
            fc.client.host, ":", fc.client.port);
-  auto f =
-      std::make_unique<cluster::replica_fetcher>(broker_.executor(), broker_.timers(), *this, fc);
+  auto f = std::make_unique<cluster::replica_fetcher>(executor_, timers_, *this, fc);
   f->start();
   return *fetchers_.emplace(leader, std::move(f)).first->second;
 }
@@ -386,7 +388,7 @@ asio::awaitable<std::error_code> replica_manager::append(cluster::topic_partitio
     std::error_code ec = rest.empty() ? make_error_code(storage::errc::roll_in_progress)
                                       : p->log().append_replicated(rest, info);
     if (ec == storage::errc::roll_in_progress) {
-      completion_latch rolled(broker_.executor());
+      completion_latch rolled(executor_);
       p->log().when_writable([ticket = rolled.add()] { ticket.done(); });
       co_await rolled.wait();
       if (!alive.lock()) co_return storage::errc::log_closed;
@@ -414,7 +416,7 @@ asio::awaitable<std::error_code> replica_manager::truncate(cluster::topic_partit
   // appends wait as for a roll. As for reset_to, the partition stays followed and this fetcher
   // sends nothing for it until the answer; its role waits too (reconcile skips it).
   truncating_.insert(tp);
-  completion_latch truncated(broker_.executor());
+  completion_latch truncated(executor_);
   auto ec = std::make_shared<std::error_code>();
   p->log().truncate_to(offset, [ticket = truncated.add(), ec](std::error_code e) {
     *ec = e;
@@ -439,7 +441,7 @@ asio::awaitable<std::error_code> replica_manager::reset_to(cluster::topic_partit
   std::weak_ptr<bool> alive = alive_;
   // The disk work runs as jobs of the log's queue; the partition stays followed meanwhile, and
   // this fetcher sends nothing for it until the answer.
-  completion_latch started(broker_.executor());
+  completion_latch started(executor_);
   auto ec = std::make_shared<std::error_code>();
   p->log().start_again_at(offset, [ticket = started.add(), ec](std::error_code e) {
     *ec = e;
@@ -465,8 +467,8 @@ void replica_manager::partition_error(cluster::topic_partition_id tp, wire::erro
   // way the next reconcile adds it again with what the cluster state then says.
   following_.erase(it);
   if (retry_timer_) return;
-  retry_timer_ = broker_.timers().schedule(
-      std::chrono::milliseconds(broker_.config().replica_fetch_backoff_ms), [this] {
+  retry_timer_ =
+      timers_.schedule(std::chrono::milliseconds(config_.replica_fetch_backoff_ms), [this] {
         retry_timer_.cancel();
         reconcile();
       });
@@ -486,7 +488,7 @@ void replica_manager::after_follower_fetch(partition& p) {
 void replica_manager::check_isr() {
   if (stopped_) return;
   const int64_t now = steady_ms();
-  for (const auto& [name, t] : broker_.topics().all()) {
+  for (const auto& [name, t] : topics_.all()) {
     for (const auto& p : t.partitions) {
       cluster::replica_tracker* tracker = p->tracker();
       if (tracker == nullptr) continue;
@@ -502,8 +504,8 @@ void replica_manager::check_isr() {
       propose_isr(p, std::move(isr), "not caught up within replica.lag.time.max.ms");
     }
   }
-  isr_timer_ = broker_.timers().schedule(
-      std::chrono::milliseconds(std::max<int64_t>(1, broker_.config().replica_lag_time_max_ms / 2)),
+  isr_timer_ = timers_.schedule(
+      std::chrono::milliseconds(std::max<int64_t>(1, config_.replica_lag_time_max_ms / 2)),
       [this] { check_isr(); });
 }
 
@@ -512,13 +514,13 @@ void replica_manager::propose_isr(std::shared_ptr<partition> p, std::vector<int3
   cluster::replica_tracker* tracker = p->tracker();
   const std::vector<int32_t> old_isr = tracker->isr();
   tracker->begin_change(new_isr);
-  isr_change_request request{broker_.topics().find(p->tp().topic)->id, p->index(),
-                             p->leader_epoch(), new_isr, p->partition_epoch()};
+  isr_change_request request{topics_.find(p->tp().topic)->id, p->index(), p->leader_epoch(),
+                             new_isr, p->partition_epoch()};
   log_info("partition ", p->tp().topic, "-", p->index(), ": proposing ISR ", list(old_isr), " -> ",
            list(new_isr), " (", why, ") at leader epoch ", p->leader_epoch(), ", partition epoch ",
            p->partition_epoch());
   asio::co_spawn(
-      broker_.executor(),
+      executor_,
       [this, alive = std::weak_ptr<bool>(alive_), p, request]() -> asio::awaitable<void> {
         isr_change_result result = co_await send_isr_change_(request);
         if (!alive.lock()) co_return;

@@ -29,17 +29,19 @@
 #include <set>
 #include <vector>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include "server/cancel_handle.h"
 #include "server/cluster/cluster_member.h"
 #include "server/cluster/replica_fetcher.h"
+#include "server/config.h"
 #include "server/timers.h"
 
 namespace sluice::server {
 
-class broker;
 class partition;
+class topic_registry;
 struct topic;
 
 // An ISR change as the leader proposes it, and the controller's answer.
@@ -61,7 +63,10 @@ using isr_change_sender =
 
 class replica_manager final : public cluster::replica_sink {
  public:
-  replica_manager(broker& b, cluster::cluster_member& member, isr_change_sender send_isr_change);
+  // Everything given must outlive the manager.
+  replica_manager(boost::asio::any_io_executor executor, timer_service& timers,
+                  const broker_config& config, topic_registry& topics,
+                  cluster::cluster_member& member, isr_change_sender send_isr_change);
   ~replica_manager() override;
   replica_manager(const replica_manager&) = delete;
   replica_manager& operator=(const replica_manager&) = delete;
@@ -108,7 +113,10 @@ class replica_manager final : public cluster::replica_sink {
   void check_isr();
   void propose_isr(std::shared_ptr<partition> p, std::vector<int32_t> new_isr, const char* why);
 
-  broker& broker_;
+  boost::asio::any_io_executor executor_;
+  timer_service& timers_;
+  const broker_config& config_;
+  topic_registry& topics_;
   cluster::cluster_member& member_;
   isr_change_sender send_isr_change_;
   int32_t local_id_;

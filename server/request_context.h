@@ -1,7 +1,8 @@
 #pragma once
-// What a handler may know about a request beyond its decoded body. Handlers take a context and a
-// decoded request and return a response struct; they never see the socket, so they can be driven
-// with bytes alone.
+// What a handler may know about a request beyond its decoded body: where it came from and how to
+// answer it, nothing about the broker. The components a handler uses are its own parameters
+// (handlers/handlers.h). Handlers take those, a context and a decoded request and return a
+// response struct; they never see the socket, so they can be driven with bytes alone.
 
 #include <chrono>
 #include <cstdint>
@@ -13,13 +14,10 @@
 
 namespace sluice::server {
 
-class broker;
-
 struct request_context {
-  request_context(::sluice::server::broker& owner, boost::asio::any_io_executor ex)
-      : broker(owner), executor(std::move(ex)) {}
+  explicit request_context(boost::asio::any_io_executor ex) : executor(std::move(ex)) {}
 
-  ::sluice::server::broker& broker;
+  // The io thread's: what a handler's coroutines and completion latches run on.
   boost::asio::any_io_executor executor;
   int16_t api_key = 0;
   int16_t api_version = 0;

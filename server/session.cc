@@ -17,7 +17,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "server/broker.h"
+#include "server/config.h"
 #include "server/logging.h"
 
 namespace sluice::server {
@@ -37,9 +37,14 @@ std::string describe(const tcp::socket& s) {
 }
 }  // namespace
 
-session::session(tcp::socket socket, broker& owner, uint64_t id, std::string_view listener_name)
+session::session(tcp::socket socket, const broker_config& config, request_budget& budget,
+                 const handler_services& services, std::function<void(uint64_t)> on_closed,
+                 uint64_t id, std::string_view listener_name)
     : socket_(std::move(socket)),
-      broker_(owner),
+      config_(config),
+      budget_(budget),
+      services_(services),
+      on_closed_(std::move(on_closed)),
       id_(id),
       listener_name_(listener_name),
       peer_(describe(socket_)),
@@ -64,7 +69,7 @@ void session::start() {
   asio::co_spawn(
       socket_.get_executor(), [self]() { return self->write_loop(); }, asio::detached);
   touch();
-  if (const int64_t idle_ms = broker_.config().connections_max_idle_ms; idle_ms >= 0) {
+  if (const int64_t idle_ms = config_.connections_max_idle_ms; idle_ms >= 0) {
     asio::co_spawn(
         socket_.get_executor(),
         [self, idle_ms]() { return self->idle_loop(std::chrono::milliseconds(idle_ms)); },
@@ -104,7 +109,7 @@ void session::close() {
   writer_wake_.cancel();
   reader_wake_.cancel();
   idle_timer_.cancel();
-  broker_.on_session_closed(id_);
+  if (on_closed_) on_closed_(id_);
 }
 
 void session::response_ready() {
@@ -113,9 +118,8 @@ void session::response_ready() {
 
 asio::awaitable<void> session::read_loop() {
   auto self = shared_from_this();
-  const int32_t max_frame = broker_.config().socket_request_max_bytes;
-  const size_t max_queued =
-      static_cast<size_t>(broker_.config().queued_max_requests_per_connection);
+  const int32_t max_frame = config_.socket_request_max_bytes;
+  const size_t max_queued = static_cast<size_t>(config_.queued_max_requests_per_connection);
   // Held only while requests are arriving: released whenever the connection is idle between
   // requests, so that thousands of idle connections cost no read buffers (a reused heap block is
   // resident whether or not this connection touched it). Not value-initialised.
@@ -182,11 +186,10 @@ asio::awaitable<void> session::read_loop() {
     begin += 4;
     // queued.max.request.bytes and queued.max.requests: the body is read once it fits. Until then
     // the client is held back by TCP.
-    request_budget& budget = broker_.budget();
-    if (!budget.admits_request(size)) {
+    if (!budget_.admits_request(size)) {
       boost::system::error_code woken;
-      while (!budget.admits_request(size) && !closed_ && !stop_reading_) {
-        budget.notify_when_freed([weak = weak_from_this()] {
+      while (!budget_.admits_request(size) && !closed_ && !stop_reading_) {
+        budget_.notify_when_freed([weak = weak_from_this()] {
           if (auto self = weak.lock()) self->reader_wake_.cancel();
         });
         reader_wake_.expires_at(asio::steady_timer::time_point::max());
@@ -199,7 +202,7 @@ asio::awaitable<void> session::read_loop() {
       }
     }
     inbound_request request;
-    request.held = budget.take_request(size);
+    request.held = budget_.take_request(size);
     request.size = static_cast<size_t>(size);
     request.data = std::make_unique_for_overwrite<uint8_t[]>(request.size);
     size_t have = std::min(end - begin, request.size);
@@ -226,10 +229,10 @@ asio::awaitable<void> session::read_loop() {
     auto slot = std::make_shared<response_slot>();
     pipeline_.push_back(slot);
     std::string reason;
-    request_context ctx{broker_, socket_.get_executor()};
+    request_context ctx{socket_.get_executor()};
     ctx.peer = peer_;
     ctx.listener_name = listener_name_;
-    if (!dispatch_request(std::move(ctx), std::move(request), slot, self, reason)) {
+    if (!dispatch_request(services_, std::move(ctx), std::move(request), slot, self, reason)) {
       log_warn("closing connection from ", peer_, ": ", reason);
       close();
       co_return;

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -34,12 +35,16 @@
 
 namespace sluice::server {
 
-class broker;
+struct broker_config;
+struct handler_services;
 
 class session : public response_sink, public std::enable_shared_from_this<session> {
  public:
-  // `listener_name`: the listener the connection came in on; owned by the broker's config.
-  session(boost::asio::ip::tcp::socket socket, broker& owner, uint64_t id,
+  // `listener_name`: the listener the connection came in on; owned by `config`. `services` go to
+  // the handlers of this connection's requests; `on_closed` gets `id` once the connection is
+  // closed. `config`, `budget` and `services` must outlive the session.
+  session(boost::asio::ip::tcp::socket socket, const broker_config& config, request_budget& budget,
+          const handler_services& services, std::function<void(uint64_t)> on_closed, uint64_t id,
           std::string_view listener_name);
   ~session();
 
@@ -65,7 +70,10 @@ class session : public response_sink, public std::enable_shared_from_this<sessio
   void touch() { last_activity_ = std::chrono::steady_clock::now(); }
 
   boost::asio::ip::tcp::socket socket_;
-  broker& broker_;
+  const broker_config& config_;
+  request_budget& budget_;
+  const handler_services& services_;
+  std::function<void(uint64_t)> on_closed_;
   uint64_t id_;
   std::string_view listener_name_;
   std::string peer_;

@@ -155,7 +155,7 @@ struct pending_topic {
 // The file's content for every topic in `topics` (and `pending`).
 std::string format_topic_configs(const topic_registry& topics,
                                  const pending_topic* pending = nullptr);
-// Writes it (blocking: tests; the broker writes it in a disk job, broker::persist_topic_configs).
+// Writes it (blocking: tests; the broker writes it in a disk job, topic_config_store).
 std::error_code save_topic_configs(const std::filesystem::path& data_dir,
                                    const topic_registry& topics,
                                    const pending_topic* pending = nullptr);

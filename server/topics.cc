@@ -491,4 +491,12 @@ void topic_registry::remove_logs(std::vector<storage::topic_partition> tps, done
   }
 }
 
+void topic_registry::checkpoint_async(std::function<void(std::error_code)> done) {
+  logs_.checkpoint_async(
+      [dir = config_.log_dir.string(), done = std::move(done)](std::error_code ec) {
+        if (ec) log_error("writing checkpoints in ", dir, " failed: ", ec.message());
+        if (done) done(ec);
+      });
+}
+
 }  // namespace sluice::server

@@ -115,6 +115,10 @@ class topic_registry {
   // retention (Kafka compacts them; Sluice keeps them whole).
   storage::log_config log_config_for(const topic& t) const;
 
+  // Writes the logs' checkpoint files now (storage::log_manager::checkpoint_async); a failure is
+  // logged and goes to `done`. DeleteRecords waits for its new log start to be durable.
+  void checkpoint_async(std::function<void(std::error_code)> done);
+
   // Deletes the topic: it leaves the registry at once, parked fetches are woken (they find it
   // gone), appends waiting for a roll are answered, and `done` runs once the partition
   // directories are renamed aside and the checkpoints rewritten (storage::log_manager::

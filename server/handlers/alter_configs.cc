@@ -22,12 +22,13 @@
 #include <map>
 #include <set>
 
-#include "server/broker.h"
 #include "server/completion_latch.h"
 #include "server/handlers/handlers.h"
 #include "server/handlers/topic_config_changes.h"
 #include "server/logging.h"
 #include "server/topic_config.h"
+#include "server/topic_config_store.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
@@ -47,9 +48,10 @@ topic_config_change replace_with(const wire::alter_configs_request::alter_config
 }  // namespace
 
 boost::asio::awaitable<wire::alter_configs_response> handle_alter_configs(
-    request_context& ctx, wire::alter_configs_request& request) {
+    const broker_config& config, const metadata_view& metadata, controller_channel* controller,
+    topic_registry& topics, topic_config_store& topic_configs, request_context& ctx,
+    wire::alter_configs_request& request) {
   using wire::error_code;
-  broker& b = ctx.broker;
   wire::alter_configs_response response;
   std::map<std::pair<int8_t, std::string>, int> seen;
   for (const auto& r : request.resources)
@@ -88,10 +90,10 @@ boost::asio::awaitable<wire::alter_configs_response> handle_alter_configs(
     }
     if (resource.resource_type == config_resource_broker) {
       if (!resource.resource_name.empty() &&
-          resource.resource_name != std::to_string(b.config().node_id)) {
+          resource.resource_name != std::to_string(config.node_id)) {
         fail(error_code::invalid_request, "Unexpected broker id, expected " +
-                                              std::to_string(b.config().node_id) +
-                                              ", but received " + resource.resource_name);
+                                              std::to_string(config.node_id) + ", but received " +
+                                              resource.resource_name);
         continue;
       }
       if (!names.empty()) {
@@ -108,11 +110,11 @@ boost::asio::awaitable<wire::alter_configs_response> handle_alter_configs(
            "Unknown resource type " + std::to_string(resource.resource_type));
       continue;
     }
-    if (b.cluster() != nullptr) {
+    if (controller != nullptr) {
       to_controller.push_back({response.responses.size() - 1, replace_with(resource)});
       continue;
     }
-    topic* t = b.topics().find(resource.resource_name);
+    topic* t = topics.find(resource.resource_name);
     if (t == nullptr) {
       fail(error_code::unknown_topic_or_partition, "This server does not host this topic.");
       continue;
@@ -123,19 +125,19 @@ boost::asio::awaitable<wire::alter_configs_response> handle_alter_configs(
       continue;
     }
     if (request.validate_only) continue;
-    b.replace_topic_configs(*t, std::move(configs),
-                            [fail, name = t->name, ticket = persisted.add()](std::error_code ec) {
-                              if (ec) {
-                                fail(error_code::kafka_storage_error,
-                                     "Cannot persist topic configs");
-                              } else {
-                                log_info("topic ", name, ": configs replaced by AlterConfigs");
-                              }
-                              ticket.done();
-                            });
+    topic_configs.replace(*t, std::move(configs),
+                          [fail, name = t->name, ticket = persisted.add()](std::error_code ec) {
+                            if (ec) {
+                              fail(error_code::kafka_storage_error, "Cannot persist topic configs");
+                            } else {
+                              log_info("topic ", name, ": configs replaced by AlterConfigs");
+                            }
+                            ticket.done();
+                          });
   }
   if (!to_controller.empty()) {
-    co_await change_topic_configs_in_cluster(ctx, request, response, std::move(to_controller));
+    co_await change_topic_configs_in_cluster(metadata, *controller, ctx, request, response,
+                                             std::move(to_controller));
   }
   co_await persisted.wait();
   co_return response;

@@ -7,21 +7,21 @@
 // requesting leader, not of each member. The partition epoch travels as its low 32 bits
 // (controller_channel.h).
 
-#include "server/broker.h"
 #include "server/controller_channel.h"
 #include "server/handlers/handlers.h"
+#include "server/metadata_view.h"
 
 namespace sluice::server {
 
 boost::asio::awaitable<wire::alter_partition_response> handle_alter_partition(
-    request_context& ctx, wire::alter_partition_request& request) {
+    const metadata_view& metadata, controller_channel* controller, request_context&,
+    wire::alter_partition_request& request) {
   wire::alter_partition_response response;
-  controller_channel* channel = ctx.broker.controller();
-  if (channel == nullptr || !channel->local_is_controller()) {
+  if (controller == nullptr || !controller->local_is_controller()) {
     response.error_code = static_cast<int16_t>(wire::error_code::not_controller);
     co_return response;
   }
-  const cluster::metadata_image& image = ctx.broker.cluster()->image();
+  const cluster::metadata_image& image = *metadata.image();
   for (const auto& topic_in : request.topics) {
     auto& topic_out = response.topics.emplace_back();
     topic_out.topic_id = topic_in.topic_id;
@@ -44,7 +44,7 @@ boost::asio::awaitable<wire::alter_partition_response> handle_alter_partition(
                                    ? now->partition_epoch
                                    : partition_in.partition_epoch;
       cluster::alter_partition_result result =
-          co_await channel->local().alter_partition(std::move(change));
+          co_await controller->local().alter_partition(std::move(change));
       auto& out = topic_out.partitions.emplace_back();
       out.partition_index = partition_in.partition_index;
       out.error_code = static_cast<int16_t>(result.error);

@@ -17,10 +17,11 @@
 
 #include <map>
 
-#include "server/broker.h"
 #include "server/completion_latch.h"
 #include "server/controller_channel.h"
 #include "server/handlers/handlers.h"
+#include "server/metadata_view.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
@@ -29,10 +30,9 @@ namespace {
 // In a cluster: the controller places and writes the new partitions (any other broker forwards
 // the request to it, KIP-590), and the answer waits until this broker's state shows them.
 boost::asio::awaitable<wire::create_partitions_response> grow_in_cluster(
-    request_context& ctx, wire::create_partitions_request& request) {
+    const metadata_view& metadata, controller_channel& channel, request_context& ctx,
+    wire::create_partitions_request& request) {
   using wire::error_code;
-  broker& b = ctx.broker;
-  controller_channel& channel = *b.controller();
   wire::create_partitions_response response;
   if (!channel.local_is_controller()) {
     auto answer = co_await channel.forward(request, ctx.api_version);
@@ -80,35 +80,35 @@ boost::asio::awaitable<wire::create_partitions_response> grow_in_cluster(
       grown.emplace_back(t.name, t.count);
     }
   }
-  cluster::cluster_member& member = *b.cluster();
-  co_await member.wait_until(
-      [&] {
-        for (const auto& [name, count] : grown) {
-          std::optional<wire::uuid> id = member.image().topic_id(name);
-          if (!id || static_cast<int32_t>(member.image().topic(*id)->replicas.size()) < count) {
-            return false;
-          }
-        }
-        return true;
-      },
-      std::chrono::milliseconds(5000));
+  // Named: GCC 12 destroys a std::function made from a lambda inside a co_await twice.
+  std::function<bool()> shown = [&] {
+    const cluster::metadata_image& image = *metadata.image();
+    for (const auto& [name, count] : grown) {
+      std::optional<wire::uuid> id = image.topic_id(name);
+      if (!id || static_cast<int32_t>(image.topic(*id)->replicas.size()) < count) return false;
+    }
+    return true;
+  };
+  co_await channel.wait_until(std::move(shown), std::chrono::milliseconds(5000));
   co_return response;
 }
 
 }  // namespace
 
 boost::asio::awaitable<wire::create_partitions_response> handle_create_partitions(
+    const metadata_view& metadata, controller_channel* controller, topic_registry& topics,
     request_context& ctx, wire::create_partitions_request& request) {
   using wire::error_code;
-  if (ctx.broker.controller() != nullptr) co_return co_await grow_in_cluster(ctx, request);
-  broker& b = ctx.broker;
-  const int32_t node = b.config().node_id;
+  if (controller != nullptr) {
+    co_return co_await grow_in_cluster(metadata, *controller, ctx, request);
+  }
+  const int32_t node = metadata.node_id();
   wire::create_partitions_response response;
   std::map<std::string, int> name_count;
   int64_t added_partitions = 0;
   for (const auto& t : request.topics) {
     ++name_count[t.name];
-    if (const topic* found = b.topics().find(t.name)) {
+    if (const topic* found = topics.find(t.name)) {
       added_partitions +=
           std::max<int64_t>(0, int64_t{t.count} - static_cast<int64_t>(found->partitions.size()));
     }
@@ -132,7 +132,7 @@ boost::asio::awaitable<wire::create_partitions_response> handle_create_partition
       fail(error_code::policy_violation, "Excessively large number of partitions per request.");
       continue;
     }
-    topic* found = b.topics().find(t.name);
+    topic* found = topics.find(t.name);
     if (found == nullptr) {
       fail(error_code::unknown_topic_or_partition, "This server does not host this topic.");
       continue;
@@ -183,7 +183,7 @@ boost::asio::awaitable<wire::create_partitions_response> handle_create_partition
     }
     if (request.validate_only) continue;
     // `results` was reserved: `out` stays where it is until the answer.
-    b.topics().add_partitions_async(*found, t.count, [fail, ticket = grown.add()](error_code ec) {
+    topics.add_partitions_async(*found, t.count, [fail, ticket = grown.add()](error_code ec) {
       if (ec != error_code::none) {
         fail(ec, "Cannot create the new partitions");
       }

@@ -19,12 +19,14 @@
 // Internal topics (`__consumer_offsets`, `__transaction_state`) are the broker's to create:
 // INVALID_TOPIC_EXCEPTION. The request's timeout is not used (creation is immediate).
 
-#include "server/broker.h"
 #include "server/completion_latch.h"
 #include "server/controller_channel.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
+#include "server/metadata_view.h"
 #include "server/topic_config.h"
+#include "server/topic_config_store.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
@@ -47,9 +49,9 @@ std::string collision_key(std::string_view name) {
   return key;
 }
 
-failure check(broker& b, const wire::create_topics_request::creatable_topic& t,
-              int32_t& partitions) {
-  const int32_t node = b.config().node_id;
+failure check(const broker_config& config, topic_registry& topics,
+              const wire::create_topics_request::creatable_topic& t, int32_t& partitions) {
+  const int32_t node = config.node_id;
   if (!is_valid_topic_name(t.name)) {
     return {error_code::invalid_topic_exception, "Topic name '" + t.name +
                                                      "' is illegal: it must be 1-249 characters of "
@@ -59,10 +61,10 @@ failure check(broker& b, const wire::create_topics_request::creatable_topic& t,
     return {error_code::invalid_topic_exception,
             "Topic '" + t.name + "' is an internal topic; only the broker creates it"};
   }
-  if (b.topics().find(t.name) != nullptr || b.topics().creating(t.name)) {
+  if (topics.find(t.name) != nullptr || topics.creating(t.name)) {
     return {error_code::topic_already_exists, "Topic '" + t.name + "' already exists."};
   }
-  for (const auto& [name, existing] : b.topics().all()) {
+  for (const auto& [name, existing] : topics.all()) {
     if (collision_key(name) == collision_key(t.name)) {
       return {error_code::invalid_topic_exception,
               "Topic '" + t.name + "' collides with existing topic: " + name};
@@ -101,7 +103,7 @@ failure check(broker& b, const wire::create_topics_request::creatable_topic& t,
     }
     partitions = static_cast<int32_t>(t.assignments.size());
   } else {
-    partitions = t.num_partitions == -1 ? b.config().num_partitions : t.num_partitions;
+    partitions = t.num_partitions == -1 ? config.num_partitions : t.num_partitions;
     if (partitions <= 0) {
       return {error_code::invalid_partitions,
               "Number of partitions was set to an invalid non-positive value."};
@@ -164,9 +166,8 @@ constexpr std::chrono::milliseconds visible_timeout{5000};
 // to it (KIP-590) and relays the answer. Either way the answer waits until this broker's own
 // state shows the topics created.
 boost::asio::awaitable<wire::create_topics_response> create_in_cluster(
+    const broker_config& config, const metadata_view& metadata, controller_channel& channel,
     request_context& ctx, wire::create_topics_request& request) {
-  broker& b = ctx.broker;
-  controller_channel& channel = *b.controller();
   wire::create_topics_response response;
   if (!channel.local_is_controller()) {
     auto answer = co_await channel.forward(request, ctx.api_version);
@@ -231,7 +232,7 @@ boost::asio::awaitable<wire::create_topics_response> create_in_cluster(
       out.topic_id = r.topic_id;
       out.num_partitions = r.num_partitions;
       out.replication_factor = r.replication_factor;
-      describe_configs(b.config(), topic_configs[i], out);
+      describe_configs(config, topic_configs[i], out);
     }
   }
   if (request.validate_only) co_return response;
@@ -239,15 +240,14 @@ boost::asio::awaitable<wire::create_topics_response> create_in_cluster(
   for (const result_t& out : response.topics) {
     if (out.error_code == 0) created.push_back(out.name);
   }
-  cluster::cluster_member& member = *b.cluster();
-  const bool seen = co_await member.wait_until(
-      [&] {
-        for (const std::string& name : created) {
-          if (!member.image().topic_id(name)) return false;
-        }
-        return true;
-      },
-      visible_timeout);
+  // Named: GCC 12 destroys a std::function made from a lambda inside a co_await twice.
+  std::function<bool()> shown = [&] {
+    for (const std::string& name : created) {
+      if (!metadata.image()->topic_id(name)) return false;
+    }
+    return true;
+  };
+  const bool seen = co_await channel.wait_until(std::move(shown), visible_timeout);
   if (!seen) {
     log_warn("CreateTopics from ", ctx.peer, ": the controller created ", created.size(),
              " topic(s) that this broker's cluster state does not show after ",
@@ -259,16 +259,19 @@ boost::asio::awaitable<wire::create_topics_response> create_in_cluster(
 }  // namespace
 
 boost::asio::awaitable<wire::create_topics_response> handle_create_topics(
-    request_context& ctx, wire::create_topics_request& request) {
-  if (ctx.broker.controller() != nullptr) co_return co_await create_in_cluster(ctx, request);
-  broker& b = ctx.broker;
+    const broker_config& config, const metadata_view& metadata, controller_channel* controller,
+    topic_registry& topics, topic_config_store& topic_configs, request_context& ctx,
+    wire::create_topics_request& request) {
+  if (controller != nullptr) {
+    co_return co_await create_in_cluster(config, metadata, *controller, ctx, request);
+  }
   wire::create_topics_response response;
   std::map<std::string, int> name_count;
   int64_t requested_partitions = 0;
   for (const auto& t : request.topics) {
     ++name_count[t.name];
     requested_partitions += !t.assignments.empty()   ? static_cast<int64_t>(t.assignments.size())
-                            : t.num_partitions == -1 ? b.config().num_partitions
+                            : t.num_partitions == -1 ? config.num_partitions
                                                      : std::max<int64_t>(t.num_partitions, 0);
   }
   // Every partition is created (and its directory fsynced) before the answer: Kafka's cap on one
@@ -292,7 +295,7 @@ boost::asio::awaitable<wire::create_topics_response> handle_create_topics(
     }
     int32_t partitions = 0;
     topic_overrides configs;
-    failure f = check(b, t, partitions);
+    failure f = check(config, topics, t, partitions);
     if (f.code == error_code::none) f = collect_configs(t, configs);
     if (f.code != error_code::none) {
       fail(f);
@@ -300,11 +303,11 @@ boost::asio::awaitable<wire::create_topics_response> handle_create_topics(
     }
     out.num_partitions = partitions;
     out.replication_factor = 1;
-    describe_configs(b.config(), configs, out);
+    describe_configs(config, configs, out);
     if (request.validate_only) continue;
     pending_topic pending{t.name, random_topic_id(), configs};
-    auto create = [&b, &out, fail, pending, partitions](completion_latch::ticket ticket) {
-      b.topics().create_async(
+    auto create = [&topics, &out, fail, pending, partitions](completion_latch::ticket ticket) {
+      topics.create_async(
           pending.name, partitions, pending.configs, pending.id,
           [&out, fail, name = pending.name, ticket](error_code ec, topic* made) {
             if (ec != error_code::none) {
@@ -322,7 +325,7 @@ boost::asio::awaitable<wire::create_topics_response> handle_create_topics(
     // Configs first: a topic must never exist on disk without the configs it was created with (a
     // crash in between leaves an entry for a topic id that does not exist, which the next start
     // ignores).
-    b.persist_topic_configs(
+    topic_configs.persist(
         pending, [fail, name = t.name, create, ticket = created.add()](std::error_code ec) {
           if (ec) {
             log_error("cannot persist the configs of topic ", name, ": ", ec.message());

@@ -11,11 +11,11 @@
 // a crash cannot bring deleted records back; the segment files go in the background. On one
 // broker there are no followers to wait for, so the answer does not wait for timeout_ms.
 
-#include "server/broker.h"
 #include "server/completion_latch.h"
 #include "server/errors.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
@@ -26,7 +26,7 @@ using wire::error_code;
 }  // namespace
 
 boost::asio::awaitable<wire::delete_records_response> handle_delete_records(
-    request_context& ctx, wire::delete_records_request& request) {
+    topic_registry& topics, request_context& ctx, wire::delete_records_request& request) {
   wire::delete_records_response response;
   bool moved = false;
   completion_latch deleted(ctx.executor);
@@ -36,7 +36,7 @@ boost::asio::awaitable<wire::delete_records_response> handle_delete_records(
     auto& topic_out = response.topics.emplace_back();
     topic_out.name = topic_in.name;
     topic_out.partitions.reserve(topic_in.partitions.size());
-    topic* t = ctx.broker.topics().find(topic_in.name);
+    topic* t = topics.find(topic_in.name);
     for (const auto& partition_in : topic_in.partitions) {
       auto& out = topic_out.partitions.emplace_back();
       out.partition_index = partition_in.partition_index;
@@ -47,8 +47,8 @@ boost::asio::awaitable<wire::delete_records_response> handle_delete_records(
         ec = error_code::unknown_topic_or_partition;
       } else if (t->internal) {
         ec = error_code::invalid_topic_exception;
-      } else if ((p = ctx.broker.topics().find_partition(
-                      topic_in.name, partition_in.partition_index)) == nullptr) {
+      } else if ((p = topics.find_partition(topic_in.name, partition_in.partition_index)) ==
+                 nullptr) {
         ec = error_code::unknown_topic_or_partition;
       } else if (!p->is_leader()) {
         ec = error_code::not_leader_or_follower;
@@ -82,7 +82,7 @@ boost::asio::awaitable<wire::delete_records_response> handle_delete_records(
   if (moved) {
     completion_latch checkpointed(ctx.executor);
     std::error_code failed;
-    ctx.broker.checkpoint_async([&failed, ticket = checkpointed.add()](std::error_code ec) {
+    topics.checkpoint_async([&failed, ticket = checkpointed.add()](std::error_code ec) {
       failed = ec;
       ticket.done();
     });

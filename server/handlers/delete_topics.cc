@@ -20,12 +20,15 @@
 
 #include <map>
 
-#include "server/broker.h"
 #include "server/completion_latch.h"
 #include "server/controller_channel.h"
+#include "server/groups/group_coordinator.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
+#include "server/metadata_view.h"
 #include "server/topic_config.h"
+#include "server/topic_config_store.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
@@ -60,14 +63,13 @@ result_t duplicate(const target& t) {
 // In a cluster: the controller deletes from etcd (any other broker forwards the request to it,
 // KIP-590), and every broker removes its replicas when its cluster state shows the topic gone
 // (replica_manager). The answer waits until this broker's state shows it.
-boost::asio::awaitable<void> delete_in_cluster(request_context& ctx,
+boost::asio::awaitable<void> delete_in_cluster(const metadata_view& metadata,
+                                               controller_channel& channel, request_context& ctx,
                                                wire::delete_topics_request& request,
                                                const std::vector<target>& targets,
                                                std::map<std::string, int>& names,
                                                std::map<wire::uuid, int>& ids,
                                                wire::delete_topics_response& response) {
-  broker& b = ctx.broker;
-  controller_channel& channel = *b.controller();
   if (!channel.local_is_controller()) {
     auto answer = co_await channel.forward(request, ctx.api_version);
     if (answer.error) {
@@ -117,22 +119,22 @@ boost::asio::awaitable<void> delete_in_cluster(request_context& ctx,
   for (const result_t& out : response.responses) {
     if (out.error_code == 0 && out.name) deleted.push_back(*out.name);
   }
-  cluster::cluster_member& member = *b.cluster();
-  co_await member.wait_until(
-      [&] {
-        for (const std::string& name : deleted) {
-          if (member.image().topic_id(name)) return false;
-        }
-        return true;
-      },
-      std::chrono::milliseconds(5000));
+  // Named: GCC 12 destroys a std::function made from a lambda inside a co_await twice.
+  std::function<bool()> shown = [&] {
+    for (const std::string& name : deleted) {
+      if (metadata.image()->topic_id(name)) return false;
+    }
+    return true;
+  };
+  co_await channel.wait_until(std::move(shown), std::chrono::milliseconds(5000));
 }
 
 }  // namespace
 
 boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(
-    request_context& ctx, wire::delete_topics_request& request) {
-  broker& b = ctx.broker;
+    const metadata_view& metadata, controller_channel* controller, topic_registry& topics,
+    topic_config_store& topic_configs, group_coordinator& groups, request_context& ctx,
+    wire::delete_topics_request& request) {
   wire::delete_topics_response response;
 
   // (name or id) in request order; names v0-5 come from topic_names.
@@ -160,8 +162,8 @@ boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(
     }
   }
 
-  if (b.controller() != nullptr) {
-    co_await delete_in_cluster(ctx, request, targets, names, ids, response);
+  if (controller != nullptr) {
+    co_await delete_in_cluster(metadata, *controller, ctx, request, targets, names, ids, response);
     co_return response;
   }
 
@@ -174,7 +176,7 @@ boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(
       response.responses.push_back(duplicate(t));
       continue;
     }
-    topic* found = t.name ? b.topics().find(*t.name) : b.topics().find_by_id(t.id);
+    topic* found = t.name ? topics.find(*t.name) : topics.find_by_id(t.id);
     if (found == nullptr) {
       response.responses.push_back(
           failed(t.name, t.id,
@@ -194,7 +196,7 @@ boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(
     changed = changed || !found->configs.empty();
     std::string name = found->name;
     result_t& out = response.responses.emplace_back(std::move(ok));
-    b.topics().remove_async(*found, [&out, name, ticket = removed.add()](error_code ec) {
+    topics.remove_async(*found, [&out, name, ticket = removed.add()](error_code ec) {
       if (ec != error_code::none) {
         // The topic is gone from the registry; storage logged the detail, and the next start
         // deletes whatever directory was renamed aside.
@@ -203,10 +205,10 @@ boost::asio::awaitable<wire::delete_topics_response> handle_delete_topics(
       }
       ticket.done();
     });
-    b.groups().on_topic_deleted(name);
+    groups.on_topic_deleted(name);
   }
   if (changed) {
-    b.persist_topic_configs(std::nullopt, [ticket = removed.add()](std::error_code ec) {
+    topic_configs.persist(std::nullopt, [ticket = removed.add()](std::error_code ec) {
       // Harmless at the next start: the stale entry's topic id matches no topic, so it is ignored.
       if (ec) log_error("cannot persist topic configs after deleting topics: ", ec.message());
       ticket.done();

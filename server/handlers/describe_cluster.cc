@@ -12,8 +12,9 @@
 #include <string>
 
 #include "server/authorized_operations.h"
-#include "server/broker.h"
 #include "server/handlers/handlers.h"
+#include "server/metadata_view.h"
+#include "wire/error_code.h"
 
 namespace sluice::server {
 
@@ -22,9 +23,9 @@ constexpr int8_t endpoint_brokers = 1;
 constexpr int8_t endpoint_controllers = 2;
 }  // namespace
 
-wire::describe_cluster_response handle_describe_cluster(request_context& ctx,
+wire::describe_cluster_response handle_describe_cluster(const metadata_view& metadata,
+                                                        request_context& ctx,
                                                         wire::describe_cluster_request& request) {
-  broker& b = ctx.broker;
   wire::describe_cluster_response response;
   response.cluster_authorized_operations =
       authorized_operations(request.include_cluster_authorized_operations, cluster_operations);
@@ -41,9 +42,9 @@ wire::describe_cluster_response handle_describe_cluster(request_context& ctx,
     return response;
   }
   response.endpoint_type = request.endpoint_type;
-  response.cluster_id = b.cluster_id();
-  response.controller_id = b.controller_id();
-  for (broker_address& a : b.live_brokers(ctx.listener_name)) {
+  response.cluster_id = metadata.cluster_id();
+  response.controller_id = metadata.controller_id();
+  for (broker_address& a : metadata.live_brokers(ctx.listener_name)) {
     auto& out = response.brokers.emplace_back();
     out.broker_id = a.node_id;
     out.host = std::move(a.host);

@@ -22,9 +22,11 @@
 
 #include <algorithm>
 
-#include "server/broker.h"
+#include "server/cluster/metadata_image.h"
 #include "server/handlers/handlers.h"
+#include "server/metadata_view.h"
 #include "server/topic_config.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
@@ -67,10 +69,11 @@ void fill(const std::vector<described_config>& configs,
 
 }  // namespace
 
-wire::describe_configs_response handle_describe_configs(request_context& ctx,
+wire::describe_configs_response handle_describe_configs(const broker_config& config,
+                                                        const metadata_view& metadata,
+                                                        topic_registry& topics, request_context&,
                                                         wire::describe_configs_request& request) {
   using wire::error_code;
-  broker& b = ctx.broker;
   wire::describe_configs_response response;
   for (const auto& resource : request.resources) {
     result_t& out = response.results.emplace_back();
@@ -87,33 +90,33 @@ wire::describe_configs_response handle_describe_configs(request_context& ctx,
              "Topic name '" + resource.resource_name + "' is illegal");
         continue;
       }
-      if (const cluster::cluster_member* member = b.cluster()) {
+      if (const cluster::metadata_image* image = metadata.image()) {
         // In a cluster, from the topic's record: every broker answers, replica or not.
-        std::optional<wire::uuid> id = member->image().topic_id(resource.resource_name);
+        std::optional<wire::uuid> id = image->topic_id(resource.resource_name);
         if (!id) {
           fail(error_code::unknown_topic_or_partition, "");
           continue;
         }
-        const auto& stored = member->image().topic(*id)->configs;
-        fill(describe_topic_configs(b.config(), topic_overrides(stored.begin(), stored.end())),
+        const auto& stored = image->topic(*id)->configs;
+        fill(describe_topic_configs(config, topic_overrides(stored.begin(), stored.end())),
              resource, request, out);
         continue;
       }
-      topic* t = b.topics().find(resource.resource_name);
+      topic* t = topics.find(resource.resource_name);
       if (t == nullptr) {
         fail(error_code::unknown_topic_or_partition, "");
         continue;
       }
-      fill(describe_topic_configs(b.config(), t->configs), resource, request, out);
+      fill(describe_topic_configs(config, t->configs), resource, request, out);
     } else if (resource.resource_type == config_resource_broker) {
       if (resource.resource_name.empty()) continue;
-      if (resource.resource_name != std::to_string(b.config().node_id)) {
+      if (resource.resource_name != std::to_string(config.node_id)) {
         fail(error_code::invalid_request,
-             "Unexpected broker id, expected " + std::to_string(b.config().node_id) +
+             "Unexpected broker id, expected " + std::to_string(config.node_id) +
                  " or empty string, but received " + resource.resource_name);
         continue;
       }
-      fill(describe_broker_configs(b.config()), resource, request, out);
+      fill(describe_broker_configs(config), resource, request, out);
     } else {
       fail(error_code::invalid_request,
            "Unsupported resource type: " + std::to_string(resource.resource_type));

@@ -6,16 +6,15 @@
 // authorizer.
 
 #include "server/authorized_operations.h"
-#include "server/broker.h"
 #include "server/groups/group_coordinator.h"
 #include "server/handlers/handlers.h"
 
 namespace sluice::server {
 
-wire::describe_groups_response handle_describe_groups(request_context& ctx,
+wire::describe_groups_response handle_describe_groups(group_coordinator& groups,
+                                                      request_context& ctx,
                                                       wire::describe_groups_request& request) {
-  wire::describe_groups_response response =
-      ctx.broker.groups().describe_groups(request, ctx.api_version);
+  wire::describe_groups_response response = groups.describe_groups(request, ctx.api_version);
   for (auto& g : response.groups) {
     if (g.error_code != 0) continue;  // Kafka fills them in only for groups it describes
     g.authorized_operations =

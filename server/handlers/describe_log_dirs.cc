@@ -12,19 +12,19 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "server/broker.h"
 #include "server/handlers/handlers.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
 wire::describe_log_dirs_response handle_describe_log_dirs(
-    request_context& ctx, wire::describe_log_dirs_request& request) {
-  broker& b = ctx.broker;
+    const broker_config& config, topic_registry& topics, request_context&,
+    wire::describe_log_dirs_request& request) {
   wire::describe_log_dirs_response response;
   auto& dir = response.results.emplace_back();
   std::error_code ec;
-  std::filesystem::path path = std::filesystem::absolute(b.config().log_dir, ec);
-  dir.log_dir = (ec ? b.config().log_dir : path.lexically_normal()).string();
+  std::filesystem::path path = std::filesystem::absolute(config.log_dir, ec);
+  dir.log_dir = (ec ? config.log_dir : path.lexically_normal()).string();
   struct statvfs fs {};
   if (::statvfs(dir.log_dir.c_str(), &fs) == 0) {
     dir.total_bytes = static_cast<int64_t>(fs.f_blocks) * static_cast<int64_t>(fs.f_frsize);
@@ -40,7 +40,7 @@ wire::describe_log_dirs_response handle_describe_log_dirs(
     return out;
   };
   if (!request.topics) {
-    for (const auto& [name, t] : b.topics().all()) {
+    for (const auto& [name, t] : topics.all()) {
       auto& topic_out = dir.topics.emplace_back();
       topic_out.name = name;
       for (const auto& p : t.partitions)
@@ -49,7 +49,7 @@ wire::describe_log_dirs_response handle_describe_log_dirs(
     return response;
   }
   for (const auto& requested : *request.topics) {
-    topic* t = b.topics().find(requested.topic);
+    topic* t = topics.find(requested.topic);
     if (t == nullptr) continue;
     wire::describe_log_dirs_response::describe_log_dirs_topic topic_out;
     topic_out.name = t->name;

@@ -16,8 +16,10 @@
 #include <set>
 
 #include "server/authorized_operations.h"
-#include "server/broker.h"
+#include "server/cluster/metadata_image.h"
 #include "server/handlers/handlers.h"
+#include "server/metadata_view.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
@@ -77,18 +79,18 @@ struct topic_view {
   std::vector<response_t::describe_topic_partitions_response_partition> partitions;
 };
 
-std::optional<topic_view> find_topic(broker& b, const std::string& name) {
-  const cluster::cluster_member* member = b.cluster();
-  if (member != nullptr) {
-    std::optional<wire::uuid> id = member->image().topic_id(name);
+std::optional<topic_view> find_topic(const metadata_view& metadata, topic_registry& topics,
+                                     const std::string& name) {
+  if (const cluster::metadata_image* image = metadata.image()) {
+    std::optional<wire::uuid> id = image->topic_id(name);
     if (!id) return std::nullopt;
-    const cluster::topic_record& record = *member->image().topic(*id);
+    const cluster::topic_record& record = *image->topic(*id);
     topic_view v{*id, is_internal_topic(name), {}};
     for (size_t i = 0; i < record.replicas.size(); ++i)
-      v.partitions.push_back(describe(member->image(), *id, record, static_cast<int32_t>(i)));
+      v.partitions.push_back(describe(*image, *id, record, static_cast<int32_t>(i)));
     return v;
   }
-  const topic* t = b.topics().find(name);
+  const topic* t = topics.find(name);
   if (t == nullptr) return std::nullopt;
   topic_view v{t->id, t->internal, {}};
   for (const auto& p : t->partitions)
@@ -99,8 +101,8 @@ std::optional<topic_view> find_topic(broker& b, const std::string& name) {
 }  // namespace
 
 wire::describe_topic_partitions_response handle_describe_topic_partitions(
-    request_context& ctx, wire::describe_topic_partitions_request& request) {
-  topic_registry& topics = ctx.broker.topics();
+    const metadata_view& metadata, topic_registry& topics, request_context&,
+    wire::describe_topic_partitions_request& request) {
   response_t response;
   const bool all = request.topics.empty();
   const std::string cursor_topic = request.cursor ? request.cursor->topic_name : "";
@@ -108,11 +110,11 @@ wire::describe_topic_partitions_response handle_describe_topic_partitions(
   std::set<std::string, std::less<>> names;
   if (all) {
     for (const auto& [name, t] : topics.all()) {
-      if (ctx.broker.cluster() == nullptr) names.insert(name);
+      if (!metadata.in_cluster()) names.insert(name);
     }
-    if (const cluster::cluster_member* member = ctx.broker.cluster()) {
-      for (const auto& [id, record] : member->image().topics()) {
-        if (member->image().topic_id(record.name) == id) names.insert(record.name);
+    if (const cluster::metadata_image* image = metadata.image()) {
+      for (const auto& [id, record] : image->topics()) {
+        if (image->topic_id(record.name) == id) names.insert(record.name);
       }
     }
   } else {
@@ -133,7 +135,7 @@ wire::describe_topic_partitions_response handle_describe_topic_partitions(
       std::min(max_partitions_per_response, std::max(request.response_partition_limit, 0));
   for (auto it = names.lower_bound(cursor_topic); it != names.end(); ++it) {
     const std::string& name = *it;
-    std::optional<topic_view> t = find_topic(ctx.broker, name);
+    std::optional<topic_view> t = find_topic(metadata, topics, name);
     if (!t) {
       if (all) continue;
       auto& out = response.topics.emplace_back();

@@ -15,9 +15,9 @@
 #include <algorithm>
 #include <map>
 
-#include "server/broker.h"
 #include "server/controller_channel.h"
 #include "server/handlers/handlers.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
@@ -54,12 +54,12 @@ wire::elect_leaders_response fail_all(const wire::elect_leaders_request& request
   return response;
 }
 
-wire::elect_leaders_response elect_alone(request_context& ctx,
+wire::elect_leaders_response elect_alone(topic_registry& topics,
                                          const wire::elect_leaders_request& request) {
   wire::elect_leaders_response response;
   if (!request.topic_partitions) return response;
   for (const auto& t : *request.topic_partitions) {
-    const topic* found = ctx.broker.topics().find(t.topic);
+    const topic* found = topics.find(t.topic);
     for (int32_t p : t.partition_id) {
       if (found == nullptr) {
         add_result(response, t.topic, p, error_code::unknown_topic_or_partition,
@@ -78,15 +78,15 @@ wire::elect_leaders_response elect_alone(request_context& ctx,
 }  // namespace
 
 boost::asio::awaitable<wire::elect_leaders_response> handle_elect_leaders(
-    request_context& ctx, wire::elect_leaders_request& request) {
+    controller_channel* controller, topic_registry& topics, request_context& ctx,
+    wire::elect_leaders_request& request) {
   if (request.election_type != 0 && request.election_type != 1) {
     co_return fail_all(request, error_code::invalid_request,
                        "Unknown election type " + std::to_string(request.election_type));
   }
-  controller_channel* channel = ctx.broker.controller();
-  if (channel == nullptr) co_return elect_alone(ctx, request);
-  if (!channel->local_is_controller()) {
-    auto answer = co_await channel->forward(request, ctx.api_version);
+  if (controller == nullptr) co_return elect_alone(topics, request);
+  if (!controller->local_is_controller()) {
+    auto answer = co_await controller->forward(request, ctx.api_version);
     if (!answer.error) co_return std::move(answer.body);
     co_return fail_all(request, error_code::not_controller,
                        "No controller could be reached: " + answer.error.message());
@@ -102,13 +102,14 @@ boost::asio::awaitable<wire::elect_leaders_response> handle_elect_leaders(
       ps.insert(ps.end(), t.partition_id.begin(), t.partition_id.end());
     }
   }
-  cluster::elect_leaders_result result = co_await channel->local().elect_leaders(std::move(ask));
+  cluster::elect_leaders_result result = co_await controller->local().elect_leaders(std::move(ask));
   if (result.error != error_code::none) co_return fail_all(request, result.error, result.message);
 
   wire::elect_leaders_response response;
   for (const auto& r : result.partitions)
     add_result(response, r.topic, r.partition, r.error, r.message);
-  if (result.revision > 0) co_await channel->wait_for_revision(result.revision, request.timeout_ms);
+  if (result.revision > 0)
+    co_await controller->wait_for_revision(result.revision, request.timeout_ms);
   co_return response;
 }
 

@@ -49,13 +49,18 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "server/broker.h"
+#include "server/broker_stats.h"
+#include "server/cluster/metadata_image.h"
 #include "server/completion_latch.h"
 #include "server/errors.h"
 #include "server/fetch_sessions.h"
 #include "server/handlers/handlers.h"
+#include "server/metadata_view.h"
+#include "server/partition_directory.h"
 #include "server/replica_manager.h"
 #include "server/replica_selector.h"
+#include "server/timers.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
@@ -118,17 +123,26 @@ error_code check_leader_epoch(int32_t requested, const partition& p) {
                                       : error_code::unknown_leader_epoch;
 }
 
+// The components a fill reads, besides the request.
+struct fill_sources {
+  const broker_config& config;
+  const metadata_view& metadata;
+  replica_manager* replicas;
+  topic_registry& topics;
+  partition_directory& partitions;
+};
+
 // Builds the whole response from the current state of the logs.
-fill_result fill(broker& b, const wire::fetch_request& request, int16_t version, bool by_topic_id,
-                 wire::fetch_response& response, storage::read_mode mode) {
+fill_result fill(const fill_sources& from, const wire::fetch_request& request, int16_t version,
+                 bool by_topic_id, wire::fetch_response& response, storage::read_mode mode) {
   fill_result result;
   const bool follower = request.replica_id >= 0;
   // From v11 a consumer's fetch carries its rack (KIP-392): followers serve it too, up to their
   // high watermark, and a leader with a replica selector may send it to one of them.
   const bool from_follower_allowed = !follower && version >= 11;
-  const cluster::cluster_member* member = b.cluster();
-  const replica_selector selector = b.config().read_replica_selector;
-  const bool may_redirect = from_follower_allowed && member != nullptr &&
+  const cluster::metadata_image* image = from.metadata.image();
+  const replica_selector selector = from.config.read_replica_selector;
+  const bool may_redirect = from_follower_allowed && image != nullptr &&
                             selector != replica_selector::leader_only && !request.rack_id.empty();
   int64_t budget = std::max<int64_t>(request.max_bytes, 0);
   response.responses.clear();
@@ -138,18 +152,19 @@ fill_result fill(broker& b, const wire::fetch_request& request, int16_t version,
     topic_out.topic = requested_topic.topic;
     topic_out.topic_id = requested_topic.topic_id;
     // Resolved on every pass: a topic deleted while the fetch was parked is unknown afterwards.
-    const topic* by_id = by_topic_id ? b.topics().find_by_id(requested_topic.topic_id) : nullptr;
+    const topic* by_id = by_topic_id ? from.topics.find_by_id(requested_topic.topic_id) : nullptr;
     topic_out.partitions.reserve(requested_topic.partitions.size());
     for (const auto& requested : requested_topic.partitions) {
       auto& out = topic_out.partitions.emplace_back();
       out.partition_index = requested.partition;
       out.high_watermark = -1;
       partition* p = nullptr;
-      error_code ec = !by_topic_id ? b.find_partition(requested_topic.topic, requested.partition, p,
-                                                      from_follower_allowed)
-                      : by_id != nullptr ? b.find_partition(by_id->name, requested.partition, p,
-                                                            from_follower_allowed)
-                                         : error_code::unknown_topic_id;
+      error_code ec =
+          !by_topic_id ? from.partitions.find_partition(requested_topic.topic, requested.partition,
+                                                        p, from_follower_allowed)
+          : by_id != nullptr ? from.partitions.find_partition(by_id->name, requested.partition, p,
+                                                              from_follower_allowed)
+                             : error_code::unknown_topic_id;
       if (ec == error_code::none) {
         ec = check_leader_epoch(requested.current_leader_epoch, *p);
       }
@@ -201,8 +216,7 @@ fill_result fill(broker& b, const wire::fetch_request& request, int16_t version,
         continue;
       }
       if (may_redirect && p->is_leader()) {
-        const int32_t chosen =
-            select_read_replica(selector, *p, member->image(), request.rack_id, offset);
+        const int32_t chosen = select_read_replica(selector, *p, *image, request.rack_id, offset);
         if (chosen != p->leader_id()) {
           // No records: the consumer fetches them from the replica named (Kafka's answer).
           out.preferred_read_replica = chosen;
@@ -213,7 +227,7 @@ fill_result fill(broker& b, const wire::fetch_request& request, int16_t version,
       // Not before: a diverged follower's offset says nothing about what it holds.
       if (follower) {
         p->record_follower_fetch(request.replica_id, offset);
-        if (replica_manager* replicas = b.replicas()) replicas->after_follower_fetch(*p);
+        if (from.replicas != nullptr) from.replicas->after_follower_fetch(*p);
       }
       const bool first_data = result.bytes == 0;
       const int64_t limit = std::min<int64_t>(requested.partition_max_bytes, budget);
@@ -238,8 +252,11 @@ fill_result fill(broker& b, const wire::fetch_request& request, int16_t version,
 
 }  // namespace
 
-asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
-                                                   wire::fetch_request& request) {
+asio::awaitable<wire::fetch_response> handle_fetch(
+    const broker_config& config, const metadata_view& metadata, replica_manager* replicas,
+    topic_registry& topics, partition_directory& partitions, fetch_session_cache& sessions,
+    timer_service& timers, broker_stats& stats, const stop_signal& stopping, request_context& ctx,
+    wire::fetch_request& request) {
   wire::fetch_response response;
   if (ctx.api_version >= 15) request.replica_id = request.replica_state.replica_id;
   const bool by_topic_id = ctx.api_version >= 13;
@@ -247,8 +264,7 @@ asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
   // Fetch sessions (Kafka's FetchManager.newContext). Epoch 0 or -1 is a full fetch: it closes
   // the session it names, and epoch 0 asks for a new one. A positive epoch is an incremental
   // fetch of an existing session, which then stands for all the session's partitions.
-  fetch_session_cache& sessions = ctx.broker.fetch_sessions();
-  const int64_t now_ms = ctx.broker.timers().monotonic_now().count();
+  const int64_t now_ms = timers.monotonic_now().count();
   const bool full = request.session_epoch == 0 || request.session_epoch == -1;
   int32_t session_id = 0;
   int32_t session_epoch = 0;  // the epoch this fetch moved its session to
@@ -280,19 +296,19 @@ asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
     session_epoch = session->epoch();
   }
 
-  timer_service& timers = ctx.broker.timers();
+  const fill_sources from{config, metadata, replicas, topics, partitions};
   const auto deadline =
       timers.monotonic_now() + std::chrono::milliseconds(std::max(request.max_wait_ms, 0));
   int warm_rounds = 0;
   for (;;) {
-    fill_result filled = fill(ctx.broker, request, ctx.api_version, by_topic_id, response,
+    fill_result filled = fill(from, request, ctx.api_version, by_topic_id, response,
                               warm_rounds < max_warm_rounds ? storage::read_mode::cached_only
                                                             : storage::read_mode::may_block);
     if (!filled.cold.empty()) {
       // Data that is not in the page cache is read into it on the disk executor, so that this
       // thread never waits for the disk and the other connections are served meanwhile.
       ++warm_rounds;
-      ctx.broker.count_cold_read();
+      stats.count_cold_read();
       completion_latch warmed(ctx.executor);
       for (auto& [p, cold] : filled.cold) {
         p->log().warm_async(cold, [ticket = warmed.add()](std::error_code) { ticket.done(); });
@@ -302,7 +318,7 @@ asio::awaitable<wire::fetch_response> handle_fetch(request_context& ctx,
     }
     const auto left = deadline - timers.monotonic_now();
     if (filled.bytes >= request.min_bytes || filled.has_error || filled.diverged ||
-        filled.redirected || ctx.broker.stopping() || left <= std::chrono::milliseconds(0) ||
+        filled.redirected || stopping.raised() || left <= std::chrono::milliseconds(0) ||
         filled.partitions.empty()) {
       break;
     }

@@ -18,10 +18,11 @@
 // Errors as Kafka: an empty group or transactional id, or an unknown key type, is
 // INVALID_REQUEST.
 
-#include "server/broker.h"
 #include "server/cluster/metadata_image.h"
+#include "server/groups/group_coordinator.h"
 #include "server/groups/offsets_log.h"
 #include "server/handlers/handlers.h"
+#include "server/metadata_view.h"
 
 namespace sluice::server {
 
@@ -33,39 +34,36 @@ constexpr int8_t group_key = 0;
 constexpr int8_t transaction_key = 1;
 
 wire::find_coordinator_response::coordinator group_coordinator_in_cluster(
-    request_context& ctx, const std::string& group_id) {
+    const metadata_view& metadata, group_coordinator& groups, std::string_view listener_name,
+    const std::string& group_id) {
   wire::find_coordinator_response::coordinator c;
   c.key = group_id;
   c.node_id = -1;
   c.port = -1;
   c.error_code = static_cast<int16_t>(error_code::coordinator_not_available);
-  const cluster::metadata_image& image = ctx.broker.cluster()->image();
-  const int32_t index = ctx.broker.groups().partition_for(group_id);
+  const cluster::metadata_image& image = *metadata.image();
+  const int32_t index = groups.partition_for(group_id);
   std::optional<wire::uuid> id = image.topic_id(consumer_offsets_topic);
   if (index < 0 || !id) return c;
   const cluster::partition_state* state = image.partition(*id, index);
   if (state == nullptr || state->record.leader < 0) return c;
-  const cluster::live_broker* leader = image.broker(state->record.leader);
-  if (leader == nullptr) return c;
-  // As broker::advertised: a request from no socket (handler tests) gets the inter-broker one.
-  const std::string listener_name(
-      ctx.listener_name.empty() ? std::string_view(ctx.broker.config().inter_broker_listener_name)
-                                : ctx.listener_name);
-  auto endpoint = leader->record.listeners.find(listener_name);
-  if (endpoint == leader->record.listeners.end()) return c;
+  std::optional<broker_address> leader = metadata.live_broker(state->record.leader, listener_name);
+  if (!leader) return c;
   c.error_code = 0;
-  c.node_id = state->record.leader;
-  c.host = endpoint->second.host;
-  c.port = endpoint->second.port;
+  c.node_id = leader->node_id;
+  c.host = std::move(leader->host);
+  c.port = leader->port;
   return c;
 }
 
 }  // namespace
 
-wire::find_coordinator_response handle_find_coordinator(request_context& ctx,
+wire::find_coordinator_response handle_find_coordinator(const metadata_view& metadata,
+                                                        group_coordinator& groups,
+                                                        request_context& ctx,
                                                         wire::find_coordinator_request& request) {
-  const listener& self = ctx.broker.advertised(ctx.listener_name);
-  const int32_t node_id = ctx.broker.config().node_id;
+  const listener& self = metadata.advertised(ctx.listener_name);
+  const int32_t node_id = metadata.node_id();
   auto lookup = [&](const std::string& key) {
     wire::find_coordinator_response::coordinator c;
     c.key = key;
@@ -76,8 +74,8 @@ wire::find_coordinator_response handle_find_coordinator(request_context& ctx,
       c.port = -1;
       return c;
     }
-    if (request.key_type == group_key && ctx.broker.cluster() != nullptr) {
-      return group_coordinator_in_cluster(ctx, key);
+    if (request.key_type == group_key && metadata.in_cluster()) {
+      return group_coordinator_in_cluster(metadata, groups, ctx.listener_name, key);
     }
     c.node_id = node_id;
     c.host = self.host;

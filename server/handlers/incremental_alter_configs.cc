@@ -22,12 +22,13 @@
 #include <map>
 #include <set>
 
-#include "server/broker.h"
 #include "server/completion_latch.h"
 #include "server/handlers/handlers.h"
 #include "server/handlers/topic_config_changes.h"
 #include "server/logging.h"
 #include "server/topic_config.h"
+#include "server/topic_config_store.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
@@ -76,9 +77,10 @@ topic_config_change apply_operations(
 }  // namespace
 
 boost::asio::awaitable<wire::incremental_alter_configs_response> handle_incremental_alter_configs(
-    request_context& ctx, wire::incremental_alter_configs_request& request) {
+    const broker_config& config, const metadata_view& metadata, controller_channel* controller,
+    topic_registry& topics, topic_config_store& topic_configs, request_context& ctx,
+    wire::incremental_alter_configs_request& request) {
   using wire::error_code;
-  broker& b = ctx.broker;
   wire::incremental_alter_configs_response response;
   std::map<std::pair<int8_t, std::string>, int> seen;
   for (const auto& r : request.resources)
@@ -127,10 +129,10 @@ boost::asio::awaitable<wire::incremental_alter_configs_response> handle_incremen
     }
     if (resource.resource_type == config_resource_broker) {
       if (!resource.resource_name.empty() &&
-          resource.resource_name != std::to_string(b.config().node_id)) {
+          resource.resource_name != std::to_string(config.node_id)) {
         fail(error_code::invalid_request, "Unexpected broker id, expected " +
-                                              std::to_string(b.config().node_id) +
-                                              ", but received " + resource.resource_name);
+                                              std::to_string(config.node_id) + ", but received " +
+                                              resource.resource_name);
         continue;
       }
       std::string list;
@@ -148,35 +150,35 @@ boost::asio::awaitable<wire::incremental_alter_configs_response> handle_incremen
            "Unknown resource type " + std::to_string(resource.resource_type));
       continue;
     }
-    if (b.cluster() != nullptr) {
-      to_controller.push_back(
-          {response.responses.size() - 1, apply_operations(b.config(), resource)});
+    if (controller != nullptr) {
+      to_controller.push_back({response.responses.size() - 1, apply_operations(config, resource)});
       continue;
     }
-    topic* t = b.topics().find(resource.resource_name);
+    topic* t = topics.find(resource.resource_name);
     if (t == nullptr) {
       fail(error_code::unknown_topic_or_partition, "This server does not host this topic.");
       continue;
     }
     topic_overrides configs = t->configs;
-    if (std::string problem = apply_operations(b.config(), resource)(configs); !problem.empty()) {
+    if (std::string problem = apply_operations(config, resource)(configs); !problem.empty()) {
       fail(error_code::invalid_config, problem);
       continue;
     }
     if (request.validate_only) continue;
-    b.replace_topic_configs(
-        *t, std::move(configs),
-        [fail, name = t->name, ticket = persisted.add()](std::error_code ec) {
-          if (ec) {
-            fail(error_code::kafka_storage_error, "Cannot persist topic configs");
-          } else {
-            log_info("topic ", name, ": configs changed by IncrementalAlterConfigs");
-          }
-          ticket.done();
-        });
+    topic_configs.replace(*t, std::move(configs),
+                          [fail, name = t->name, ticket = persisted.add()](std::error_code ec) {
+                            if (ec) {
+                              fail(error_code::kafka_storage_error, "Cannot persist topic configs");
+                            } else {
+                              log_info("topic ", name,
+                                       ": configs changed by IncrementalAlterConfigs");
+                            }
+                            ticket.done();
+                          });
   }
   if (!to_controller.empty()) {
-    co_await change_topic_configs_in_cluster(ctx, request, response, std::move(to_controller));
+    co_await change_topic_configs_in_cluster(metadata, *controller, ctx, request, response,
+                                             std::move(to_controller));
   }
   co_await persisted.wait();
   co_return response;

@@ -11,15 +11,16 @@
 // clients report as fatal instead of retrying forever. The transaction APIs are not advertised,
 // so librdkafka refuses transactional producers before ever sending this.
 
-#include "server/broker.h"
 #include "server/completion_latch.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
+#include "server/producer_ids.h"
 
 namespace sluice::server {
 
 boost::asio::awaitable<wire::init_producer_id_response> handle_init_producer_id(
-    request_context& ctx, wire::init_producer_id_request& request) {
+    producer_id_allocator& producer_ids, request_context& ctx,
+    wire::init_producer_id_request& request) {
   wire::init_producer_id_response response;
   response.producer_id = -1;
   response.producer_epoch = -1;
@@ -30,12 +31,11 @@ boost::asio::awaitable<wire::init_producer_id_response> handle_init_producer_id(
   completion_latch reserved(ctx.executor);
   std::error_code failed;
   int64_t id = -1;
-  ctx.broker.producer_ids().next(
-      [&failed, &id, ticket = reserved.add()](std::error_code ec, int64_t next) {
-        failed = ec;
-        id = next;
-        ticket.done();
-      });
+  producer_ids.next([&failed, &id, ticket = reserved.add()](std::error_code ec, int64_t next) {
+    failed = ec;
+    id = next;
+    ticket.done();
+  });
   co_await reserved.wait();
   if (failed) {
     log_error("cannot reserve producer ids: ", failed.message());

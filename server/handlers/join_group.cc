@@ -5,7 +5,6 @@
 // MEMBER_ID_REQUIRED with an id to rejoin with; static members (v5+ group_instance_id) rejoin
 // without a rebalance when nothing changed.
 
-#include "server/broker.h"
 #include "server/groups/group_coordinator.h"
 #include "server/handlers/handlers.h"
 
@@ -22,9 +21,9 @@ std::string client_host(const std::string& peer) {
 }  // namespace
 
 boost::asio::awaitable<wire::join_group_response> handle_join_group(
-    request_context& ctx, wire::join_group_request& request) {
-  co_return co_await ctx.broker.groups().join(request, ctx.api_version, ctx.client_id.value_or(""),
-                                              client_host(ctx.peer));
+    group_coordinator& groups, request_context& ctx, wire::join_group_request& request) {
+  co_return co_await groups.join(request, ctx.api_version, ctx.client_id.value_or(""),
+                                 client_host(ctx.peer));
 }
 
 }  // namespace sluice::server

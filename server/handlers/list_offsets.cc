@@ -17,9 +17,10 @@
 // which is what every v0 client asks for in practice. A timestamp inside a compressed batch
 // resolves to that batch's first offset (storage does not decompress).
 
-#include "server/broker.h"
 #include "server/errors.h"
 #include "server/handlers/handlers.h"
+#include "server/partition.h"
+#include "server/partition_directory.h"
 
 namespace sluice::server {
 
@@ -35,7 +36,8 @@ constexpr int32_t consumer_replica_id = -1;
 
 }  // namespace
 
-wire::list_offsets_response handle_list_offsets(request_context& ctx,
+wire::list_offsets_response handle_list_offsets(partition_directory& partitions,
+                                                request_context& ctx,
                                                 wire::list_offsets_request& request) {
   wire::list_offsets_response response;
   for (const auto& requested_topic : request.topics) {
@@ -48,7 +50,7 @@ wire::list_offsets_response handle_list_offsets(request_context& ctx,
       out.offset = -1;
       partition* p = nullptr;
       if (error_code ec =
-              ctx.broker.find_partition(requested_topic.name, requested.partition_index, p);
+              partitions.find_partition(requested_topic.name, requested.partition_index, p);
           ec != error_code::none) {
         out.error_code = static_cast<int16_t>(ec);
         continue;

@@ -19,8 +19,11 @@
 // UNKNOWN_TOPIC_ID.
 
 #include "server/authorized_operations.h"
-#include "server/broker.h"
+#include "server/cluster/metadata_image.h"
 #include "server/handlers/handlers.h"
+#include "server/metadata_view.h"
+#include "server/partition_directory.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
@@ -97,10 +100,9 @@ wire::metadata_response::metadata_response_topic describe(const cluster::metadat
 }
 
 // The topics of a cluster's Metadata answer: the cluster state's, internal ones included.
-void cluster_topics(request_context& ctx, const wire::metadata_request& request, bool all_topics,
-                    int32_t topic_ops, wire::metadata_response& response) {
-  broker& b = ctx.broker;
-  const cluster::metadata_image& image = b.cluster()->image();
+void cluster_topics(const cluster::metadata_image& image, partition_directory& partitions,
+                    const wire::metadata_request& request, bool all_topics, int32_t topic_ops,
+                    wire::metadata_response& response) {
   if (all_topics) {
     for (const auto& [id, record] : image.topics()) {
       if (image.topic_id(record.name) == id) {
@@ -124,26 +126,27 @@ void cluster_topics(request_context& ctx, const wire::metadata_request& request,
     }
     topic* ignored = nullptr;
     failed.name = *requested.name;
-    failed.error_code = static_cast<int16_t>(
-        b.find_or_create_topic(*requested.name, request.allow_auto_topic_creation, ignored));
+    failed.error_code = static_cast<int16_t>(partitions.find_or_create_topic(
+        *requested.name, request.allow_auto_topic_creation, ignored));
     response.topics.push_back(std::move(failed));
   }
 }
 
 }  // namespace
 
-wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_request& request) {
-  broker& b = ctx.broker;
+wire::metadata_response handle_metadata(const metadata_view& metadata, topic_registry& topics,
+                                        partition_directory& partitions, request_context& ctx,
+                                        wire::metadata_request& request) {
   wire::metadata_response response;
-  for (broker_address& a : b.live_brokers(ctx.listener_name)) {
+  for (broker_address& a : metadata.live_brokers(ctx.listener_name)) {
     auto& out = response.brokers.emplace_back();
     out.node_id = a.node_id;
     out.host = std::move(a.host);
     out.port = a.port;
     out.rack = std::move(a.rack);
   }
-  response.cluster_id = b.cluster_id();
-  response.controller_id = b.controller_id();
+  response.cluster_id = metadata.cluster_id();
+  response.controller_id = metadata.controller_id();
   // The request fields exist only in the versions that have them, and decode as false elsewhere.
   response.cluster_authorized_operations =
       authorized_operations(request.include_cluster_authorized_operations, cluster_operations);
@@ -152,15 +155,15 @@ wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_req
 
   bool all_topics =
       !request.topics.has_value() || (ctx.api_version == 0 && request.topics->empty());
-  if (b.cluster() != nullptr) {
-    cluster_topics(ctx, request, all_topics, topic_ops, response);
+  if (const cluster::metadata_image* image = metadata.image()) {
+    cluster_topics(*image, partitions, request, all_topics, topic_ops, response);
     return response;
   }
   if (all_topics) {
-    for (const auto& [name, t] : b.topics().all()) {
+    for (const auto& [name, t] : topics.all()) {
       response.topics.push_back(describe(t, topic_ops));
     }
-    for (const auto& [name, partitions] : b.topics().all_creating())
+    for (const auto& [name, partitions] : topics.all_creating())
       response.topics.push_back(not_ready(name, topic_ops));
     return response;
   }
@@ -175,7 +178,7 @@ wire::metadata_response handle_metadata(request_context& ctx, wire::metadata_req
     }
     topic* t = nullptr;
     wire::error_code ec =
-        b.find_or_create_topic(*requested.name, request.allow_auto_topic_creation, t);
+        partitions.find_or_create_topic(*requested.name, request.allow_auto_topic_creation, t);
     if (ec != wire::error_code::none) {
       wire::metadata_response::metadata_response_topic failed;
       failed.error_code = static_cast<int16_t>(ec);

@@ -10,15 +10,15 @@
 // the same way). When no partition is left the coordinator is not asked at all, so such a
 // request gets no group error either, as in Kafka.
 
-#include "server/broker.h"
 #include "server/groups/group_coordinator.h"
 #include "server/handlers/handlers.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
 boost::asio::awaitable<wire::offset_commit_response> handle_offset_commit(
-    request_context& ctx, wire::offset_commit_request& request) {
-  topic_registry& topics = ctx.broker.topics();
+    topic_registry& topics, group_coordinator& groups, request_context& ctx,
+    wire::offset_commit_request& request) {
   std::vector<std::vector<bool>> exists(request.topics.size());
   bool all_exist = true;
   for (size_t ti = 0; ti < request.topics.size(); ++ti) {
@@ -29,7 +29,7 @@ boost::asio::awaitable<wire::offset_commit_response> handle_offset_commit(
       all_exist = all_exist && known;
     }
   }
-  if (all_exist) co_return co_await ctx.broker.groups().commit_offsets(request, ctx.api_version);
+  if (all_exist) co_return co_await groups.commit_offsets(request, ctx.api_version);
 
   wire::offset_commit_request known = request;
   known.topics.clear();
@@ -43,7 +43,7 @@ boost::asio::awaitable<wire::offset_commit_response> handle_offset_commit(
   }
   wire::offset_commit_response committed;
   if (!known.topics.empty()) {
-    committed = co_await ctx.broker.groups().commit_offsets(known, ctx.api_version);
+    committed = co_await groups.commit_offsets(known, ctx.api_version);
   }
 
   // The answer in the request's order: the coordinator's for the partitions it saw (its response

@@ -4,15 +4,14 @@
 // to (GROUP_SUBSCRIBED_TO_TOPIC otherwise). The answer waits until the tombstones are durable; if
 // they cannot be written, the offsets stay and the top-level error says why (as in Kafka 4).
 
-#include "server/broker.h"
 #include "server/groups/group_coordinator.h"
 #include "server/handlers/handlers.h"
 
 namespace sluice::server {
 
 boost::asio::awaitable<wire::offset_delete_response> handle_offset_delete(
-    request_context& ctx, wire::offset_delete_request& request) {
-  co_return co_await ctx.broker.groups().delete_offsets(request, ctx.api_version);
+    group_coordinator& groups, request_context& ctx, wire::offset_delete_request& request) {
+  co_return co_await groups.delete_offsets(request, ctx.api_version);
 }
 
 }  // namespace sluice::server

@@ -13,13 +13,15 @@
 // read) and is not bounded by the high watermark. A partition whose log went offline is
 // KAFKA_STORAGE_ERROR, one this broker does not have UNKNOWN_TOPIC_OR_PARTITION.
 
-#include "server/broker.h"
 #include "server/handlers/handlers.h"
+#include "server/partition.h"
+#include "server/partition_directory.h"
 
 namespace sluice::server {
 
 wire::offset_for_leader_epoch_response handle_offset_for_leader_epoch(
-    request_context& ctx, wire::offset_for_leader_epoch_request& request) {
+    partition_directory& partitions, request_context&,
+    wire::offset_for_leader_epoch_request& request) {
   using wire::error_code;
   wire::offset_for_leader_epoch_response response;
   for (const auto& requested_topic : request.topics) {
@@ -29,7 +31,7 @@ wire::offset_for_leader_epoch_response handle_offset_for_leader_epoch(
       auto& out = topic_out.partitions.emplace_back();
       out.partition = requested.partition;
       partition* p = nullptr;
-      error_code ec = ctx.broker.find_partition(requested_topic.topic, requested.partition, p);
+      error_code ec = partitions.find_partition(requested_topic.topic, requested.partition, p);
       if (ec == error_code::none && requested.current_leader_epoch != -1 &&
           requested.current_leader_epoch != p->leader_epoch()) {
         ec = requested.current_leader_epoch < p->leader_epoch() ? error_code::fenced_leader_epoch

@@ -18,10 +18,11 @@
 
 #include <map>
 
-#include "server/broker.h"
 #include "server/cluster/reassignment.h"
 #include "server/controller_channel.h"
 #include "server/handlers/handlers.h"
+#include "server/metadata_view.h"
+#include "server/topics.h"
 
 namespace sluice::server {
 
@@ -68,13 +69,12 @@ alter_response fail_all(const wire::alter_partition_reassignments_request& reque
   return response;
 }
 
-alter_response alter_alone(request_context& ctx,
+alter_response alter_alone(int32_t self, topic_registry& topics,
                            const wire::alter_partition_reassignments_request& request) {
-  const int32_t self = ctx.broker.config().node_id;
   const cluster::broker_predicate registered = [self](int32_t id) { return id == self; };
   alter_response response = alter_ok();
   for (const auto& t : request.topics) {
-    const topic* found = ctx.broker.topics().find(t.name);
+    const topic* found = topics.find(t.name);
     for (const auto& p : t.partitions) {
       const int32_t index = p.partition_index;
       if (found == nullptr) {
@@ -100,11 +100,11 @@ alter_response alter_alone(request_context& ctx,
 }  // namespace
 
 boost::asio::awaitable<alter_response> handle_alter_partition_reassignments(
+    const metadata_view& metadata, controller_channel* controller, topic_registry& topics,
     request_context& ctx, wire::alter_partition_reassignments_request& request) {
-  controller_channel* channel = ctx.broker.controller();
-  if (channel == nullptr) co_return alter_alone(ctx, request);
-  if (!channel->local_is_controller()) {
-    auto answer = co_await channel->forward(request, ctx.api_version);
+  if (controller == nullptr) co_return alter_alone(metadata.node_id(), topics, request);
+  if (!controller->local_is_controller()) {
+    auto answer = co_await controller->forward(request, ctx.api_version);
     if (!answer.error) co_return std::move(answer.body);
     co_return fail_all(request, error_code::not_controller,
                        "No controller could be reached: " + answer.error.message());
@@ -116,28 +116,29 @@ boost::asio::awaitable<alter_response> handle_alter_partition_reassignments(
       ask.push_back({t.name, p.partition_index, p.replicas});
   }
   cluster::alter_reassignments_result result =
-      co_await channel->local().alter_partition_reassignments(std::move(ask));
+      co_await controller->local().alter_partition_reassignments(std::move(ask));
   if (result.error != error_code::none) co_return fail_all(request, result.error, result.message);
 
   alter_response response = alter_ok();
   for (const auto& r : result.partitions)
     add_result(response, r.topic, r.partition, r.error, r.message);
-  if (result.revision > 0) co_await channel->wait_for_revision(result.revision, request.timeout_ms);
+  if (result.revision > 0)
+    co_await controller->wait_for_revision(result.revision, request.timeout_ms);
   co_return response;
 }
 
 boost::asio::awaitable<list_response> handle_list_partition_reassignments(
-    request_context& ctx, wire::list_partition_reassignments_request& request) {
-  controller_channel* channel = ctx.broker.controller();
-  if (channel == nullptr) co_return list_ok();
+    controller_channel* controller, request_context& ctx,
+    wire::list_partition_reassignments_request& request) {
+  if (controller == nullptr) co_return list_ok();
   const auto fail = [](error_code error, std::string message) {
     list_response response;
     response.error_code = static_cast<int16_t>(error);
     response.error_message = std::move(message);
     return response;
   };
-  if (!channel->local_is_controller()) {
-    auto answer = co_await channel->forward(request, ctx.api_version);
+  if (!controller->local_is_controller()) {
+    auto answer = co_await controller->forward(request, ctx.api_version);
     if (!answer.error) co_return std::move(answer.body);
     co_return fail(error_code::not_controller,
                    "No controller could be reached: " + answer.error.message());
@@ -152,7 +153,7 @@ boost::asio::awaitable<list_response> handle_list_partition_reassignments(
     }
   }
   cluster::list_reassignments_result result =
-      co_await channel->local().list_partition_reassignments(std::move(which));
+      co_await controller->local().list_partition_reassignments(std::move(which));
   if (result.error != error_code::none) co_return fail(result.error, result.message);
   list_response response = list_ok();
   for (const auto& r : result.partitions) {

@@ -41,12 +41,15 @@
 
 #include <charconv>
 
-#include "server/broker.h"
+#include "server/broker_stats.h"
 #include "server/completion_latch.h"
 #include "server/errors.h"
 #include "server/handlers/handlers.h"
 #include "server/logging.h"
+#include "server/partition_directory.h"
+#include "server/timers.h"
 #include "server/topic_config.h"
+#include "server/topics.h"
 #include "wire/record_batch.h"
 
 namespace sluice::server {
@@ -63,13 +66,15 @@ constexpr int16_t first_zstd_version = 7;
 // The topic a Produce names: by id from v13 (KIP-516; an unknown id is UNKNOWN_TOPIC_ID, and
 // nothing is created for it), else by name, created on first use. Internal topics hold the
 // broker's own records (Kafka: INVALID_TOPIC_EXCEPTION).
-error_code resolve_topic(broker& b, wire::produce_request::topic_produce_data& data,
-                         int16_t api_version, topic*& t) {
+error_code resolve_topic(topic_registry& topics, partition_directory& partitions,
+                         wire::produce_request::topic_produce_data& data, int16_t api_version,
+                         topic*& t) {
   if (api_version >= 13) {
-    t = b.topics().find_by_id(data.topic_id);
+    t = topics.find_by_id(data.topic_id);
     if (t == nullptr) return error_code::unknown_topic_id;
     data.name = t->name;
-  } else if (error_code ec = b.find_or_create_topic(data.name, true, t); ec != error_code::none) {
+  } else if (error_code ec = partitions.find_or_create_topic(data.name, true, t);
+             ec != error_code::none) {
     return ec;
   }
   return t->internal ? error_code::invalid_topic_exception : error_code::none;
@@ -109,7 +114,9 @@ using fail_fn = std::function<void(partition_response&, const std::string&, erro
 
 // Waits until each replicated partition's ISR has its batch, or timeout_ms passes
 // (REQUEST_TIMED_OUT for the partitions still waiting). A partition led alone answers at once.
-boost::asio::awaitable<void> wait_for_replicas(broker& b, int32_t timeout_ms,
+// `executor` by reference: GCC 12 may destroy twice a copy made inside the caller's co_await.
+boost::asio::awaitable<void> wait_for_replicas(const boost::asio::any_io_executor& executor,
+                                               timer_service& timers, int32_t timeout_ms,
                                                std::vector<appended>& partitions,
                                                const fail_fn& fail) {
   struct waiting {
@@ -117,7 +124,7 @@ boost::asio::awaitable<void> wait_for_replicas(broker& b, int32_t timeout_ms,
     completion_latch::ticket ticket;
     bool answered = false;
   };
-  completion_latch replicated(b.executor());
+  completion_latch replicated(executor);
   std::vector<std::shared_ptr<waiting>> waits;
   for (appended& a : partitions) {
     if (a.p->tracker() == nullptr) continue;
@@ -134,7 +141,7 @@ boost::asio::awaitable<void> wait_for_replicas(broker& b, int32_t timeout_ms,
   }
   if (waits.empty()) co_return;
   timer_handle deadline =
-      b.timers().schedule(std::chrono::milliseconds(std::max(0, timeout_ms)), [&waits, &fail] {
+      timers.schedule(std::chrono::milliseconds(std::max(0, timeout_ms)), [&waits, &fail] {
         for (auto& w : waits) {
           if (w->answered) continue;
           w->answered = true;
@@ -149,8 +156,9 @@ boost::asio::awaitable<void> wait_for_replicas(broker& b, int32_t timeout_ms,
 }  // namespace
 
 boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
-    request_context& ctx, wire::produce_request& request) {
-  broker& b = ctx.broker;
+    const broker_config& config, topic_registry& topics, partition_directory& partitions,
+    timer_service& timers, broker_stats& stats, request_context& ctx,
+    wire::produce_request& request) {
   wire::produce_response response;
   const bool valid_acks = request.acks == 0 || request.acks == 1 || request.acks == -1;
   const int16_t acks = request.acks;
@@ -173,8 +181,9 @@ boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
   response.responses.reserve(request.topic_data.size());
   for (auto& topic_data : request.topic_data) {
     topic* t = nullptr;
-    const error_code topic_error = valid_acks ? resolve_topic(b, topic_data, ctx.api_version, t)
-                                              : error_code::invalid_required_acks;
+    const error_code topic_error =
+        valid_acks ? resolve_topic(topics, partitions, topic_data, ctx.api_version, t)
+                   : error_code::invalid_required_acks;
     auto& topic_out = response.responses.emplace_back();
     topic_out.name = topic_data.name;
     topic_out.topic_id = topic_data.topic_id;
@@ -188,7 +197,7 @@ boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
       error_code ec = topic_error;
       partition* p = nullptr;
       if (ec == error_code::none) {
-        p = b.topics().find_partition(topic_data.name, partition_data.index);
+        p = topics.find_partition(topic_data.name, partition_data.index);
         if (p == nullptr) {
           ec = error_code::unknown_topic_or_partition;
         } else if (p->offline()) {
@@ -203,7 +212,7 @@ boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
       // acks=all promises min.insync.replicas copies (Kafka checks before appending).
       int32_t min_isr = 1;
       if (ec == error_code::none && acks == -1) {
-        min_isr = min_insync_replicas(b.config(), *t);
+        min_isr = min_insync_replicas(config, *t);
         if (static_cast<int64_t>(p->isr().size()) < min_isr) ec = error_code::not_enough_replicas;
       }
       if (ec != error_code::none) {
@@ -229,7 +238,7 @@ boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
                          info.base_offset, "-", info.last_offset,
                          ", answered with the original offsets");
               } else if (acks == -1) {
-                b.count_acks_all_batches(info.batch_count);
+                stats.count_acks_all_batches(info.batch_count);
               }
               done_appending.push_back({out, p, topic, info.last_offset + 1, min_isr});
             }
@@ -241,7 +250,9 @@ boost::asio::awaitable<std::optional<wire::produce_response>> handle_produce(
 
   // acks=all in a cluster: every in-sync replica must have the batch first (Kafka's
   // DelayedProduce), for at most the request's timeout_ms.
-  if (acks == -1) co_await wait_for_replicas(b, request.timeout_ms, done_appending, fail);
+  if (acks == -1) {
+    co_await wait_for_replicas(ctx.executor, timers, request.timeout_ms, done_appending, fail);
+  }
 
   // The durability the contract asks for (a duplicate waits too: its original may not be synced).
   completion_latch durable(ctx.executor);

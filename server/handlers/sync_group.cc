@@ -4,15 +4,14 @@
 // Followers wait for the leader. Assignments are opaque bytes the broker only relays (so
 // cooperative-sticky works unchanged).
 
-#include "server/broker.h"
 #include "server/groups/group_coordinator.h"
 #include "server/handlers/handlers.h"
 
 namespace sluice::server {
 
 boost::asio::awaitable<wire::sync_group_response> handle_sync_group(
-    request_context& ctx, wire::sync_group_request& request) {
-  co_return co_await ctx.broker.groups().sync(request, ctx.api_version);
+    group_coordinator& groups, request_context& ctx, wire::sync_group_request& request) {
+  co_return co_await groups.sync(request, ctx.api_version);
 }
 
 }  // namespace sluice::server

@@ -27,9 +27,10 @@
 
 #include <boost/asio/awaitable.hpp>
 
-#include "server/broker.h"
+#include "server/cluster/metadata_image.h"
 #include "server/controller_channel.h"
 #include "server/logging.h"
+#include "server/metadata_view.h"
 #include "server/request_context.h"
 #include "server/topic_config.h"
 #include "wire/error_code.h"
@@ -53,12 +54,9 @@ inline constexpr std::chrono::milliseconds config_change_visible_timeout{5000};
 // type and name) through the controller, filling those entries' error codes and messages.
 template <class Request, class Response>
 boost::asio::awaitable<void> change_topic_configs_in_cluster(
-    request_context& ctx, const Request& request, Response& response,
-    std::vector<controller_config_change> changes) {
+    const metadata_view& metadata, controller_channel& channel, request_context& ctx,
+    const Request& request, Response& response, std::vector<controller_config_change> changes) {
   using wire::error_code;
-  broker& b = ctx.broker;
-  controller_channel& channel = *b.controller();
-  cluster::cluster_member& member = *b.cluster();
   auto set = [&response](size_t index, int16_t code, std::optional<std::string> message) {
     auto& out = response.responses[index];
     out.error_code = code;
@@ -97,7 +95,7 @@ boost::asio::awaitable<void> change_topic_configs_in_cluster(
       if (r.error_code == 0 && !request.validate_only) changed.push_back(out.resource_name);
     }
     for (const std::string& name : changed) {
-      if (!co_await member.catch_up_with_topic(name, config_change_visible_timeout)) {
+      if (!co_await channel.catch_up_with_topic(name, config_change_visible_timeout)) {
         log_warn("configs of topic ", name, " changed by the controller for ", ctx.peer,
                  " do not show in this broker's cluster state after ",
                  config_change_visible_timeout.count(), " ms");
@@ -124,8 +122,10 @@ boost::asio::awaitable<void> change_topic_configs_in_cluster(
   }
   if (written == 0) co_return;
   // Named: GCC 12 destroys a std::function made from a lambda inside a co_await twice.
-  std::function<bool()> shown = [&member, written] { return member.image().revision() >= written; };
-  if (!co_await member.wait_until(std::move(shown), config_change_visible_timeout)) {
+  std::function<bool()> shown = [&metadata, written] {
+    return metadata.image()->revision() >= written;
+  };
+  if (!co_await channel.wait_until(std::move(shown), config_change_visible_timeout)) {
     log_warn("topic configs written at revision ", written, " for ", ctx.peer,
              " do not show in this broker's cluster state after ",
              config_change_visible_timeout.count(), " ms");

@@ -85,8 +85,8 @@ class admin_handlers_test : public ::testing::Test {
     std::copy(f.bytes.begin(), f.bytes.end(), in.data.get());
     auto slot = std::make_shared<response_slot>();
     std::string reason;
-    EXPECT_TRUE(dispatch_request(request_context{*broker_, io_.get_executor()}, std::move(in), slot,
-                                 std::make_shared<counting_sink>(), reason))
+    EXPECT_TRUE(dispatch_request(broker_->services(), request_context{io_.get_executor()},
+                                 std::move(in), slot, std::make_shared<counting_sink>(), reason))
         << reason;
     return slot;
   }
@@ -535,7 +535,7 @@ TEST_F(admin_handlers_test, describe_broker_cluster_and_log_dirs) {
   EXPECT_EQ(cluster.controller_id, 1);
   ASSERT_EQ(cluster.brokers.size(), 1u);
   EXPECT_EQ(cluster.brokers[0].broker_id, 1);
-  EXPECT_EQ(cluster.brokers[0].port, broker_->advertised().port);
+  EXPECT_EQ(cluster.brokers[0].port, broker_->metadata().advertised().port);
   wire::describe_cluster_request controllers;
   controllers.endpoint_type = 2;
   auto mismatched = call<wire::describe_cluster_response>(1, controllers);

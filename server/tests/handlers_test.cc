@@ -82,8 +82,8 @@ class handlers_test : public ::testing::Test {
     correlation_of_[slot.get()] = correlation_id_;
     auto sink = std::make_shared<counting_sink>();
     std::string reason;
-    bool ok = dispatch_request(request_context{*broker_, io_.get_executor()}, std::move(in), slot,
-                               sink, reason);
+    bool ok = dispatch_request(broker_->services(), request_context{io_.get_executor()},
+                               std::move(in), slot, sink, reason);
     if (accepted) *accepted = ok;
     auto deadline = std::chrono::steady_clock::now() + wait;
     while (!slot->ready && ok && std::chrono::steady_clock::now() < deadline) {
@@ -990,7 +990,7 @@ TEST_F(handlers_test, find_coordinator_single_and_batched) {
   EXPECT_EQ(v0.error_code, 0);
   EXPECT_EQ(v0.node_id, 1);
   EXPECT_EQ(v0.host, "127.0.0.1");
-  EXPECT_EQ(v0.port, broker_->advertised().port);
+  EXPECT_EQ(v0.port, broker_->metadata().advertised().port);
 
   wire::find_coordinator_request batched;
   batched.coordinator_keys = {"a", "", "b"};
