@@ -183,9 +183,11 @@ void stopped_process::resume() {
 
 // ---- cluster -------------------------------------------------------------------------------
 
-cluster::cluster(config_map extra, std::map<int32_t, config_map> per_node)
+cluster::cluster(config_map extra, std::map<int32_t, config_map> per_node,
+                 const before_brokers_hook& before_brokers)
     : extra_(std::move(extra)), per_node_(std::move(per_node)) {
   etcd_ = std::make_unique<etcd_process>([] { return ::testing::Test::HasFailure(); });
+  if (before_brokers) before_brokers(*etcd_, per_node_);
   std::random_device random;
   prefix_ = "/sluice-test-" + std::to_string(::getpid()) + "-" +
             std::to_string(clusters_started.fetch_add(1)) + "-" + std::to_string(random() % 100000);

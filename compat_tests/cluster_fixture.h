@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -98,7 +99,12 @@ class cluster {
   // Starts etcd and brokers 1, 2 and 3 with `extra` added to each broker's config, then waits
   // until every broker's Metadata lists all three and the same controller (throws if not).
   // `per_node` adds to (or overrides) one broker's config: its rack, for instance.
-  explicit cluster(config_map extra = {}, std::map<int32_t, config_map> per_node = {});
+  // `before_brokers` runs once etcd is up and before any broker starts; it may add to
+  // `per_node`: a caller that puts proxies between the brokers and etcd learns etcd's port there.
+  using before_brokers_hook =
+      std::function<void(etcd_process&, std::map<int32_t, config_map>& per_node)>;
+  explicit cluster(config_map extra = {}, std::map<int32_t, config_map> per_node = {},
+                   const before_brokers_hook& before_brokers = {});
   ~cluster();
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
