@@ -1584,6 +1584,27 @@ TEST_F(Cluster, AConsumerWithARackReadsFromTheFollowerInItsRack) {
     ASSERT_EQ(parts.size(), 1u);
     EXPECT_EQ(parts[0].error_code, 6);  // NOT_LEADER_OR_FOLLOWER
   }
+  // A consumer ahead of what the follower has copied (come on stale metadata) and without a
+  // leader epoch gets no records, not OFFSET_OUT_OF_RANGE that would make it reset its position
+  // (Kafka since apache/kafka#12734); one that sent an epoch is told, and asks the leader.
+  {
+    std::optional<cluster_metadata::partition> now = partition_on(c, near, topic, 0);
+    ASSERT_TRUE(now.has_value());
+    raw_connection conn(c.node(near).host(), c.node(near).port());
+    fetch_v12_options ahead;
+    ahead.rack_id = rack_of.at(near);
+    bytes payload =
+        round_trip(conn, fetch_v12_request(3, topic, 0, records + 1000, 0, 1, ahead), 10s);
+    fetch_v12_body body = parse_fetch_v12_full(split_response(payload, true).body);
+    ASSERT_EQ(body.partitions.size(), 1u);
+    EXPECT_EQ(body.partitions[0].error_code, 0);
+    EXPECT_TRUE(body.partitions[0].records.empty());
+    ahead.current_leader_epoch = now->leader_epoch;
+    payload = round_trip(conn, fetch_v12_request(4, topic, 0, records + 1000, 0, 1, ahead), 10s);
+    body = parse_fetch_v12_full(split_response(payload, true).body);
+    ASSERT_EQ(body.partitions.size(), 1u);
+    EXPECT_EQ(body.partitions[0].error_code, 1);  // OFFSET_OUT_OF_RANGE
+  }
 
   // librdkafka with client.rack follows the leader's answer: its statistics name the broker it
   // fetches from, and it reads every record there.

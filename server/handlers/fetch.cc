@@ -36,7 +36,9 @@
 // Fetch from follower (KIP-392): from v11 a consumer may fetch from a follower, which serves it up
 // to its own high watermark (the leader's, as far as its log reaches). With replica.selector.class
 // set, a leader answers a consumer whose rack_id names another replica's rack with no records and
-// that replica as PreferredReadReplica (server/replica_selector.h).
+// that replica as PreferredReadReplica (server/replica_selector.h). A consumer at a follower
+// with an offset past the follower's log end and no leader epoch gets no records rather than
+// OFFSET_OUT_OF_RANGE (it may have come on stale metadata; Kafka's answer since apache/kafka#12734).
 //
 // Deviations: aborted_transactions is empty under read_committed (no transactions yet) and null
 // otherwise, as in Kafka.
@@ -209,6 +211,15 @@ fill_result fill(const fill_sources& from, const wire::fetch_request& request, i
           result.diverged = true;
           continue;
         }
+      }
+      if (!follower && !p->is_leader() && requested.current_leader_epoch < 0 &&
+          offset > p->log_end_offset()) {
+        // A consumer at a follower without a leader epoch (Fetch v11+ without KIP-320, as
+        // librdkafka before 2.1 sends it) may be there on stale metadata, ahead of what this
+        // replica has copied so far. OFFSET_OUT_OF_RANGE would make it reset its position
+        // (auto.offset.reset), so it gets no records instead and asks again, as Kafka answers
+        // since apache/kafka#12734. With an epoch, a client knows to ask the leader instead.
+        continue;
       }
       if (offset < p->log_start_offset() || offset > p->log_end_offset()) {
         out.error_code = static_cast<int16_t>(error_code::offset_out_of_range);
