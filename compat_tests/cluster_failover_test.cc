@@ -132,13 +132,7 @@ TEST_F(ClusterFailover, APausedLeaderNeverAcknowledgesWhatItsSuccessorLacksAndIs
   const std::string topic = "fenced";
   // min.insync.replicas=1: nothing but the ISR rule keeps the old leader from acknowledging alone.
   ASSERT_EQ(c.create_topic(topic, 1, 3), RD_KAFKA_RESP_ERR_NO_ERROR);
-  {
-    producer p(c.bootstrap(), {{"acks", "all"}});
-    for (int i = 0; i < 10; ++i)
-      p.produce(topic, 0, "k", "before-" + std::to_string(i));
-    ASSERT_TRUE(p.flush(30s));
-    ASSERT_EQ(p.acked_count(), 10u);
-  }
+  ASSERT_EQ(produce_acks_all(c, {1, 2, 3}, topic, 0, "before-", 10), 10u);
   const int32_t old_leader = c.leader_of(topic, 0, 1);
   ASSERT_GT(old_leader, 0);
   raw_connection straight(c.node(old_leader).host(), c.node(old_leader).port());
@@ -152,11 +146,7 @@ TEST_F(ClusterFailover, APausedLeaderNeverAcknowledgesWhatItsSuccessorLacksAndIs
     successor = wait_for_successor(c, topic, 0, old_leader, all_but(old_leader),
                                    std::chrono::milliseconds(cluster::session_timeout_ms * 4));
     ASSERT_GT(successor, 0) << c.logs_tail();
-    producer p(c.bootstrap(all_but(old_leader)), {{"acks", "all"}});
-    for (int i = 0; i < 10; ++i)
-      p.produce(topic, 0, "k", "after-" + std::to_string(i));
-    ASSERT_TRUE(p.flush(30s));
-    ASSERT_EQ(p.acked_count(), 10u);
+    ASSERT_EQ(produce_acks_all(c, all_but(old_leader), topic, 0, "after-", 10), 10u);
     // Queued in the paused broker's socket: it is the first thing it reads when it resumes,
     // before its watch on etcd tells it that it lost the leadership.
     ASSERT_TRUE(straight.send(fenced_write));
@@ -174,13 +164,7 @@ TEST_F(ClusterFailover, APausedLeaderNeverAcknowledgesWhatItsSuccessorLacksAndIs
   EXPECT_EQ(c.leader_of(topic, 0, old_leader), successor);
   std::string old_log;
   std::string new_log;
-  EXPECT_TRUE(wait_until(
-      [&] {
-        old_log = read_partition_log(c.node(old_leader).partition_dir(topic, 0));
-        new_log = read_partition_log(c.node(successor).partition_dir(topic, 0));
-        return old_log == new_log;
-      },
-      20s))
+  EXPECT_TRUE(replica_logs_match(c, old_leader, successor, topic, 0, &old_log, &new_log))
       << "log sizes " << old_log.size() << " and " << new_log.size();
   EXPECT_EQ(old_log.find("fenced-write"), std::string::npos);
   simple_consumer consumer(c.bootstrap(), topic, {{"fetch.wait.max.ms", "100"}});
@@ -201,13 +185,7 @@ TEST_F(ClusterFailover, WithEtcdPausedLeadersStopAcknowledgingAcksAllWhenTheirLe
   cluster& c = *c_;
   const std::string topic = "outage";
   ASSERT_EQ(c.create_topic(topic, 1, 3), RD_KAFKA_RESP_ERR_NO_ERROR);
-  {
-    producer p(c.bootstrap(), {{"acks", "all"}});
-    for (int i = 0; i < 10; ++i)
-      p.produce(topic, 0, "k", "before-" + std::to_string(i));
-    ASSERT_TRUE(p.flush(30s));
-    ASSERT_EQ(p.acked_count(), 10u);
-  }
+  ASSERT_EQ(produce_acks_all(c, {1, 2, 3}, topic, 0, "before-", 10), 10u);
   const int32_t leader = c.leader_of(topic, 0, 1);
   ASSERT_GT(leader, 0);
   raw_connection straight(c.node(leader).host(), c.node(leader).port());
@@ -246,13 +224,7 @@ TEST_F(ClusterFailover, WithEtcdPausedLeadersStopAcknowledgingAcksAllWhenTheirLe
   ASSERT_TRUE(wait_until([&] { return registrations() > registered_before; }, 30s))
       << c.logs_tail();
   ASSERT_TRUE(c.wait_for_topic(topic, 1, 3, {1, 2, 3}, 60s)) << c.logs_tail();
-  {
-    producer p(c.bootstrap(), {{"acks", "all"}});
-    for (int i = 0; i < 10; ++i)
-      p.produce(topic, 0, "k", "after-" + std::to_string(i));
-    ASSERT_TRUE(p.flush(60s));
-    EXPECT_EQ(p.acked_count(), 10u);
-  }
+  EXPECT_EQ(produce_acks_all(c, {1, 2, 3}, topic, 0, "after-", 10), 10u);
   std::set<std::string> acked;
   for (int i = 0; i < 10; ++i) {
     acked.insert("before-" + std::to_string(i));

@@ -1904,17 +1904,7 @@ TEST_F(Cluster, APartitionWithNoLiveInSyncReplicaStaysOfflineUntilUncleanElectio
       first.replicas.at(0) == leader ? first.replicas.at(1) : first.replicas.at(0);
   const int32_t third = 6 - leader - follower;
   auto write = [&](const std::vector<int32_t>& via, const std::string& prefix, int n) {
-    producer p(c.bootstrap(via), {{"acks", "all"}});
-    for (int i = 0; i < n; ++i)
-      p.produce(topic, 0, "k", prefix + std::to_string(i));
-    const bool flushed = p.flush(30s);
-    for (const auto& d : p.deliveries()) {
-      if (d.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        ADD_FAILURE() << prefix << ": " << rd_kafka_err2str(d.err);
-        break;
-      }
-    }
-    return flushed ? p.acked_count() : 0;
+    return produce_acks_all(c, via, topic, 0, prefix, n);
   };
   ASSERT_EQ(write({1, 2, 3}, "both-", 10), 10u);
   // The follower stops (cleanly: it leaves the ISR); the leader alone takes more.
@@ -1955,13 +1945,7 @@ TEST_F(Cluster, APartitionWithNoLiveInSyncReplicaStaysOfflineUntilUncleanElectio
   ASSERT_TRUE(c.wait_for_topic(topic, 1, 2, {1, 2, 3}, 60s)) << c.logs_tail();
   std::string old_log;
   std::string new_log;
-  EXPECT_TRUE(wait_until(
-      [&] {
-        old_log = read_partition_log(c.node(leader).partition_dir(topic, 0));
-        new_log = read_partition_log(c.node(follower).partition_dir(topic, 0));
-        return old_log == new_log;
-      },
-      20s))
+  EXPECT_TRUE(replica_logs_match(c, leader, follower, topic, 0, &old_log, &new_log))
       << "log sizes " << old_log.size() << " and " << new_log.size();
   EXPECT_EQ(old_log.find("leader-only-"), std::string::npos);
   simple_consumer consumer(c.bootstrap(), topic, {{"fetch.wait.max.ms", "100"}});

@@ -43,4 +43,30 @@ size_t expect_each_read_once(cluster& c, const std::string& topic, int32_t parti
   return read.size();
 }
 
+size_t produce_acks_all(cluster& c, const std::vector<int32_t>& via, const std::string& topic,
+                        int32_t partition, const std::string& prefix, int n) {
+  producer p(c.bootstrap(via), {{"acks", "all"}});
+  for (int i = 0; i < n; ++i)
+    p.produce(topic, partition, "k", prefix + std::to_string(i));
+  const bool flushed = p.flush(30s);
+  for (const producer::delivery& d : p.deliveries()) {
+    if (d.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      ADD_FAILURE() << prefix << ": " << rd_kafka_err2str(d.err);
+      break;
+    }
+  }
+  return flushed ? p.acked_count() : 0;
+}
+
+bool replica_logs_match(cluster& c, int32_t a, int32_t b, const std::string& topic,
+                        int32_t partition, std::string* log_a, std::string* log_b) {
+  return wait_until(
+      [&] {
+        *log_a = read_partition_log(c.node(a).partition_dir(topic, partition));
+        *log_b = read_partition_log(c.node(b).partition_dir(topic, partition));
+        return *log_a == *log_b;
+      },
+      20s);
+}
+
 }  // namespace sluice::compat

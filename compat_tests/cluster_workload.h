@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "compat_tests/cluster_fixture.h"
 #include "compat_tests/rdkafka_helpers.h"
@@ -92,5 +93,15 @@ class paced_producer {
 // Returns how many records were read.
 size_t expect_each_read_once(cluster& c, const std::string& topic, int32_t partitions,
                              const std::set<std::string>& acked, const std::string& bootstrap);
+
+// Writes prefix0..prefix<n-1> to the topic's partition with acks=all through the brokers `via`;
+// how many were acknowledged (0 if the flush timed out). A delivery error fails the test.
+size_t produce_acks_all(cluster& c, const std::vector<int32_t>& via, const std::string& topic,
+                        int32_t partition, const std::string& prefix, int n);
+
+// Waits (20 s at most) until brokers a and b hold byte-identical .log files for the partition;
+// the files as last read go to *log_a and *log_b.
+bool replica_logs_match(cluster& c, int32_t a, int32_t b, const std::string& topic,
+                        int32_t partition, std::string* log_a, std::string* log_b);
 
 }  // namespace sluice::compat
