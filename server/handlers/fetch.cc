@@ -38,7 +38,8 @@
 // set, a leader answers a consumer whose rack_id names another replica's rack with no records and
 // that replica as PreferredReadReplica (server/replica_selector.h). A consumer at a follower
 // with an offset past the follower's log end and no leader epoch gets no records rather than
-// OFFSET_OUT_OF_RANGE (it may have come on stale metadata; Kafka's answer since apache/kafka#12734).
+// OFFSET_OUT_OF_RANGE (it may have come on stale metadata; Kafka's answer since
+// apache/kafka#12734).
 //
 // Deviations: aborted_transactions is empty under read_committed (no transactions yet) and null
 // otherwise, as in Kafka.
